@@ -1,0 +1,433 @@
+//! The validated, typed form of every command, and its way back to arguments.
+//!
+//! Parsing lives in `parse.rs`; this file holds the types and the inverse direction
+//! (`to_args`), plus the metadata the replication layer needs (`name`, `is_write`, `keys`).
+
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+
+/// SET's existence condition.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SetCondition {
+    /// NX: only set when the key does not exist.
+    Nx,
+    /// XX: only set when the key already exists.
+    Xx,
+}
+
+/// SET's expiry option. Relative values are always positive (checked by `parse`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SetExpiry {
+    /// EX: expire this many seconds after `ExecContext::now_ms`.
+    Ex(u64),
+    /// PX: expire this many milliseconds after `ExecContext::now_ms`.
+    Px(u64),
+    /// EXAT: expire at this Unix time in seconds.
+    ExAt(u64),
+    /// PXAT: expire at this Unix time in milliseconds.
+    PxAt(u64),
+    /// KEEPTTL: keep the key's current expiry instead of clearing it.
+    KeepTtl,
+}
+
+/// EXPIRE/PEXPIRE condition (Redis 7). XX may be combined with GT or LT; NX stands alone.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ExpireCondition {
+    /// NX: only when the key has no expiry.
+    Nx,
+    /// XX: only when the key has an expiry.
+    Xx,
+    /// GT: only when the new expiry is later than the current one (none counts as infinite).
+    Gt,
+    /// LT: only when the new expiry is earlier than the current one (none counts as infinite).
+    Lt,
+    /// XX and GT together.
+    XxGt,
+    /// XX and LT together.
+    XxLt,
+}
+
+/// FLUSHDB/FLUSHALL mode. Both behave the same here; the mode is kept for round trips.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum FlushMode {
+    /// ASYNC.
+    Async,
+    /// SYNC.
+    Sync,
+}
+
+/// One command, fully validated, with typed arguments. Built by [`Command::parse`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[allow(missing_docs)] // Variant fields are named after the Redis arguments they hold.
+pub enum Command {
+    /// `GET key`.
+    Get { key: Bytes },
+    /// `SET key value [NX|XX] [GET] [EX s|PX ms|EXAT s|PXAT ms|KEEPTTL]`.
+    Set {
+        key: Bytes,
+        value: Bytes,
+        condition: Option<SetCondition>,
+        get: bool,
+        expiry: Option<SetExpiry>,
+    },
+    /// `SETNX key value`.
+    SetNx { key: Bytes, value: Bytes },
+    /// `GETSET key value`.
+    GetSet { key: Bytes, value: Bytes },
+    /// `GETDEL key`.
+    GetDel { key: Bytes },
+    /// `MGET key [key ...]`.
+    MGet { keys: Vec<Bytes> },
+    /// `MSET key value [key value ...]`.
+    MSet { pairs: Vec<(Bytes, Bytes)> },
+    /// `APPEND key value`.
+    Append { key: Bytes, value: Bytes },
+    /// `STRLEN key`.
+    StrLen { key: Bytes },
+    /// `INCR key`.
+    Incr { key: Bytes },
+    /// `INCRBY key delta`.
+    IncrBy { key: Bytes, delta: i64 },
+    /// `DECR key`.
+    Decr { key: Bytes },
+    /// `DECRBY key delta` (never `i64::MIN`).
+    DecrBy { key: Bytes, delta: i64 },
+    /// `DEL key [key ...]`.
+    Del { keys: Vec<Bytes> },
+    /// `EXISTS key [key ...]`; repeated keys count repeatedly.
+    Exists { keys: Vec<Bytes> },
+    /// `TYPE key`.
+    Type { key: Bytes },
+    /// `DBSIZE`.
+    DbSize,
+    /// `KEYS pattern`.
+    Keys { pattern: Bytes },
+    /// `SCAN cursor [MATCH pattern] [COUNT count] [TYPE type]`; `type_name` is lowercase.
+    Scan {
+        cursor: u64,
+        pattern: Option<Bytes>,
+        count: Option<u64>,
+        type_name: Option<Bytes>,
+    },
+    /// `RANDOMKEY`.
+    RandomKey,
+    /// `FLUSHDB [ASYNC|SYNC]`.
+    FlushDb { mode: Option<FlushMode> },
+    /// `FLUSHALL [ASYNC|SYNC]`.
+    FlushAll { mode: Option<FlushMode> },
+    /// `EXPIRE key seconds [NX|XX|GT|LT]`.
+    Expire {
+        key: Bytes,
+        seconds: i64,
+        condition: Option<ExpireCondition>,
+    },
+    /// `PEXPIRE key milliseconds [NX|XX|GT|LT]`.
+    PExpire {
+        key: Bytes,
+        millis: i64,
+        condition: Option<ExpireCondition>,
+    },
+    /// `TTL key`.
+    Ttl { key: Bytes },
+    /// `PTTL key`.
+    PTtl { key: Bytes },
+    /// `PERSIST key`.
+    Persist { key: Bytes },
+    /// `LPUSH key value [value ...]`.
+    LPush { key: Bytes, values: Vec<Bytes> },
+    /// `RPUSH key value [value ...]`.
+    RPush { key: Bytes, values: Vec<Bytes> },
+    /// `LPOP key [count]`.
+    LPop { key: Bytes, count: Option<u64> },
+    /// `RPOP key [count]`.
+    RPop { key: Bytes, count: Option<u64> },
+    /// `LRANGE key start stop`.
+    LRange { key: Bytes, start: i64, stop: i64 },
+    /// `LLEN key`.
+    LLen { key: Bytes },
+    /// `HSET key field value [field value ...]`.
+    HSet {
+        key: Bytes,
+        pairs: Vec<(Bytes, Bytes)>,
+    },
+    /// `HGET key field`.
+    HGet { key: Bytes, field: Bytes },
+    /// `HDEL key field [field ...]`.
+    HDel { key: Bytes, fields: Vec<Bytes> },
+    /// `HGETALL key`.
+    HGetAll { key: Bytes },
+    /// `HLEN key`.
+    HLen { key: Bytes },
+    /// `HINCRBY key field delta`.
+    HIncrBy {
+        key: Bytes,
+        field: Bytes,
+        delta: i64,
+    },
+}
+
+impl Command {
+    /// The lowercase Redis name, e.g. `"set"`.
+    pub fn name(&self) -> &'static str {
+        use Command::*;
+        match self {
+            Get { .. } => "get",
+            Set { .. } => "set",
+            SetNx { .. } => "setnx",
+            GetSet { .. } => "getset",
+            GetDel { .. } => "getdel",
+            MGet { .. } => "mget",
+            MSet { .. } => "mset",
+            Append { .. } => "append",
+            StrLen { .. } => "strlen",
+            Incr { .. } => "incr",
+            IncrBy { .. } => "incrby",
+            Decr { .. } => "decr",
+            DecrBy { .. } => "decrby",
+            Del { .. } => "del",
+            Exists { .. } => "exists",
+            Type { .. } => "type",
+            DbSize => "dbsize",
+            Keys { .. } => "keys",
+            Scan { .. } => "scan",
+            RandomKey => "randomkey",
+            FlushDb { .. } => "flushdb",
+            FlushAll { .. } => "flushall",
+            Expire { .. } => "expire",
+            PExpire { .. } => "pexpire",
+            Ttl { .. } => "ttl",
+            PTtl { .. } => "pttl",
+            Persist { .. } => "persist",
+            LPush { .. } => "lpush",
+            RPush { .. } => "rpush",
+            LPop { .. } => "lpop",
+            RPop { .. } => "rpop",
+            LRange { .. } => "lrange",
+            LLen { .. } => "llen",
+            HSet { .. } => "hset",
+            HGet { .. } => "hget",
+            HDel { .. } => "hdel",
+            HGetAll { .. } => "hgetall",
+            HLen { .. } => "hlen",
+            HIncrBy { .. } => "hincrby",
+        }
+    }
+
+    /// Whether the command may change the store; false for pure reads.
+    pub fn is_write(&self) -> bool {
+        use Command::*;
+        !matches!(
+            self,
+            Get { .. }
+                | MGet { .. }
+                | StrLen { .. }
+                | Exists { .. }
+                | Type { .. }
+                | DbSize
+                | Keys { .. }
+                | Scan { .. }
+                | RandomKey
+                | Ttl { .. }
+                | PTtl { .. }
+                | LRange { .. }
+                | LLen { .. }
+                | HGet { .. }
+                | HGetAll { .. }
+                | HLen { .. }
+        )
+    }
+
+    /// The keys the command touches, in argument order (repeats kept); empty for
+    /// keyspace-wide commands (DBSIZE, KEYS, SCAN, RANDOMKEY, FLUSHDB, FLUSHALL).
+    pub fn keys(&self) -> Vec<&Bytes> {
+        use Command::*;
+        match self {
+            MGet { keys } | Del { keys } | Exists { keys } => keys.iter().collect(),
+            MSet { pairs } => pairs.iter().map(|(key, _)| key).collect(),
+            DbSize | Keys { .. } | Scan { .. } | RandomKey | FlushDb { .. } | FlushAll { .. } => {
+                Vec::new()
+            }
+            _ => self.single_key().into_iter().collect(),
+        }
+    }
+
+    /// The key of a single-key command.
+    fn single_key(&self) -> Option<&Bytes> {
+        use Command::*;
+        match self {
+            Get { key }
+            | Set { key, .. }
+            | SetNx { key, .. }
+            | GetSet { key, .. }
+            | GetDel { key }
+            | Append { key, .. }
+            | StrLen { key }
+            | Incr { key }
+            | IncrBy { key, .. }
+            | Decr { key }
+            | DecrBy { key, .. }
+            | Type { key }
+            | Expire { key, .. }
+            | PExpire { key, .. }
+            | Ttl { key }
+            | PTtl { key }
+            | Persist { key }
+            | LPush { key, .. }
+            | RPush { key, .. }
+            | LPop { key, .. }
+            | RPop { key, .. }
+            | LRange { key, .. }
+            | LLen { key }
+            | HSet { key, .. }
+            | HGet { key, .. }
+            | HDel { key, .. }
+            | HGetAll { key }
+            | HLen { key }
+            | HIncrBy { key, .. } => Some(key),
+            _ => None,
+        }
+    }
+
+    /// The arguments (name first) that [`Command::parse`] turns back into this command.
+    pub fn to_args(&self) -> Vec<Bytes> {
+        let mut args = vec![Bytes::from_static(self.name().as_bytes())];
+        self.push_args(&mut args);
+        args
+    }
+
+    /// Appends everything after the name.
+    fn push_args(&self, args: &mut Vec<Bytes>) {
+        use Command::*;
+        match self {
+            Set {
+                key,
+                value,
+                condition,
+                get,
+                expiry,
+            } => {
+                args.extend([key.clone(), value.clone()]);
+                push_set_options(args, *condition, *get, *expiry);
+            }
+            SetNx { key, value } | GetSet { key, value } | Append { key, value } => {
+                args.extend([key.clone(), value.clone()]);
+            }
+            MGet { keys } | Del { keys } | Exists { keys } => args.extend(keys.iter().cloned()),
+            MSet { pairs } | HSet { pairs, .. } => {
+                args.extend(self.single_key().cloned());
+                args.extend(pairs.iter().flat_map(|(a, b)| [a.clone(), b.clone()]));
+            }
+            IncrBy { key, delta } | DecrBy { key, delta } => {
+                args.extend([key.clone(), number(*delta)])
+            }
+            Keys { pattern } => args.push(pattern.clone()),
+            Scan {
+                cursor,
+                pattern,
+                count,
+                type_name,
+            } => push_scan_args(args, *cursor, pattern, *count, type_name),
+            FlushDb { mode } | FlushAll { mode } => args.extend(mode.map(flush_mode_arg)),
+            Expire {
+                key,
+                seconds: amount,
+                condition,
+            }
+            | PExpire {
+                key,
+                millis: amount,
+                condition,
+            } => {
+                args.extend([key.clone(), number(*amount)]);
+                args.extend(condition.map(expire_condition_args).into_iter().flatten());
+            }
+            LPush { key, values } | RPush { key, values } => {
+                args.push(key.clone());
+                args.extend(values.iter().cloned());
+            }
+            LPop { key, count } | RPop { key, count } => {
+                args.push(key.clone());
+                args.extend(count.map(number));
+            }
+            LRange { key, start, stop } => {
+                args.extend([key.clone(), number(*start), number(*stop)])
+            }
+            HGet { key, field } => args.extend([key.clone(), field.clone()]),
+            HDel { key, fields } => {
+                args.push(key.clone());
+                args.extend(fields.iter().cloned());
+            }
+            HIncrBy { key, field, delta } => {
+                args.extend([key.clone(), field.clone(), number(*delta)])
+            }
+            _ => args.extend(self.single_key().cloned()),
+        }
+    }
+}
+
+/// A number as a decimal argument.
+fn number(n: impl ToString) -> Bytes {
+    Bytes::from(n.to_string())
+}
+
+fn push_set_options(
+    args: &mut Vec<Bytes>,
+    condition: Option<SetCondition>,
+    get: bool,
+    expiry: Option<SetExpiry>,
+) {
+    match condition {
+        Some(SetCondition::Nx) => args.push(Bytes::from_static(b"NX")),
+        Some(SetCondition::Xx) => args.push(Bytes::from_static(b"XX")),
+        None => {}
+    }
+    if get {
+        args.push(Bytes::from_static(b"GET"));
+    }
+    match expiry {
+        Some(SetExpiry::Ex(n)) => args.extend([Bytes::from_static(b"EX"), number(n)]),
+        Some(SetExpiry::Px(n)) => args.extend([Bytes::from_static(b"PX"), number(n)]),
+        Some(SetExpiry::ExAt(n)) => args.extend([Bytes::from_static(b"EXAT"), number(n)]),
+        Some(SetExpiry::PxAt(n)) => args.extend([Bytes::from_static(b"PXAT"), number(n)]),
+        Some(SetExpiry::KeepTtl) => args.push(Bytes::from_static(b"KEEPTTL")),
+        None => {}
+    }
+}
+
+fn push_scan_args(
+    args: &mut Vec<Bytes>,
+    cursor: u64,
+    pattern: &Option<Bytes>,
+    count: Option<u64>,
+    type_name: &Option<Bytes>,
+) {
+    args.push(number(cursor));
+    if let Some(pattern) = pattern {
+        args.extend([Bytes::from_static(b"MATCH"), pattern.clone()]);
+    }
+    if let Some(count) = count {
+        args.extend([Bytes::from_static(b"COUNT"), number(count)]);
+    }
+    if let Some(type_name) = type_name {
+        args.extend([Bytes::from_static(b"TYPE"), type_name.clone()]);
+    }
+}
+
+fn flush_mode_arg(mode: FlushMode) -> Bytes {
+    match mode {
+        FlushMode::Async => Bytes::from_static(b"ASYNC"),
+        FlushMode::Sync => Bytes::from_static(b"SYNC"),
+    }
+}
+
+fn expire_condition_args(condition: ExpireCondition) -> Vec<Bytes> {
+    let words: &[&'static [u8]] = match condition {
+        ExpireCondition::Nx => &[b"NX"],
+        ExpireCondition::Xx => &[b"XX"],
+        ExpireCondition::Gt => &[b"GT"],
+        ExpireCondition::Lt => &[b"LT"],
+        ExpireCondition::XxGt => &[b"XX", b"GT"],
+        ExpireCondition::XxLt => &[b"XX", b"LT"],
+    };
+    words.iter().map(|w| Bytes::from_static(w)).collect()
+}

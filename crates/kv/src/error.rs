@@ -1,0 +1,76 @@
+//! Every error a command can produce, with Redis 7's exact text.
+
+use crate::reply::Reply;
+
+/// The largest string value a key may hold (Redis's default `proto-max-bulk-len`).
+pub(crate) const MAX_STRING_BYTES: usize = 512 * 1024 * 1024;
+
+/// A command failure; its `Display` is Redis's reply text without the leading '-'.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum Error {
+    /// The key holds a value of another type than the command works on.
+    #[error("WRONGTYPE Operation against a key holding the wrong kind of value")]
+    WrongType,
+    /// An argument (or a stored string) is not a decimal 64-bit integer.
+    #[error("ERR value is not an integer or out of range")]
+    NotInteger,
+    /// A hash field used by HINCRBY does not hold an integer.
+    #[error("ERR hash value is not an integer")]
+    HashNotInteger,
+    /// An increment would leave the signed 64-bit range.
+    #[error("ERR increment or decrement would overflow")]
+    Overflow,
+    /// DECRBY by `i64::MIN`, whose negation does not exist.
+    #[error("ERR decrement would overflow")]
+    DecrementOverflow,
+    /// The options do not form a valid command.
+    #[error("ERR syntax error")]
+    Syntax,
+    /// The argument count does not fit the command; carries its lowercase name.
+    #[error("ERR wrong number of arguments for '{0}' command")]
+    WrongArity(&'static str),
+    /// An expire time that is non-positive (SET) or overflows; carries the command name.
+    #[error("ERR invalid expire time in '{0}' command")]
+    InvalidExpireTime(&'static str),
+    /// A string would grow beyond [`MAX_STRING_BYTES`].
+    #[error("ERR string exceeds maximum allowed size (proto-max-bulk-len)")]
+    StringTooLong,
+    /// A count that must be non-negative was negative.
+    #[error("ERR value is out of range, must be positive")]
+    MustBePositive,
+    /// A SCAN cursor that is not an unsigned decimal number.
+    #[error("ERR invalid cursor")]
+    InvalidCursor,
+    /// EXPIRE got NX together with XX, GT or LT.
+    #[error("ERR NX and XX, GT or LT options at the same time are not compatible")]
+    NxWithOthers,
+    /// EXPIRE got both GT and LT.
+    #[error("ERR GT and LT options at the same time are not compatible")]
+    GtWithLt,
+    /// EXPIRE got an option it does not know; carries the option as written.
+    #[error("ERR Unsupported option {0}")]
+    UnsupportedOption(String),
+    /// The command name is not one we implement; carries Redis's full message.
+    #[error("ERR unknown command '{name}', with args beginning with: {args}")]
+    UnknownCommand {
+        /// The command name as sent (lossily decoded, at most 128 bytes).
+        name: String,
+        /// The first arguments, each quoted and followed by a space.
+        args: String,
+    },
+}
+
+impl From<Error> for Reply {
+    fn from(error: Error) -> Reply {
+        Reply::Error(error.to_string())
+    }
+}
+
+/// Fails with [`Error::StringTooLong`] when a string of `len` bytes is not allowed.
+pub(crate) fn check_string_len(len: usize) -> Result<(), Error> {
+    if len > MAX_STRING_BYTES {
+        Err(Error::StringTooLong)
+    } else {
+        Ok(())
+    }
+}

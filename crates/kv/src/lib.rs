@@ -1,0 +1,50 @@
+//! `tandem-kv`: the deterministic key/value state machine that every replica runs.
+//!
+//! No I/O, no clock, no randomness of its own: every non-deterministic input (the time
+//! for expiries, the random number for RANDOMKEY) arrives in [`ExecContext`], decided by
+//! the primary (PROTOCOL.md R1, P5). Replicas that apply the same [`Command`]s with the
+//! same contexts hold equal stores, which [`Store::digest`] checks.
+//!
+//! How to drive it: [`Command::parse`] turns RESP arguments into a validated command (or
+//! the error reply to send); [`Store::execute`] applies it and returns the [`Reply`]. The
+//! primary also polls [`Store::expired_keys`] and replicates [`Store::purge_expired`],
+//! and copies state to a new backup with [`Store::chunk_after`] / [`Store::insert_entry`].
+//!
+//! # Layout
+//! - `command`: the [`Command`] type, `name`, `is_write`, `keys`, `to_args`.
+//! - `parse`: [`Command::parse`], arity and option checks with Redis's error texts.
+//! - `error`: every error a command can give, as Redis text.
+//! - `reply`: the [`Reply`] type.
+//! - `store`: [`Store`], [`Entry`], the expiry index, typed lookups, dispatch.
+//! - `strings`, `lists`, `hashes`: the commands on each value type.
+//! - `keyspace`: DEL, EXISTS, TYPE, DBSIZE, KEYS, SCAN, RANDOMKEY, FLUSH*.
+//! - `expiry`: EXPIRE family, TTL, PERSIST, and the expired-key purge path.
+//! - `glob`: Redis glob patterns for KEYS and SCAN MATCH.
+//! - `digest`: FNV-1a, for key order and the store digest.
+//! - `transfer`: chunked state transfer ([`Chunk`]).
+//!
+//! **Architecture invariant:** nothing here iterates a `HashMap`/`HashSet` or reads the
+//! clock; every collection is ordered (`imbl::OrdMap`, `imbl::Vector`), so iteration
+//! order, and therefore every reply, is the same on every machine.
+
+mod command;
+mod digest;
+mod error;
+mod expiry;
+mod glob;
+mod hashes;
+mod keyspace;
+mod lists;
+mod parse;
+mod reply;
+mod store;
+mod strings;
+mod transfer;
+
+#[cfg(test)]
+mod tests;
+
+pub use command::{Command, ExpireCondition, FlushMode, SetCondition, SetExpiry};
+pub use reply::Reply;
+pub use store::{Entry, ExecContext, Store, Value};
+pub use transfer::Chunk;

@@ -1,0 +1,636 @@
+//! `Command::parse`: from RESP arguments to a validated [`Command`], with Redis's errors.
+//!
+//! Checks happen in Redis's order: unknown command, then arity, then the command's own
+//! options, so each malformed request gets the same error text Redis would give.
+
+use bytes::Bytes;
+
+use crate::command::{Command, ExpireCondition, FlushMode, SetCondition, SetExpiry};
+use crate::error::Error;
+use crate::reply::Reply;
+
+/// A command's name, its Redis arity (negative = at least that many), and its parser.
+struct Spec {
+    name: &'static str,
+    arity: i32,
+    parse: fn(&[Bytes]) -> Result<Command, Error>,
+}
+
+/// Every command we implement; the parsers get the arguments after the name.
+const SPECS: &[Spec] = &[
+    Spec {
+        name: "get",
+        arity: 2,
+        parse: |a| Ok(Command::Get { key: a[0].clone() }),
+    },
+    Spec {
+        name: "set",
+        arity: -3,
+        parse: parse_set,
+    },
+    Spec {
+        name: "setnx",
+        arity: 3,
+        parse: |a| {
+            Ok(Command::SetNx {
+                key: a[0].clone(),
+                value: a[1].clone(),
+            })
+        },
+    },
+    Spec {
+        name: "getset",
+        arity: 3,
+        parse: |a| {
+            Ok(Command::GetSet {
+                key: a[0].clone(),
+                value: a[1].clone(),
+            })
+        },
+    },
+    Spec {
+        name: "getdel",
+        arity: 2,
+        parse: |a| Ok(Command::GetDel { key: a[0].clone() }),
+    },
+    Spec {
+        name: "mget",
+        arity: -2,
+        parse: |a| Ok(Command::MGet { keys: a.to_vec() }),
+    },
+    Spec {
+        name: "mset",
+        arity: -3,
+        parse: |a| {
+            Ok(Command::MSet {
+                pairs: pairs(a, "mset")?,
+            })
+        },
+    },
+    Spec {
+        name: "append",
+        arity: 3,
+        parse: |a| {
+            Ok(Command::Append {
+                key: a[0].clone(),
+                value: a[1].clone(),
+            })
+        },
+    },
+    Spec {
+        name: "strlen",
+        arity: 2,
+        parse: |a| Ok(Command::StrLen { key: a[0].clone() }),
+    },
+    Spec {
+        name: "incr",
+        arity: 2,
+        parse: |a| Ok(Command::Incr { key: a[0].clone() }),
+    },
+    Spec {
+        name: "incrby",
+        arity: 3,
+        parse: |a| {
+            Ok(Command::IncrBy {
+                key: a[0].clone(),
+                delta: integer(&a[1])?,
+            })
+        },
+    },
+    Spec {
+        name: "decr",
+        arity: 2,
+        parse: |a| Ok(Command::Decr { key: a[0].clone() }),
+    },
+    Spec {
+        name: "decrby",
+        arity: 3,
+        parse: parse_decrby,
+    },
+    Spec {
+        name: "del",
+        arity: -2,
+        parse: |a| Ok(Command::Del { keys: a.to_vec() }),
+    },
+    Spec {
+        name: "exists",
+        arity: -2,
+        parse: |a| Ok(Command::Exists { keys: a.to_vec() }),
+    },
+    Spec {
+        name: "type",
+        arity: 2,
+        parse: |a| Ok(Command::Type { key: a[0].clone() }),
+    },
+    Spec {
+        name: "dbsize",
+        arity: 1,
+        parse: |_| Ok(Command::DbSize),
+    },
+    Spec {
+        name: "keys",
+        arity: 2,
+        parse: |a| {
+            Ok(Command::Keys {
+                pattern: a[0].clone(),
+            })
+        },
+    },
+    Spec {
+        name: "scan",
+        arity: -2,
+        parse: parse_scan,
+    },
+    Spec {
+        name: "randomkey",
+        arity: 1,
+        parse: |_| Ok(Command::RandomKey),
+    },
+    Spec {
+        name: "flushdb",
+        arity: -1,
+        parse: |a| {
+            Ok(Command::FlushDb {
+                mode: flush_mode(a)?,
+            })
+        },
+    },
+    Spec {
+        name: "flushall",
+        arity: -1,
+        parse: |a| {
+            Ok(Command::FlushAll {
+                mode: flush_mode(a)?,
+            })
+        },
+    },
+    Spec {
+        name: "expire",
+        arity: -3,
+        parse: parse_expire,
+    },
+    Spec {
+        name: "pexpire",
+        arity: -3,
+        parse: parse_pexpire,
+    },
+    Spec {
+        name: "ttl",
+        arity: 2,
+        parse: |a| Ok(Command::Ttl { key: a[0].clone() }),
+    },
+    Spec {
+        name: "pttl",
+        arity: 2,
+        parse: |a| Ok(Command::PTtl { key: a[0].clone() }),
+    },
+    Spec {
+        name: "persist",
+        arity: 2,
+        parse: |a| Ok(Command::Persist { key: a[0].clone() }),
+    },
+    Spec {
+        name: "lpush",
+        arity: -3,
+        parse: |a| {
+            Ok(Command::LPush {
+                key: a[0].clone(),
+                values: a[1..].to_vec(),
+            })
+        },
+    },
+    Spec {
+        name: "rpush",
+        arity: -3,
+        parse: |a| {
+            Ok(Command::RPush {
+                key: a[0].clone(),
+                values: a[1..].to_vec(),
+            })
+        },
+    },
+    Spec {
+        name: "lpop",
+        arity: -2,
+        parse: |a| {
+            Ok(Command::LPop {
+                key: a[0].clone(),
+                count: pop_count(a, "lpop")?,
+            })
+        },
+    },
+    Spec {
+        name: "rpop",
+        arity: -2,
+        parse: |a| {
+            Ok(Command::RPop {
+                key: a[0].clone(),
+                count: pop_count(a, "rpop")?,
+            })
+        },
+    },
+    Spec {
+        name: "lrange",
+        arity: 4,
+        parse: parse_lrange,
+    },
+    Spec {
+        name: "llen",
+        arity: 2,
+        parse: |a| Ok(Command::LLen { key: a[0].clone() }),
+    },
+    Spec {
+        name: "hset",
+        arity: -4,
+        parse: |a| {
+            Ok(Command::HSet {
+                key: a[0].clone(),
+                pairs: pairs(&a[1..], "hset")?,
+            })
+        },
+    },
+    Spec {
+        name: "hget",
+        arity: 3,
+        parse: |a| {
+            Ok(Command::HGet {
+                key: a[0].clone(),
+                field: a[1].clone(),
+            })
+        },
+    },
+    Spec {
+        name: "hdel",
+        arity: -3,
+        parse: |a| {
+            Ok(Command::HDel {
+                key: a[0].clone(),
+                fields: a[1..].to_vec(),
+            })
+        },
+    },
+    Spec {
+        name: "hgetall",
+        arity: 2,
+        parse: |a| Ok(Command::HGetAll { key: a[0].clone() }),
+    },
+    Spec {
+        name: "hlen",
+        arity: 2,
+        parse: |a| Ok(Command::HLen { key: a[0].clone() }),
+    },
+    Spec {
+        name: "hincrby",
+        arity: 4,
+        parse: parse_hincrby,
+    },
+];
+
+impl Command {
+    /// Parses `args` (`args[0]` is the case-insensitive command name). The error is a
+    /// [`Reply::Error`] with Redis 7's text, ready to send to the client.
+    pub fn parse(args: &[Bytes]) -> Result<Command, Reply> {
+        parse_args(args).map_err(Reply::from)
+    }
+}
+
+fn parse_args(args: &[Bytes]) -> Result<Command, Error> {
+    let Some((name, rest)) = args.split_first() else {
+        return Err(unknown_command(&Bytes::new(), &[]));
+    };
+    let spec = SPECS
+        .iter()
+        .find(|spec| name.eq_ignore_ascii_case(spec.name.as_bytes()))
+        .ok_or_else(|| unknown_command(name, rest))?;
+    let arity_ok = match usize::try_from(spec.arity) {
+        Ok(exact) => args.len() == exact,
+        Err(_) => args.len() >= spec.arity.unsigned_abs() as usize,
+    };
+    if !arity_ok {
+        return Err(Error::WrongArity(spec.name));
+    }
+    (spec.parse)(rest)
+}
+
+/// Redis's "unknown command" error: the name and the first 128 bytes of arguments.
+fn unknown_command(name: &[u8], rest: &[Bytes]) -> Error {
+    const LIMIT: usize = 128;
+    let mut quoted = Vec::new();
+    for arg in rest {
+        if quoted.len() >= LIMIT {
+            break;
+        }
+        let take = arg.len().min(LIMIT - quoted.len());
+        quoted.push(b'\'');
+        quoted.extend_from_slice(&arg[..take]);
+        quoted.extend_from_slice(b"' ");
+    }
+    Error::UnknownCommand {
+        name: sanitize(&name[..name.len().min(LIMIT)]),
+        args: sanitize(&quoted),
+    }
+}
+
+/// Error text is one line: like Redis, turn CR and LF into spaces.
+fn sanitize(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).replace(['\r', '\n'], " ")
+}
+
+/// Parses a decimal `i64` exactly as Redis's `string2ll` does: no sign other than a
+/// leading '-', no spaces, no leading zeros, no "-0".
+pub(crate) fn parse_i64(bytes: &[u8]) -> Option<i64> {
+    let (negative, digits) = match bytes.split_first() {
+        Some((b'-', digits)) => (true, digits),
+        _ => (false, bytes),
+    };
+    let leading_zero = digits.first() == Some(&b'0') && (digits.len() > 1 || negative);
+    if digits.is_empty()
+        || digits.len() > 19
+        || leading_zero
+        || !digits.iter().all(u8::is_ascii_digit)
+    {
+        return None;
+    }
+    let magnitude = digits.iter().try_fold(0u64, |n, d| {
+        n.checked_mul(10)?.checked_add(u64::from(d - b'0'))
+    })?;
+    if negative {
+        0i64.checked_sub_unsigned(magnitude)
+    } else {
+        i64::try_from(magnitude).ok()
+    }
+}
+
+/// An integer argument.
+fn integer(arg: &Bytes) -> Result<i64, Error> {
+    parse_i64(arg).ok_or(Error::NotInteger)
+}
+
+/// Field/value (or key/value) pairs; an odd count is an arity error for `name`.
+fn pairs(args: &[Bytes], name: &'static str) -> Result<Vec<(Bytes, Bytes)>, Error> {
+    if args.is_empty() || args.len() % 2 != 0 {
+        return Err(Error::WrongArity(name));
+    }
+    Ok(args
+        .chunks(2)
+        .map(|pair| (pair[0].clone(), pair[1].clone()))
+        .collect())
+}
+
+/// The option word at `arg`, uppercased for matching.
+fn word(arg: &Bytes) -> Vec<u8> {
+    arg.to_ascii_uppercase()
+}
+
+fn parse_decrby(args: &[Bytes]) -> Result<Command, Error> {
+    let delta = integer(&args[1])?;
+    if delta == i64::MIN {
+        return Err(Error::DecrementOverflow);
+    }
+    Ok(Command::DecrBy {
+        key: args[0].clone(),
+        delta,
+    })
+}
+
+fn parse_lrange(args: &[Bytes]) -> Result<Command, Error> {
+    let (start, stop) = (integer(&args[1])?, integer(&args[2])?);
+    Ok(Command::LRange {
+        key: args[0].clone(),
+        start,
+        stop,
+    })
+}
+
+fn parse_hincrby(args: &[Bytes]) -> Result<Command, Error> {
+    let delta = integer(&args[2])?;
+    Ok(Command::HIncrBy {
+        key: args[0].clone(),
+        field: args[1].clone(),
+        delta,
+    })
+}
+
+/// LPOP/RPOP's optional count: an integer, then non-negative.
+fn pop_count(args: &[Bytes], name: &'static str) -> Result<Option<u64>, Error> {
+    match args {
+        [_] => Ok(None),
+        [_, count] => {
+            let count = integer(count)?;
+            u64::try_from(count)
+                .map(Some)
+                .map_err(|_| Error::MustBePositive)
+        }
+        _ => Err(Error::WrongArity(name)),
+    }
+}
+
+fn flush_mode(args: &[Bytes]) -> Result<Option<FlushMode>, Error> {
+    match args {
+        [] => Ok(None),
+        [mode] => match word(mode).as_slice() {
+            b"ASYNC" => Ok(Some(FlushMode::Async)),
+            b"SYNC" => Ok(Some(FlushMode::Sync)),
+            _ => Err(Error::Syntax),
+        },
+        _ => Err(Error::Syntax),
+    }
+}
+
+/// SET's expiry keyword before its value is validated.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum ExpiryKind {
+    Ex,
+    Px,
+    ExAt,
+    PxAt,
+    KeepTtl,
+}
+
+/// SET's options as scanned, before the expiry value is validated.
+#[derive(Default)]
+struct SetOptions {
+    condition: Option<SetCondition>,
+    get: bool,
+    expiry: Option<(ExpiryKind, Bytes)>,
+}
+
+fn parse_set(args: &[Bytes]) -> Result<Command, Error> {
+    let options = scan_set_options(&args[2..])?;
+    let expiry = match options.expiry {
+        None => None,
+        Some((kind, raw)) => Some(set_expiry(kind, &raw)?),
+    };
+    Ok(Command::Set {
+        key: args[0].clone(),
+        value: args[1].clone(),
+        condition: options.condition,
+        get: options.get,
+        expiry,
+    })
+}
+
+/// Reads SET's options. Like Redis, repeating an option is allowed (the last value
+/// wins) but conflicting ones (NX with XX, two different expiry kinds) are a syntax error.
+fn scan_set_options(args: &[Bytes]) -> Result<SetOptions, Error> {
+    let mut options = SetOptions::default();
+    let mut rest = args;
+    while let Some((arg, tail)) = rest.split_first() {
+        rest = tail;
+        match word(arg).as_slice() {
+            b"NX" => options.set_condition(SetCondition::Nx)?,
+            b"XX" => options.set_condition(SetCondition::Xx)?,
+            b"GET" => options.get = true,
+            b"KEEPTTL" => options.set_expiry(ExpiryKind::KeepTtl, Bytes::new())?,
+            word => {
+                let kind = expiry_kind(word).ok_or(Error::Syntax)?;
+                let (value, tail) = rest.split_first().ok_or(Error::Syntax)?;
+                rest = tail;
+                options.set_expiry(kind, value.clone())?;
+            }
+        }
+    }
+    Ok(options)
+}
+
+/// The expiry keyword that takes a value, if `word` is one.
+fn expiry_kind(word: &[u8]) -> Option<ExpiryKind> {
+    match word {
+        b"EX" => Some(ExpiryKind::Ex),
+        b"PX" => Some(ExpiryKind::Px),
+        b"EXAT" => Some(ExpiryKind::ExAt),
+        b"PXAT" => Some(ExpiryKind::PxAt),
+        _ => None,
+    }
+}
+
+impl SetOptions {
+    /// Records NX or XX; the other one already given is a syntax error.
+    fn set_condition(&mut self, wanted: SetCondition) -> Result<(), Error> {
+        if self.condition.is_some_and(|c| c != wanted) {
+            return Err(Error::Syntax);
+        }
+        self.condition = Some(wanted);
+        Ok(())
+    }
+
+    /// Records an expiry option; a different kind already given is a syntax error.
+    fn set_expiry(&mut self, kind: ExpiryKind, value: Bytes) -> Result<(), Error> {
+        if self.expiry.as_ref().is_some_and(|(k, _)| *k != kind) {
+            return Err(Error::Syntax);
+        }
+        self.expiry = Some((kind, value));
+        Ok(())
+    }
+}
+
+/// Validates SET's expiry value: a positive integer, in seconds small enough to become ms.
+fn set_expiry(kind: ExpiryKind, raw: &Bytes) -> Result<SetExpiry, Error> {
+    if kind == ExpiryKind::KeepTtl {
+        return Ok(SetExpiry::KeepTtl);
+    }
+    let value = integer(raw)?;
+    let in_seconds = matches!(kind, ExpiryKind::Ex | ExpiryKind::ExAt);
+    if value <= 0 || (in_seconds && value > i64::MAX / 1000) {
+        return Err(Error::InvalidExpireTime("set"));
+    }
+    let value = value.unsigned_abs();
+    Ok(match kind {
+        ExpiryKind::Ex => SetExpiry::Ex(value),
+        ExpiryKind::Px => SetExpiry::Px(value),
+        ExpiryKind::ExAt => SetExpiry::ExAt(value),
+        ExpiryKind::PxAt | ExpiryKind::KeepTtl => SetExpiry::PxAt(value),
+    })
+}
+
+fn parse_expire(args: &[Bytes]) -> Result<Command, Error> {
+    let condition = expire_condition(&args[2..])?;
+    let seconds = integer(&args[1])?;
+    if seconds.checked_mul(1000).is_none() {
+        return Err(Error::InvalidExpireTime("expire"));
+    }
+    Ok(Command::Expire {
+        key: args[0].clone(),
+        seconds,
+        condition,
+    })
+}
+
+fn parse_pexpire(args: &[Bytes]) -> Result<Command, Error> {
+    let condition = expire_condition(&args[2..])?;
+    let millis = integer(&args[1])?;
+    Ok(Command::PExpire {
+        key: args[0].clone(),
+        millis,
+        condition,
+    })
+}
+
+/// EXPIRE's NX/XX/GT/LT flags (repeats allowed), checked for compatibility like Redis 7.
+fn expire_condition(args: &[Bytes]) -> Result<Option<ExpireCondition>, Error> {
+    let (mut nx, mut xx, mut gt, mut lt) = (false, false, false, false);
+    for arg in args {
+        match word(arg).as_slice() {
+            b"NX" => nx = true,
+            b"XX" => xx = true,
+            b"GT" => gt = true,
+            b"LT" => lt = true,
+            _ => return Err(Error::UnsupportedOption(sanitize(arg))),
+        }
+    }
+    if nx && (xx || gt || lt) {
+        return Err(Error::NxWithOthers);
+    }
+    if gt && lt {
+        return Err(Error::GtWithLt);
+    }
+    Ok(match (nx, xx, gt, lt) {
+        (true, ..) => Some(ExpireCondition::Nx),
+        (_, true, true, _) => Some(ExpireCondition::XxGt),
+        (_, true, _, true) => Some(ExpireCondition::XxLt),
+        (_, true, ..) => Some(ExpireCondition::Xx),
+        (_, _, true, _) => Some(ExpireCondition::Gt),
+        (_, _, _, true) => Some(ExpireCondition::Lt),
+        _ => None,
+    })
+}
+
+fn parse_scan(args: &[Bytes]) -> Result<Command, Error> {
+    let cursor = parse_cursor(&args[0])?;
+    let (mut pattern, mut count, mut type_name) = (None, None, None);
+    for option in args[1..].chunks(2) {
+        let [name, value] = option else {
+            return Err(Error::Syntax);
+        };
+        match word(name).as_slice() {
+            b"MATCH" => pattern = Some(value.clone()),
+            b"COUNT" => count = Some(scan_count(value)?),
+            b"TYPE" => type_name = Some(Bytes::from(value.to_ascii_lowercase())),
+            _ => return Err(Error::Syntax),
+        }
+    }
+    Ok(Command::Scan {
+        cursor,
+        pattern,
+        count,
+        type_name,
+    })
+}
+
+/// A SCAN cursor: an unsigned decimal number.
+fn parse_cursor(arg: &Bytes) -> Result<u64, Error> {
+    let text = std::str::from_utf8(arg).map_err(|_| Error::InvalidCursor)?;
+    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(Error::InvalidCursor);
+    }
+    text.parse().map_err(|_| Error::InvalidCursor)
+}
+
+/// SCAN's COUNT: an integer of at least 1.
+fn scan_count(arg: &Bytes) -> Result<u64, Error> {
+    let count = integer(arg)?;
+    if count < 1 {
+        return Err(Error::Syntax);
+    }
+    Ok(count.unsigned_abs())
+}

@@ -1,0 +1,280 @@
+//! The [`Store`]: the keyspace, its expiry index, typed lookups, and command dispatch.
+
+use bytes::Bytes;
+use imbl::{OrdMap, OrdSet, Vector};
+use serde::{Deserialize, Serialize};
+
+use crate::command::Command;
+use crate::digest::key_hash;
+use crate::error::Error;
+use crate::reply::Reply;
+
+/// The non-deterministic inputs of one command, decided by the primary (P5) and shipped
+/// with the operation, so every replica computes the same result (R1).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ExecContext {
+    /// The current time as Unix milliseconds.
+    pub now_ms: u64,
+    /// A random number, used by RANDOMKEY.
+    pub random: u64,
+}
+
+/// A stored value.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Value {
+    /// A binary-safe string.
+    Str(Bytes),
+    /// A list, front first.
+    List(Vector<Bytes>),
+    /// A hash from field to value.
+    Hash(OrdMap<Bytes, Bytes>),
+}
+
+/// A key's value together with its expiry.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Entry {
+    /// The value.
+    pub value: Value,
+    /// When the key expires (Unix ms); `None` for a persistent key.
+    pub expires_at_ms: Option<u64>,
+}
+
+impl Entry {
+    /// A persistent entry holding `value`.
+    pub fn persistent(value: Value) -> Entry {
+        Entry {
+            value,
+            expires_at_ms: None,
+        }
+    }
+
+    /// Whether the entry is expired (and so invisible) at `now_ms`.
+    pub fn is_expired(&self, now_ms: u64) -> bool {
+        self.expires_at_ms.is_some_and(|at| at <= now_ms)
+    }
+
+    /// The Redis type name: "string", "list" or "hash".
+    pub fn type_name(&self) -> &'static str {
+        match self.value {
+            Value::Str(_) => "string",
+            Value::List(_) => "list",
+            Value::Hash(_) => "hash",
+        }
+    }
+}
+
+/// The position of a key in the keyspace: its 63-bit hash first, then the key itself.
+pub(crate) type Slot = (u64, Bytes);
+
+/// Builds the keyspace position of `key`.
+pub(crate) fn slot(key: &Bytes) -> Slot {
+    (key_hash(key), key.clone())
+}
+
+/// The deterministic key/value state machine.
+///
+/// Drive it with [`Store::execute`]; it never reads a clock or a random source, so the
+/// same commands with the same [`ExecContext`]s give the same replies and the same
+/// [`Store::digest`] on every replica. Expired keys are invisible but stay in memory
+/// until the primary finds them with [`Store::expired_keys`] and every replica deletes
+/// them with [`Store::purge_expired`] (P5). Cloning is O(1) (persistent maps), which is
+/// how the primary snapshots the state for [`Store::chunk_after`] (P6).
+#[derive(Clone, Debug, Default)]
+pub struct Store {
+    /// Every key in memory (expired or not), ordered by (hash, key) for SCAN.
+    pub(crate) data: OrdMap<Slot, Entry>,
+    /// (expires_at_ms, key) for every key that has an expiry.
+    pub(crate) expiries: OrdSet<(u64, Bytes)>,
+}
+
+impl Store {
+    /// An empty store.
+    pub fn new() -> Store {
+        Store::default()
+    }
+
+    /// Keys held in memory, including expired ones not yet purged.
+    pub fn len(&self) -> usize {
+        self.data.len()
+    }
+
+    /// Whether no key is held in memory.
+    pub fn is_empty(&self) -> bool {
+        self.data.is_empty()
+    }
+
+    /// Runs one command. Errors (wrong type, overflow, ...) come back as [`Reply::Error`]
+    /// and leave the store unchanged.
+    pub fn execute(&mut self, cmd: &Command, ctx: &ExecContext) -> Reply {
+        self.dispatch(cmd, ctx).unwrap_or_else(Reply::from)
+    }
+
+    fn dispatch(&mut self, cmd: &Command, ctx: &ExecContext) -> Result<Reply, Error> {
+        use Command::*;
+        let now = ctx.now_ms;
+        match cmd {
+            Get { key } => self.get(key, now),
+            Set {
+                key,
+                value,
+                condition,
+                get,
+                expiry,
+            } => self.set(key, value, *condition, *get, *expiry, now),
+            SetNx { key, value } => self.set_nx(key, value, now),
+            GetSet { key, value } => self.get_set(key, value, now),
+            GetDel { key } => self.get_del(key, now),
+            MGet { keys } => Ok(self.mget(keys, now)),
+            MSet { pairs } => self.mset(pairs),
+            Append { key, value } => self.append(key, value, now),
+            StrLen { key } => self.strlen(key, now),
+            Incr { key } => self.incr_by(key, 1, now),
+            IncrBy { key, delta } => self.incr_by(key, *delta, now),
+            Decr { key } => self.incr_by(key, -1, now),
+            DecrBy { key, delta } => self.incr_by(
+                key,
+                delta.checked_neg().ok_or(Error::DecrementOverflow)?,
+                now,
+            ),
+            Del { keys } => Ok(self.del(keys, now)),
+            Exists { keys } => Ok(self.exists(keys, now)),
+            Type { key } => Ok(self.type_of(key, now)),
+            DbSize => Ok(self.dbsize(now)),
+            Keys { pattern } => Ok(self.keys(pattern, now)),
+            Scan {
+                cursor,
+                pattern,
+                count,
+                type_name,
+            } => Ok(self.scan(*cursor, pattern.as_ref(), *count, type_name.as_ref(), now)),
+            RandomKey => Ok(self.random_key(ctx)),
+            FlushDb { .. } | FlushAll { .. } => Ok(self.flush()),
+            Expire {
+                key,
+                seconds,
+                condition,
+            } => {
+                let millis = seconds
+                    .checked_mul(1000)
+                    .ok_or(Error::InvalidExpireTime("expire"))?;
+                self.expire(key, millis, *condition, "expire", now)
+            }
+            PExpire {
+                key,
+                millis,
+                condition,
+            } => self.expire(key, *millis, *condition, "pexpire", now),
+            Ttl { key } => Ok(self.ttl(key, 1000, now)),
+            PTtl { key } => Ok(self.ttl(key, 1, now)),
+            Persist { key } => Ok(self.persist(key, now)),
+            LPush { key, values } => self.push(key, values, End::Front, now),
+            RPush { key, values } => self.push(key, values, End::Back, now),
+            LPop { key, count } => self.pop(key, *count, End::Front, now),
+            RPop { key, count } => self.pop(key, *count, End::Back, now),
+            LRange { key, start, stop } => self.lrange(key, *start, *stop, now),
+            LLen { key } => self.llen(key, now),
+            HSet { key, pairs } => self.hset(key, pairs, now),
+            HGet { key, field } => self.hget(key, field, now),
+            HDel { key, fields } => self.hdel(key, fields, now),
+            HGetAll { key } => self.hgetall(key, now),
+            HLen { key } => self.hlen(key, now),
+            HIncrBy { key, field, delta } => self.hincrby(key, field, *delta, now),
+        }
+    }
+
+    /// The entry at `key` if it is live at `now`.
+    pub(crate) fn live(&self, key: &Bytes, now: u64) -> Option<&Entry> {
+        self.data
+            .get(&slot(key))
+            .filter(|entry| !entry.is_expired(now))
+    }
+
+    /// The value at `key` for in-place change, if the key is live at `now`. Only the
+    /// value is exposed so the expiry index cannot go stale.
+    pub(crate) fn live_value_mut(&mut self, key: &Bytes, now: u64) -> Option<&mut Value> {
+        let entry = self.data.get_mut(&slot(key))?;
+        if entry.is_expired(now) {
+            None
+        } else {
+            Some(&mut entry.value)
+        }
+    }
+
+    /// Stores `entry` at `key`, replacing whatever was there (live or expired).
+    pub(crate) fn put(&mut self, key: Bytes, entry: Entry) {
+        if let Some(at) = entry.expires_at_ms {
+            self.expiries.insert((at, key.clone()));
+        }
+        let old = self.data.insert(slot(&key), entry);
+        self.unindex(&key, old.as_ref());
+    }
+
+    /// Deletes `key` from memory, live or not.
+    pub(crate) fn remove(&mut self, key: &Bytes) -> Option<Entry> {
+        let old = self.data.remove(&slot(key));
+        self.unindex(key, old.as_ref());
+        old
+    }
+
+    /// Changes the expiry of an existing key.
+    pub(crate) fn set_expiry(&mut self, key: &Bytes, expires_at_ms: Option<u64>) {
+        if let Some(entry) = self.data.get_mut(&slot(key)) {
+            let old = std::mem::replace(&mut entry.expires_at_ms, expires_at_ms);
+            if let Some(at) = old {
+                self.expiries.remove(&(at, key.clone()));
+            }
+            if let Some(at) = expires_at_ms {
+                self.expiries.insert((at, key.clone()));
+            }
+        }
+    }
+
+    /// Drops the expiry-index record of a replaced or removed entry.
+    fn unindex(&mut self, key: &Bytes, old: Option<&Entry>) {
+        let Some(old_at) = old.and_then(|e| e.expires_at_ms) else {
+            return;
+        };
+        let still_current = self.data.get(&slot(key)).and_then(|e| e.expires_at_ms) == Some(old_at);
+        if !still_current {
+            self.expiries.remove(&(old_at, key.clone()));
+        }
+    }
+
+    /// The live string at `key`; WRONGTYPE if the key holds another type.
+    pub(crate) fn string(&self, key: &Bytes, now: u64) -> Result<Option<&Bytes>, Error> {
+        match self.live(key, now).map(|e| &e.value) {
+            None => Ok(None),
+            Some(Value::Str(s)) => Ok(Some(s)),
+            Some(_) => Err(Error::WrongType),
+        }
+    }
+
+    /// The live list at `key`; WRONGTYPE if the key holds another type.
+    pub(crate) fn list(&self, key: &Bytes, now: u64) -> Result<Option<&Vector<Bytes>>, Error> {
+        match self.live(key, now).map(|e| &e.value) {
+            None => Ok(None),
+            Some(Value::List(list)) => Ok(Some(list)),
+            Some(_) => Err(Error::WrongType),
+        }
+    }
+
+    /// The live hash at `key`; WRONGTYPE if the key holds another type.
+    pub(crate) fn hash(
+        &self,
+        key: &Bytes,
+        now: u64,
+    ) -> Result<Option<&OrdMap<Bytes, Bytes>>, Error> {
+        match self.live(key, now).map(|e| &e.value) {
+            None => Ok(None),
+            Some(Value::Hash(hash)) => Ok(Some(hash)),
+            Some(_) => Err(Error::WrongType),
+        }
+    }
+}
+
+/// Which end of a list a push or pop works on.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum End {
+    Front,
+    Back,
+}
