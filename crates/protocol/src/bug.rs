@@ -1,0 +1,91 @@
+//! Protocol bugs that the simulator can plant on purpose, to prove its checkers catch them.
+//! Production configurations never set any.
+
+use std::fmt;
+use std::str::FromStr;
+
+/// A known protocol bug. Each one breaks exactly one rule of PROTOCOL.md.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Bug {
+    /// The primary answers as soon as it applied an operation, before backups accept it (P2).
+    ReplyBeforeBackupAck,
+    /// A backup executes coordinator requests as if it were primary (P1).
+    BackupAcceptsClientWrites,
+    /// The primary answers read-only requests from its own state without the backups (P4).
+    PrimaryServesLocalReads,
+    /// The view service promotes an idle server when no backup is alive (V7).
+    PromoteUninitializedServer,
+    /// The view service changes views without waiting for the primary's acknowledgement (V6).
+    SkipViewAckWait,
+    /// Retried requests execute again (P8).
+    NoDuplicateDetection,
+    /// Backups use their own clock instead of the primary's for expiry (P5).
+    BackupUsesOwnClock,
+}
+
+impl Bug {
+    /// Every bug, in a fixed order.
+    pub const ALL: [Bug; 7] = [
+        Bug::ReplyBeforeBackupAck,
+        Bug::BackupAcceptsClientWrites,
+        Bug::PrimaryServesLocalReads,
+        Bug::PromoteUninitializedServer,
+        Bug::SkipViewAckWait,
+        Bug::NoDuplicateDetection,
+        Bug::BackupUsesOwnClock,
+    ];
+
+    /// The command-line name (`--inject-bug NAME`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Bug::ReplyBeforeBackupAck => "reply-before-backup-ack",
+            Bug::BackupAcceptsClientWrites => "backup-accepts-client-writes",
+            Bug::PrimaryServesLocalReads => "primary-serves-local-reads",
+            Bug::PromoteUninitializedServer => "promote-uninitialized-server",
+            Bug::SkipViewAckWait => "skip-view-ack-wait",
+            Bug::NoDuplicateDetection => "no-duplicate-detection",
+            Bug::BackupUsesOwnClock => "backup-uses-own-clock",
+        }
+    }
+}
+
+impl fmt::Display for Bug {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Bug {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Bug, String> {
+        Bug::ALL.into_iter().find(|b| b.name() == s).ok_or_else(|| {
+            let names: Vec<&str> = Bug::ALL.iter().map(|b| b.name()).collect();
+            format!("unknown bug '{s}'; known: {}", names.join(", "))
+        })
+    }
+}
+
+/// The set of planted bugs (empty in production).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Bugs(u32);
+
+impl Bugs {
+    /// No bugs.
+    pub const NONE: Bugs = Bugs(0);
+
+    /// Just one bug.
+    pub fn only(bug: Bug) -> Bugs {
+        Bugs(1 << bug as u32)
+    }
+
+    /// This set plus `bug`.
+    pub fn with(self, bug: Bug) -> Bugs {
+        Bugs(self.0 | 1 << bug as u32)
+    }
+
+    /// Is `bug` planted?
+    pub fn has(self, bug: Bug) -> bool {
+        self.0 & (1 << bug as u32) != 0
+    }
+}

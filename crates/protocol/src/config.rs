@@ -1,0 +1,248 @@
+//! One configuration struct per role, with defaults and `validate()`. Every bound that protects
+//! a process from its peers lives here.
+
+use thiserror::Error;
+
+use crate::bug::Bugs;
+
+/// A configuration value out of its allowed range.
+#[derive(Debug, Error, PartialEq, Eq)]
+#[error("{field} = {value} is out of range: {why}")]
+pub struct ConfigError {
+    /// The offending field (as spelled on the command line, without dashes).
+    pub field: &'static str,
+    /// Its value.
+    pub value: u64,
+    /// What is allowed.
+    pub why: &'static str,
+}
+
+fn check(
+    field: &'static str,
+    value: u64,
+    low: u64,
+    high: u64,
+    why: &'static str,
+) -> Result<(), ConfigError> {
+    if value < low || value > high {
+        return Err(ConfigError { field, value, why });
+    }
+    Ok(())
+}
+
+/// The view service's settings (V2, V3, V8).
+#[derive(Clone, Debug)]
+pub struct ViewServiceConfig {
+    /// How often servers ping (V2).
+    pub ping_interval_ms: u64,
+    /// Missed pings before a server is dead (V3).
+    pub dead_pings: u32,
+    /// Target number of backups per group (V8).
+    pub backups: usize,
+    /// View changes remembered per group for operators.
+    pub history_len: usize,
+    /// Planted bugs (simulator only).
+    pub bugs: Bugs,
+}
+
+impl Default for ViewServiceConfig {
+    fn default() -> Self {
+        ViewServiceConfig {
+            ping_interval_ms: 100,
+            dead_pings: 5,
+            backups: 1,
+            history_len: 64,
+            bugs: Bugs::NONE,
+        }
+    }
+}
+
+impl ViewServiceConfig {
+    /// Rejects values that would make the service unusable.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        check(
+            "ping-interval-ms",
+            self.ping_interval_ms,
+            1,
+            60_000,
+            "1 to 60000",
+        )?;
+        check("dead-pings", self.dead_pings.into(), 2, 1000, "2 to 1000")?;
+        check("backups", self.backups as u64, 0, 16, "0 to 16")?;
+        check(
+            "history-len",
+            self.history_len as u64,
+            1,
+            100_000,
+            "1 to 100000",
+        )
+    }
+
+    /// Silence after which a server is dead (V3).
+    pub fn dead_after_ms(&self) -> u64 {
+        self.ping_interval_ms * u64::from(self.dead_pings)
+    }
+}
+
+/// A replica server's settings.
+#[derive(Clone, Debug)]
+pub struct ReplicaConfig {
+    /// How often to ping the view service (V2).
+    pub ping_interval_ms: u64,
+    /// Resend unacknowledged forwards after this long.
+    pub retransmit_ms: u64,
+    /// A waiting request gets `BackupUnconfirmed` after this long without backup confirmation (P4).
+    pub confirm_timeout_ms: u64,
+    /// Most operations in one forward frame (group commit).
+    pub max_batch_ops: usize,
+    /// Most operations forwarded but not yet acknowledged, per backup.
+    pub max_inflight_ops: u64,
+    /// Most operations ordered but not yet confirmed; beyond it requests get `Busy`.
+    pub max_pending_ops: usize,
+    /// Byte budget of one state-transfer chunk (P6).
+    pub transfer_chunk_bytes: usize,
+    /// Chunks in flight during a state transfer.
+    pub transfer_window: u32,
+    /// How often the primary looks for expired keys (P5).
+    pub expiry_interval_ms: u64,
+    /// Most keys expired by one replicated delete.
+    pub expiry_batch: usize,
+    /// Planted bugs (simulator only).
+    pub bugs: Bugs,
+}
+
+impl Default for ReplicaConfig {
+    fn default() -> Self {
+        ReplicaConfig {
+            ping_interval_ms: 100,
+            retransmit_ms: 200,
+            confirm_timeout_ms: 500,
+            max_batch_ops: 1024,
+            max_inflight_ops: 65_536,
+            max_pending_ops: 100_000,
+            transfer_chunk_bytes: 1 << 20,
+            transfer_window: 4,
+            expiry_interval_ms: 100,
+            expiry_batch: 64,
+            bugs: Bugs::NONE,
+        }
+    }
+}
+
+impl ReplicaConfig {
+    /// Rejects values that would make the server unusable.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        check(
+            "ping-interval-ms",
+            self.ping_interval_ms,
+            1,
+            60_000,
+            "1 to 60000",
+        )?;
+        check("retransmit-ms", self.retransmit_ms, 1, 60_000, "1 to 60000")?;
+        check(
+            "confirm-timeout-ms",
+            self.confirm_timeout_ms,
+            1,
+            600_000,
+            "1 to 600000",
+        )?;
+        check(
+            "max-batch-ops",
+            self.max_batch_ops as u64,
+            1,
+            1 << 20,
+            "1 to 1048576",
+        )?;
+        check(
+            "max-inflight-ops",
+            self.max_inflight_ops,
+            1,
+            1 << 24,
+            "1 to 16777216",
+        )?;
+        check(
+            "max-pending-ops",
+            self.max_pending_ops as u64,
+            1,
+            1 << 24,
+            "1 to 16777216",
+        )?;
+        check(
+            "transfer-chunk-bytes",
+            self.transfer_chunk_bytes as u64,
+            1024,
+            64 << 20,
+            "1 KiB to 64 MiB",
+        )?;
+        check(
+            "transfer-window",
+            self.transfer_window.into(),
+            1,
+            1024,
+            "1 to 1024",
+        )?;
+        check(
+            "expiry-interval-ms",
+            self.expiry_interval_ms,
+            1,
+            60_000,
+            "1 to 60000",
+        )?;
+        check(
+            "expiry-batch",
+            self.expiry_batch as u64,
+            1,
+            100_000,
+            "1 to 100000",
+        )
+    }
+}
+
+/// A coordinator session's settings (C1, C3).
+#[derive(Clone, Debug)]
+pub struct ClerkConfig {
+    /// Re-ask the view service at most once per this interval while nothing changes (C1).
+    pub ping_interval_ms: u64,
+    /// Resend to the primary if it has not answered within this long.
+    pub attempt_timeout_ms: u64,
+    /// Give up and answer the client with an error after this long (C3).
+    pub request_timeout_ms: u64,
+}
+
+impl Default for ClerkConfig {
+    fn default() -> Self {
+        ClerkConfig {
+            ping_interval_ms: 100,
+            attempt_timeout_ms: 1000,
+            request_timeout_ms: 5000,
+        }
+    }
+}
+
+impl ClerkConfig {
+    /// Rejects values that would make the coordinator unusable.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        check(
+            "ping-interval-ms",
+            self.ping_interval_ms,
+            1,
+            60_000,
+            "1 to 60000",
+        )?;
+        check(
+            "attempt-timeout-ms",
+            self.attempt_timeout_ms,
+            1,
+            600_000,
+            "1 to 600000",
+        )?;
+        check(
+            "request-timeout-ms",
+            self.request_timeout_ms,
+            1,
+            3_600_000,
+            "1 to 3600000",
+        )
+    }
+}

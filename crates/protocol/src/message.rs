@@ -1,0 +1,250 @@
+//! Every message the protocol cores exchange. The cores never touch sockets: they take a
+//! `Message` from an `Endpoint` as input and queue `Transmit`s as output; the runtime (or the
+//! simulator) moves them.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+use tandem_kv::{Command, Reply};
+
+use crate::ids::{ClientId, GroupId, Incarnation, LogPos, OpIndex, Seq, ServerId, ViewNum};
+use crate::view::View;
+
+/// Who sent a message, or where one goes.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Endpoint {
+    /// The view service (one address until it is replicated: V10).
+    ViewService,
+    /// A replica server.
+    Server(ServerId),
+    /// A coordinator session (the runtime maps it to the connection it came from).
+    Client(ClientId),
+}
+
+/// A message and where to send it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Transmit {
+    /// Destination.
+    pub to: Endpoint,
+    /// Payload.
+    pub msg: Message,
+}
+
+/// Everything on the wire between roles.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Message {
+    /// Server -> view service, every ping interval (V2).
+    Ping(Ping),
+    /// View service -> server: the current view of the server's group (V2).
+    PingReply(ViewReply),
+    /// Coordinator -> view service: which view is current for `group`? (C1)
+    GetView {
+        /// The group asked about.
+        group: GroupId,
+    },
+    /// View service -> coordinator.
+    ViewReply(ViewReply),
+    /// Coordinator -> primary.
+    Request(Request),
+    /// Primary (or a server refusing) -> coordinator.
+    Response(Response),
+    /// Primary -> backup: operations in order (P2, P3).
+    Forward(Forward),
+    /// Backup -> primary.
+    ForwardReply(ForwardReply),
+    /// Primary -> new backup: one chunk of the state (P6).
+    Transfer(Transfer),
+    /// New backup -> primary.
+    TransferReply(TransferReply),
+}
+
+/// A server's heartbeat (V2).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ping {
+    /// Group the server serves.
+    pub group: GroupId,
+    /// The pinging server.
+    pub server: ServerId,
+    /// The view the server operates in; for a primary, the last view it acknowledges (V6).
+    pub viewnum: ViewNum,
+    /// Changes when the process restarts (V4).
+    pub incarnation: Incarnation,
+}
+
+/// The view service's answer about one group.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ViewReply {
+    /// The group.
+    pub group: GroupId,
+    /// Its current view, `None` before view 1 (V1).
+    pub view: Option<View>,
+    /// In a reply to a member's ping: the incarnation the view service put in the view. A
+    /// server whose own incarnation differs restarted since, and must not act in the view (V4).
+    pub member_incarnation: Option<Incarnation>,
+}
+
+/// A coordinator's request: a batch of commands executed in order, atomically with respect to
+/// other requests, identified for at-most-once execution by `(client, seq)` (P8).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Request {
+    /// Target group.
+    pub group: GroupId,
+    /// Session.
+    pub client: ClientId,
+    /// Sequence number; a session has at most one request outstanding.
+    pub seq: Seq,
+    /// The commands, in order.
+    pub cmds: Arc<Vec<Command>>,
+}
+
+/// The answer to a `Request`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Response {
+    /// Session.
+    pub client: ClientId,
+    /// Sequence number of the request answered.
+    pub seq: Seq,
+    /// One reply per command, or why the request was not executed (yet).
+    pub result: Result<Arc<Vec<Reply>>, RequestError>,
+}
+
+/// Why a server did not (yet) answer a request with replies. The coordinator retries on every
+/// one of these with the same `(client, seq)` (C1).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+pub enum RequestError {
+    /// This server is not the primary of the view it knows (P1).
+    #[error("not the primary (view {0})")]
+    WrongServer(ViewNum),
+    /// A backup rejected the operation or could not be reached in time (P4).
+    #[error("a backup did not confirm the operation")]
+    BackupUnconfirmed,
+    /// Too many operations are waiting for backups; try again shortly.
+    #[error("primary busy")]
+    Busy,
+    /// The session already moved past this sequence number (a stale duplicate).
+    #[error("stale request")]
+    Stale,
+}
+
+/// One operation of a group's history, with every non-deterministic value the primary decided
+/// (P5): a backup applies it using only these fields.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LogEntry {
+    /// Position in the history.
+    pub pos: LogPos,
+    /// The primary's wall clock (Unix ms) when it ordered the operation; never decreases along a
+    /// history.
+    pub now_ms: u64,
+    /// A random value chosen by the primary (RANDOMKEY and any future random choice).
+    pub random: u64,
+    /// What to do.
+    pub op: Op,
+}
+
+/// The replicated operations.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Op {
+    /// A coordinator request (P8 table updated too).
+    Client {
+        /// Session.
+        client: ClientId,
+        /// Sequence number.
+        seq: Seq,
+        /// Commands, in order.
+        cmds: Arc<Vec<Command>>,
+    },
+    /// Keys the primary found expired: deleted on every replica (P5).
+    Expire {
+        /// The expired keys.
+        keys: Vec<Bytes>,
+    },
+}
+
+/// Primary -> backup: entries that follow `prev` in the primary's history (P2).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Forward {
+    /// The sender's view; the backup must be a backup in exactly this view (P3).
+    pub view: ViewNum,
+    /// The position just before `entries[0]` (or the primary's last position for a probe).
+    pub prev: LogPos,
+    /// Operations in order; may be empty (a probe).
+    pub entries: Arc<Vec<LogEntry>>,
+}
+
+/// Backup -> primary.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ForwardReply {
+    /// The view the backup is in.
+    pub view: ViewNum,
+    /// Outcome.
+    pub result: ForwardResult,
+}
+
+/// Outcome of a forward at a backup.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ForwardResult {
+    /// Applied what extends its history; the backup's history now ends at `last`. If `last` is
+    /// not in the primary's history, the primary starts a state transfer (P6).
+    Ack {
+        /// End of the backup's history.
+        last: LogPos,
+    },
+    /// `prev` is beyond the backup's history (a lost or reordered batch): resend after `last`.
+    Gap {
+        /// End of the backup's history.
+        last: LogPos,
+    },
+    /// The backup is not a backup of the sender's view, or the sender is not its primary (P3).
+    Reject,
+}
+
+/// Primary -> new backup: a chunk of the state at snapshot position `snapshot` (P6).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Transfer {
+    /// The sender's view.
+    pub view: ViewNum,
+    /// Identifies this transfer (a restarted transfer gets a new id).
+    pub transfer_id: u64,
+    /// Chunk number, from 0; the backup applies chunks strictly in order.
+    pub chunk: u32,
+    /// Key/value entries.
+    pub entries: Vec<(Bytes, tandem_kv::Entry)>,
+    /// At-most-once records (P8: part of the replicated state).
+    pub clients: Vec<(ClientId, ClientRecord)>,
+    /// Present on the last chunk: where the snapshot's history ends and its clock.
+    pub done: Option<SnapshotEnd>,
+}
+
+/// The end of a state snapshot.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SnapshotEnd {
+    /// History position of the snapshot.
+    pub last: LogPos,
+    /// The history's clock (largest `now_ms` applied).
+    pub clock_ms: u64,
+}
+
+/// New backup -> primary: chunks received so far.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TransferReply {
+    /// The backup's view.
+    pub view: ViewNum,
+    /// The transfer acknowledged.
+    pub transfer_id: u64,
+    /// Number of chunks applied (the next one expected), or `None` if rejected (P3 rules).
+    pub next_chunk: Option<u32>,
+    /// Set when the whole snapshot is installed: the backup's history now ends here.
+    pub installed: Option<LogPos>,
+}
+
+/// The at-most-once record of one session (P8), replicated with the data.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ClientRecord {
+    /// Last sequence number executed.
+    pub seq: Seq,
+    /// Where in the history it was executed (the primary answers only once that is confirmed).
+    pub index: OpIndex,
+    /// The replies it produced.
+    pub replies: Arc<Vec<Reply>>,
+}

@@ -1,0 +1,864 @@
+//! The replica (server) core: rules P1-P8.
+//!
+//! # How to drive it
+//! - Inputs: [`Replica::handle`] for every message received, [`Replica::tick`] whenever
+//!   [`Replica::poll_timeout`] is due (calling it more often is harmless).
+//! - Outputs: after a batch of inputs, drain [`Replica::poll_transmit`] until it returns `None`.
+//!   Forwards to backups are built there, so every operation that arrived in the batch travels
+//!   in one frame (group commit).
+//!
+//! # Roles
+//! The replica acts only in the view it last heard from the view service (P1). As primary it
+//! orders operations, applies them, forwards them to every backup and answers a request only when
+//! every counted backup holds its operation (P2, P4). As backup it applies forwarded entries that
+//! extend its history, and only from the primary of its own view (P3).
+
+mod backup;
+mod primary;
+mod state;
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
+
+use tandem_kv::Reply;
+
+pub use state::{RecentLog, ReplicatedState};
+
+use crate::bug::Bug;
+use crate::config::ReplicaConfig;
+use crate::ids::{ClientId, GroupId, Incarnation, LogPos, OpIndex, Seq, ServerId, ViewNum};
+use crate::message::{
+    Endpoint, Forward, ForwardReply, ForwardResult, LogEntry, Message, Op, Ping, Request,
+    RequestError, Response, TransferReply, Transmit, ViewReply,
+};
+use crate::rng::SplitMix64;
+use crate::time::Now;
+use crate::view::View;
+use primary::{OutgoingTransfer, Phase, PrimaryState, Progress, Waiting};
+
+/// The role a replica plays in the view it knows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RoleKind {
+    /// In no view (V9), or no view yet.
+    Idle,
+    /// Backup of the known view.
+    Backup,
+    /// Primary of the known view.
+    Primary,
+}
+
+#[derive(Debug)]
+enum Role {
+    Idle,
+    Backup,
+    Primary(Box<PrimaryState>),
+}
+
+/// Counters for operators and tests.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ReplicaStats {
+    /// Entries applied (as primary or backup).
+    pub applied: u64,
+    /// Forward frames sent.
+    pub forwards_sent: u64,
+    /// Entries carried by those frames.
+    pub forwarded_entries: u64,
+    /// State transfers started as primary.
+    pub transfers_started: u64,
+    /// State transfers completed as primary.
+    pub transfers_completed: u64,
+    /// Requests refused because this server is not primary (P1).
+    pub wrong_server: u64,
+    /// Forwards rejected as backup (P3).
+    pub forwards_rejected: u64,
+}
+
+/// A state transfer being received (P6). Built aside and swapped in when complete.
+#[derive(Debug)]
+struct Receiving {
+    id: u64,
+    view: ViewNum,
+    next_chunk: u32,
+    state: ReplicatedState,
+}
+
+/// One replica server.
+#[derive(Debug)]
+pub struct Replica {
+    me: ServerId,
+    group: GroupId,
+    incarnation: Incarnation,
+    config: ReplicaConfig,
+    view: Option<View>,
+    /// The view number sent in pings: for a primary, the last view it acknowledges (V6).
+    ping_viewnum: ViewNum,
+    state: ReplicatedState,
+    log: RecentLog,
+    role: Role,
+    receiving: Option<Receiving>,
+    /// The last transfer installed, to answer a resent chunk of it.
+    installed_transfer: Option<(u64, LogPos)>,
+    rng: SplitMix64,
+    next_ping_ms: u64,
+    last_wall_ms: u64,
+    outbox: VecDeque<Transmit>,
+    stats: ReplicaStats,
+}
+
+impl Replica {
+    /// A fresh, empty server (R3: a restarted server is a new one, with a new incarnation).
+    pub fn new(
+        me: ServerId,
+        group: GroupId,
+        incarnation: Incarnation,
+        config: ReplicaConfig,
+    ) -> Replica {
+        Replica {
+            me,
+            group,
+            incarnation,
+            config,
+            view: None,
+            ping_viewnum: ViewNum::NONE,
+            state: ReplicatedState::default(),
+            log: RecentLog::default(),
+            role: Role::Idle,
+            receiving: None,
+            installed_transfer: None,
+            rng: SplitMix64::new(incarnation.0),
+            next_ping_ms: 0,
+            last_wall_ms: 0,
+            outbox: VecDeque::new(),
+            stats: ReplicaStats::default(),
+        }
+    }
+
+    /// This server's id.
+    pub fn id(&self) -> &ServerId {
+        &self.me
+    }
+
+    /// The view it acts in (P1).
+    pub fn view(&self) -> Option<&View> {
+        self.view.as_ref()
+    }
+
+    /// Its role in that view.
+    pub fn role(&self) -> RoleKind {
+        match self.role {
+            Role::Idle => RoleKind::Idle,
+            Role::Backup => RoleKind::Backup,
+            Role::Primary(_) => RoleKind::Primary,
+        }
+    }
+
+    /// The replicated state it holds.
+    pub fn state(&self) -> &ReplicatedState {
+        &self.state
+    }
+
+    /// The view number its pings carry.
+    pub fn ping_viewnum(&self) -> ViewNum {
+        self.ping_viewnum
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> &ReplicaStats {
+        &self.stats
+    }
+
+    /// As primary: index confirmed by every counted backup.
+    pub fn commit_index(&self) -> Option<OpIndex> {
+        match &self.role {
+            Role::Primary(p) => Some(p.commit),
+            _ => None,
+        }
+    }
+
+    /// As primary: one line per backup describing its progress (for failure reports).
+    pub fn progress_summary(&self) -> String {
+        let Role::Primary(p) = &self.role else {
+            return String::new();
+        };
+        let mut out = String::new();
+        for (id, prog) in &p.backups {
+            let phase = match &prog.phase {
+                Phase::Probe => "probe".to_string(),
+                Phase::Stream => "stream".to_string(),
+                Phase::Transfer(t) => format!(
+                    "transfer(next={} unacked={})",
+                    t.next_chunk,
+                    t.unacked.len()
+                ),
+            };
+            out.push_str(&format!(
+                "[{id} {phase} matched={} sent={} quorum={} last_send={} last_progress={}]",
+                prog.matched, prog.sent, prog.in_quorum, prog.last_send_ms, prog.last_progress_ms
+            ));
+        }
+        out
+    }
+
+    /// As primary: the backups still receiving a state transfer, with chunks acknowledged.
+    pub fn transfers_in_progress(&self) -> Vec<(ServerId, u32)> {
+        let Role::Primary(p) = &self.role else {
+            return Vec::new();
+        };
+        p.backups
+            .iter()
+            .filter_map(|(id, prog)| match &prog.phase {
+                Phase::Transfer(t) => Some((id.clone(), t.next_chunk - t.unacked.len() as u32)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The next outgoing message. Builds pending forwards and transfer chunks first.
+    pub fn poll_transmit(&mut self, now: Now) -> Option<Transmit> {
+        if self.outbox.is_empty() {
+            self.flush(now);
+        }
+        self.outbox.pop_front()
+    }
+
+    /// When `tick` must be called next.
+    pub fn poll_timeout(&self) -> u64 {
+        let mut at = self.next_ping_ms;
+        if let Role::Primary(p) = &self.role {
+            at = at.min(p.next_expiry_ms);
+            for w in p.waiting.values() {
+                at = at.min(w.deadline_ms);
+            }
+            for prog in p.backups.values() {
+                let outstanding = match &prog.phase {
+                    Phase::Probe => true,
+                    Phase::Stream => prog.sent > prog.matched,
+                    Phase::Transfer(t) => !t.unacked.is_empty(),
+                };
+                if outstanding {
+                    at = at.min(
+                        prog.last_send_ms.max(prog.last_progress_ms) + self.config.retransmit_ms,
+                    );
+                }
+            }
+        }
+        at
+    }
+
+    /// Timers: pings (V2), retransmissions, confirmation deadlines (P4), expiry (P5).
+    pub fn tick(&mut self, now: Now) {
+        self.last_wall_ms = now.wall_ms;
+        if now.mono_ms >= self.next_ping_ms {
+            self.send_ping(now);
+        }
+        if matches!(self.role, Role::Primary(_)) {
+            self.expire_waiting(now);
+            self.sweep_expired(now);
+            self.retransmit(now);
+        }
+    }
+
+    /// Handles one message.
+    pub fn handle(&mut self, now: Now, from: Endpoint, msg: Message) {
+        self.last_wall_ms = now.wall_ms;
+        match msg {
+            Message::PingReply(reply) => self.on_view(now, reply),
+            Message::Request(req) => self.on_request(now, from, req),
+            Message::Forward(fwd) => self.on_forward(now, from, fwd),
+            Message::ForwardReply(reply) => self.on_forward_reply(now, from, reply),
+            Message::Transfer(t) => self.on_transfer(now, from, t),
+            Message::TransferReply(reply) => self.on_transfer_reply(now, from, reply),
+            // Not addressed to a server: ignore rather than trust the sender.
+            Message::Ping(_)
+            | Message::GetView { .. }
+            | Message::ViewReply(_)
+            | Message::Response(_) => {}
+        }
+    }
+
+    fn send(&mut self, to: Endpoint, msg: Message) {
+        self.outbox.push_back(Transmit { to, msg });
+    }
+
+    fn send_ping(&mut self, now: Now) {
+        let ping = Ping {
+            group: self.group,
+            server: self.me.clone(),
+            viewnum: self.ping_viewnum,
+            incarnation: self.incarnation,
+        };
+        self.send(Endpoint::ViewService, Message::Ping(ping));
+        self.next_ping_ms = now.mono_ms + self.config.ping_interval_ms;
+    }
+
+    // ---- views (P1) ----
+
+    fn on_view(&mut self, now: Now, reply: ViewReply) {
+        if reply.group != self.group {
+            return;
+        }
+        let Some(view) = reply.view else { return };
+        let current = self.view.as_ref().map_or(ViewNum::NONE, |v| v.num);
+        if view.num <= current {
+            return; // View numbers only grow.
+        }
+        let old = self.view.replace(view.clone());
+        self.receiving = None;
+        // V4: a view that lists us with another incarnation was made for our previous life; we
+        // restarted since and hold none of its state. We must never act as its primary. Acting
+        // as its backup is safe (the primary finds our history empty and sends the whole state;
+        // the view service never promotes a restarted member) and lets the primary acknowledge
+        // the view, so that the view service can move on.
+        let same_life = reply.member_incarnation == Some(self.incarnation);
+        if same_life && view.primary == self.me {
+            self.become_primary(now, old.as_ref(), &view);
+        } else {
+            self.step_down(if view.is_backup(&self.me) {
+                Role::Backup
+            } else {
+                Role::Idle
+            });
+            self.ping_viewnum = view.num;
+        }
+    }
+
+    fn become_primary(&mut self, now: Now, old: Option<&View>, view: &View) {
+        let continuing = |b: &ServerId| old.is_some_and(|o| o.contains(b));
+        let mut primary = match std::mem::replace(&mut self.role, Role::Idle) {
+            Role::Primary(p) => p,
+            _ => Box::new(PrimaryState {
+                backups: BTreeMap::new(),
+                commit: OpIndex(0),
+                waiting: BTreeMap::new(),
+                next_expiry_ms: now.mono_ms,
+            }),
+        };
+        // Every backup is probed again in the new view: one that restarted and rejoined must not
+        // be trusted for what its predecessor confirmed.
+        primary.backups = view
+            .backups
+            .iter()
+            .map(|b| (b.clone(), Progress::new(continuing(b), now.mono_ms)))
+            .collect();
+        primary.commit = primary
+            .commit
+            .max(primary.quorum_commit(self.state.last.index));
+        self.role = Role::Primary(primary);
+        self.receiving = None;
+        self.after_progress(now);
+    }
+
+    fn step_down(&mut self, role: Role) {
+        if let Role::Primary(p) = std::mem::replace(&mut self.role, role) {
+            let viewnum = self.view.as_ref().map_or(ViewNum::NONE, |v| v.num);
+            for (client, w) in p.waiting {
+                self.respond(client, w.seq, Err(RequestError::WrongServer(viewnum)));
+            }
+        }
+    }
+
+    // ---- coordinator requests (P1, P2, P8) ----
+
+    fn respond(
+        &mut self,
+        client: ClientId,
+        seq: Seq,
+        result: Result<Arc<Vec<Reply>>, RequestError>,
+    ) {
+        self.send(
+            Endpoint::Client(client),
+            Message::Response(Response {
+                client,
+                seq,
+                result,
+            }),
+        );
+    }
+
+    fn on_request(&mut self, now: Now, from: Endpoint, req: Request) {
+        let viewnum = self.view.as_ref().map_or(ViewNum::NONE, |v| v.num);
+        let Endpoint::Client(client) = from else {
+            return;
+        };
+        if client != req.client {
+            return;
+        }
+        if req.group != self.group {
+            self.respond(client, req.seq, Err(RequestError::WrongServer(viewnum)));
+            return;
+        }
+        if !matches!(self.role, Role::Primary(_)) {
+            if matches!(self.role, Role::Backup)
+                && self.config.bugs.has(Bug::BackupAcceptsClientWrites)
+            {
+                let replies = self.execute_unreplicated(now, &req);
+                self.respond(client, req.seq, Ok(replies));
+                return;
+            }
+            // P1: only the primary of the view accepts coordinator requests.
+            self.stats.wrong_server += 1;
+            self.respond(client, req.seq, Err(RequestError::WrongServer(viewnum)));
+            return;
+        }
+        if !self.config.bugs.has(Bug::NoDuplicateDetection)
+            && let Some(record) = self.state.clients.get(&client)
+        {
+            if req.seq < record.seq {
+                self.respond(client, req.seq, Err(RequestError::Stale));
+                return;
+            }
+            if req.seq == record.seq {
+                // P8: a retry. Answer with the saved reply once it is confirmed.
+                let index = record.index;
+                self.wait_for(now, client, req.seq, index);
+                return;
+            }
+        }
+        let Role::Primary(p) = &self.role else {
+            unreachable!()
+        };
+        if (self.state.last.index.0 - p.commit.0) as usize >= self.config.max_pending_ops {
+            self.respond(client, req.seq, Err(RequestError::Busy));
+            return;
+        }
+        if self.config.bugs.has(Bug::PrimaryServesLocalReads)
+            && req.cmds.iter().all(|c| !c.is_write())
+        {
+            let replies = self.execute_unreplicated(now, &req);
+            self.respond(client, req.seq, Ok(replies));
+            return;
+        }
+        let seq = req.seq;
+        let (index, replies) = self.order(
+            now,
+            Op::Client {
+                client,
+                seq,
+                cmds: req.cmds,
+            },
+        );
+        if self.config.bugs.has(Bug::ReplyBeforeBackupAck) {
+            self.respond(client, seq, Ok(replies));
+            return;
+        }
+        self.wait_for(now, client, seq, index);
+    }
+
+    /// Executes a request on a copy of the state (only reachable through planted bugs).
+    fn execute_unreplicated(&mut self, now: Now, req: &Request) -> Arc<Vec<Reply>> {
+        let mut scratch = self.state.clone();
+        let entry = LogEntry {
+            pos: LogPos {
+                index: scratch.last.index.next(),
+                view: scratch.last.view,
+            },
+            now_ms: now.wall_ms.max(scratch.clock_ms),
+            random: self.rng.next_u64(),
+            op: Op::Client {
+                client: req.client,
+                seq: req.seq,
+                cmds: req.cmds.clone(),
+            },
+        };
+        let replies = scratch.apply(&entry, self.config.bugs, None);
+        if req.cmds.iter().any(|c| c.is_write()) {
+            // The bug: the write really happens here, outside the history.
+            self.state.store = scratch.store;
+        }
+        replies
+    }
+
+    fn wait_for(&mut self, now: Now, client: ClientId, seq: Seq, index: OpIndex) {
+        let Role::Primary(p) = &mut self.role else {
+            return;
+        };
+        if index <= p.commit {
+            let replies = self
+                .state
+                .clients
+                .get(&client)
+                .map(|r| r.replies.clone())
+                .unwrap_or_default();
+            self.respond(client, seq, Ok(replies));
+            return;
+        }
+        let deadline_ms = now.mono_ms + self.config.confirm_timeout_ms;
+        p.waiting.insert(
+            client,
+            Waiting {
+                seq,
+                index,
+                deadline_ms,
+            },
+        );
+    }
+
+    /// P2, P5: the primary orders an operation, decides its time and randomness, and applies it.
+    fn order(&mut self, now: Now, op: Op) -> (OpIndex, Arc<Vec<Reply>>) {
+        let viewnum = self.view.as_ref().expect("primary has a view").num;
+        let entry = LogEntry {
+            pos: LogPos {
+                index: self.state.last.index.next(),
+                view: viewnum,
+            },
+            now_ms: now.wall_ms.max(self.state.clock_ms),
+            random: self.rng.next_u64(),
+            op,
+        };
+        let replies = self.state.apply(&entry, self.config.bugs, None);
+        self.stats.applied += 1;
+        let index = entry.pos.index;
+        self.log.push(entry);
+        self.after_progress(now);
+        (index, replies)
+    }
+
+    /// P4: a request whose operation was not confirmed in time gets an error; the coordinator
+    /// re-asks the view service and retries with the same id.
+    fn expire_waiting(&mut self, now: Now) {
+        let Role::Primary(p) = &mut self.role else {
+            return;
+        };
+        let expired: Vec<(ClientId, Seq)> = p
+            .waiting
+            .iter()
+            .filter(|(_, w)| w.deadline_ms <= now.mono_ms)
+            .map(|(c, w)| (*c, w.seq))
+            .collect();
+        for (client, _) in &expired {
+            p.waiting.remove(client);
+        }
+        for (client, seq) in expired {
+            self.respond(client, seq, Err(RequestError::BackupUnconfirmed));
+        }
+    }
+
+    /// P5: the primary finds expired keys with its own clock and replicates their deletion.
+    fn sweep_expired(&mut self, now: Now) {
+        let Role::Primary(p) = &mut self.role else {
+            return;
+        };
+        if now.mono_ms < p.next_expiry_ms {
+            return;
+        }
+        p.next_expiry_ms = now.mono_ms + self.config.expiry_interval_ms;
+        let at_ms = now.wall_ms.max(self.state.clock_ms);
+        let keys = self
+            .state
+            .store
+            .expired_keys(at_ms, self.config.expiry_batch);
+        if !keys.is_empty() {
+            self.order(now, Op::Expire { keys });
+        }
+    }
+
+    // ---- replication bookkeeping (primary side) ----
+
+    /// Recomputes the commit point, answers confirmed requests, admits synced backups to the
+    /// quorum, acknowledges the view when every backup is synced, and trims the log.
+    fn after_progress(&mut self, now: Now) {
+        let last = self.state.last.index;
+        let Role::Primary(p) = &mut self.role else {
+            return;
+        };
+        loop {
+            p.commit = p.commit.max(p.quorum_commit(last));
+            let commit = p.commit;
+            let mut admitted = false;
+            for prog in p.backups.values_mut() {
+                if !prog.in_quorum && matches!(prog.phase, Phase::Stream) && prog.matched >= commit
+                {
+                    prog.in_quorum = true;
+                    admitted = true;
+                }
+            }
+            if !admitted {
+                break;
+            }
+        }
+        let commit = p.commit;
+        let done: Vec<(ClientId, Seq)> = p
+            .waiting
+            .iter()
+            .filter(|(_, w)| w.index <= commit)
+            .map(|(c, w)| (*c, w.seq))
+            .collect();
+        for (client, _) in &done {
+            p.waiting.remove(client);
+        }
+        let view = self.view.as_ref().expect("primary has a view").num;
+        let ack = self.ping_viewnum != view && p.all_synced();
+        let keep_from = self.retention(commit);
+        for (client, seq) in done {
+            let replies = self
+                .state
+                .clients
+                .get(&client)
+                .map(|r| r.replies.clone())
+                .unwrap_or_default();
+            self.respond(client, seq, Ok(replies));
+        }
+        if ack {
+            // V6, P6: every backup holds the full state: acknowledge the view now.
+            self.ping_viewnum = view;
+            self.send_ping(now);
+        }
+        self.log.trim_through(keep_from);
+        self.log.trim_to_len(
+            self.config
+                .max_pending_ops
+                .max(self.config.max_inflight_ops as usize)
+                * 2,
+        );
+    }
+
+    /// The log must keep every entry a backup may still need.
+    fn retention(&self, commit: OpIndex) -> OpIndex {
+        let Role::Primary(p) = &self.role else {
+            return commit;
+        };
+        let mut keep = commit;
+        for prog in p.backups.values() {
+            let need = match &prog.phase {
+                Phase::Stream => prog.matched,
+                Phase::Probe => OpIndex(0),
+                Phase::Transfer(t) => t.snapshot.last.index,
+            };
+            keep = keep.min(need);
+        }
+        OpIndex(keep.0.min(self.state.last.index.0))
+    }
+
+    fn on_forward_reply(&mut self, now: Now, from: Endpoint, reply: ForwardReply) {
+        let Endpoint::Server(backup) = from else {
+            return;
+        };
+        let viewnum = self.view.as_ref().map_or(ViewNum::NONE, |v| v.num);
+        let last_index = self.state.last.index;
+        let Role::Primary(p) = &mut self.role else {
+            return;
+        };
+        let Some(prog) = p.backups.get_mut(&backup) else {
+            return;
+        };
+        match reply.result {
+            ForwardResult::Reject => {
+                self.stats.forwards_rejected += 1;
+                if reply.view > viewnum {
+                    // P4: a backup knows a newer view: we may be deposed. Stop answering success
+                    // for what it has not confirmed, and re-check our view right away.
+                    self.next_ping_ms = now.mono_ms;
+                    let unconfirmed: Vec<(ClientId, Seq)> =
+                        p.waiting.iter().map(|(c, w)| (*c, w.seq)).collect();
+                    p.waiting.clear();
+                    for (client, seq) in unconfirmed {
+                        self.respond(client, seq, Err(RequestError::BackupUnconfirmed));
+                    }
+                }
+                // A backup still in an older view catches up at its next ping; we retransmit.
+            }
+            ForwardResult::Ack { last } | ForwardResult::Gap { last } => {
+                if matches!(prog.phase, Phase::Transfer(_)) {
+                    return; // A stale reply from before the transfer started.
+                }
+                if self.log.contains(last) && last.index <= last_index {
+                    if last.index > prog.matched || !matches!(prog.phase, Phase::Stream) {
+                        prog.last_progress_ms = now.mono_ms;
+                    }
+                    if !matches!(prog.phase, Phase::Stream) {
+                        prog.phase = Phase::Stream;
+                        prog.matched = last.index;
+                        prog.sent = last.index;
+                    }
+                    prog.matched = prog.matched.max(last.index);
+                    if matches!(reply.result, ForwardResult::Gap { .. }) || prog.sent < prog.matched
+                    {
+                        prog.sent = prog.matched;
+                    }
+                } else {
+                    // Its history is not a prefix of ours (or older than our log): copy the
+                    // whole state (P6).
+                    let id = self.rng.next_u64();
+                    prog.phase =
+                        Phase::Transfer(Box::new(OutgoingTransfer::new(id, self.state.clone())));
+                    prog.matched = OpIndex(0);
+                    prog.last_progress_ms = now.mono_ms;
+                    prog.last_send_ms = 0;
+                    self.stats.transfers_started += 1;
+                }
+                self.after_progress(now);
+            }
+        }
+    }
+
+    fn on_transfer_reply(&mut self, now: Now, from: Endpoint, reply: TransferReply) {
+        let Endpoint::Server(backup) = from else {
+            return;
+        };
+        let Role::Primary(p) = &mut self.role else {
+            return;
+        };
+        let Some(prog) = p.backups.get_mut(&backup) else {
+            return;
+        };
+        let Phase::Transfer(t) = &mut prog.phase else {
+            return;
+        };
+        if t.id != reply.transfer_id {
+            return;
+        }
+        let Some(next) = reply.next_chunk else { return };
+        if reply.installed.is_none() && t.unacked.keys().next().is_some_and(|first| next < *first) {
+            // The backup lost the beginning of this transfer (it moved to another view and
+            // back, say): start again from a fresh snapshot.
+            let id = self.rng.next_u64();
+            **t = OutgoingTransfer::new(id, self.state.clone());
+            prog.last_send_ms = 0;
+            return;
+        }
+        t.unacked.retain(|chunk, _| *chunk >= next);
+        prog.last_progress_ms = now.mono_ms;
+        if let Some(installed) = reply.installed {
+            assert_eq!(
+                installed, t.snapshot.last,
+                "P6: the backup installed exactly our snapshot"
+            );
+            prog.phase = Phase::Stream;
+            prog.matched = installed.index;
+            prog.sent = installed.index;
+            self.stats.transfers_completed += 1;
+            self.after_progress(now);
+        }
+    }
+
+    /// Resends what a backup has not confirmed in time.
+    fn retransmit(&mut self, now: Now) {
+        let Role::Primary(p) = &mut self.role else {
+            return;
+        };
+        for prog in p.backups.values_mut() {
+            if now.mono_ms < prog.last_send_ms + self.config.retransmit_ms {
+                continue;
+            }
+            match &mut prog.phase {
+                Phase::Stream => {
+                    if prog.sent > prog.matched
+                        && now.mono_ms >= prog.last_progress_ms + self.config.retransmit_ms
+                    {
+                        prog.sent = prog.matched;
+                    }
+                }
+                Phase::Transfer(t) => {
+                    if !t.unacked.is_empty()
+                        && now.mono_ms >= prog.last_progress_ms + self.config.retransmit_ms
+                    {
+                        prog.last_send_ms = 0;
+                    }
+                }
+                Phase::Probe => prog.last_send_ms = 0,
+            }
+        }
+    }
+
+    /// Builds forwards, probes and transfer chunks for every backup.
+    fn flush(&mut self, now: Now) {
+        let Some(view) = self.view.as_ref().map(|v| v.num) else {
+            return;
+        };
+        let last = self.state.last;
+        let Role::Primary(p) = &mut self.role else {
+            return;
+        };
+        let mut out = Vec::new();
+        for (backup, prog) in p.backups.iter_mut() {
+            let to = Endpoint::Server(backup.clone());
+            match &mut prog.phase {
+                Phase::Probe => {
+                    if prog.last_send_ms == 0
+                        || now.mono_ms >= prog.last_send_ms + self.config.retransmit_ms
+                    {
+                        let probe = Forward {
+                            view,
+                            prev: last,
+                            entries: Arc::new(Vec::new()),
+                        };
+                        out.push(Transmit {
+                            to,
+                            msg: Message::Forward(probe),
+                        });
+                        prog.last_send_ms = now.mono_ms.max(1);
+                    }
+                }
+                Phase::Stream => {
+                    while prog.sent < last.index
+                        && prog.sent.0 - prog.matched.0 < self.config.max_inflight_ops
+                    {
+                        let Some(prev) = self.log.pos_at(prog.sent) else {
+                            break;
+                        };
+                        let room = (self.config.max_inflight_ops - (prog.sent.0 - prog.matched.0))
+                            as usize;
+                        let entries = self
+                            .log
+                            .after(prog.sent, self.config.max_batch_ops.min(room));
+                        let Some(end) = entries.last().map(|e| e.pos.index) else {
+                            break;
+                        };
+                        self.stats.forwards_sent += 1;
+                        self.stats.forwarded_entries += entries.len() as u64;
+                        let fwd = Forward {
+                            view,
+                            prev,
+                            entries: Arc::new(entries),
+                        };
+                        out.push(Transmit {
+                            to: to.clone(),
+                            msg: Message::Forward(fwd),
+                        });
+                        prog.sent = end;
+                        prog.last_send_ms = now.mono_ms.max(1);
+                    }
+                }
+                Phase::Transfer(t) => {
+                    if prog.last_send_ms == 0 {
+                        // (Re)send every unacknowledged chunk.
+                        for chunk in t.unacked.values() {
+                            out.push(Transmit {
+                                to: to.clone(),
+                                msg: Message::Transfer(chunk.clone()),
+                            });
+                        }
+                        prog.last_send_ms = now.mono_ms.max(1);
+                    }
+                    while (t.unacked.len() as u32) < self.config.transfer_window {
+                        let Some(chunk) = t.next_chunk(view, self.config.transfer_chunk_bytes)
+                        else {
+                            break;
+                        };
+                        out.push(Transmit {
+                            to: to.clone(),
+                            msg: Message::Transfer(chunk),
+                        });
+                        prog.last_send_ms = now.mono_ms.max(1);
+                    }
+                }
+            }
+        }
+        self.outbox.extend(out);
+    }
+
+    /// Applies a forwarded or transferred entry as backup and records it in the recent log.
+    fn apply_as_backup(&mut self, entry: &LogEntry) {
+        self.state
+            .apply(entry, self.config.bugs, Some(self.last_wall_ms));
+        self.stats.applied += 1;
+        self.log.push(entry.clone());
+        self.log
+            .trim_to_len(self.config.max_inflight_ops as usize * 2);
+    }
+
+    fn reply_forward(&mut self, to: Endpoint, result: ForwardResult) {
+        let view = self.view.as_ref().map_or(ViewNum::NONE, |v| v.num);
+        self.send(to, Message::ForwardReply(ForwardReply { view, result }));
+    }
+}

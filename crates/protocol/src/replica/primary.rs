@@ -1,0 +1,182 @@
+//! What only the primary keeps: each backup's progress, the commit point, requests waiting for
+//! confirmation, and outgoing state transfers.
+
+use std::collections::BTreeMap;
+
+use bytes::Bytes;
+
+use crate::ids::{ClientId, OpIndex, Seq, ServerId};
+use crate::message::{SnapshotEnd, Transfer};
+use crate::replica::state::ReplicatedState;
+
+/// Where a backup stands from the primary's point of view.
+#[derive(Debug)]
+pub(crate) enum Phase {
+    /// We do not know where its history ends yet: we send probes.
+    Probe,
+    /// Its history is a prefix of ours ending at `matched`: we stream entries after `sent`.
+    Stream,
+    /// Its history is not a prefix of ours: we copy our state to it (P6).
+    Transfer(Box<OutgoingTransfer>),
+}
+
+/// One backup's progress.
+#[derive(Debug)]
+pub(crate) struct Progress {
+    pub phase: Phase,
+    /// Highest index the backup confirmed holding, in our history.
+    pub matched: OpIndex,
+    /// Highest index sent to it.
+    pub sent: OpIndex,
+    /// When we last sent anything to it.
+    pub last_send_ms: u64,
+    /// When its confirmed position last moved forward (or the phase started).
+    pub last_progress_ms: u64,
+    /// Counted when deciding what is committed. Backups that were members of the previous view
+    /// count from the start; a new backup counts once it holds everything committed.
+    pub in_quorum: bool,
+}
+
+impl Progress {
+    pub fn new(in_quorum: bool, now_ms: u64) -> Progress {
+        Progress {
+            phase: Phase::Probe,
+            matched: OpIndex(0),
+            sent: OpIndex(0),
+            last_send_ms: 0,
+            last_progress_ms: now_ms,
+            in_quorum,
+        }
+    }
+
+    /// Holds a confirmed prefix of our history and everything committed: the primary may
+    /// acknowledge its view once every backup is synced (P6, V6).
+    pub fn synced(&self, commit: OpIndex) -> bool {
+        matches!(self.phase, Phase::Stream) && self.matched >= commit && self.in_quorum
+    }
+}
+
+/// A state transfer to one backup, in bounded chunks (P6).
+#[derive(Debug)]
+pub(crate) struct OutgoingTransfer {
+    pub id: u64,
+    /// The state as it was when the transfer started; later entries stream after it.
+    pub snapshot: ReplicatedState,
+    /// Last key sent (the next chunk starts after it).
+    pub key_cursor: Option<Bytes>,
+    pub keys_done: bool,
+    /// Last session sent.
+    pub client_cursor: Option<ClientId>,
+    pub next_chunk: u32,
+    /// Chunks sent but not acknowledged, for resending.
+    pub unacked: BTreeMap<u32, Transfer>,
+    pub finished: bool,
+}
+
+impl OutgoingTransfer {
+    pub fn new(id: u64, snapshot: ReplicatedState) -> OutgoingTransfer {
+        OutgoingTransfer {
+            id,
+            snapshot,
+            key_cursor: None,
+            keys_done: false,
+            client_cursor: None,
+            next_chunk: 0,
+            unacked: BTreeMap::new(),
+            finished: false,
+        }
+    }
+
+    /// Builds the next chunk: keys first, then sessions, the last chunk marked `done`.
+    pub fn next_chunk(
+        &mut self,
+        view: crate::ids::ViewNum,
+        chunk_bytes: usize,
+    ) -> Option<Transfer> {
+        if self.finished {
+            return None;
+        }
+        let mut transfer = Transfer {
+            view,
+            transfer_id: self.id,
+            chunk: self.next_chunk,
+            entries: Vec::new(),
+            clients: Vec::new(),
+            done: None,
+        };
+        if !self.keys_done {
+            let chunk =
+                self.snapshot
+                    .store
+                    .chunk_after(self.key_cursor.as_ref(), chunk_bytes, 65_536);
+            self.keys_done = chunk.done;
+            self.key_cursor = chunk.last_key.or(self.key_cursor.take());
+            transfer.entries = chunk.entries;
+        } else {
+            const CLIENTS_PER_CHUNK: usize = 4096;
+            let clients: Vec<_> = match self.client_cursor {
+                None => self
+                    .snapshot
+                    .clients
+                    .iter()
+                    .take(CLIENTS_PER_CHUNK)
+                    .map(|(c, r)| (*c, r.clone()))
+                    .collect(),
+                Some(after) => self
+                    .snapshot
+                    .clients
+                    .range((std::ops::Bound::Excluded(after), std::ops::Bound::Unbounded))
+                    .take(CLIENTS_PER_CHUNK)
+                    .map(|(c, r)| (*c, r.clone()))
+                    .collect(),
+            };
+            if clients.len() < CLIENTS_PER_CHUNK {
+                transfer.done = Some(SnapshotEnd {
+                    last: self.snapshot.last,
+                    clock_ms: self.snapshot.clock_ms,
+                });
+                self.finished = true;
+            }
+            self.client_cursor = clients.last().map(|(c, _)| *c).or(self.client_cursor);
+            transfer.clients = clients;
+        }
+        self.next_chunk += 1;
+        self.unacked.insert(transfer.chunk, transfer.clone());
+        Some(transfer)
+    }
+}
+
+/// A coordinator request waiting for its operation to be confirmed by every backup.
+#[derive(Debug)]
+pub(crate) struct Waiting {
+    pub seq: Seq,
+    pub index: OpIndex,
+    pub deadline_ms: u64,
+}
+
+/// The primary's own bookkeeping.
+#[derive(Debug)]
+pub(crate) struct PrimaryState {
+    pub backups: BTreeMap<ServerId, Progress>,
+    /// Highest index confirmed by every backup in the quorum: answered operations.
+    pub commit: OpIndex,
+    pub waiting: BTreeMap<ClientId, Waiting>,
+    pub next_expiry_ms: u64,
+}
+
+impl PrimaryState {
+    /// What every counted backup holds (everything we hold, with no counted backup).
+    pub fn quorum_commit(&self, last: OpIndex) -> OpIndex {
+        self.backups
+            .values()
+            .filter(|p| p.in_quorum)
+            .map(|p| p.matched)
+            .min()
+            .unwrap_or(last)
+    }
+
+    /// Every backup synced: the view may be acknowledged (V6, P6).
+    pub fn all_synced(&self) -> bool {
+        self.backups.values().all(|p| p.synced(self.commit))
+    }
+}

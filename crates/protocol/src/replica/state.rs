@@ -1,0 +1,195 @@
+//! The replicated state of a group: the key/value store, the at-most-once table (P8), where
+//! the history ends, and the history's clock. Every replica applies the same entries in the same
+//! order to it (R1).
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use imbl::OrdMap;
+use tandem_kv::{ExecContext, Reply, Store};
+
+use crate::bug::{Bug, Bugs};
+use crate::ids::{ClientId, LogPos, OpIndex};
+use crate::message::{ClientRecord, LogEntry, Op};
+
+/// Mixes the primary's random value with a command's position in its batch, so that each
+/// command of a batch gets its own value while staying deterministic (P5).
+fn command_random(random: u64, position: usize) -> u64 {
+    random ^ (position as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+}
+
+/// Everything replicated. `Clone` is cheap (persistent maps): a primary snapshots it to start a
+/// state transfer while it keeps serving.
+#[derive(Clone, Debug, Default)]
+pub struct ReplicatedState {
+    /// The data.
+    pub store: Store,
+    /// At-most-once records by session (P8).
+    pub clients: OrdMap<ClientId, ClientRecord>,
+    /// End of the history this state results from.
+    pub last: LogPos,
+    /// Largest `now_ms` applied: the primary never orders an operation before it, so time never
+    /// runs backwards across a failover to a server with a slower clock.
+    pub clock_ms: u64,
+}
+
+impl ReplicatedState {
+    /// Applies the next entry of the history and returns the replies (empty for internal ops).
+    /// `own_clock_ms` is only used with the planted bug `backup-uses-own-clock`.
+    pub fn apply(
+        &mut self,
+        entry: &LogEntry,
+        bugs: Bugs,
+        own_clock_ms: Option<u64>,
+    ) -> Arc<Vec<Reply>> {
+        assert_eq!(
+            entry.pos.index,
+            self.last.index.next(),
+            "R1: entries are applied in order, without gaps"
+        );
+        assert!(
+            entry.pos.view >= self.last.view,
+            "view tags never decrease along a history"
+        );
+        self.last = entry.pos;
+        self.clock_ms = self.clock_ms.max(entry.now_ms);
+        let now_ms = match own_clock_ms {
+            Some(own) if bugs.has(Bug::BackupUsesOwnClock) => own,
+            _ => entry.now_ms,
+        };
+        match &entry.op {
+            Op::Client { client, seq, cmds } => {
+                if let Some(record) = self.clients.get(client)
+                    && record.seq >= *seq
+                    && !bugs.has(Bug::NoDuplicateDetection)
+                {
+                    // P8: never execute a request twice. The primary filters duplicates before
+                    // ordering them, so this only guards the invariant.
+                    return record.replies.clone();
+                }
+                let replies: Vec<Reply> = cmds
+                    .iter()
+                    .enumerate()
+                    .map(|(i, cmd)| {
+                        let ctx = ExecContext {
+                            now_ms,
+                            random: command_random(entry.random, i),
+                        };
+                        self.store.execute(cmd, &ctx)
+                    })
+                    .collect();
+                let replies = Arc::new(replies);
+                let record = ClientRecord {
+                    seq: *seq,
+                    index: entry.pos.index,
+                    replies: replies.clone(),
+                };
+                self.clients.insert(*client, record);
+                replies
+            }
+            Op::Expire { keys } => {
+                // P5: expiry reaches every replica as this explicit delete, decided by the primary.
+                self.store.purge_expired(keys, now_ms);
+                Arc::new(Vec::new())
+            }
+        }
+    }
+
+    /// A digest of the whole replicated state, equal on replicas that applied the same history.
+    pub fn digest(&self) -> u64 {
+        let mut hash = self.store.digest()
+            ^ self.last.index.0.rotate_left(17)
+            ^ self.last.view.0.rotate_left(41);
+        for (client, record) in &self.clients {
+            hash = hash.rotate_left(5) ^ client.0 ^ record.seq.0.wrapping_mul(31) ^ record.index.0;
+        }
+        hash
+    }
+}
+
+/// The most recent entries of the history, kept by every replica: a primary resends from it, and
+/// a backup that gets promoted can bring lagging backups up to date from it without a full
+/// transfer. `base` is the position just before `entries[0]`.
+#[derive(Clone, Debug, Default)]
+pub struct RecentLog {
+    base: LogPos,
+    entries: VecDeque<LogEntry>,
+}
+
+impl RecentLog {
+    /// An empty log that starts after `base`.
+    pub fn starting_after(base: LogPos) -> RecentLog {
+        RecentLog {
+            base,
+            entries: VecDeque::new(),
+        }
+    }
+
+    /// Appends the entry just applied.
+    pub fn push(&mut self, entry: LogEntry) {
+        debug_assert_eq!(entry.pos.index, self.last().index.next());
+        self.entries.push_back(entry);
+    }
+
+    /// Position of the last entry (or the base).
+    pub fn last(&self) -> LogPos {
+        self.entries.back().map_or(self.base, |e| e.pos)
+    }
+
+    /// Position just before the first retained entry.
+    pub fn base(&self) -> LogPos {
+        self.base
+    }
+
+    /// Number of entries retained.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// True if no entry is retained.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// The position at `index`, if it is the base or a retained entry.
+    pub fn pos_at(&self, index: OpIndex) -> Option<LogPos> {
+        if index == self.base.index {
+            return Some(self.base);
+        }
+        let offset = index.0.checked_sub(self.base.index.0 + 1)?;
+        self.entries
+            .get(usize::try_from(offset).ok()?)
+            .map(|e| e.pos)
+    }
+
+    /// Does the history this log belongs to contain `pos`? Only the primary of view `v` orders
+    /// entries tagged `v`, so equal positions mean equal prefixes.
+    pub fn contains(&self, pos: LogPos) -> bool {
+        pos == LogPos::EMPTY && self.base == LogPos::EMPTY || self.pos_at(pos.index) == Some(pos)
+    }
+
+    /// Up to `max` entries after `index` (which must be retained or the base).
+    pub fn after(&self, index: OpIndex, max: usize) -> Vec<LogEntry> {
+        let skip = (index.0 - self.base.index.0) as usize;
+        self.entries.iter().skip(skip).take(max).cloned().collect()
+    }
+
+    /// Forgets entries up to and including `index`.
+    pub fn trim_through(&mut self, index: OpIndex) {
+        while let Some(first) = self.entries.front() {
+            if first.pos.index > index {
+                break;
+            }
+            self.base = first.pos;
+            self.entries.pop_front();
+        }
+    }
+
+    /// Keeps at most `max` entries.
+    pub fn trim_to_len(&mut self, max: usize) {
+        while self.entries.len() > max {
+            let first = self.entries.pop_front().expect("non-empty");
+            self.base = first.pos;
+        }
+    }
+}
