@@ -107,6 +107,11 @@ pub struct ReplicaConfig {
     pub expiry_interval_ms: u64,
     /// Most keys expired by one replicated delete.
     pub expiry_batch: usize,
+    /// At-most-once records of sessions idle this long are forgotten (P8). A coordinator never
+    /// retries a request this late: its request timeout is far shorter.
+    pub client_idle_forget_ms: u64,
+    /// Most at-most-once records kept; the least recently used beyond it are forgotten.
+    pub max_clients: usize,
     /// Planted bugs (simulator only).
     pub bugs: Bugs,
 }
@@ -124,6 +129,8 @@ impl Default for ReplicaConfig {
             transfer_window: 4,
             expiry_interval_ms: 100,
             expiry_batch: 64,
+            client_idle_forget_ms: 3_600_000,
+            max_clients: 1_000_000,
             bugs: Bugs::NONE,
         }
     }
@@ -195,6 +202,20 @@ impl ReplicaConfig {
             1,
             100_000,
             "1 to 100000",
+        )?;
+        check(
+            "client-idle-forget-ms",
+            self.client_idle_forget_ms,
+            60_000,
+            30 * 86_400_000,
+            "1 minute to 30 days",
+        )?;
+        check(
+            "max-clients",
+            self.max_clients as u64,
+            1000,
+            100_000_000,
+            "1000 to 100000000",
         )
     }
 }

@@ -57,6 +57,30 @@ pub enum Message {
     Transfer(Transfer),
     /// New backup -> primary.
     TransferReply(TransferReply),
+    /// Operator tool -> view service: every group's view, acknowledgement and idle servers.
+    GetStatus {},
+    /// View service -> operator tool.
+    StatusReply(Status),
+}
+
+/// The view service's state as operators see it (the answer to `GetStatus`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Status {
+    /// Every group that has pinged, by id.
+    pub groups: Vec<GroupStatus>,
+}
+
+/// One group's entry in a [`Status`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupStatus {
+    /// The group.
+    pub group: GroupId,
+    /// Its current view, `None` before view 1.
+    pub view: Option<View>,
+    /// Whether the primary acknowledged the current view (V6).
+    pub acked: bool,
+    /// Live servers of the group that are in no view (V9).
+    pub idle: Vec<ServerId>,
 }
 
 /// A server's heartbeat (V2).
@@ -159,6 +183,12 @@ pub enum Op {
         /// The expired keys.
         keys: Vec<Bytes>,
     },
+    /// Forget at-most-once records of sessions idle since before `idle_before_ms` (history
+    /// clock), so the table stays bounded as coordinator sessions come and go (P8).
+    ForgetClients {
+        /// Records last used before this time are dropped.
+        idle_before_ms: u64,
+    },
 }
 
 /// Primary -> backup: entries that follow `prev` in the primary's history (P2).
@@ -247,4 +277,6 @@ pub struct ClientRecord {
     pub index: OpIndex,
     /// The replies it produced.
     pub replies: Arc<Vec<Reply>>,
+    /// History clock when it was executed (for forgetting idle sessions).
+    pub at_ms: u64,
 }

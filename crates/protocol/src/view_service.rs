@@ -16,7 +16,7 @@ use std::collections::{BTreeMap, VecDeque};
 use crate::bug::Bug;
 use crate::config::ViewServiceConfig;
 use crate::ids::{GroupId, Incarnation, ServerId, ViewNum};
-use crate::message::{Ping, ViewReply};
+use crate::message::{GroupStatus, Ping, Status, ViewReply};
 use crate::time::Now;
 use crate::view::View;
 
@@ -229,6 +229,28 @@ impl ViewService {
             ));
         }
         None
+    }
+
+    /// Every group's view, acknowledgement and idle servers, for operators (`GetStatus`). Groups
+    /// whose servers pinged but that have no view yet are listed too.
+    pub fn status(&self, now: Now) -> Status {
+        let mut ids: Vec<GroupId> = self.table.groups().map(|(g, _)| g).collect();
+        ids.extend(self.servers.keys().copied());
+        ids.sort();
+        ids.dedup();
+        let groups = ids
+            .into_iter()
+            .map(|group| {
+                let state = self.table.group(group);
+                GroupStatus {
+                    group,
+                    view: state.and_then(|s| s.view.clone()),
+                    acked: state.is_some_and(|s| s.acked),
+                    idle: self.idle(group, now),
+                }
+            })
+            .collect();
+        Status { groups }
     }
 
     /// Idle servers of `group`: alive, pinging, in no view (V9), in id order.

@@ -98,7 +98,7 @@ impl Replica {
                 receiving.state.store.insert_entry(key, entry);
             }
             for (client, record) in t.clients {
-                receiving.state.clients.insert(client, record);
+                receiving.state.remember(client, record);
             }
             receiving.next_chunk += 1;
             if let Some(end) = t.done {

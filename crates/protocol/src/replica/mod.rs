@@ -272,7 +272,9 @@ impl Replica {
             Message::Ping(_)
             | Message::GetView { .. }
             | Message::ViewReply(_)
-            | Message::Response(_) => {}
+            | Message::Response(_)
+            | Message::GetStatus {}
+            | Message::StatusReply(_) => {}
         }
     }
 
@@ -549,6 +551,10 @@ impl Replica {
             .expired_keys(at_ms, self.config.expiry_batch);
         if !keys.is_empty() {
             self.order(now, Op::Expire { keys });
+        }
+        let (idle_ms, max) = (self.config.client_idle_forget_ms, self.config.max_clients);
+        if let Some(idle_before_ms) = self.state.forget_horizon(at_ms, idle_ms, max) {
+            self.order(now, Op::ForgetClients { idle_before_ms });
         }
     }
 

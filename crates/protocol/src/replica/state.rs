@@ -5,7 +5,7 @@
 use std::collections::VecDeque;
 use std::sync::Arc;
 
-use imbl::OrdMap;
+use imbl::{OrdMap, OrdSet};
 use tandem_kv::{ExecContext, Reply, Store};
 
 use crate::bug::{Bug, Bugs};
@@ -26,6 +26,8 @@ pub struct ReplicatedState {
     pub store: Store,
     /// At-most-once records by session (P8).
     pub clients: OrdMap<ClientId, ClientRecord>,
+    /// The same sessions ordered by last use, to forget idle ones (derived from `clients`).
+    pub clients_by_age: OrdSet<(u64, ClientId)>,
     /// End of the history this state results from.
     pub last: LogPos,
     /// Largest `now_ms` applied: the primary never orders an operation before it, so time never
@@ -83,8 +85,9 @@ impl ReplicatedState {
                     seq: *seq,
                     index: entry.pos.index,
                     replies: replies.clone(),
+                    at_ms: now_ms,
                 };
-                self.clients.insert(*client, record);
+                self.remember(*client, record);
                 replies
             }
             Op::Expire { keys } => {
@@ -92,7 +95,40 @@ impl ReplicatedState {
                 self.store.purge_expired(keys, now_ms);
                 Arc::new(Vec::new())
             }
+            Op::ForgetClients { idle_before_ms } => {
+                while let Some((at_ms, client)) = self.clients_by_age.get_min().copied() {
+                    if at_ms >= *idle_before_ms {
+                        break;
+                    }
+                    self.clients_by_age.remove(&(at_ms, client));
+                    self.clients.remove(&client);
+                }
+                Arc::new(Vec::new())
+            }
         }
+    }
+
+    /// Records a session's latest request (P8), keeping the age index in step.
+    pub fn remember(&mut self, client: ClientId, record: ClientRecord) {
+        let at_ms = record.at_ms;
+        if let Some(old) = self.clients.insert(client, record) {
+            self.clients_by_age.remove(&(old.at_ms, client));
+        }
+        self.clients_by_age.insert((at_ms, client));
+    }
+
+    /// The last-use time before which sessions should be forgotten: those idle longer than
+    /// `idle_ms`, and the oldest beyond `max_clients`. `None` if nothing needs forgetting.
+    pub fn forget_horizon(&self, now_ms: u64, idle_ms: u64, max_clients: usize) -> Option<u64> {
+        let mut horizon = now_ms.saturating_sub(idle_ms);
+        if self.clients.len() > max_clients {
+            let excess = self.clients.len() - max_clients;
+            if let Some((at_ms, _)) = self.clients_by_age.iter().nth(excess - 1) {
+                horizon = horizon.max(at_ms + 1);
+            }
+        }
+        let oldest = self.clients_by_age.get_min()?.0;
+        (oldest < horizon).then_some(horizon)
     }
 
     /// A digest of the whole replicated state, equal on replicas that applied the same history.
@@ -101,7 +137,11 @@ impl ReplicatedState {
             ^ self.last.index.0.rotate_left(17)
             ^ self.last.view.0.rotate_left(41);
         for (client, record) in &self.clients {
-            hash = hash.rotate_left(5) ^ client.0 ^ record.seq.0.wrapping_mul(31) ^ record.index.0;
+            hash = hash.rotate_left(5)
+                ^ client.0
+                ^ record.seq.0.wrapping_mul(31)
+                ^ record.index.0
+                ^ record.at_ms.rotate_left(23);
         }
         hash
     }
