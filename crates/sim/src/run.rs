@@ -1,0 +1,342 @@
+//! One seeded run with every checker, and sweeps over many seeds.
+//!
+//! A run: warm up, then random client load under a random sequence of fault episodes; then heal
+//! everything and check liveness (every pending request finishes within a bound), convergence
+//! (every replica of the view holds an identical state), a final read of every key, and
+//! linearizability of the whole history. Invariants are checked on every step throughout.
+
+use std::fmt::Write as _;
+
+use tandem_check::{Budget, Verdict};
+use tandem_protocol::{Bugs, ClerkConfig, ReplicaConfig, ViewServiceConfig};
+
+use crate::cluster::{Cluster, ClusterConfig};
+use crate::faults::{self, Action};
+use crate::model;
+use crate::net::NetConfig;
+use crate::workload::{self, RandomWorkload};
+
+/// What to run.
+#[derive(Clone, Debug)]
+pub struct RunOptions {
+    /// The seed.
+    pub seed: u64,
+    /// Simulated time under load and faults.
+    pub duration_ms: u64,
+    /// Planted bugs.
+    pub bugs: Bugs,
+    /// Print every fault and view change as it happens (for replaying a failure).
+    pub verbose: bool,
+}
+
+impl RunOptions {
+    /// A run of `seed` with the default length (60 simulated seconds) and no bugs.
+    pub fn new(seed: u64) -> RunOptions {
+        RunOptions {
+            seed,
+            duration_ms: 60_000,
+            bugs: Bugs::NONE,
+            verbose: false,
+        }
+    }
+}
+
+/// What a run found.
+#[derive(Clone, Debug)]
+pub struct RunReport {
+    /// The seed.
+    pub seed: u64,
+    /// Digest of the whole trace: the same seed gives the same digest everywhere.
+    pub digest: u64,
+    /// Everything that went wrong (empty for a passing run).
+    pub violations: Vec<String>,
+    /// Simulated milliseconds.
+    pub simulated_ms: u64,
+    /// Client operations issued.
+    pub operations: usize,
+    /// Of which completed with replies.
+    pub completed: usize,
+    /// Fault actions applied.
+    pub faults: usize,
+    /// Keys whose history the checker could not decide within its budget.
+    pub undecided_keys: usize,
+    /// Events processed.
+    pub events: u64,
+    /// Set when the run ended with the group stuck by the rules (every holder of the state
+    /// crashed): liveness and convergence were not checked, safety was.
+    pub stuck: Option<String>,
+}
+
+impl RunReport {
+    /// Did every checker pass?
+    pub fn passed(&self) -> bool {
+        self.violations.is_empty()
+    }
+}
+
+/// How long after healing the cluster must serve every pending request again (liveness).
+const LIVENESS_BOUND_MS: u64 = 30_000;
+/// Checker steps per key before it gives up (Unknown, reported but not a failure).
+const CHECK_BUDGET_STEPS: u64 = 5_000_000;
+
+fn cluster_config(options: &RunOptions) -> ClusterConfig {
+    let mut rng = tandem_protocol::rng::SplitMix64::new(options.seed ^ 0x5eed_5eed_5eed_5eed);
+    let servers = 3 + rng.below(2) as usize;
+    let backups = if rng.below(3) == 0 { 2 } else { 1 };
+    ClusterConfig {
+        seed: options.seed,
+        servers,
+        clients: 3 + rng.below(6) as usize,
+        view_service: ViewServiceConfig {
+            backups,
+            bugs: options.bugs,
+            ..ViewServiceConfig::default()
+        },
+        replica: ReplicaConfig {
+            bugs: options.bugs,
+            ..ReplicaConfig::default()
+        },
+        clerk: ClerkConfig {
+            request_timeout_ms: 20_000,
+            ..ClerkConfig::default()
+        },
+        clock_skew_max_ms: 200,
+        net: NetConfig {
+            delay_min_ms: 1,
+            delay_max_ms: 2 + rng.below(5),
+            drop_per_mille: 0,
+            duplicate_per_mille: 0,
+        },
+    }
+}
+
+/// Runs one seed with every checker.
+pub fn run_seed(options: &RunOptions) -> RunReport {
+    let mut cluster = Cluster::new(cluster_config(options));
+    let mut violations = Vec::new();
+    cluster.run_for(1000);
+    cluster.set_workload(Some(Box::new(RandomWorkload::new(20))));
+
+    // Faults: episodes one after another until the fault phase ends.
+    let fault_end = cluster.now_ms() + options.duration_ms;
+    let mut pending: Vec<(u64, u64, Action)> = Vec::new();
+    let mut order = 0;
+    let mut applied = 0;
+    let mut next_episode = cluster.now_ms() + 200 + cluster.rng().below(1500);
+    loop {
+        let next_action = pending.iter().map(|(t, _, _)| *t).min();
+        let next = next_action.unwrap_or(u64::MAX).min(next_episode);
+        if next >= fault_end {
+            break;
+        }
+        cluster.run_until(next, |_| false);
+        if next == next_episode {
+            for (delay, action) in faults::next_episode(&mut cluster) {
+                pending.push((cluster.now_ms() + delay, order, action));
+                order += 1;
+            }
+            next_episode = cluster.now_ms() + 500 + cluster.rng().below(3000);
+            continue;
+        }
+        pending.sort_by_key(|(t, o, _)| (*t, *o));
+        let (_, _, action) = pending.remove(0);
+        if options.verbose {
+            println!(
+                "{:>8} ms  fault {action:?}  ({})",
+                cluster.now_ms(),
+                describe(&cluster)
+            );
+        }
+        faults::apply(&mut cluster, &action);
+        applied += 1;
+    }
+    cluster.run_until(fault_end, |_| false);
+
+    // Heal: network back to normal, every server up again.
+    faults::apply(&mut cluster, &Action::HealNetwork);
+    faults::apply(&mut cluster, &Action::RestartAll);
+    cluster.set_workload(None);
+    // Give the view service time to notice restarts, then ask whether the rules allow progress:
+    // when every server holding the state crashed, V6/V7 keep the group stuck (never wrong).
+    cluster.run_for(cluster.config().view_service.dead_after_ms() + 500);
+    let stuck = cluster.stuck_reason();
+    if stuck.is_none() {
+        let bound = cluster.now_ms() + LIVENESS_BOUND_MS;
+        let all_idle = |c: &Cluster| (0..c.client_count()).all(|i| c.client_idle(i));
+        if !cluster.run_until(bound, all_idle) {
+            violations.push(format!(
+                "liveness: requests still pending {LIVENESS_BOUND_MS} ms after healing: {}",
+                describe(&cluster)
+            ));
+        }
+        check_convergence(&mut cluster, &mut violations);
+
+        // A final read of every key, part of the checked history: acknowledged writes must be
+        // there.
+        let reads: Vec<_> = [
+            "MGET s0 s1 s2",
+            "LRANGE l0 0 -1",
+            "LRANGE l1 0 -1",
+            "HGETALL h0",
+            "HGETALL h1",
+        ]
+        .iter()
+        .map(|l| workload::parse_line(l))
+        .collect();
+        let index = cluster.submit(0, reads);
+        if cluster.wait(index, LIVENESS_BOUND_MS).is_none() {
+            violations.push("liveness: the final read did not complete".to_string());
+        }
+    }
+
+    violations.extend(cluster.violations().iter().cloned());
+    let undecided_keys = check_linearizability(&cluster, &mut violations);
+    let history = cluster.history();
+    RunReport {
+        seed: options.seed,
+        digest: cluster.trace_digest(),
+        violations,
+        simulated_ms: cluster.now_ms(),
+        operations: history.len(),
+        completed: history.iter().filter(|op| op.ret.is_some()).count(),
+        faults: applied,
+        undecided_keys,
+        events: cluster.events_processed(),
+        stuck,
+    }
+}
+
+/// After healing, every member of the view must end with the same state.
+fn check_convergence(cluster: &mut Cluster, violations: &mut Vec<String>) {
+    let until = cluster.now_ms() + LIVENESS_BOUND_MS;
+    let caught_up = |c: &Cluster| {
+        let Some(view) = c.view() else { return false };
+        let members: Vec<_> = view
+            .members()
+            .map(|id| c.server(c.server_index(id)))
+            .collect();
+        c.view_acked()
+            && members.iter().all(|r| r.is_some())
+            && members
+                .windows(2)
+                .all(|w| w[0].map(|r| r.state().last) == w[1].map(|r| r.state().last))
+    };
+    if !cluster.run_until(until, caught_up) {
+        violations.push(format!(
+            "liveness: replicas of the view did not catch up within {LIVENESS_BOUND_MS} ms: {}",
+            describe(cluster)
+        ));
+        return;
+    }
+    let view = cluster.view().expect("view");
+    let mut digests = String::new();
+    let mut first = None;
+    let mut differ = false;
+    for id in view.members() {
+        let digest = cluster
+            .server(cluster.server_index(id))
+            .expect("up")
+            .state()
+            .digest();
+        let _ = write!(digests, " {id}={digest:016x}");
+        differ |= first.is_some_and(|f| f != digest);
+        first.get_or_insert(digest);
+    }
+    if differ {
+        violations.push(format!(
+            "R1: replicas of view {} hold different states:{digests}",
+            view.num
+        ));
+    }
+}
+
+/// The view and every server's standing, for failure reports.
+pub fn describe(cluster: &Cluster) -> String {
+    let mut out = format!("view {:?} acked={}", cluster.view(), cluster.view_acked());
+    let group = tandem_protocol::GroupId(0);
+    if let Some(g) = cluster.view_service().table().group(group) {
+        let _ = write!(out, " joined={:?}", g.incarnations);
+    }
+    for (id, live) in cluster.view_service().liveness(group) {
+        let _ = write!(out, " {id}:{:?}", live);
+    }
+    for i in 0..cluster.server_count() {
+        match cluster.server(i) {
+            None => {
+                let _ = write!(out, "; s{} down", i + 1);
+            }
+            Some(r) => {
+                let _ = write!(
+                    out,
+                    "; s{} {:?} view={:?} ping={} last={:?} commit={:?}",
+                    i + 1,
+                    r.role(),
+                    r.view().map(|v| v.num),
+                    r.ping_viewnum(),
+                    r.state().last,
+                    r.commit_index()
+                );
+                out.push_str(&r.progress_summary());
+            }
+        }
+    }
+    out
+}
+
+/// Checks every key's history; returns how many keys the checker could not decide.
+fn check_linearizability(cluster: &Cluster, violations: &mut Vec<String>) -> usize {
+    let mut undecided = 0;
+    for (model, ops) in model::partition(cluster.history(), &workload::universe()) {
+        match tandem_check::check(
+            &model,
+            &ops,
+            Budget {
+                max_steps: CHECK_BUDGET_STEPS,
+            },
+        ) {
+            Verdict::Linearizable => {}
+            Verdict::Unknown => undecided += 1,
+            Verdict::NotLinearizable(counterexample) => {
+                let stuck: Vec<String> = counterexample
+                    .stuck_at
+                    .iter()
+                    .take(4)
+                    .map(|i| {
+                        let op = &ops[*i];
+                        format!(
+                            "client {} at {} ms: {:?}",
+                            op.client,
+                            op.call,
+                            op.input.steps.iter().map(|s| &s.0).collect::<Vec<_>>()
+                        )
+                    })
+                    .collect();
+                violations.push(format!(
+                    "R2: history of key {:?} is not linearizable (longest linearizable prefix {} ops; stuck at {})",
+                    model_key(&model),
+                    counterexample.longest_prefix.len(),
+                    stuck.join(" | ")
+                ));
+            }
+        }
+    }
+    undecided
+}
+
+fn model_key(model: &model::KeyModel) -> String {
+    format!("{model:?}")
+}
+
+/// The command that replays `options` exactly.
+pub fn replay_command(options: &RunOptions) -> String {
+    let mut cmd = format!(
+        "tandem sim --seed {} --duration-ms {}",
+        options.seed, options.duration_ms
+    );
+    for bug in tandem_protocol::Bug::ALL {
+        if options.bugs.has(bug) {
+            let _ = write!(cmd, " --inject-bug {bug}");
+        }
+    }
+    cmd
+}

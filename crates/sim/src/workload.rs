@@ -1,0 +1,134 @@
+//! Random client requests over a handful of keys, so that many clients contend on few keys.
+//! Values are unique per request, so a lost or duplicated write is visible in later reads.
+
+use bytes::Bytes;
+use tandem_kv::Command;
+use tandem_protocol::rng::SplitMix64;
+
+use crate::cluster::Workload;
+
+/// String keys, list keys and hash keys; commands of the wrong type still happen sometimes.
+pub const STRING_KEYS: [&str; 3] = ["s0", "s1", "s2"];
+/// List keys.
+pub const LIST_KEYS: [&str; 2] = ["l0", "l1"];
+/// Hash keys.
+pub const HASH_KEYS: [&str; 2] = ["h0", "h1"];
+
+/// Every key the workload touches (the linearizability checker's universe).
+pub fn universe() -> Vec<Bytes> {
+    STRING_KEYS
+        .iter()
+        .chain(LIST_KEYS.iter())
+        .chain(HASH_KEYS.iter())
+        .map(|k| Bytes::from_static(k.as_bytes()))
+        .collect()
+}
+
+/// The random workload over every command family of the store.
+#[derive(Debug)]
+pub struct RandomWorkload {
+    counter: u64,
+    think_max_ms: u64,
+}
+
+impl RandomWorkload {
+    /// Clients pause up to `think_max_ms` between requests.
+    pub fn new(think_max_ms: u64) -> RandomWorkload {
+        RandomWorkload {
+            counter: 0,
+            think_max_ms,
+        }
+    }
+
+    fn unique(&mut self, client: usize) -> String {
+        self.counter += 1;
+        format!("c{client}n{}", self.counter)
+    }
+
+    /// One random command line.
+    pub fn line(&mut self, client: usize, rng: &mut SplitMix64) -> String {
+        let pick = |rng: &mut SplitMix64, keys: &[&'static str]| {
+            keys[rng.below(keys.len() as u64) as usize]
+        };
+        let s = pick(rng, &STRING_KEYS);
+        let l = pick(rng, &LIST_KEYS);
+        let h = pick(rng, &HASH_KEYS);
+        let any = match rng.below(10) {
+            0 => l,
+            1 => h,
+            _ => s,
+        };
+        let v = self.unique(client);
+        let f = ["f0", "f1", "f2"][rng.below(3) as usize];
+        match rng.below(40) {
+            0..=5 => format!("GET {s}"),
+            6..=9 => format!("SET {s} {v}"),
+            10 => format!("SET {s} {v} NX"),
+            11 => format!("SET {s} {v} XX GET"),
+            12 => format!("SET {s} {v} EX 3600"),
+            13 => format!("APPEND {s} ,{v}"),
+            14 => format!("INCR {}", "s2"),
+            15 => format!("INCRBY s2 {}", rng.below(100)),
+            16 => format!("GETSET {s} {v}"),
+            17 => format!("GETDEL {s}"),
+            18 => format!("STRLEN {s}"),
+            19 => format!("DEL {any}"),
+            20 => format!("EXISTS {any}"),
+            21 => format!("TYPE {any}"),
+            22 => format!("EXPIRE {any} 7200"),
+            23 => format!("PERSIST {any}"),
+            24 => format!("TTL {any}"),
+            25 => format!("LPUSH {l} {v}"),
+            26 => format!("RPUSH {l} {v} {v}x"),
+            27 => format!("LPOP {l}"),
+            28 => format!("RPOP {l}"),
+            29 => format!("LRANGE {l} 0 -1"),
+            30 => format!("LLEN {l}"),
+            31 => format!("HSET {h} {f} {v}"),
+            32 => format!("HGET {h} {f}"),
+            33 => format!("HDEL {h} {f}"),
+            34 => format!("HGETALL {h}"),
+            35 => format!("HINCRBY {h} n {}", rng.below(10)),
+            36 => format!("MSET s0 {v} s1 {v}b"),
+            37 => "MGET s0 s1 s2".to_string(),
+            38 => {
+                if rng.below(20) == 0 {
+                    "FLUSHDB".to_string()
+                } else {
+                    "KEYS *".to_string()
+                }
+            }
+            _ => format!("SETNX {s} {v}"),
+        }
+    }
+}
+
+/// Parses a command line of the workload (space-separated, no quoting needed).
+pub fn parse_line(line: &str) -> Command {
+    let args: Vec<Bytes> = line
+        .split(' ')
+        .map(|w| Bytes::copy_from_slice(w.as_bytes()))
+        .collect();
+    Command::parse(&args)
+        .unwrap_or_else(|e| panic!("workload produced an invalid command {line:?}: {e:?}"))
+}
+
+impl Workload for RandomWorkload {
+    fn next(&mut self, client: usize, rng: &mut SplitMix64) -> Option<Vec<Command>> {
+        // Mostly single commands, sometimes a pipelined batch (executed atomically, in order).
+        let n = if rng.below(8) == 0 {
+            2 + rng.below(3) as usize
+        } else {
+            1
+        };
+        Some(
+            (0..n)
+                .map(|_| parse_line(&self.line(client, rng)))
+                .collect(),
+        )
+    }
+
+    fn think_ms(&mut self, rng: &mut SplitMix64) -> u64 {
+        rng.below(self.think_max_ms + 1)
+    }
+}

@@ -1,0 +1,541 @@
+//! The lab scenarios and one test per PROTOCOL.md rule, on the deterministic harness. All
+//! waiting is in virtual time with explicit deadlines.
+
+use bytes::Bytes;
+use tandem_kv::Reply;
+use tandem_protocol::{ReplicaConfig, RoleKind, ServerId, ViewNum, ViewServiceConfig};
+use tandem_sim::{Cluster, ClusterConfig, NetConfig, NodeId};
+
+fn cluster(servers: usize, clients: usize) -> Cluster {
+    Cluster::new(ClusterConfig {
+        servers,
+        clients,
+        ..ClusterConfig::default()
+    })
+}
+
+fn id(name: &str) -> ServerId {
+    ServerId::new(name)
+}
+
+fn bulk(s: &str) -> Reply {
+    Reply::Bulk(Bytes::copy_from_slice(s.as_bytes()))
+}
+
+/// Runs until the view is acknowledged and matches `primary`/`backups`.
+fn wait_view(c: &mut Cluster, primary: &str, backups: &[&str], deadline_ms: u64) -> bool {
+    let until = c.now_ms() + deadline_ms;
+    let backups: Vec<ServerId> = backups.iter().map(|b| id(b)).collect();
+    c.run_until(until, |c| {
+        c.view_acked()
+            && c.view()
+                .is_some_and(|v| v.primary == id(primary) && v.backups == backups)
+    })
+}
+
+/// Three servers up, s1 primary with backup s2, view acknowledged.
+fn steady(servers: usize, clients: usize) -> Cluster {
+    let mut c = cluster(servers, clients);
+    assert!(
+        wait_view(&mut c, "s1", &["s2"], 3000),
+        "initial view: {:?}",
+        c.view()
+    );
+    c
+}
+
+#[test]
+fn v5_first_server_to_ping_becomes_primary_of_view_1() {
+    let mut c = cluster(1, 0);
+    assert!(c.run_until(1000, |c| c.view_acked()));
+    let view = c.view().unwrap();
+    assert_eq!(view.num, ViewNum(1));
+    assert_eq!(view.primary, id("s1"));
+    assert!(view.backups.is_empty());
+}
+
+#[test]
+fn v8_first_backup_is_added_once_view_1_is_acked() {
+    let mut c = cluster(2, 0);
+    assert!(wait_view(&mut c, "s1", &["s2"], 2000));
+    assert_eq!(c.view().unwrap().num, ViewNum(2));
+    assert_eq!(c.server(1).unwrap().role(), RoleKind::Backup);
+}
+
+#[test]
+fn v8_backup_takes_over_when_primary_dies() {
+    let mut c = steady(2, 1);
+    assert_eq!(c.call(0, "SET a 1", 2000), Some(Reply::Simple("OK".into())));
+    c.crash(0);
+    assert!(wait_view(&mut c, "s2", &[], 2000), "view: {:?}", c.view());
+    assert_eq!(c.call(0, "GET a", 3000), Some(bulk("1")));
+}
+
+#[test]
+fn v4_restarted_server_becomes_backup_again() {
+    let mut c = steady(2, 1);
+    c.call(0, "SET a 1", 2000).unwrap();
+    c.crash(0);
+    assert!(wait_view(&mut c, "s2", &[], 2000));
+    c.restart(0);
+    assert!(
+        wait_view(&mut c, "s2", &["s1"], 2000),
+        "view: {:?}",
+        c.view()
+    );
+    // The restarted server received the state (P6): after s2 dies it serves a.
+    c.crash(1);
+    assert!(wait_view(&mut c, "s1", &[], 2000));
+    assert_eq!(c.call(0, "GET a", 3000), Some(bulk("1")));
+}
+
+#[test]
+fn v8_idle_third_server_becomes_backup_in_one_view_change() {
+    let mut c = steady(3, 0);
+    let before = c.view().unwrap().num;
+    c.crash(0);
+    assert!(
+        wait_view(&mut c, "s2", &["s3"], 2000),
+        "view: {:?}",
+        c.view()
+    );
+    assert_eq!(
+        c.view().unwrap().num,
+        before.next(),
+        "promotion and new backup folded into one view change"
+    );
+}
+
+#[test]
+fn v4_restarted_primary_is_treated_as_dead() {
+    let mut c = steady(2, 0);
+    let before = c.view().unwrap().num;
+    c.crash(0);
+    c.restart(0); // Back before the view service could notice silence: only V4 can catch it.
+    assert!(
+        wait_view(&mut c, "s2", &["s1"], 1000),
+        "view: {:?}",
+        c.view()
+    );
+    assert_eq!(c.view().unwrap().num, before.next());
+}
+
+#[test]
+fn v3_dead_backup_is_removed() {
+    let mut c = steady(2, 0);
+    c.crash(1);
+    let dead_after = ViewServiceConfig::default().dead_after_ms();
+    assert!(wait_view(&mut c, "s1", &[], dead_after + 500));
+}
+
+#[test]
+fn v6_view_service_waits_for_the_primary_ack() {
+    let mut c = cluster(2, 0);
+    // s1 becomes primary of view 1 but its pings never reach the view service again, so it
+    // never acknowledges view 1.
+    c.run_until(1000, |c| c.view().is_some());
+    c.net.cut_one_way(NodeId::Server(0), NodeId::ViewService);
+    c.run_for(3000);
+    let view = c.view().unwrap();
+    assert_eq!(
+        view.num,
+        ViewNum(1),
+        "V6: stuck in view 1 although s1 looks dead and s2 is idle"
+    );
+    assert!(!c.view_acked());
+}
+
+#[test]
+fn v7_uninitialized_server_is_never_promoted() {
+    // s1 primary with backup s2; s2 dies, s3 joins and is receiving the state when s1 dies.
+    let mut c = Cluster::new(ClusterConfig {
+        servers: 3,
+        clients: 1,
+        replica: ReplicaConfig {
+            transfer_chunk_bytes: 1024,
+            transfer_window: 1,
+            ..ReplicaConfig::default()
+        },
+        ..ClusterConfig::default()
+    });
+    assert!(wait_view(&mut c, "s1", &["s2"], 3000));
+    let value = "x".repeat(1000);
+    for i in 0..50 {
+        c.call(0, &format!("SET k{i} {value}"), 2000).unwrap();
+    }
+    c.net.config.delay_min_ms = 20;
+    c.net.config.delay_max_ms = 20;
+    c.crash(1);
+    let until = c.now_ms() + 3000;
+    assert!(c.run_until(until, |c| {
+        c.server(0)
+            .is_some_and(|s| !s.transfers_in_progress().is_empty())
+    }));
+    c.crash(0);
+    c.run_for(3000);
+    let view = c.view().unwrap();
+    assert_eq!(
+        view.primary,
+        id("s1"),
+        "V7: s3 never held the full state, so it is not promoted"
+    );
+    assert!(!c.view_acked());
+}
+
+#[test]
+fn p8_at_most_once_appends_under_20_percent_message_loss() {
+    let mut c = Cluster::new(ClusterConfig {
+        servers: 3,
+        clients: 1,
+        net: NetConfig {
+            drop_per_mille: 200,
+            duplicate_per_mille: 100,
+            ..NetConfig::default()
+        },
+        ..ClusterConfig::default()
+    });
+    assert!(c.run_until(5000, |c| c.view_acked()
+        && c.view().is_some_and(|v| !v.backups.is_empty())));
+    let mut expected = String::new();
+    for i in 0..100 {
+        let token = format!("x{i}.");
+        expected.push_str(&token);
+        let reply = c.call(0, &format!("APPEND log {token}"), 20_000);
+        assert_eq!(
+            reply,
+            Some(Reply::Integer(expected.len() as i64)),
+            "append {i}"
+        );
+    }
+    assert_eq!(c.call(0, "GET log", 20_000), Some(bulk(&expected)));
+}
+
+#[test]
+fn put_right_after_backup_failure_succeeds() {
+    let mut c = steady(3, 1);
+    c.call(0, "SET a 1", 2000).unwrap();
+    c.crash(1);
+    assert_eq!(c.call(0, "SET a 2", 5000), Some(Reply::Simple("OK".into())));
+    assert!(wait_view(&mut c, "s1", &["s3"], 3000));
+    c.crash(0);
+    assert_eq!(c.call(0, "GET a", 5000), Some(bulk("2")));
+}
+
+#[test]
+fn put_right_after_primary_failure_succeeds() {
+    let mut c = steady(3, 1);
+    c.call(0, "SET a 1", 2000).unwrap();
+    c.crash(0);
+    assert_eq!(c.call(0, "SET a 2", 5000), Some(Reply::Simple("OK".into())));
+    assert_eq!(c.call(0, "GET a", 5000), Some(bulk("2")));
+}
+
+#[test]
+fn concurrent_writers_then_failover_leave_identical_values() {
+    let mut c = steady(3, 4);
+    let mut last = Vec::new();
+    for round in 0..30 {
+        let ops: Vec<usize> = (0..4)
+            .map(|w| c.submit_str(w, &format!("SET k{} w{w}r{round}", round % 3)))
+            .collect();
+        for op in ops {
+            last.push(op);
+            assert!(c.wait(op, 5000).is_some());
+        }
+    }
+    let until = c.now_ms() + 2000;
+    c.run_until(until, |c| {
+        let a = c.server(0).map(|s| s.state().last);
+        let b = c.server(1).map(|s| s.state().last);
+        a == b
+    });
+    let before: Vec<Option<Reply>> = (0..3)
+        .map(|k| c.call(0, &format!("GET k{k}"), 5000))
+        .collect();
+    assert_eq!(
+        c.server(0).unwrap().state().digest(),
+        c.server(1).unwrap().state().digest()
+    );
+    c.crash(0);
+    let after: Vec<Option<Reply>> = (0..3)
+        .map(|k| c.call(0, &format!("GET k{k}"), 5000))
+        .collect();
+    assert_eq!(before, after);
+}
+
+#[test]
+fn repeated_crash_restart_with_concurrent_updates_for_20_simulated_seconds() {
+    let mut c = steady(3, 3);
+    let mut counts = [0i64; 3];
+    let start = c.now_ms();
+    let mut round = 0u64;
+    while c.now_ms() < start + 20_000 {
+        round += 1;
+        if round.is_multiple_of(10) {
+            let victim = (round / 10 % 3) as usize;
+            c.crash(victim);
+            c.run_for(300);
+            c.restart(victim);
+        }
+        let ops: Vec<(usize, usize)> = (0..3)
+            .map(|w| (w, c.submit_str(w, &format!("INCR n{w}"))))
+            .collect();
+        for (w, op) in ops {
+            if let Some(replies) = c.wait(op, 10_000) {
+                counts[w] += 1;
+                assert_eq!(
+                    replies[0],
+                    Reply::Integer(counts[w]),
+                    "writer {w}: each acknowledged INCR counted once"
+                );
+            } else {
+                panic!(
+                    "writer {w} timed out at {} ms; view {:?}",
+                    c.now_ms(),
+                    c.view()
+                );
+            }
+        }
+    }
+    for (w, count) in counts.iter().enumerate() {
+        assert_eq!(
+            c.call(0, &format!("GET n{w}"), 10_000),
+            Some(bulk(&count.to_string()))
+        );
+    }
+    assert!(c.violations().is_empty(), "{:?}", c.violations());
+}
+
+#[test]
+fn p4_primary_partitioned_from_view_service_never_serves_a_stale_read() {
+    let mut c = steady(3, 2);
+    c.call(0, "SET a old", 2000).unwrap();
+    // s1 and client 0 are cut from the view service and s2/s3: s2 takes over.
+    c.net
+        .partition(&[NodeId::Server(0), NodeId::Client(0)], &c.nodes());
+    assert!(wait_view(&mut c, "s2", &["s3"], 3000), "{:?}", c.view());
+    assert_eq!(
+        c.call(1, "SET a new", 5000),
+        Some(Reply::Simple("OK".into()))
+    );
+    // Client 0 still talks to s1, which still believes it is primary: its read must not return
+    // "old"; it times out (C3) instead.
+    let read = c.submit_str(0, "GET a");
+    let reply = c.wait(read, 30_000);
+    assert_ne!(reply.map(|r| r[0].clone()), Some(bulk("old")));
+    c.net.heal_all();
+    assert_eq!(c.call(0, "GET a", 5000), Some(bulk("new")));
+}
+
+#[test]
+fn p1_backup_rejects_coordinator_requests() {
+    use tandem_protocol::message::{Endpoint, Message, Request, RequestError};
+    let c = steady(2, 1);
+    let backup = c.server(1).unwrap();
+    assert_eq!(backup.role(), RoleKind::Backup);
+    // Deliver a request straight to the backup's core and look at its answer.
+    let mut replica = tandem_protocol::Replica::new(
+        id("s9"),
+        tandem_protocol::GroupId(0),
+        tandem_protocol::Incarnation(1),
+        ReplicaConfig::default(),
+    );
+    let req = Request {
+        group: tandem_protocol::GroupId(0),
+        client: tandem_protocol::ClientId(7),
+        seq: tandem_protocol::Seq(1),
+        cmds: std::sync::Arc::new(vec![tandem_sim::workload::parse_line("SET a 1")]),
+    };
+    let now = tandem_protocol::Now::at_ms(1);
+    replica.handle(
+        now,
+        Endpoint::Client(tandem_protocol::ClientId(7)),
+        Message::Request(req),
+    );
+    let out = replica.poll_transmit(now).unwrap();
+    match out.msg {
+        Message::Response(r) => assert_eq!(r.result, Err(RequestError::WrongServer(ViewNum(0)))),
+        other => panic!("unexpected {other:?}"),
+    }
+}
+
+#[test]
+fn v_service_is_not_flooded_by_coordinators_or_servers() {
+    let mut c = steady(3, 3);
+    let start = c.now_ms();
+    let before: Vec<u64> = (0..3)
+        .map(|i| c.view_service_requests(NodeId::Client(i)))
+        .collect();
+    let mut n = 0;
+    while c.now_ms() < start + 5000 {
+        let ops: Vec<usize> = (0..3)
+            .map(|w| c.submit_str(w, &format!("SET k{w} {n}")))
+            .collect();
+        for op in ops {
+            c.wait(op, 5000).unwrap();
+        }
+        n += 1;
+    }
+    let elapsed = c.now_ms() - start;
+    let intervals = elapsed / 100;
+    for (i, before) in before.iter().enumerate() {
+        let asked = c.view_service_requests(NodeId::Client(i)) - before;
+        assert!(
+            asked <= 2 * intervals,
+            "client {i} asked {asked} times in {intervals} ping intervals"
+        );
+        assert!(
+            asked <= 2,
+            "a steady client uses its cached view; asked {asked} times"
+        );
+    }
+    for s in 0..3 {
+        let pings = c.view_service_requests(NodeId::Server(s));
+        assert!(
+            pings <= c.now_ms() / 100 + 5,
+            "server {s} pinged {pings} times"
+        );
+    }
+}
+
+#[test]
+fn p5_expiry_decided_by_primary_reaches_backup_as_delete() {
+    let mut c = Cluster::new(ClusterConfig {
+        servers: 2,
+        clients: 1,
+        clock_skew_max_ms: 500,
+        ..ClusterConfig::default()
+    });
+    assert!(wait_view(&mut c, "s1", &["s2"], 3000));
+    c.call(0, "SET t v PX 300", 2000).unwrap();
+    c.call(0, "SET keep v", 2000).unwrap();
+    assert_eq!(
+        c.server(1).unwrap().state().store.len(),
+        2,
+        "backup holds the key until told otherwise"
+    );
+    c.run_for(1000);
+    assert_eq!(
+        c.server(0).unwrap().state().store.len(),
+        1,
+        "primary's expiry sweep deleted t"
+    );
+    assert_eq!(
+        c.server(1).unwrap().state().store.len(),
+        1,
+        "the delete was replicated"
+    );
+    assert_eq!(
+        c.server(0).unwrap().state().digest(),
+        c.server(1).unwrap().state().digest()
+    );
+    assert_eq!(c.call(0, "GET t", 2000), Some(Reply::Nil));
+}
+
+#[test]
+fn p6_state_transfer_in_chunks_keeps_operations_arriving_meanwhile() {
+    let mut c = Cluster::new(ClusterConfig {
+        servers: 3,
+        clients: 2,
+        replica: ReplicaConfig {
+            transfer_chunk_bytes: 2048,
+            transfer_window: 2,
+            ..ReplicaConfig::default()
+        },
+        ..ClusterConfig::default()
+    });
+    assert!(wait_view(&mut c, "s1", &["s2"], 3000));
+    for i in 0..200 {
+        c.call(0, &format!("SET key{i} {}", "v".repeat(100)), 2000)
+            .unwrap();
+    }
+    c.crash(1); // s3 joins and needs the whole state.
+    let mut written = 0;
+    let until = c.now_ms() + 5000;
+    while !(c.view_acked() && c.view().is_some_and(|v| v.backups == vec![id("s3")]))
+        && c.now_ms() < until
+    {
+        c.call(1, &format!("SET during{written} x"), 5000).unwrap();
+        written += 1;
+    }
+    assert!(c.view().unwrap().backups == vec![id("s3")] && c.view_acked());
+    assert!(c.server(0).unwrap().stats().transfers_completed >= 1);
+    let until = c.now_ms() + 2000;
+    c.run_until(until, |c| {
+        c.server(0).unwrap().state().last == c.server(2).unwrap().state().last
+    });
+    assert_eq!(
+        c.server(0).unwrap().state().digest(),
+        c.server(2).unwrap().state().digest()
+    );
+    c.crash(0);
+    assert_eq!(
+        c.call(1, "DBSIZE", 5000),
+        Some(Reply::Integer(200 + written))
+    );
+}
+
+#[test]
+fn c3_request_gets_a_clear_timeout_when_no_primary_is_reachable() {
+    let mut c = steady(2, 1);
+    c.crash(0);
+    c.crash(1);
+    let op = c.submit_str(0, "GET a");
+    let until = c.now_ms() + 10_000;
+    assert!(c.run_until(until, |c| c.history()[op].done));
+    assert_eq!(
+        c.result(op),
+        Some(None),
+        "timed out rather than answered with a guess"
+    );
+}
+
+#[test]
+fn p3_backup_in_newer_view_rejects_deposed_primary() {
+    // s1 is cut from the view service only; s2 takes over; s1's forwards are rejected.
+    let mut c = steady(3, 2);
+    c.net.cut(NodeId::Server(0), NodeId::ViewService);
+    assert!(wait_view(&mut c, "s2", &["s3"], 3000));
+    let op = c.submit_str(0, "SET a stale-primary");
+    let until = c.now_ms() + 3000;
+    c.run_until(until, |c| c.history()[op].done);
+    assert!(c.server(1).unwrap().stats().forwards_rejected > 0 || c.result(op).is_some());
+    assert!(c.violations().is_empty(), "{:?}", c.violations());
+    c.net.heal_all();
+    let got = c.call(1, "GET a", 10_000);
+    // Either the write went through the new primary (client 0 retried there) or not at all.
+    assert!(got == Some(bulk("stale-primary")) || got == Some(Reply::Nil));
+}
+
+#[test]
+fn p8_idle_sessions_are_forgotten_on_every_replica() {
+    let mut c = Cluster::new(ClusterConfig {
+        servers: 2,
+        clients: 3,
+        replica: ReplicaConfig {
+            client_idle_forget_ms: 60_000,
+            ..ReplicaConfig::default()
+        },
+        ..ClusterConfig::default()
+    });
+    assert!(wait_view(&mut c, "s1", &["s2"], 3000));
+    for client in 0..3 {
+        c.call(client, &format!("SET k{client} v"), 2000).unwrap();
+    }
+    assert_eq!(c.server(0).unwrap().state().clients.len(), 3);
+    c.run_for(30_000);
+    c.call(0, "SET k0 w", 2000).unwrap(); // client 0 stays active
+    c.run_for(31_000);
+    let until = c.now_ms() + 1000;
+    c.run_until(until, |c| {
+        c.server(1).unwrap().state().last == c.server(0).unwrap().state().last
+    });
+    for s in 0..2 {
+        let clients = &c.server(s).unwrap().state().clients;
+        assert_eq!(clients.len(), 1, "server {s} keeps only the active session");
+    }
+    assert_eq!(
+        c.server(0).unwrap().state().digest(),
+        c.server(1).unwrap().state().digest()
+    );
+}

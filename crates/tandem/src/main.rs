@@ -1,0 +1,54 @@
+//! The `tandem` command: one binary, a subcommand per role.
+
+mod coordinator;
+mod dev;
+mod role;
+mod server;
+mod sim;
+mod status;
+mod viewserver;
+
+use clap::{Parser, Subcommand};
+
+/// A replicated key/value store that keeps serving through crashes and partitions.
+#[derive(Parser, Debug)]
+#[command(name = "tandem", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run the view service, which decides the primary and backups of every group.
+    Viewserver(viewserver::ViewServerArgs),
+    /// Run one replica server.
+    Server(server::ServerArgs),
+    /// Run the Redis-protocol front end.
+    Coordinator(coordinator::CoordinatorArgs),
+    /// Show every group's view as the view service sees it.
+    Status(status::StatusArgs),
+    /// Run a view service, three servers and a coordinator in one process.
+    Dev(dev::DevArgs),
+    /// Run the deterministic cluster simulator: one seed, or a sweep over many.
+    Sim(sim::SimArgs),
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Viewserver(args) => viewserver::run(args),
+        Command::Server(args) => server::run(args),
+        Command::Coordinator(args) => coordinator::run(args),
+        Command::Status(args) => status::run(args),
+        Command::Dev(args) => dev::run(args),
+        Command::Sim(args) => sim::run(args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("tandem: {error:#}");
+            std::process::ExitCode::from(2)
+        }
+    }
+}
