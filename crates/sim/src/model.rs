@@ -105,6 +105,10 @@ impl Model for KeyModel {
         Some(self.save(&store))
     }
 
+    fn is_read_only(&self, input: &KeyInput) -> bool {
+        input.steps.iter().all(|(cmd, _)| !cmd.is_write())
+    }
+
     fn step_unobserved(&self, state: &KeyState, input: &KeyInput) -> Vec<KeyState> {
         let mut store = self.load(state);
         let ctx = ExecContext {
