@@ -1,0 +1,303 @@
+//! The clerk hub: one task owning every connection's [`Clerk`], multiplexing all of them over
+//! one link to the view service and one per server (issue 5: many client connections, few
+//! coordinator-to-primary connections).
+//!
+//! Connection tasks send `(client, commands, reply channel)`; the hub submits them to that
+//! connection's clerk and drives every clerk like the simulator does: `handle` each message
+//! addressed to it, `tick` when its `poll_timeout` is due, then drain `poll_transmit` and
+//! `poll_completion`. Timers are a min-heap of `(deadline, client)` with lazy deletion.
+//!
+//! Two shortcuts keep the view service from being flooded by thousands of sessions, without
+//! changing what any clerk decides: the latest view is cached and handed to a session before it
+//! submits, and a `GetView` from a session is not sent when another was sent within
+//! [`VIEW_QUERY_GAP_MS`]: the answer to that one is given to every busy session.
+
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
+use std::sync::Arc;
+
+use tandem_kv::Command;
+use tandem_protocol::{
+    Clerk, ClerkConfig, ClientId, Endpoint, GroupId, Message, Outcome, Transmit, View,
+    message::ViewReply,
+};
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::time::{Duration, interval, sleep_until};
+
+use crate::clock::Clock;
+use crate::net::{Inbound, Net, Peers};
+use crate::shutdown::Shutdown;
+
+/// Least time between two `GetView`s sent on behalf of sessions.
+pub(crate) const VIEW_QUERY_GAP_MS: u64 = 5;
+/// Most inputs of one kind handled before the others get a turn.
+const MAX_BATCH: usize = 4096;
+
+/// What a connection task asks of the hub.
+#[derive(Debug)]
+pub(crate) enum HubRequest {
+    /// Run `cmds` as one request of session `client`; the outcome comes back on `done`.
+    Submit {
+        /// The connection's session.
+        client: ClientId,
+        /// The batch.
+        cmds: Vec<Command>,
+        /// Where the outcome goes.
+        done: oneshot::Sender<Outcome>,
+    },
+    /// The connection closed: forget its session.
+    Close {
+        /// The connection's session.
+        client: ClientId,
+    },
+}
+
+struct Session {
+    clerk: Clerk,
+    done: Option<oneshot::Sender<Outcome>>,
+    /// The deadline this session has in the timer heap, if any.
+    armed_ms: Option<u64>,
+}
+
+/// The hub task's state.
+pub(crate) struct Hub {
+    group: GroupId,
+    config: ClerkConfig,
+    clock: Clock,
+    sessions: BTreeMap<ClientId, Session>,
+    busy: BTreeSet<ClientId>,
+    timers: BinaryHeap<Reverse<(u64, ClientId)>>,
+    latest: Option<ViewReply>,
+    view_sender: watch::Sender<Option<View>>,
+    last_view_query_ms: Option<u64>,
+    view_service: String,
+    peers: Peers,
+}
+
+impl Hub {
+    /// A hub for `group`, reaching the view service at `view_service` through `net`.
+    pub fn new(
+        group: GroupId,
+        config: ClerkConfig,
+        view_service: String,
+        net: Arc<Net>,
+        view_sender: watch::Sender<Option<View>>,
+    ) -> Hub {
+        Hub {
+            group,
+            config,
+            clock: Clock::new(),
+            sessions: BTreeMap::new(),
+            busy: BTreeSet::new(),
+            timers: BinaryHeap::new(),
+            latest: None,
+            view_sender,
+            last_view_query_ms: None,
+            view_service,
+            peers: Peers::new(net),
+        }
+    }
+
+    /// Runs until shutdown or until every connection task and the listener are gone.
+    pub async fn run(
+        mut self,
+        mut requests: mpsc::UnboundedReceiver<HubRequest>,
+        mut inbox: mpsc::Receiver<Inbound>,
+        view_refresh: Duration,
+        mut shutdown: Shutdown,
+    ) {
+        let mut refresh = interval(view_refresh);
+        loop {
+            let wake = self.timers.peek().map(|Reverse((at, _))| *at);
+            let wake_at = self.clock.instant_at(wake.unwrap_or(u64::MAX / 4));
+            tokio::select! {
+                _ = shutdown.wait() => return,
+                request = requests.recv() => {
+                    let Some(request) = request else { return };
+                    self.on_request(request);
+                    for _ in 1..MAX_BATCH {
+                        let Ok(request) = requests.try_recv() else { break };
+                        self.on_request(request);
+                    }
+                }
+                inbound = inbox.recv() => {
+                    let Some(inbound) = inbound else { return };
+                    self.on_message(inbound.msg);
+                    for _ in 1..MAX_BATCH {
+                        let Ok(inbound) = inbox.try_recv() else { break };
+                        self.on_message(inbound.msg);
+                    }
+                }
+                _ = sleep_until(wake_at.into()), if wake.is_some() => self.fire_timers(),
+                _ = refresh.tick() => self.query_view(Endpoint::Client(ClientId(0))),
+            }
+        }
+    }
+
+    fn on_request(&mut self, request: HubRequest) {
+        match request {
+            HubRequest::Submit { client, cmds, done } => self.submit(client, cmds, done),
+            HubRequest::Close { client } => {
+                self.sessions.remove(&client);
+                self.busy.remove(&client);
+            }
+        }
+    }
+
+    fn submit(&mut self, client: ClientId, cmds: Vec<Command>, done: oneshot::Sender<Outcome>) {
+        let now = self.clock.now();
+        let session = self.sessions.entry(client).or_insert_with(|| Session {
+            clerk: Clerk::new(client, self.group, self.config.clone()),
+            done: None,
+            armed_ms: None,
+        });
+        if !session.clerk.is_idle() {
+            // A connection waits for each outcome before sending more; refuse rather than
+            // break the one-request-per-session rule (P8).
+            let _ = done.send(Outcome::TimedOut);
+            return;
+        }
+        if let Some(latest) = &self.latest {
+            let newer = session
+                .clerk
+                .view()
+                .is_none_or(|v| latest.view.as_ref().is_some_and(|l| l.num > v.num));
+            if newer {
+                session
+                    .clerk
+                    .handle(now, Message::ViewReply(latest.clone()));
+            }
+        }
+        session.done = Some(done);
+        session.clerk.submit(now, Arc::new(cmds));
+        self.busy.insert(client);
+        self.after(client);
+    }
+
+    fn on_message(&mut self, msg: Message) {
+        let now = self.clock.now();
+        match msg {
+            Message::Response(response) => {
+                let client = response.client;
+                if let Some(session) = self.sessions.get_mut(&client) {
+                    session.clerk.handle(now, Message::Response(response));
+                    self.after(client);
+                }
+            }
+            Message::ViewReply(reply) if reply.group == self.group => {
+                let newer = match (
+                    &reply.view,
+                    self.latest.as_ref().and_then(|l| l.view.as_ref()),
+                ) {
+                    (Some(new), Some(old)) => new.num > old.num,
+                    (Some(_), None) => true,
+                    (None, _) => false,
+                };
+                if !newer {
+                    return;
+                }
+                self.view_sender.send_replace(reply.view.clone());
+                self.latest = Some(reply.clone());
+                let busy: Vec<ClientId> = self.busy.iter().copied().collect();
+                for client in busy {
+                    if let Some(session) = self.sessions.get_mut(&client) {
+                        session.clerk.handle(now, Message::ViewReply(reply.clone()));
+                        self.after(client);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn fire_timers(&mut self) {
+        let now = self.clock.now();
+        while let Some(Reverse((at, client))) = self.timers.peek().copied() {
+            if at > now.mono_ms {
+                break;
+            }
+            self.timers.pop();
+            let Some(session) = self.sessions.get_mut(&client) else {
+                continue;
+            };
+            if session.armed_ms != Some(at) {
+                continue; // Superseded by a later deadline.
+            }
+            session.armed_ms = None;
+            session.clerk.tick(now);
+            self.after(client);
+        }
+        self.compact_timers();
+    }
+
+    /// Drains a session's outputs and re-arms its timer.
+    fn after(&mut self, client: ClientId) {
+        let Some(session) = self.sessions.get_mut(&client) else {
+            return;
+        };
+        let mut transmits = Vec::new();
+        while let Some(transmit) = session.clerk.poll_transmit() {
+            transmits.push(transmit);
+        }
+        while let Some(completion) = session.clerk.poll_completion() {
+            if let Some(done) = session.done.take() {
+                // The connection may be gone; its session is removed by its Close.
+                let _ = done.send(completion.outcome);
+            }
+        }
+        if session.clerk.is_idle() {
+            self.busy.remove(&client);
+        }
+        let next = session.clerk.poll_timeout();
+        if next != session.armed_ms {
+            session.armed_ms = next;
+            if let Some(at) = next {
+                self.timers.push(Reverse((at, client)));
+            }
+        }
+        for transmit in transmits {
+            self.route(client, transmit);
+        }
+    }
+
+    fn route(&mut self, client: ClientId, transmit: Transmit) {
+        let from = Endpoint::Client(client);
+        match transmit.to {
+            Endpoint::ViewService => self.query_view(from),
+            Endpoint::Server(server) => {
+                if let Some(frame) = self.peers.net().encode(&from, transmit.msg) {
+                    self.peers.send(server.as_str(), frame);
+                }
+            }
+            Endpoint::Client(_) => {} // Clerks never talk to each other.
+        }
+    }
+
+    /// Sends a `GetView` unless one was sent within [`VIEW_QUERY_GAP_MS`].
+    fn query_view(&mut self, from: Endpoint) {
+        let now_ms = self.clock.now().mono_ms;
+        if self
+            .last_view_query_ms
+            .is_some_and(|last| now_ms < last + VIEW_QUERY_GAP_MS)
+        {
+            return;
+        }
+        self.last_view_query_ms = Some(now_ms);
+        let msg = Message::GetView { group: self.group };
+        if let Some(frame) = self.peers.net().encode(&from, msg) {
+            self.peers.send(&self.view_service, frame);
+        }
+    }
+
+    /// Rebuilds the heap when stale entries dominate it.
+    fn compact_timers(&mut self) {
+        if self.timers.len() <= 4 * self.sessions.len() + 4096 {
+            return;
+        }
+        self.timers = self
+            .sessions
+            .iter()
+            .filter_map(|(client, s)| s.armed_ms.map(|at| Reverse((at, *client))))
+            .collect();
+    }
+}

@@ -1,0 +1,323 @@
+//! Connection-local commands: answered by the coordinator itself, without the cluster.
+
+use std::fmt::Write as _;
+use std::sync::atomic::Ordering;
+
+use bytes::Bytes;
+use tandem_resp::{Frame, Protocol};
+
+use super::Shared;
+use super::connection::ConnState;
+
+/// The connection-local commands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Local {
+    Ping,
+    Echo,
+    Hello,
+    Select,
+    Quit,
+    Command,
+    Client,
+    Info,
+    Config,
+    Reset,
+    Wait,
+}
+
+/// Which local command `args` is, if any.
+pub(crate) fn command(args: &[Bytes]) -> Option<Local> {
+    let name = args.first()?;
+    let local = match name.to_ascii_uppercase().as_slice() {
+        b"PING" => Local::Ping,
+        b"ECHO" => Local::Echo,
+        b"HELLO" => Local::Hello,
+        b"SELECT" => Local::Select,
+        b"QUIT" => Local::Quit,
+        b"COMMAND" => Local::Command,
+        b"CLIENT" => Local::Client,
+        b"INFO" => Local::Info,
+        b"CONFIG" => Local::Config,
+        b"RESET" => Local::Reset,
+        b"WAIT" => Local::Wait,
+        _ => return None,
+    };
+    Some(local)
+}
+
+/// Runs a local command and returns its reply.
+pub(crate) fn execute(
+    local: Local,
+    args: &[Bytes],
+    state: &mut ConnState,
+    shared: &Shared,
+) -> Frame {
+    let rest = &args[1..];
+    match local {
+        Local::Ping => match rest {
+            [] => Frame::Simple("PONG".to_owned()),
+            [message] => Frame::Bulk(message.clone()),
+            _ => arity("ping"),
+        },
+        Local::Echo => match rest {
+            [message] => Frame::Bulk(message.clone()),
+            _ => arity("echo"),
+        },
+        Local::Hello => hello(rest, state),
+        Local::Select => match rest {
+            [index] => match parse_i64(index) {
+                Some(0) => ok(),
+                Some(_) => error("ERR DB index is out of range"),
+                None => not_integer(),
+            },
+            _ => arity("select"),
+        },
+        Local::Quit => ok(),
+        Local::Command => command_command(rest),
+        Local::Client => client(rest, state),
+        Local::Info => match rest {
+            [] => info(None, shared),
+            [section] => info(Some(&String::from_utf8_lossy(section)), shared),
+            _ => error("ERR syntax error"),
+        },
+        Local::Config => config(rest),
+        Local::Reset => {
+            state.proto = Protocol::Resp2;
+            state.name = None;
+            Frame::Simple("RESET".to_owned())
+        }
+        Local::Wait => match rest {
+            [replicas, timeout] => match (parse_i64(replicas), parse_i64(timeout)) {
+                (Some(_), Some(t)) if t >= 0 => {
+                    // Every acknowledged write is already on every backup of the view (P2).
+                    let backups = shared.view.borrow().as_ref().map_or(0, |v| v.backups.len());
+                    Frame::Integer(backups as i64)
+                }
+                (Some(_), Some(_)) => error("ERR timeout is negative"),
+                _ => not_integer(),
+            },
+            _ => arity("wait"),
+        },
+    }
+}
+
+fn hello(rest: &[Bytes], state: &mut ConnState) -> Frame {
+    let mut proto = state.proto;
+    let mut name = None;
+    if let Some((version, mut options)) = rest.split_first() {
+        proto = match parse_i64(version) {
+            Some(2) => Protocol::Resp2,
+            Some(3) => Protocol::Resp3,
+            Some(_) => return error("NOPROTO unsupported protocol version"),
+            None => return error("ERR Protocol version is not an integer or out of range"),
+        };
+        while let Some((option, tail)) = options.split_first() {
+            match (option.to_ascii_uppercase().as_slice(), tail) {
+                (b"SETNAME", [value, tail @ ..]) => {
+                    name = Some(value.clone());
+                    options = tail;
+                }
+                (b"AUTH", [_, _, ..]) => return error("ERR AUTH is not supported by tandem"),
+                _ => return error("ERR syntax error"),
+            }
+        }
+    }
+    state.proto = proto;
+    if name.is_some() {
+        state.name = name;
+    }
+    let proto_number = match proto {
+        Protocol::Resp2 => 2,
+        Protocol::Resp3 => 3,
+    };
+    Frame::Map(vec![
+        (bulk("server"), bulk("tandem")),
+        (bulk("version"), bulk(env!("CARGO_PKG_VERSION"))),
+        (bulk("proto"), Frame::Integer(proto_number)),
+        (bulk("id"), Frame::Integer(state.id as i64)),
+        (bulk("mode"), bulk("standalone")),
+        (bulk("role"), bulk("master")),
+        (bulk("modules"), Frame::Array(Vec::new())),
+    ])
+}
+
+fn command_command(rest: &[Bytes]) -> Frame {
+    let Some(sub) = rest.first() else {
+        return Frame::Array(Vec::new());
+    };
+    match sub.to_ascii_uppercase().as_slice() {
+        b"DOCS" | b"INFO" | b"LIST" => Frame::Array(Vec::new()),
+        b"COUNT" => Frame::Integer(0),
+        _ => unknown_subcommand(sub, "COMMAND"),
+    }
+}
+
+fn client(rest: &[Bytes], state: &mut ConnState) -> Frame {
+    let Some((sub, args)) = rest.split_first() else {
+        return arity("client");
+    };
+    match (sub.to_ascii_uppercase().as_slice(), args) {
+        (b"SETNAME", [name]) => {
+            state.name = (!name.is_empty()).then(|| name.clone());
+            ok()
+        }
+        (b"GETNAME", []) => state.name.clone().map_or(Frame::Null, Frame::Bulk),
+        (b"ID", []) => Frame::Integer(state.id as i64),
+        (b"SETINFO", [_, _]) => ok(),
+        (b"INFO" | b"LIST", _) => Frame::Bulk(Bytes::from(client_line(state))),
+        (b"SETNAME" | b"GETNAME" | b"ID" | b"SETINFO", _) => arity("client|subcommand"),
+        _ => unknown_subcommand(sub, "CLIENT"),
+    }
+}
+
+fn client_line(state: &ConnState) -> String {
+    let name = state
+        .name
+        .as_ref()
+        .map(|n| String::from_utf8_lossy(n).into_owned())
+        .unwrap_or_default();
+    let resp = match state.proto {
+        Protocol::Resp2 => 2,
+        Protocol::Resp3 => 3,
+    };
+    format!(
+        "id={} addr={} name={} db=0 resp={}\n",
+        state.id, state.peer, name, resp
+    )
+}
+
+fn info(section: Option<&str>, shared: &Shared) -> Frame {
+    let section = section.map(str::to_ascii_lowercase);
+    let wanted = |name: &str| match section.as_deref() {
+        None | Some("all" | "everything" | "default") => true,
+        Some(s) => s == name,
+    };
+    let mut out = String::new();
+    if wanted("server") {
+        let _ = write!(
+            out,
+            "# Server\r\nredis_version:7.2.0\r\ntandem_version:{}\r\nredis_mode:standalone\r\n\
+             process_id:{}\r\ntcp_port:{}\r\nuptime_in_seconds:{}\r\n\r\n",
+            env!("CARGO_PKG_VERSION"),
+            std::process::id(),
+            shared.listen.port(),
+            shared.started.elapsed().as_secs()
+        );
+    }
+    if wanted("clients") {
+        let _ = write!(
+            out,
+            "# Clients\r\nconnected_clients:{}\r\nmaxclients:{}\r\n\r\n",
+            shared.connected.load(Ordering::Relaxed),
+            shared.config.max_connections
+        );
+    }
+    if wanted("replication") {
+        out.push_str("# Replication\r\nrole:master\r\n");
+        match shared.view.borrow().as_ref() {
+            Some(view) => {
+                let backups: Vec<&str> = view.backups.iter().map(|b| b.as_str()).collect();
+                let _ = write!(
+                    out,
+                    "viewnum:{}\r\nprimary:{}\r\nbackups:{}\r\n",
+                    view.num,
+                    view.primary,
+                    backups.join(",")
+                );
+                for (i, server) in view.members().enumerate() {
+                    let role = if i == 0 { "primary" } else { "backup" };
+                    let _ = write!(out, "server{i}:addr={server},role={role}\r\n");
+                }
+            }
+            None => out.push_str("viewnum:0\r\nprimary:\r\nbackups:\r\n"),
+        }
+        out.push_str("\r\n");
+    }
+    Frame::Bulk(Bytes::from(out))
+}
+
+/// The few settings tools ask about, with the values that describe tandem.
+const SETTINGS: &[(&str, &str)] = &[("save", ""), ("appendonly", "no"), ("databases", "1")];
+
+fn config(rest: &[Bytes]) -> Frame {
+    let Some((sub, patterns)) = rest.split_first() else {
+        return arity("config");
+    };
+    if !sub.eq_ignore_ascii_case(b"GET") {
+        return unknown_subcommand(sub, "CONFIG");
+    }
+    if patterns.is_empty() {
+        return arity("config|get");
+    }
+    let mut pairs = Vec::new();
+    for (name, value) in SETTINGS {
+        if patterns.iter().any(|p| glob_match(p, name.as_bytes())) {
+            pairs.push((bulk(name), bulk(value)));
+        }
+    }
+    Frame::Map(pairs)
+}
+
+/// `*` and `?` glob matching, case-insensitive (CONFIG GET patterns).
+fn glob_match(pattern: &[u8], text: &[u8]) -> bool {
+    match (pattern.split_first(), text.split_first()) {
+        (None, None) => true,
+        (Some((b'*', rest)), _) => {
+            glob_match(rest, text) || (!text.is_empty() && glob_match(pattern, &text[1..]))
+        }
+        (Some((b'?', rest)), Some((_, text_rest))) => glob_match(rest, text_rest),
+        (Some((p, rest)), Some((t, text_rest))) => {
+            p.eq_ignore_ascii_case(t) && glob_match(rest, text_rest)
+        }
+        _ => false,
+    }
+}
+
+fn parse_i64(bytes: &[u8]) -> Option<i64> {
+    std::str::from_utf8(bytes).ok()?.parse().ok()
+}
+
+fn bulk(text: &str) -> Frame {
+    Frame::Bulk(Bytes::copy_from_slice(text.as_bytes()))
+}
+
+fn ok() -> Frame {
+    Frame::Simple("OK".to_owned())
+}
+
+fn error(text: &str) -> Frame {
+    Frame::Error(text.to_owned())
+}
+
+fn not_integer() -> Frame {
+    error("ERR value is not an integer or out of range")
+}
+
+fn arity(name: &str) -> Frame {
+    Frame::Error(format!(
+        "ERR wrong number of arguments for '{name}' command"
+    ))
+}
+
+fn unknown_subcommand(sub: &[u8], command: &str) -> Frame {
+    Frame::Error(format!(
+        "ERR unknown subcommand '{}'. Try {command} HELP.",
+        String::from_utf8_lossy(sub)
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::glob_match;
+
+    #[test]
+    fn glob_patterns() {
+        assert!(glob_match(b"save", b"save"));
+        assert!(glob_match(b"SAVE", b"save"));
+        assert!(glob_match(b"*", b"appendonly"));
+        assert!(glob_match(b"append*", b"appendonly"));
+        assert!(glob_match(b"s?ve", b"save"));
+        assert!(!glob_match(b"save", b"saves"));
+        assert!(!glob_match(b"x*", b"save"));
+    }
+}

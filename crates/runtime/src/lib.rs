@@ -1,0 +1,46 @@
+//! The tokio runtime shell of tandem: it drives the I/O-free protocol cores of
+//! `tandem-protocol` with real sockets and clocks, and serves the Redis protocol.
+//!
+//! The runtime only moves bytes and drives timers: every protocol decision is taken by the
+//! cores (`ViewService`, `Replica`, `Clerk`), driven exactly as the simulator drives them:
+//! `handle` each message, `tick` when `poll_timeout` is due, drain `poll_transmit`.
+//!
+//! # Layout
+//! - [`config`]: one configuration struct per role, with defaults and `validate()`.
+//! - [`wire`]: internal RPC frames (version, length, CRC-32, postcard [`wire::Envelope`]).
+//! - `net` (private): the internal transport: inbound accept loop, outbound links per peer.
+//! - [`view_service`]: the view-service process.
+//! - [`server`]: a replica server process.
+//! - [`coordinator`]: the Redis-protocol front end and its clerk hub.
+//! - [`client`]: a Rust client that talks to the servers directly.
+//! - [`status`]: the operator's view of the view service.
+//! - [`dev`]: a whole cluster in one process (`tandem dev`, tests).
+//! - [`clock`], [`shutdown`], [`error`]: clocks and randomness, graceful shutdown, errors.
+//!
+//! **Architecture invariant:** no protocol logic here. A message the runtime does not route is
+//! dropped, never interpreted.
+
+pub mod client;
+pub mod clock;
+pub mod config;
+pub mod coordinator;
+pub mod dev;
+pub mod error;
+mod net;
+pub mod server;
+pub mod shutdown;
+pub mod status;
+pub mod view_service;
+pub mod wire;
+
+pub use client::{Client, ClientError};
+pub use config::{CoordinatorConfig, NetConfig, ServerConfig, ViewServerConfig};
+pub use coordinator::{Coordinator, run_coordinator};
+pub use dev::{DevCluster, DevOptions};
+pub use error::RuntimeError;
+pub use net::NetStats;
+pub use server::{Server, run_server};
+pub use shutdown::{Shutdown, ShutdownTrigger, shutdown_channel};
+pub use status::{status, status_json, status_table};
+pub use tandem_kv::Reply;
+pub use view_service::{ViewServer, run_view_service};
