@@ -2,6 +2,7 @@
 //! runtime, and shutdown on Ctrl-C or SIGTERM.
 
 use std::future::Future;
+use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use anyhow::{Context, anyhow};
@@ -24,6 +25,7 @@ pub fn init_logging(args: &LogArgs) -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_target(false)
         .try_init()
         .map_err(|e| anyhow!("cannot install logging: {e}"))

@@ -1,0 +1,82 @@
+//! The `tandem` binary's role subcommands: errors are one line with exit code 2, and
+//! `tandem status --json` prints the documented document.
+
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn tandem() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_tandem"))
+}
+
+/// Kills the child when the test ends, whatever happens.
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn a_port_in_use_is_a_one_line_error_with_exit_code_2() {
+    let taken = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let output = tandem()
+        .args(["viewserver", "--listen", &addr])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(
+        stderr.trim(),
+        format!("tandem: cannot listen on {addr}: address in use")
+    );
+}
+
+#[test]
+fn out_of_range_flags_exit_with_code_2() {
+    let output = tandem()
+        .args(["viewserver", "--listen", "127.0.0.1:0", "--dead-pings", "1"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let output = tandem().args(["server", "--listen", "x"]).output().unwrap();
+    assert_eq!(output.status.code(), Some(2), "missing --viewserver");
+}
+
+#[test]
+fn status_json_reports_the_view_of_a_running_view_service() {
+    // Find a free port, then let the view service take it.
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    let _view_service = Running(
+        tandem()
+            .args(["viewserver", "--listen", &addr, "--log-level", "warn"])
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let output = tandem()
+            .args(["status", "--viewserver", &addr, "--json"])
+            .output()
+            .unwrap();
+        if output.status.success() {
+            let stdout = String::from_utf8_lossy(&output.stdout);
+            assert_eq!(
+                stdout.trim(),
+                r#"{"groups":[{"group":0,"viewnum":0,"primary":null,"backups":[],"acked":false,"idle":[]}]}"#
+            );
+            return;
+        }
+        assert!(Instant::now() < deadline, "the view service never answered");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}

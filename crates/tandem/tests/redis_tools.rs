@@ -1,0 +1,94 @@
+//! Real Redis tools against a real cluster: redis-cli and redis-benchmark (Debian's
+//! redis-tools, installed by .ci/run). Where they are missing the test says so and skips.
+
+mod support;
+
+use std::process::Command;
+use std::time::Duration;
+
+use support::{Cluster, Proc, RespClient, free_port, wait_for};
+use tandem_resp::Frame;
+
+fn have(tool: &str) -> bool {
+    Command::new(tool)
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+fn redis_cli(port: u16, args: &[&str]) -> String {
+    let out = Command::new("redis-cli")
+        .arg("-p")
+        .arg(port.to_string())
+        .args(args)
+        .output()
+        .expect("redis-cli runs");
+    assert!(
+        out.status.success(),
+        "redis-cli {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+#[test]
+fn redis_cli_and_redis_benchmark_work_unchanged() {
+    if !have("redis-cli") || !have("redis-benchmark") {
+        eprintln!("SKIPPED: redis-tools not installed (apt-get install redis-tools)");
+        return;
+    }
+    let cluster = Cluster::start(3, &[]);
+    assert_eq!(
+        redis_cli(cluster.port, &["set", "greeting", "hello world"]),
+        "OK"
+    );
+    assert_eq!(redis_cli(cluster.port, &["get", "greeting"]), "hello world");
+    assert_eq!(redis_cli(cluster.port, &["incrby", "counter", "5"]), "5");
+    assert_eq!(
+        redis_cli(cluster.port, &["rpush", "list", "a", "b", "c"]),
+        "3"
+    );
+    assert_eq!(
+        redis_cli(cluster.port, &["lrange", "list", "0", "-1"]),
+        "a\nb\nc"
+    );
+    assert!(redis_cli(cluster.port, &["info", "replication"]).contains("role"));
+    let out = Command::new("redis-benchmark")
+        .args([
+            "-p",
+            &cluster.port.to_string(),
+            "-t",
+            "set,get",
+            "-n",
+            "5000",
+            "-c",
+            "10",
+            "-P",
+            "4",
+            "-q",
+        ])
+        .output()
+        .expect("redis-benchmark runs");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains("SET:") && text.contains("GET:"),
+        "redis-benchmark output: {text}"
+    );
+    // The benchmark's writes really landed (redis-benchmark writes key:__rand_int__).
+    assert!(redis_cli(cluster.port, &["exists", "key:__rand_int__"]) == "1");
+}
+
+#[test]
+fn dev_runs_the_whole_system_in_one_command() {
+    let port = free_port();
+    let _dev = Proc::spawn("dev", &["dev".into(), "--port".into(), port.to_string()]);
+    let ok = wait_for(Duration::from_secs(20), || {
+        RespClient::connect(port)
+            .and_then(|mut c| c.call(&["SET", "a", "1"]))
+            .is_ok_and(|f| f == Frame::Simple("OK".into()))
+    });
+    assert!(ok, "tandem dev serves on port {port}");
+    let mut client = RespClient::connect(port).unwrap();
+    assert_eq!(client.call(&["GET", "a"]).unwrap(), Frame::Bulk("1".into()));
+}

@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Builds a static tandem binary and the tandem:local image (FROM scratch).
+# Usage: deploy/build-image.sh [IMAGE_TAG]
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+tag="${1:-tandem:local}"
+RUSTFLAGS="-C target-feature=+crt-static" cargo build --release --bin tandem \
+  --target x86_64-unknown-linux-gnu --target-dir "$root/target/static" --manifest-path "$root/Cargo.toml"
+context="$(mktemp -d)"
+trap 'rm -rf "$context"' EXIT
+cp "$root/target/static/x86_64-unknown-linux-gnu/release/tandem" "$context/tandem"
+cp "$root/deploy/Dockerfile" "$context/Dockerfile"
+docker build -q -t "$tag" "$context"
