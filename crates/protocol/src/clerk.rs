@@ -14,7 +14,7 @@ use std::sync::Arc;
 use tandem_kv::{Command, Reply};
 
 use crate::config::ClerkConfig;
-use crate::ids::{ClientId, GroupId, Seq};
+use crate::ids::{ClientId, GroupId, Seq, ServerId};
 use crate::message::{Endpoint, Message, Request, RequestError, Response, Transmit, ViewReply};
 use crate::time::Now;
 use crate::view::View;
@@ -137,6 +137,25 @@ impl Clerk {
             Message::ViewReply(reply) => self.on_view(now, reply),
             Message::Response(response) => self.on_response(now, response),
             _ => {}
+        }
+        self.drive(now);
+    }
+
+    /// The transport could not reach `server` (connection refused or broken). If our request
+    /// went there, treat it like an error: re-ask the view service (C1, rate-limited) and resend
+    /// shortly, rather than wait out the attempt timeout.
+    pub fn server_unreachable(&mut self, now: Now, server: &ServerId) {
+        let Some(inflight) = &mut self.inflight else {
+            return;
+        };
+        if self.view.as_ref().is_none_or(|v| v.primary != *server) {
+            return;
+        }
+        self.stats.retries += 1;
+        self.want_view = true;
+        let soon = now.mono_ms + (self.config.ping_interval_ms / 4).max(1);
+        if inflight.resend_at_ms.is_none_or(|t| t > soon) {
+            inflight.resend_at_ms = Some(soon);
         }
         self.drive(now);
     }

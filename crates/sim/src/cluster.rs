@@ -733,6 +733,9 @@ impl Cluster {
     }
 
     fn observe_view_events(&mut self) {
+        while let Some(t) = self.vs.poll_transmit() {
+            self.send(NodeId::ViewService, t);
+        }
         while let Some(event) = self.vs.poll_event() {
             if let ViewEvent::NewView { view, .. } = &event {
                 self.trace_event(4, NodeId::ViewService, view.num.0);

@@ -192,6 +192,11 @@ fn p8_at_most_once_appends_under_20_percent_message_loss() {
             duplicate_per_mille: 100,
             ..NetConfig::default()
         },
+        // Retries continue until the operation completes, as the lab test expects.
+        clerk: tandem_protocol::ClerkConfig {
+            request_timeout_ms: 120_000,
+            ..tandem_protocol::ClerkConfig::default()
+        },
         ..ClusterConfig::default()
     });
     assert!(c.run_until(5000, |c| c.view_acked()
@@ -204,7 +209,8 @@ fn p8_at_most_once_appends_under_20_percent_message_loss() {
         assert_eq!(
             reply,
             Some(Reply::Integer(expected.len() as i64)),
-            "append {i}"
+            "append {i}: {}",
+            tandem_sim::run::describe(&c)
         );
     }
     assert_eq!(c.call(0, "GET log", 20_000), Some(bulk(&expected)));
