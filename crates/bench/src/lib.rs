@@ -18,6 +18,7 @@
 //! - `conn` (private) — one connection: writing a batch, reading replies under a time limit.
 //! - `run` — [`run`]: connecting, warmup, the measured phase, progress, merging the results.
 //! - `report` — [`Report`] and [`Latency`]: the table and the JSON object.
+//! - [`failover`] — kills the primary of a real cluster under load and measures the window.
 //!
 //! # Invariants
 //!
@@ -30,6 +31,7 @@
 mod cli;
 mod config;
 mod conn;
+pub mod failover;
 mod report;
 mod run;
 mod workload;

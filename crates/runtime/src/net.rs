@@ -86,6 +86,8 @@ pub(crate) struct Net {
     pub inbox: mpsc::Sender<Inbound>,
     pub shutdown: Shutdown,
     pub stats: NetStats,
+    /// Told the address of every outbound peer that refused or dropped a connection.
+    unreachable: std::sync::Mutex<Option<mpsc::UnboundedSender<String>>>,
 }
 
 impl Net {
@@ -96,7 +98,22 @@ impl Net {
             inbox,
             shutdown,
             stats: NetStats::default(),
+            unreachable: std::sync::Mutex::new(None),
         })
+    }
+
+    /// From now on, the address of each outbound peer whose connection fails is sent here (a
+    /// coordinator uses it to stop waiting for a primary that is gone).
+    pub fn subscribe_unreachable(&self) -> mpsc::UnboundedReceiver<String> {
+        let (sender, receiver) = mpsc::unbounded_channel();
+        *self.unreachable.lock().expect("no poisoned lock") = Some(sender);
+        receiver
+    }
+
+    fn notify_unreachable(&self, addr: &str) {
+        if let Some(sender) = self.unreachable.lock().expect("no poisoned lock").as_ref() {
+            let _ = sender.send(addr.to_string());
+        }
     }
 
     /// Encodes a message from `from`; an unencodable or oversized one is dropped with a warning
@@ -317,12 +334,12 @@ async fn run_link(addr: String, mut queue: mpsc::Receiver<Bytes>, net: Arc<Net>)
                     dropped += 1;
                 }
                 debug!(%addr, %error, dropped, "connect failed; queued frames dropped");
+                net.notify_unreachable(&addr);
                 net.stats
                     .dropped_frames
                     .fetch_add(dropped, Ordering::Relaxed);
-                tokio::select! {
-                    _ = shutdown.wait() => return,
-                    _ = sleep(backoff) => {}
+                if !back_off(&addr, &mut queue, &net, &mut shutdown, backoff).await {
+                    return;
                 }
                 backoff = (backoff * 2).min(max);
                 continue;
@@ -342,15 +359,41 @@ async fn run_link(addr: String, mut queue: mpsc::Receiver<Bytes>, net: Arc<Net>)
                 Err(error) => debug!(%addr, %error, "outbound write failed"),
             },
         }
+        net.notify_unreachable(&addr);
         // A connection that dies at once (a peer accepting then closing) backs off too.
         if started.elapsed() < Duration::from_secs(1) {
-            tokio::select! {
-                _ = shutdown.wait() => return,
-                _ = sleep(backoff) => {}
+            if !back_off(&addr, &mut queue, &net, &mut shutdown, backoff).await {
+                return;
             }
             backoff = (backoff * 2).min(max);
         } else {
             backoff = min;
+        }
+    }
+}
+
+/// Waits out a reconnect backoff. Frames queued meanwhile are dropped at once and the peer is
+/// reported unreachable again, so that senders learn of the failure now rather than by their own
+/// timeouts. Returns false on shutdown or when the link's `Peers` is gone.
+async fn back_off(
+    addr: &str,
+    queue: &mut mpsc::Receiver<Bytes>,
+    net: &Net,
+    shutdown: &mut Shutdown,
+    backoff: Duration,
+) -> bool {
+    let until = tokio::time::Instant::now() + backoff;
+    loop {
+        tokio::select! {
+            _ = shutdown.wait() => return false,
+            _ = tokio::time::sleep_until(until) => return true,
+            frame = queue.recv() => match frame {
+                Some(_) => {
+                    net.stats.dropped_frames.fetch_add(1, Ordering::Relaxed);
+                    net.notify_unreachable(addr);
+                }
+                None => return false,
+            },
         }
     }
 }

@@ -6,7 +6,9 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use tandem_protocol::{Endpoint, Message, ViewEvent, ViewService};
+use std::collections::BTreeMap;
+
+use tandem_protocol::{Endpoint, Message, ServerId, ViewEvent, ViewService};
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio::time::{MissedTickBehavior, interval};
@@ -15,7 +17,7 @@ use tracing::info;
 use crate::clock::Clock;
 use crate::config::ViewServerConfig;
 use crate::error::{RuntimeError, bind};
-use crate::net::{Inbound, Net, serve_inbound};
+use crate::net::{Inbound, Net, ReplyPath, serve_inbound};
 use crate::shutdown::Shutdown;
 
 /// How often the core's timers run.
@@ -51,6 +53,8 @@ impl ViewServer {
         tokio::spawn(serve_inbound(self.listener, net.clone()));
         let clock = Clock::new();
         let mut core = ViewService::new(self.config.view_service);
+        // The connection each server's pings arrive on, to push it a new view at once.
+        let mut paths: BTreeMap<ServerId, ReplyPath> = BTreeMap::new();
         let mut ticks = interval(Duration::from_millis(TICK_MS));
         ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
         loop {
@@ -59,13 +63,14 @@ impl ViewServer {
                 _ = ticks.tick() => core.tick(clock.now()),
                 inbound = inbox.recv() => {
                     let Some(inbound) = inbound else { break };
-                    handle(&mut core, &net, clock, inbound);
+                    handle(&mut core, &net, clock, inbound, &mut paths);
                     for _ in 1..MAX_INBOX_BATCH {
                         let Ok(inbound) = inbox.try_recv() else { break };
-                        handle(&mut core, &net, clock, inbound);
+                        handle(&mut core, &net, clock, inbound, &mut paths);
                     }
                 }
             }
+            push_views(&mut core, &net, &paths);
             log_events(&mut core);
         }
         info!("view service stopped");
@@ -82,8 +87,34 @@ pub async fn run_view_service(
     ViewServer::bind(config, listen).await?.run(shutdown).await
 }
 
-fn handle(core: &mut ViewService, net: &Net, clock: Clock, inbound: Inbound) {
+/// Most servers whose ping connection is remembered.
+const MAX_PING_PATHS: usize = 65_536;
+
+/// Sends the core's unsolicited view replies on the connections the servers ping on.
+fn push_views(core: &mut ViewService, net: &Net, paths: &BTreeMap<ServerId, ReplyPath>) {
+    while let Some(transmit) = core.poll_transmit() {
+        if let Endpoint::Server(server) = &transmit.to
+            && let Some(path) = paths.get(server)
+            && let Some(frame) = net.encode(&Endpoint::ViewService, transmit.msg)
+        {
+            path.send(frame);
+        }
+    }
+}
+
+fn handle(
+    core: &mut ViewService,
+    net: &Net,
+    clock: Clock,
+    inbound: Inbound,
+    paths: &mut BTreeMap<ServerId, ReplyPath>,
+) {
     let now = clock.now();
+    if let (Message::Ping(ping), Some(path)) = (&inbound.msg, &inbound.reply)
+        && (paths.len() < MAX_PING_PATHS || paths.contains_key(&ping.server))
+    {
+        paths.insert(ping.server.clone(), path.clone());
+    }
     let reply = match &inbound.msg {
         Message::Ping(ping) => Message::PingReply(core.handle_ping(now, ping)),
         Message::GetView { group } => Message::ViewReply(core.view(*group)),

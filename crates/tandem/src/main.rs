@@ -1,5 +1,6 @@
 //! The `tandem` command: one binary, a subcommand per role.
 
+mod bench;
 mod coordinator;
 mod dev;
 mod role;
@@ -32,6 +33,10 @@ enum Command {
     Dev(dev::DevArgs),
     /// Run the deterministic cluster simulator: one seed, or a sweep over many.
     Sim(sim::SimArgs),
+    /// Load any Redis-protocol endpoint (tandem or Redis) and report throughput and latency.
+    Bench(tandem_bench::BenchArgs),
+    /// Start a cluster, kill its primary under load again and again, report the windows.
+    BenchFailover(bench::FailoverArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -43,6 +48,8 @@ fn main() -> std::process::ExitCode {
         Command::Status(args) => status::run(args),
         Command::Dev(args) => dev::run(args),
         Command::Sim(args) => sim::run(args),
+        Command::Bench(args) => bench::run(args),
+        Command::BenchFailover(args) => bench::run_failover_bench(args),
     };
     match result {
         Ok(code) => code,

@@ -107,6 +107,7 @@ impl Hub {
         mut shutdown: Shutdown,
     ) {
         let mut refresh = interval(view_refresh);
+        let mut unreachable = self.peers.net().subscribe_unreachable();
         loop {
             let wake = self.timers.peek().map(|Reverse((at, _))| *at);
             let wake_at = self.clock.instant_at(wake.unwrap_or(u64::MAX / 4));
@@ -129,7 +130,26 @@ impl Hub {
                     }
                 }
                 _ = sleep_until(wake_at.into()), if wake.is_some() => self.fire_timers(),
+                addr = unreachable.recv() => {
+                    if let Some(addr) = addr {
+                        self.on_unreachable(&addr);
+                    }
+                }
                 _ = refresh.tick() => self.query_view(Endpoint::Client(ClientId(0))),
+            }
+        }
+    }
+
+    /// A server refused or dropped our connection: every session waiting on it re-asks the
+    /// view service now instead of waiting out its attempt timeout (C1).
+    fn on_unreachable(&mut self, addr: &str) {
+        let now = self.clock.now();
+        let server = tandem_protocol::ServerId::new(addr);
+        let waiting: Vec<ClientId> = self.busy.iter().copied().collect();
+        for client in waiting {
+            if let Some(session) = self.sessions.get_mut(&client) {
+                session.clerk.server_unreachable(now, &server);
+                self.after(client);
             }
         }
     }
