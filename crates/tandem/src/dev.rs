@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use clap::Args;
 use tandem_runtime::{DevCluster, DevOptions};
 
-use crate::role::{LogArgs, run_role};
+use crate::role::{LogArgs, run_role_on};
 
 /// Options of `tandem dev`.
 #[derive(Args, Debug)]
@@ -24,7 +24,7 @@ pub fn run(args: DevArgs) -> anyhow::Result<ExitCode> {
         port: args.port,
         ..DevOptions::default()
     };
-    run_role(&args.log, |shutdown| async move {
+    run_role_on(&args.log, None, |shutdown| async move {
         let cluster = DevCluster::start(options, &shutdown).await?;
         println!("view service  {}", cluster.view_service);
         for (i, server) in cluster.servers.iter().enumerate() {
