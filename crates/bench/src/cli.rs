@@ -50,6 +50,9 @@ pub struct BenchArgs {
     /// SET every key once before measuring, so GETs find values.
     #[arg(long)]
     pub warmup: bool,
+    /// Follow every SET with `WAIT N 0` (Redis: wait for N replicas); the pair counts as one.
+    #[arg(long, value_name = "N", default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=16))]
+    pub wait_replicas: u32,
 }
 
 impl BenchArgs {
@@ -73,6 +76,7 @@ impl BenchArgs {
             progress: !self.no_progress,
             warmup_keys: self.warmup,
             read_timeout: Duration::from_secs(self.timeout_secs),
+            wait_replicas: self.wait_replicas,
         }
     }
 }

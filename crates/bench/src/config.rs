@@ -41,6 +41,9 @@ pub struct BenchConfig {
     /// How long a connection waits for a reply (and for a write to go through) before it
     /// gives up: its unanswered requests count as errors and the connection closes.
     pub read_timeout: Duration,
+    /// After each SET, send `WAIT n 0` and count the pair as one request (Redis's way of waiting
+    /// for replicas, to compare with a store that replicates synchronously). 0 = off.
+    pub wait_replicas: u32,
 }
 
 impl Default for BenchConfig {
@@ -57,6 +60,7 @@ impl Default for BenchConfig {
             progress: true,
             warmup_keys: false,
             read_timeout: Duration::from_secs(10),
+            wait_replicas: 0,
         }
     }
 }

@@ -97,6 +97,7 @@ impl Report {
                 "keyspace": config.keyspace,
                 "value_size": config.value_size,
                 "read_ratio": config.read_ratio,
+                "wait_replicas": config.wait_replicas,
                 "duration_secs": config.duration.map(|duration| duration.as_secs_f64()),
                 "requests": config.requests,
                 "warmup_keys": config.warmup_keys,

@@ -312,14 +312,15 @@ async fn measure_connection(
     shared: Arc<Shared>,
 ) -> ConnStats {
     let mut stats = ConnStats::new();
+    let mut replies = Vec::new();
     loop {
         let count = shared.claim();
         if count == 0 {
             return stats;
         }
-        workload.encode_batch(count, &mut conn.output);
+        workload.encode_batch(count, &mut conn.output, &mut replies);
         let before = stats.requests;
-        let result = run_batch(&mut conn, &mut stats, count, &shared).await;
+        let result = run_batch(&mut conn, &mut stats, &replies, &shared).await;
         let answered = stats.requests - before;
         shared.done.fetch_add(answered, Ordering::Relaxed);
         if let Err(error) = result {
@@ -329,18 +330,25 @@ async fn measure_connection(
     }
 }
 
-/// Writes the encoded batch and reads its `count` replies into `stats`.
+/// Writes the encoded batch and reads its replies into `stats`: `replies[i]` replies for
+/// request `i` (a SET followed by WAIT takes two; the request succeeds only if both do).
 async fn run_batch(
     conn: &mut Conn,
     stats: &mut ConnStats,
-    count: u64,
+    replies: &[u8],
     shared: &Shared,
 ) -> Result<(), ConnError> {
     let sent = Instant::now();
     let until = shared.wait_limit(sent);
     conn.flush(until).await?;
-    for _ in 0..count {
-        let reply = conn.read_reply(until).await?;
+    for &n in replies {
+        let mut reply = conn.read_reply(until).await?;
+        for _ in 1..n {
+            let next = conn.read_reply(until).await?;
+            if !matches!(reply, Frame::Error(_)) {
+                reply = next;
+            }
+        }
         stats.record(reply, sent.elapsed());
     }
     Ok(())

@@ -40,6 +40,8 @@ pub(crate) struct Workload {
     value: Bytes,
     /// Scratch space for the key being encoded, reused across commands.
     key: Vec<u8>,
+    /// `WAIT n 0` after each SET, pre-encoded (empty when off).
+    wait: Vec<u8>,
 }
 
 impl Workload {
@@ -51,15 +53,24 @@ impl Workload {
             read_ratio: config.read_ratio,
             value,
             key: Vec::with_capacity(24),
+            wait: wait_command(config.wait_replicas),
         }
     }
 
-    /// Appends `count` random SETs and GETs to `out`.
-    pub(crate) fn encode_batch(&mut self, count: u64, out: &mut BytesMut) {
+    /// Appends `count` random SETs and GETs to `out`, and for each the number of replies it
+    /// takes (2 for a SET followed by WAIT) to `replies`.
+    pub(crate) fn encode_batch(&mut self, count: u64, out: &mut BytesMut, replies: &mut Vec<u8>) {
+        replies.clear();
         for _ in 0..count {
             let is_read = self.rng.unit() < self.read_ratio;
             let key = self.rng.below(self.keyspace);
             self.encode(is_read, key, out);
+            if !is_read && !self.wait.is_empty() {
+                out.extend_from_slice(&self.wait);
+                replies.push(2);
+            } else {
+                replies.push(1);
+            }
         }
     }
 
@@ -111,7 +122,9 @@ mod tests {
 
     fn commands(workload: &mut Workload, count: u64) -> Vec<Vec<bytes::Bytes>> {
         let mut out = BytesMut::new();
-        workload.encode_batch(count, &mut out);
+        let mut replies = Vec::new();
+        workload.encode_batch(count, &mut out, &mut replies);
+        assert_eq!(replies.len() as u64, count);
         let limits = tandem_resp::Limits::default();
         let mut parsed = Vec::new();
         while let Some(args) = tandem_resp::parse_request(&mut out, &limits).unwrap() {
@@ -158,5 +171,46 @@ mod tests {
             push_decimal(&mut out, n);
             assert_eq!(out, n.to_string().as_bytes());
         }
+    }
+}
+
+/// The encoded `WAIT n 0` request, or nothing when `n` is 0.
+fn wait_command(replicas: u32) -> Vec<u8> {
+    if replicas == 0 {
+        return Vec::new();
+    }
+    let mut out = BytesMut::new();
+    let n = replicas.to_string();
+    encode_request(&[b"WAIT", n.as_bytes(), b"0"], &mut out);
+    out.to_vec()
+}
+
+#[cfg(test)]
+mod wait_tests {
+    use super::*;
+
+    #[test]
+    fn wait_follows_every_set_and_counts_two_replies() {
+        let config = BenchConfig {
+            read_ratio: 0.5,
+            wait_replicas: 1,
+            ..BenchConfig::default()
+        };
+        let mut workload = Workload::new(&config, Bytes::from_static(b"v"), 0);
+        let mut out = BytesMut::new();
+        let mut replies = Vec::new();
+        workload.encode_batch(100, &mut out, &mut replies);
+        let limits = tandem_resp::Limits::default();
+        let mut kinds = Vec::new();
+        while let Some(args) = tandem_resp::parse_request(&mut out, &limits).unwrap() {
+            kinds.push(args[0].clone());
+        }
+        let sets = kinds.iter().filter(|k| k.as_ref() == b"SET").count();
+        let waits = kinds.iter().filter(|k| k.as_ref() == b"WAIT").count();
+        assert_eq!(sets, waits);
+        assert_eq!(
+            replies.iter().map(|n| usize::from(*n)).sum::<usize>(),
+            kinds.len()
+        );
     }
 }

@@ -411,6 +411,7 @@ fn cli_flags_reach_the_config() {
         progress: false,
         warmup_keys: true,
         read_timeout: Duration::from_secs(2),
+        wait_replicas: 0,
     };
     assert_eq!(config, expected);
     let timed = parse(&["--duration-secs", "30"]).unwrap();

@@ -1,0 +1,104 @@
+#!/usr/bin/env bash
+# tandem vs Redis on this machine, in one invocation, with the same load generator.
+#
+#   bench/compare.sh            # full run (about 2 minutes)
+#   bench/compare.sh --short    # a few seconds: what CI runs so that this script cannot rot
+#
+# Starts, on loopback:
+#   - Redis standalone (persistence off), and Redis master + async replica (persistence off);
+#   - a tandem cluster as separate processes: view service, primary, backup, coordinator.
+# Then runs the workloads below with `tandem bench` against each, and prints throughput, p50
+# latency and the ratio tandem/Redis next to issue 5's target. It is a benchmark, not a test:
+# it never fails on speed. Workloads (100-byte values, 100k keys, 50 connections unless noted):
+#   set        SET, no pipelining          tandem vs Redis standalone SET          target >= 0.6
+#   set-wait   SET (+WAIT 1 0 for Redis)   tandem SET vs Redis SET+WAIT 1 (replica) target >= 1.0
+#   set-p16    SET, pipeline 16            tandem vs Redis SET with async replica  target >= 0.5
+#   get        GET, no pipelining          tandem vs Redis standalone GET          target >= 0.6
+#   get-p16    GET, pipeline 16            tandem vs Redis standalone GET          target >= 0.6
+#   one-conn   SET, 1 connection (p50)     tandem vs Redis SET+WAIT 1              target p50 <= 2x
+# redis-benchmark (SET and GET, -P 1 and -P 16) is run against both as a second opinion.
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+short=0
+[ "${1:-}" = "--short" ] && short=1
+n=200000; np=1000000; n1=20000
+if [ $short = 1 ]; then n=5000; np=20000; n1=1000; fi
+
+command -v redis-server >/dev/null || { echo "redis-server is needed: apt-get install -y redis-server" >&2; exit 2; }
+tandem="$root/target/release/tandem"
+[ -x "$tandem" ] || cargo build --release --quiet --manifest-path "$root/Cargo.toml" --bin tandem
+
+work="$(mktemp -d)"
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
+wait_port() { for _ in $(seq 200); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.05; done; echo "port $1 never opened" >&2; exit 1; }
+
+redis_alone=$(free_port); redis_master=$(free_port); redis_replica=$(free_port)
+for port in $redis_alone $redis_master; do
+  redis-server --port "$port" --save '' --appendonly no --dir "$work" --logfile "$work/redis-$port.log" &
+  pids+=($!)
+done
+redis-server --port "$redis_replica" --save '' --appendonly no --dir "$work" --logfile "$work/redis-$redis_replica.log" \
+  --replicaof 127.0.0.1 "$redis_master" &
+pids+=($!)
+for port in $redis_alone $redis_master $redis_replica; do wait_port "$port"; done
+for _ in $(seq 200); do
+  redis-cli -p "$redis_master" info replication | grep -q "connected_slaves:1" && break; sleep 0.05
+done
+
+vs=$(free_port); s1=$(free_port); s2=$(free_port); coord=$(free_port)
+"$tandem" viewserver --listen "127.0.0.1:$vs" 2>"$work/vs.log" & pids+=($!)
+wait_port "$vs"
+"$tandem" server --listen "127.0.0.1:$s1" --viewserver "127.0.0.1:$vs" 2>"$work/s1.log" & pids+=($!)
+wait_port "$s1"; sleep 0.3
+"$tandem" server --listen "127.0.0.1:$s2" --viewserver "127.0.0.1:$vs" 2>"$work/s2.log" & pids+=($!)
+"$tandem" coordinator --listen "127.0.0.1:$coord" --viewserver "127.0.0.1:$vs" 2>"$work/coord.log" & pids+=($!)
+wait_port "$coord"
+for _ in $(seq 200); do
+  "$tandem" status --viewserver "127.0.0.1:$vs" --json | grep -q '"acked":true,"idle"' && \
+  "$tandem" status --viewserver "127.0.0.1:$vs" --json | grep -qv '"backups":\[\]' && break
+  sleep 0.05
+done
+
+# bench PORT ARGS... -> "ops_per_sec p50_us"
+bench() {
+  local port=$1; shift
+  "$tandem" bench --addr "127.0.0.1:$port" --no-progress --json "$@" |
+    python3 -c 'import json,sys; r=json.load(sys.stdin); print(int(r["ops_per_sec"]), r["p50_us"], r["errors"])'
+}
+
+printf "%-10s %12s %10s %12s %10s %8s %s\n" workload redis_ops/s p50_us tandem_ops/s p50_us ratio target
+row() { # name redis_result tandem_result target [latency]
+  read -r rops rp50 rerr <<<"$2"; read -r tops tp50 terr <<<"$3"
+  if [ "${5:-}" = latency ]; then ratio=$(python3 -c "print(f'{$tp50/max($rp50,1):.2f}')"); else ratio=$(python3 -c "print(f'{$tops/max($rops,1):.2f}')"); fi
+  printf "%-10s %12s %10s %12s %10s %8s %s\n" "$1" "$rops" "$rp50" "$tops" "$tp50" "$ratio" "$4"
+  if [ "$rerr" != 0 ] || [ "$terr" != 0 ]; then echo "  (errors: redis $rerr, tandem $terr)"; fi
+}
+
+bench "$redis_alone" -n "$n1" --keyspace 100000 --warmup -c 50 >/dev/null   # warm both keyspaces
+bench "$coord" -n "$n1" --keyspace 100000 --warmup -c 50 >/dev/null
+
+row set      "$(bench "$redis_alone" -c 50 -n "$n")"                      "$(bench "$coord" -c 50 -n "$n")"       ">= 0.6"
+row set-wait "$(bench "$redis_master" -c 50 -n "$n" --wait-replicas 1)"   "$(bench "$coord" -c 50 -n "$n")"       ">= 1.0"
+row set-p16  "$(bench "$redis_master" -c 50 -P 16 -n "$np")"              "$(bench "$coord" -c 50 -P 16 -n "$np")" ">= 0.5"
+row get      "$(bench "$redis_alone" -c 50 -n "$n" --read-ratio 1)"       "$(bench "$coord" -c 50 -n "$n" --read-ratio 1)" ">= 0.6"
+row get-p16  "$(bench "$redis_alone" -c 50 -P 16 -n "$np" --read-ratio 1)" "$(bench "$coord" -c 50 -P 16 -n "$np" --read-ratio 1)" ">= 0.6"
+row one-conn "$(bench "$redis_master" -c 1 -n "$n1" --wait-replicas 1)"   "$(bench "$coord" -c 1 -n "$n1")"       "p50 <= 2.0x" latency
+
+if command -v redis-benchmark >/dev/null; then
+  echo
+  echo "redis-benchmark -c 50 -r 100000 -d 100 (requests/s), second opinion:"
+  for target in "redis:$redis_alone" "redis+replica:$redis_master" "tandem:$coord"; do
+    name=${target%%:*}; port=${target##*:}
+    p1=$(redis-benchmark -p "$port" -t set,get -n "$n" -c 50 -r 100000 -d 100 -q | tr '\r' '\n' | grep "requests per second" | awk '{print $1, $2}' | tr '\n' ' ')
+    p16=$(redis-benchmark -p "$port" -t set,get -n "$np" -c 50 -P 16 -r 100000 -d 100 -q | tr '\r' '\n' | grep "requests per second" | awk '{print $1, $2}' | tr '\n' ' ')
+    printf "  %-14s P1: %s  P16: %s\n" "$name" "$p1" "$p16"
+  done
+fi
