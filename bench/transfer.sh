@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# Memory per key and state transfer at scale, tandem vs Redis, in one invocation.
+#
+#   bench/transfer.sh [KEYS]        # default 1000000 keys of 100 bytes; 10000000 is about 1 GB
+#
+# 1. Loads KEYS keys (100-byte values) into Redis standalone and into a tandem primary that has
+#    no backup yet, and compares resident memory (RSS) of the two processes.
+# 2. Starts a second tandem server: it becomes the backup and receives the whole state (P6)
+#    while a client keeps writing and reading; reports the transfer time and rate (value bytes /
+#    time from the backup's start to the view being acknowledged) and the client's p99 during it.
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+keys="${1:-1000000}"
+tandem="$root/target/release/tandem"
+[ -x "$tandem" ] || cargo build --release --quiet --manifest-path "$root/Cargo.toml" --bin tandem
+command -v redis-server >/dev/null || { echo "redis-server is needed: apt-get install -y redis-server" >&2; exit 2; }
+
+work="$(mktemp -d)"; pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
+trap cleanup EXIT
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
+wait_port() { for _ in $(seq 400); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.05; done; echo "port $1 never opened" >&2; exit 1; }
+rss_kb() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
+load() { "$tandem" bench --addr "127.0.0.1:$1" --no-progress --json -c 50 -P 64 --keyspace "$keys" --warmup -n 1 >/dev/null; }
+
+redis=$(free_port)
+redis-server --port "$redis" --save '' --appendonly no --dir "$work" --logfile "$work/redis.log" & pids+=($!); redis_pid=$!
+vs=$(free_port); s1=$(free_port); s2=$(free_port); coord=$(free_port)
+"$tandem" viewserver --listen "127.0.0.1:$vs" 2>"$work/vs.log" & pids+=($!)
+wait_port "$vs"
+"$tandem" server --listen "127.0.0.1:$s1" --viewserver "127.0.0.1:$vs" 2>"$work/s1.log" & pids+=($!); primary_pid=$!
+"$tandem" coordinator --listen "127.0.0.1:$coord" --viewserver "127.0.0.1:$vs" 2>"$work/coord.log" & pids+=($!)
+wait_port "$redis"; wait_port "$coord"
+
+echo "loading $keys keys of 100 bytes into each..."
+load "$redis"; load "$coord"
+r=$(rss_kb "$redis_pid"); t=$(rss_kb "$primary_pid")
+python3 -c "print(f'RSS: redis {$r/1024:.0f} MiB, tandem primary {$t/1024:.0f} MiB, ratio {$t/$r:.2f} (target <= 1.5)')"
+
+echo "starting a backup: full state transfer under client load..."
+# The client load spans the transfer: long enough for it at 100 MB/s, at least 3 s.
+load_secs=$(( keys / 1000000 * 1 + 3 ))
+"$tandem" bench --addr "127.0.0.1:$coord" --no-progress --json -c 10 --read-ratio 0.5 --keyspace "$keys" --duration-secs "$load_secs" >"$work/during.json" &
+load_pid=$!
+start=$(date +%s.%N)
+"$tandem" server --listen "127.0.0.1:$s2" --viewserver "127.0.0.1:$vs" 2>"$work/s2.log" & pids+=($!)
+until "$tandem" status --viewserver "127.0.0.1:$vs" --json | grep -q "\"backups\":\[\"127.0.0.1:$s2\"\],\"acked\":true"; do sleep 0.02; done
+end=$(date +%s.%N)
+wait "$load_pid"
+python3 - "$start" "$end" "$keys" <<'PY'
+import sys
+start, end, keys = float(sys.argv[1]), float(sys.argv[2]), int(sys.argv[3])
+secs = end - start
+mb = keys * 100 / 1e6
+print(f"transfer: {keys} keys ({mb:.0f} MB of values) in {secs:.2f} s = {mb/secs:.0f} MB/s (target >= 200 MB/s)")
+PY
+python3 - "$work/during.json" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))
+print(f"client during transfer ({r['elapsed_secs']:.1f} s, 10 connections, 50% GET): {r['ops_per_sec']:.0f} ops/s, "
+      f"p50 {r['p50_us']} us, p99 {r['p99_us']} us (target p99 < 50 ms), errors {r['errors']}")
+PY
