@@ -32,6 +32,8 @@ use crate::wire::{Envelope, decode_frame, encode_frame};
 
 /// Most frames written before one flush.
 const MAX_FRAMES_PER_FLUSH: usize = 1024;
+/// Most outbound links one process keeps (peers, servers and view services it talks to).
+const MAX_PEER_LINKS: usize = 4096;
 /// Read buffer growth step.
 const READ_CHUNK_BYTES: usize = 64 << 10;
 
@@ -287,6 +289,18 @@ impl Peers {
 
     /// Queues `frame` for `addr`; drops (and counts) it when that link's queue is full.
     pub fn send(&mut self, addr: &str, frame: Bytes) {
+        if !self.links.contains_key(addr) && self.links.len() >= MAX_PEER_LINKS {
+            // Peers name themselves: never let them make us hold unbounded links.
+            self.links.retain(|_, link| !link.is_closed());
+            if self.links.len() >= MAX_PEER_LINKS {
+                warn!(%addr, "too many peer links; dropping a message");
+                self.net
+                    .stats
+                    .dropped_frames
+                    .fetch_add(1, Ordering::Relaxed);
+                return;
+            }
+        }
         let link = match self.links.get(addr) {
             Some(link) if !link.is_closed() => link,
             _ => {
