@@ -29,7 +29,7 @@ pub use bug::{Bug, Bugs};
 pub use clerk::{Clerk, Completion, Outcome};
 pub use config::{ClerkConfig, ConfigError, ReplicaConfig, ViewServiceConfig};
 pub use ids::{ClientId, GroupId, Incarnation, LogPos, OpIndex, Seq, ServerId, ViewNum};
-pub use message::{Endpoint, GroupStatus, Message, Status, Transmit};
+pub use message::{Endpoint, GroupStatus, Message, ServerHealth, Status, Transmit, ViewChange};
 pub use replica::{Replica, RoleKind};
 pub use time::Now;
 pub use view::View;

@@ -68,6 +68,11 @@ pub enum Message {
 pub struct Status {
     /// Every group that has pinged, by id.
     pub groups: Vec<GroupStatus>,
+    /// The view service's monotonic clock when it answered, in ms: the reference point of every
+    /// `at_ms` in the history.
+    pub now_ms: u64,
+    /// Silence after which the view service considers a server dead (V3), in ms.
+    pub dead_after_ms: u64,
 }
 
 /// One group's entry in a [`Status`].
@@ -81,6 +86,35 @@ pub struct GroupStatus {
     pub acked: bool,
     /// Live servers of the group that are in no view (V9).
     pub idle: Vec<ServerId>,
+    /// Recent views, oldest first, each with why it was started (bounded by the view
+    /// service's `history_len`).
+    pub history: Vec<ViewChange>,
+    /// Every server that pinged for this group, with how long ago, in id order.
+    pub servers: Vec<ServerHealth>,
+}
+
+/// One view change as operators see it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ViewChange {
+    /// The view started.
+    pub view: View,
+    /// Why, e.g. "primary 127.0.0.1:7101 missed 5 pings; promoted backup 127.0.0.1:7102".
+    pub reason: String,
+    /// When it was decided, on the view service's monotonic clock (ms).
+    pub at_ms: u64,
+}
+
+/// What the view service knows of one server's pings.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServerHealth {
+    /// The server.
+    pub server: ServerId,
+    /// Time since its last ping, in ms.
+    pub last_ping_ago_ms: u64,
+    /// The view number its last ping carried.
+    pub viewnum: ViewNum,
+    /// Whether it pinged within the dead interval (V3).
+    pub alive: bool,
 }
 
 /// A server's heartbeat (V2).

@@ -16,7 +16,9 @@ use std::collections::{BTreeMap, VecDeque};
 use crate::bug::Bug;
 use crate::config::ViewServiceConfig;
 use crate::ids::{GroupId, Incarnation, ServerId, ViewNum};
-use crate::message::{Endpoint, GroupStatus, Message, Ping, Status, Transmit, ViewReply};
+use crate::message::{
+    Endpoint, GroupStatus, Message, Ping, ServerHealth, Status, Transmit, ViewChange, ViewReply,
+};
 use crate::time::Now;
 use crate::view::View;
 
@@ -233,8 +235,9 @@ impl ViewService {
         None
     }
 
-    /// Every group's view, acknowledgement and idle servers, for operators (`GetStatus`). Groups
-    /// whose servers pinged but that have no view yet are listed too.
+    /// Every group's view, acknowledgement, idle servers, view history with reasons and ping
+    /// health, for operators (`GetStatus`). Groups whose servers pinged but that have no view
+    /// yet are listed too.
     pub fn status(&self, now: Now) -> Status {
         let mut ids: Vec<GroupId> = self.table.groups().map(|(g, _)| g).collect();
         ids.extend(self.servers.keys().copied());
@@ -249,10 +252,33 @@ impl ViewService {
                     view: state.and_then(|s| s.view.clone()),
                     acked: state.is_some_and(|s| s.acked),
                     idle: self.idle(group, now),
+                    history: state.map_or_else(Vec::new, |s| {
+                        s.history
+                            .iter()
+                            .map(|h| ViewChange {
+                                view: h.view.clone(),
+                                reason: h.reason.clone(),
+                                at_ms: h.at_ms,
+                            })
+                            .collect()
+                    }),
+                    servers: self
+                        .liveness(group)
+                        .map(|(server, live)| ServerHealth {
+                            server: server.clone(),
+                            last_ping_ago_ms: now.mono_ms.saturating_sub(live.last_ping_ms),
+                            viewnum: live.viewnum,
+                            alive: self.is_alive(live, now),
+                        })
+                        .collect(),
                 }
             })
             .collect();
-        Status { groups }
+        Status {
+            groups,
+            now_ms: now.mono_ms,
+            dead_after_ms: self.config.dead_after_ms(),
+        }
     }
 
     /// Idle servers of `group`: alive, pinging, in no view (V9), in id order.
@@ -334,11 +360,15 @@ impl ViewService {
         }
     }
 
-    fn usable(&self, group: GroupId, server: &ServerId, now: Now) -> Option<&'static str> {
+    fn usable(&self, group: GroupId, server: &ServerId, now: Now) -> Option<String> {
         match self.servers.get(&group).and_then(|m| m.get(server)) {
-            None => Some("never pinged"),
-            Some(live) if !self.is_alive(live, now) => Some("missed pings"),
-            Some(_) if self.restarted(group, server) => Some("restarted"),
+            None => Some("never pinged".to_string()),
+            Some(live) if !self.is_alive(live, now) => {
+                let missed =
+                    now.mono_ms.saturating_sub(live.last_ping_ms) / self.config.ping_interval_ms;
+                Some(format!("missed {missed} pings"))
+            }
+            Some(_) if self.restarted(group, server) => Some("restarted".to_string()),
             Some(_) => None,
         }
     }
