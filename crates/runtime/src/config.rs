@@ -124,6 +124,10 @@ pub struct ViewServerConfig {
     pub view_service: ViewServiceConfig,
     /// Transport bounds.
     pub net: NetConfig,
+    /// Where to serve the admin HTTP endpoint and the dashboard (`None`: off).
+    pub admin: Option<String>,
+    /// Admin endpoints of coordinators, whose request counters the dashboard shows.
+    pub coordinator_admin: Vec<String>,
 }
 
 impl ViewServerConfig {
@@ -143,6 +147,8 @@ pub struct ServerConfig {
     pub net: NetConfig,
     /// The replica group served.
     pub group: GroupId,
+    /// Where to serve the admin HTTP endpoint (`None`: off).
+    pub admin: Option<String>,
 }
 
 impl ServerConfig {
@@ -171,6 +177,8 @@ pub struct CoordinatorConfig {
     pub resp_limits: Limits,
     /// How often the cached view (INFO, new sessions) is refreshed from the view service.
     pub view_refresh_ms: u64,
+    /// Where to serve the admin HTTP endpoint (`None`: off).
+    pub admin: Option<String>,
 }
 
 impl Default for CoordinatorConfig {
@@ -188,6 +196,7 @@ impl Default for CoordinatorConfig {
                 max_buffer_bytes: 48 << 20,
             },
             view_refresh_ms: 1000,
+            admin: None,
         }
     }
 }

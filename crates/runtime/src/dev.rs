@@ -26,6 +26,10 @@ pub struct DevOptions {
     pub server: ServerConfig,
     /// Coordinator settings.
     pub coordinator: CoordinatorConfig,
+    /// The view service's admin endpoint (dashboard); when set, the servers and the
+    /// coordinator get admin endpoints on ephemeral loopback ports too, and the view service
+    /// reads the coordinator's for the dashboard's throughput.
+    pub admin: Option<String>,
 }
 
 impl Default for DevOptions {
@@ -36,6 +40,7 @@ impl Default for DevOptions {
             view_service: ViewServerConfig::default(),
             server: ServerConfig::default(),
             coordinator: CoordinatorConfig::default(),
+            admin: None,
         }
     }
 }
@@ -49,7 +54,20 @@ pub struct DevCluster {
     pub servers: Vec<SocketAddr>,
     /// The coordinator's (Redis) address.
     pub coordinator: SocketAddr,
+    /// Admin endpoints (view service, each server, coordinator), when enabled.
+    pub admin: Option<DevAdmin>,
     tasks: Vec<JoinHandle<Result<(), RuntimeError>>>,
+}
+
+/// The admin endpoints of a dev cluster.
+#[derive(Clone, Debug)]
+pub struct DevAdmin {
+    /// The view service's (serves the dashboard at `/`).
+    pub view_service: SocketAddr,
+    /// Each server's, in the order of [`DevCluster::servers`].
+    pub servers: Vec<SocketAddr>,
+    /// The coordinator's.
+    pub coordinator: SocketAddr,
 }
 
 fn port_at(base: u16, offset: u16) -> Result<String, RuntimeError> {
@@ -73,28 +91,49 @@ impl DevCluster {
         shutdown: &Shutdown,
     ) -> Result<DevCluster, RuntimeError> {
         let base = options.port;
-        let view_server =
-            ViewServer::bind(options.view_service.clone(), &port_at(base, 1000)?).await?;
+        let ephemeral_admin = options.admin.as_ref().map(|_| "127.0.0.1:0".to_owned());
+        let mut view_service_config = options.view_service.clone();
+        view_service_config.admin = options.admin.clone();
+        let view_server = ViewServer::bind(view_service_config, &port_at(base, 1000)?).await?;
         let view_service = view_server.local_addr();
         let view_service_addrs = vec![view_service.to_string()];
         let mut servers = Vec::new();
         for i in 0..options.servers {
             let offset = 1001 + u16::try_from(i).unwrap_or(u16::MAX - 1001);
             let listen = port_at(base, offset)?;
-            let server =
-                Server::bind(options.server.clone(), &listen, None, &view_service_addrs).await?;
+            let config = ServerConfig {
+                admin: ephemeral_admin.clone(),
+                ..options.server.clone()
+            };
+            let server = Server::bind(config, &listen, None, &view_service_addrs).await?;
             servers.push(server);
         }
         let coordinator = Coordinator::bind(
-            options.coordinator.clone(),
+            CoordinatorConfig {
+                admin: ephemeral_admin,
+                ..options.coordinator.clone()
+            },
             &port_at(base, 0)?,
             &view_service_addrs,
         )
         .await?;
+        let mut view_server = view_server;
+        let admin = match (view_server.admin_addr(), coordinator.admin_addr()) {
+            (Some(view_service), Some(coordinator)) => {
+                view_server.add_coordinator_admin(coordinator.to_string());
+                Some(DevAdmin {
+                    view_service,
+                    servers: servers.iter().filter_map(Server::admin_addr).collect(),
+                    coordinator,
+                })
+            }
+            _ => None,
+        };
         let mut cluster = DevCluster {
             view_service,
             servers: servers.iter().map(Server::local_addr).collect(),
             coordinator: coordinator.local_addr(),
+            admin,
             tasks: Vec::new(),
         };
         cluster

@@ -7,6 +7,8 @@
 //!
 //! # Layout
 //! - [`config`]: one configuration struct per role, with defaults and `validate()`.
+//! - [`admin`]: the admin HTTP endpoint (status JSON, Prometheus metrics, probes, dashboard).
+//! - [`metrics`]: lock-free counters and histograms, rendered in the Prometheus text format.
 //! - [`wire`]: internal RPC frames (version, length, CRC-32, postcard [`wire::Envelope`]).
 //! - `net` (private): the internal transport: inbound accept loop, outbound links per peer.
 //! - [`view_service`]: the view-service process.
@@ -20,12 +22,14 @@
 //! **Architecture invariant:** no protocol logic here. A message the runtime does not route is
 //! dropped, never interpreted.
 
+pub mod admin;
 pub mod client;
 pub mod clock;
 pub mod config;
 pub mod coordinator;
 pub mod dev;
 pub mod error;
+pub mod metrics;
 mod net;
 pub mod server;
 pub mod shutdown;
@@ -33,14 +37,15 @@ pub mod status;
 pub mod view_service;
 pub mod wire;
 
+pub use admin::{AdminListener, AdminSource, http_get};
 pub use client::{Client, ClientError};
 pub use config::{CoordinatorConfig, NetConfig, ServerConfig, ViewServerConfig};
 pub use coordinator::{Coordinator, run_coordinator};
-pub use dev::{DevCluster, DevOptions};
+pub use dev::{DevAdmin, DevCluster, DevOptions};
 pub use error::RuntimeError;
 pub use net::NetStats;
 pub use server::{Server, run_server};
 pub use shutdown::{Shutdown, ShutdownTrigger, shutdown_channel};
-pub use status::{status, status_json, status_table};
+pub use status::{status, status_history, status_history_json, status_json, status_table};
 pub use tandem_kv::Reply;
 pub use view_service::{ViewServer, run_view_service};

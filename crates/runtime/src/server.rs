@@ -4,21 +4,37 @@
 //! next timeout, shutdown); handle every message already in the inbox; tick if due; then drain
 //! `poll_transmit`. Draining the inbox before the transmits is what lets the core put every
 //! operation of the round into one forward frame (group commit).
+//!
+//! Operability: the driver counts what passes through `route` (forward batch sizes, transfer
+//! bytes, rejected requests) in [`ServerMetrics`], logs every view change, promotion, state
+//! transfer start and finish and rejected request as one structured line, and publishes a
+//! snapshot of the core for the admin endpoint every [`PUBLISH_MS`].
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
 
-use tandem_protocol::{ClientId, Endpoint, Incarnation, Replica, ServerId, Transmit};
+use serde_json::{Value, json};
+use tandem_protocol::message::RequestError;
+use tandem_protocol::replica::ReplicaStats;
+use tandem_protocol::{
+    ClientId, Endpoint, GroupId, Incarnation, Message, Replica, RoleKind, ServerId, Transmit, View,
+};
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio::time::sleep_until;
 use tracing::{debug, info};
 
+use crate::admin::{AdminListener, AdminSource, render_net};
 use crate::clock::{Clock, random_u64};
 use crate::config::ServerConfig;
 use crate::error::{RuntimeError, bind, first_view_service};
+use crate::metrics::{Exposition, ServerMetrics};
 use crate::net::{Inbound, Net, Peers, ReplyPath, serve_inbound};
 use crate::shutdown::Shutdown;
+
+/// How often the admin snapshot of the core is refreshed.
+pub const PUBLISH_MS: u64 = 100;
 
 /// Most messages handled in one round before timers and transmits get a turn.
 const MAX_INBOX_BATCH: usize = 4096;
@@ -30,6 +46,7 @@ pub struct Server {
     listener: TcpListener,
     id: ServerId,
     view_service: String,
+    admin: Option<AdminListener>,
 }
 
 impl Server {
@@ -55,12 +72,22 @@ impl Server {
             }
             None => ServerId::new(local.to_string()),
         };
+        let admin = match &config.admin {
+            Some(addr) => Some(AdminListener::bind(addr).await?),
+            None => None,
+        };
         Ok(Server {
             config,
             listener,
             id,
             view_service,
+            admin,
         })
+    }
+
+    /// The admin endpoint's bound address, if one is configured.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin.as_ref().map(AdminListener::local_addr)
     }
 
     /// The bound address.
@@ -80,7 +107,20 @@ impl Server {
         let incarnation = Incarnation(random_u64());
         info!(id = %self.id, group = %self.config.group, %incarnation, view_service = %self.view_service, "server started");
         tokio::spawn(serve_inbound(self.listener, net.clone()));
+        let admin = Arc::new(ServerAdmin {
+            id: self.id.clone(),
+            group: self.config.group,
+            metrics: ServerMetrics::default(),
+            snapshot: Mutex::new(Snapshot::default()),
+            net: net.clone(),
+        });
+        if let Some(listener) = self.admin {
+            listener.spawn(admin.clone(), shutdown.clone());
+        }
         let mut driver = Driver {
+            admin,
+            seen: (RoleKind::Idle, None),
+            next_publish_ms: 0,
             replica: Replica::new(
                 self.id.clone(),
                 self.config.group,
@@ -97,6 +137,7 @@ impl Server {
         loop {
             driver.tick_if_due();
             driver.flush();
+            driver.observe();
             let wake = driver.clock.instant_at(driver.replica.poll_timeout());
             tokio::select! {
                 biased;
@@ -133,6 +174,10 @@ pub async fn run_server(
 
 /// The server task's state: the core and where its messages go.
 struct Driver {
+    admin: Arc<ServerAdmin>,
+    /// Role and view number last observed, to log changes.
+    seen: (RoleKind, Option<u64>),
+    next_publish_ms: u64,
     replica: Replica,
     clock: Clock,
     me: Endpoint,
@@ -147,6 +192,20 @@ impl Driver {
         if let (Endpoint::Client(client), Some(path)) = (&inbound.from, &inbound.reply) {
             // A server answers a coordinator on the connection its request came on.
             self.routes.remember(*client, path);
+        }
+        if let (Message::TransferReply(reply), Endpoint::Server(backup)) =
+            (&inbound.msg, &inbound.from)
+            && let Some(installed) = reply.installed
+        {
+            self.admin.metrics.transfers_finished.inc();
+            info!(
+                event = "transfer_finish",
+                %backup,
+                transfer_id = reply.transfer_id,
+                chunks = reply.next_chunk.unwrap_or(0),
+                installed_index = installed.index.0,
+                "state transfer finished: the backup installed the snapshot"
+            );
         }
         self.replica
             .handle(self.clock.now(), inbound.from, inbound.msg);
@@ -168,9 +227,15 @@ impl Driver {
 
     fn route(&mut self, transmit: Transmit) {
         let Transmit { to, msg } = transmit;
+        let metrics = &self.admin.metrics;
+        let transfer = self.note_outgoing(&to, &msg);
         let Some(frame) = self.net.encode(&self.me, msg) else {
             return;
         };
+        metrics.bytes_sent.add(frame.len() as u64);
+        if transfer {
+            metrics.transfer_bytes.add(frame.len() as u64);
+        }
         match to {
             Endpoint::Server(id) => self.peers.send(id.as_str(), frame),
             Endpoint::ViewService => self.peers.send(&self.view_service, frame),
@@ -178,6 +243,236 @@ impl Driver {
                 Some(path) => path.send(frame),
                 None => debug!(%client, "no connection to answer this client on"),
             },
+        }
+    }
+}
+
+impl Driver {
+    /// Counts and logs an outgoing message; true if it is a state-transfer chunk.
+    fn note_outgoing(&self, to: &Endpoint, msg: &Message) -> bool {
+        let metrics = &self.admin.metrics;
+        match msg {
+            Message::Ping(_) => metrics.pings_sent.inc(),
+            Message::Forward(forward) if !forward.entries.is_empty() => {
+                metrics.forward_batch.observe(forward.entries.len() as f64);
+            }
+            Message::Transfer(transfer) => {
+                if transfer.chunk == 0 {
+                    metrics.transfers_started.inc();
+                    info!(
+                        event = "transfer_start",
+                        backup = %endpoint_name(to),
+                        transfer_id = transfer.transfer_id,
+                        viewnum = %transfer.view,
+                        "state transfer started"
+                    );
+                }
+                return true;
+            }
+            Message::Response(response) => match &response.result {
+                Ok(_) => {}
+                Err(RequestError::WrongServer(viewnum)) => {
+                    metrics.requests_rejected.inc();
+                    info!(
+                        event = "request_rejected",
+                        client = %response.client,
+                        seq = %response.seq,
+                        %viewnum,
+                        role = ?self.replica.role(),
+                        error = "wrong_server",
+                        "request rejected: not the primary (P1)"
+                    );
+                }
+                Err(error) => {
+                    metrics.requests_failed.inc();
+                    info!(
+                        event = "request_rejected",
+                        client = %response.client,
+                        seq = %response.seq,
+                        error = %error,
+                        "request not confirmed"
+                    );
+                }
+            },
+            _ => {}
+        }
+        false
+    }
+
+    /// Logs role and view changes; publishes the admin snapshot when due.
+    fn observe(&mut self) {
+        let role = self.replica.role();
+        let viewnum = self.replica.view().map(|v| v.num.0);
+        if (role, viewnum) != self.seen {
+            let (old_role, _) = std::mem::replace(&mut self.seen, (role, viewnum));
+            self.admin.metrics.views_seen.inc();
+            let view = self.replica.view();
+            info!(
+                event = "view_change",
+                id = %self.replica.id(),
+                viewnum = viewnum.unwrap_or(0),
+                primary = view.map_or("-", |v| v.primary.as_str()),
+                role = ?role,
+                previous_role = ?old_role,
+                "server moved to a new view"
+            );
+            if role == RoleKind::Primary && old_role != RoleKind::Primary {
+                info!(
+                    event = "promotion",
+                    id = %self.replica.id(),
+                    viewnum = viewnum.unwrap_or(0),
+                    previous_role = ?old_role,
+                    "this server is now the primary"
+                );
+            }
+        }
+        let now_ms = self.clock.now().mono_ms;
+        if now_ms >= self.next_publish_ms {
+            self.next_publish_ms = now_ms + PUBLISH_MS;
+            let snapshot = Snapshot {
+                role: Some(role),
+                view: self.replica.view().cloned(),
+                ping_viewnum: self.replica.ping_viewnum().0,
+                stats: self.replica.stats().clone(),
+                commit_index: self.replica.commit_index().map(|i| i.0),
+                keys: self.replica.state().store.len() as u64,
+                transfers: self
+                    .replica
+                    .transfers_in_progress()
+                    .into_iter()
+                    .map(|(id, chunks)| (id.to_string(), chunks))
+                    .collect(),
+                progress: self.replica.progress_summary(),
+            };
+            *self.admin.snapshot.lock().expect("no poisoned lock") = snapshot;
+        }
+    }
+}
+
+fn endpoint_name(endpoint: &Endpoint) -> String {
+    match endpoint {
+        Endpoint::ViewService => "viewservice".to_owned(),
+        Endpoint::Server(id) => id.to_string(),
+        Endpoint::Client(client) => client.to_string(),
+    }
+}
+
+/// The core's state as last published by the server task.
+#[derive(Clone, Debug, Default)]
+struct Snapshot {
+    role: Option<RoleKind>,
+    view: Option<View>,
+    ping_viewnum: u64,
+    stats: ReplicaStats,
+    commit_index: Option<u64>,
+    keys: u64,
+    /// Backups receiving a state transfer, with chunks acknowledged.
+    transfers: Vec<(String, u32)>,
+    progress: String,
+}
+
+/// What a server's admin endpoint reads.
+struct ServerAdmin {
+    id: ServerId,
+    group: GroupId,
+    metrics: ServerMetrics,
+    snapshot: Mutex<Snapshot>,
+    net: Arc<Net>,
+}
+
+fn role_name(role: Option<RoleKind>) -> &'static str {
+    match role {
+        Some(RoleKind::Primary) => "primary",
+        Some(RoleKind::Backup) => "backup",
+        _ => "idle",
+    }
+}
+
+impl AdminSource for ServerAdmin {
+    fn status(&self) -> Value {
+        let s = self.snapshot.lock().expect("no poisoned lock").clone();
+        json!({
+            "role": "server",
+            "id": self.id.as_str(),
+            "group": self.group.0,
+            "view_role": role_name(s.role),
+            "viewnum": s.view.as_ref().map_or(0, |v| v.num.0),
+            "primary": s.view.as_ref().map(|v| v.primary.as_str()),
+            "backups": s.view.iter().flat_map(|v| &v.backups).map(|b| b.as_str()).collect::<Vec<_>>(),
+            "acknowledged_viewnum": s.ping_viewnum,
+            "applied_ops": s.stats.applied,
+            "commit_index": s.commit_index,
+            "keys": s.keys,
+            "forwards_sent": s.stats.forwards_sent,
+            "forwarded_entries": s.stats.forwarded_entries,
+            "backup_progress": s.progress,
+            "transfers_in_progress": s.transfers.iter().map(|(backup, chunks)| json!({
+                "backup": backup,
+                "chunks_acked": chunks,
+            })).collect::<Vec<_>>(),
+            "transfers_started": s.stats.transfers_started,
+            "transfers_completed": s.stats.transfers_completed,
+            "requests_rejected": s.stats.wrong_server,
+            "forwards_rejected": s.stats.forwards_rejected,
+        })
+    }
+
+    fn metrics(&self, out: &mut Exposition) {
+        let s = self.snapshot.lock().expect("no poisoned lock").clone();
+        out.single(
+            "tandem_server_applied_ops_total",
+            "counter",
+            "Operations applied to the store (as primary or backup).",
+            s.stats.applied as f64,
+        );
+        out.single(
+            "tandem_server_forwards_total",
+            "counter",
+            "Forward frames sent to backups.",
+            s.stats.forwards_sent as f64,
+        );
+        out.single(
+            "tandem_server_forwards_rejected_total",
+            "counter",
+            "Forwards rejected as backup (P3).",
+            s.stats.forwards_rejected as f64,
+        );
+        out.single(
+            "tandem_server_viewnum",
+            "gauge",
+            "The view this server acts in.",
+            s.view.as_ref().map_or(0, |v| v.num.0) as f64,
+        );
+        out.family(
+            "tandem_server_role",
+            "gauge",
+            "1 for the role this server has in its view.",
+        );
+        for name in ["primary", "backup", "idle"] {
+            let value = if role_name(s.role) == name { 1.0 } else { 0.0 };
+            out.sample("tandem_server_role", &[("role", name)], value);
+        }
+        out.single(
+            "tandem_server_keys",
+            "gauge",
+            "Keys in the store.",
+            s.keys as f64,
+        );
+        out.single(
+            "tandem_server_transfers_in_progress",
+            "gauge",
+            "State transfers in progress as primary.",
+            s.transfers.len() as f64,
+        );
+        self.metrics.render(out);
+        render_net(out, &self.net.stats);
+    }
+
+    fn ready(&self) -> Result<(), String> {
+        let s = self.snapshot.lock().expect("no poisoned lock");
+        match s.role {
+            Some(RoleKind::Primary | RoleKind::Backup) => Ok(()),
+            _ => Err("not in a view yet".to_owned()),
         }
     }
 }

@@ -140,3 +140,63 @@ pub fn status_table(status: &Status) -> String {
     }
     out
 }
+
+/// The `--history` table: every group's recent views, newest first, each with when it started
+/// (relative to the view service's clock) and why.
+pub fn status_history(status: &Status) -> String {
+    let mut out = String::new();
+    if status.groups.is_empty() {
+        out.push_str("(no server has pinged the view service yet)\n");
+    }
+    for g in &status.groups {
+        out.push_str(&format!("group {}\n", g.group.0));
+        out.push_str(&format!(
+            "  {:<6} {:<10} {:<22} {:<40} {}\n",
+            "VIEW", "AGO", "PRIMARY", "BACKUPS", "REASON"
+        ));
+        for h in g.history.iter().rev() {
+            let ago_ms = status.now_ms.saturating_sub(h.at_ms);
+            let backups: Vec<&str> = h.view.backups.iter().map(|b| b.as_str()).collect();
+            out.push_str(&format!(
+                "  {:<6} {:<10} {:<22} {:<40} {}\n",
+                h.view.num.0,
+                format!("{:.1}s", ago_ms as f64 / 1000.0),
+                h.view.primary.as_str(),
+                if backups.is_empty() {
+                    "-".to_owned()
+                } else {
+                    backups.join(",")
+                },
+                h.reason
+            ));
+        }
+    }
+    out
+}
+
+/// The `--json --history` document: `{"groups":[{"group":0,"history":[{"viewnum","primary",
+/// "backups","ago_ms","reason"}]}]}`, newest view first.
+pub fn status_history_json(status: &Status) -> String {
+    let groups: Vec<serde_json::Value> = status
+        .groups
+        .iter()
+        .map(|g| {
+            let history: Vec<serde_json::Value> = g
+                .history
+                .iter()
+                .rev()
+                .map(|h| {
+                    serde_json::json!({
+                        "viewnum": h.view.num.0,
+                        "primary": h.view.primary.as_str(),
+                        "backups": h.view.backups.iter().map(|b| b.as_str()).collect::<Vec<_>>(),
+                        "ago_ms": status.now_ms.saturating_sub(h.at_ms),
+                        "reason": h.reason,
+                    })
+                })
+                .collect();
+            serde_json::json!({ "group": g.group.0, "history": history })
+        })
+        .collect();
+    serde_json::json!({ "groups": groups }).to_string()
+}

@@ -203,6 +203,7 @@ impl Connection {
     }
 
     async fn submit(&mut self, cmds: Vec<Command>) -> Outcome {
+        let timer = self.shared.metrics.start_batch(&cmds);
         let (done, outcome) = oneshot::channel();
         let request = HubRequest::Submit {
             client: self.client,
@@ -212,10 +213,12 @@ impl Connection {
         if self.shared.hub.send(request).is_err() {
             return Outcome::TimedOut; // The hub is gone: shutting down.
         }
-        tokio::select! {
+        let outcome = tokio::select! {
             outcome = outcome => outcome.unwrap_or(Outcome::TimedOut),
             _ = self.shutdown.wait() => Outcome::TimedOut,
-        }
+        };
+        self.shared.metrics.finish_batch(timer, &outcome);
+        outcome
     }
 
     async fn write_output(&mut self) -> std::io::Result<()> {

@@ -8,6 +8,9 @@
 //!   in order.
 //! - `local`: the connection-local commands (PING, HELLO, INFO, CONFIG GET, ...).
 //! - `hub`: the clerk hub, the one task that drives every session's `Clerk`.
+//!
+//! Operability: connection tasks record each batch in [`CoordinatorMetrics`] (atomics only);
+//! the admin endpoint reads those, the cached view and the connection count.
 
 mod connection;
 mod hub;
@@ -18,13 +21,16 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize};
 use std::time::{Duration, Instant};
 
+use serde_json::{Value, json};
 use tandem_protocol::{GroupId, View};
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, mpsc, watch};
 use tracing::{info, warn};
 
+use crate::admin::{AdminListener, AdminSource, render_net};
 use crate::config::CoordinatorConfig;
 use crate::error::{RuntimeError, bind, first_view_service};
+use crate::metrics::{CoordinatorMetrics, Exposition};
 use crate::net::Net;
 use crate::shutdown::Shutdown;
 use hub::{Hub, HubRequest};
@@ -39,6 +45,8 @@ pub(crate) struct Shared {
     next_connection_id: AtomicU64,
     started: Instant,
     listen: SocketAddr,
+    /// Per-command counters and latency, recorded by the connection tasks.
+    pub(crate) metrics: CoordinatorMetrics,
 }
 
 /// A bound coordinator, ready to run.
@@ -47,6 +55,7 @@ pub struct Coordinator {
     config: CoordinatorConfig,
     listener: TcpListener,
     view_service: String,
+    admin: Option<AdminListener>,
 }
 
 impl Coordinator {
@@ -59,11 +68,21 @@ impl Coordinator {
         config.validate()?;
         let view_service = first_view_service(view_service_addrs)?;
         let listener = bind(listen).await?;
+        let admin = match &config.admin {
+            Some(addr) => Some(AdminListener::bind(addr).await?),
+            None => None,
+        };
         Ok(Coordinator {
             config,
             listener,
             view_service,
+            admin,
         })
+    }
+
+    /// The admin endpoint's bound address, if one is configured.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin.as_ref().map(AdminListener::local_addr)
     }
 
     /// The bound address.
@@ -82,7 +101,7 @@ impl Coordinator {
             GroupId(0),
             self.config.clerk.clone(),
             self.view_service.clone(),
-            net,
+            net.clone(),
             view_sender,
         );
         let refresh = Duration::from_millis(self.config.view_refresh_ms);
@@ -95,7 +114,15 @@ impl Coordinator {
             next_connection_id: AtomicU64::new(1),
             started: Instant::now(),
             listen,
+            metrics: CoordinatorMetrics::default(),
         });
+        if let Some(listener) = self.admin {
+            let source = Arc::new(CoordinatorAdmin {
+                shared: shared.clone(),
+                net,
+            });
+            listener.spawn(source, shutdown.clone());
+        }
         info!(%listen, view_service = %self.view_service, "coordinator started");
         let limit = Arc::new(Semaphore::new(self.config.max_connections));
         loop {
@@ -108,8 +135,12 @@ impl Coordinator {
                 accepted = self.listener.accept() => accepted,
             };
             let (stream, peer) = match accepted {
-                Ok(accepted) => accepted,
+                Ok(accepted) => {
+                    shared.metrics.connections_accepted.inc();
+                    accepted
+                }
                 Err(error) => {
+                    shared.metrics.accept_errors.inc();
                     warn!(%error, "accept failed");
                     tokio::time::sleep(Duration::from_millis(50)).await;
                     continue;
@@ -138,4 +169,72 @@ pub async fn run_coordinator(
         .await?
         .run(shutdown)
         .await
+}
+
+/// What a coordinator's admin endpoint reads.
+struct CoordinatorAdmin {
+    shared: Arc<Shared>,
+    net: Arc<Net>,
+}
+
+impl AdminSource for CoordinatorAdmin {
+    fn status(&self) -> Value {
+        let shared = &self.shared;
+        let view = shared.view.borrow().clone();
+        let (ok, timed_out) = shared.metrics.requests();
+        json!({
+            "role": "coordinator",
+            "listen": shared.listen.to_string(),
+            "uptime_s": shared.started.elapsed().as_secs(),
+            "view": view.as_ref().map(|v| json!({
+                "viewnum": v.num.0,
+                "primary": v.primary.as_str(),
+                "backups": v.backups.iter().map(|b| b.as_str()).collect::<Vec<_>>(),
+            })),
+            "connections": shared.connected.load(std::sync::atomic::Ordering::Relaxed),
+            "requests_total": ok + timed_out,
+            "requests_timed_out": timed_out,
+            "commands_total": shared.metrics.commands_total(),
+        })
+    }
+
+    fn metrics(&self, out: &mut Exposition) {
+        let shared = &self.shared;
+        shared.metrics.render(out);
+        out.single(
+            "tandem_coordinator_connections",
+            "gauge",
+            "Client connections open.",
+            shared.connected.load(std::sync::atomic::Ordering::Relaxed) as f64,
+        );
+        out.family(
+            "tandem_coordinator_errors_total",
+            "counter",
+            "Coordinator errors, by kind.",
+        )
+        .sample(
+            "tandem_coordinator_errors_total",
+            &[("kind", "accept")],
+            shared.metrics.accept_errors.get() as f64,
+        )
+        .sample(
+            "tandem_coordinator_errors_total",
+            &[("kind", "timeout")],
+            shared.metrics.requests().1 as f64,
+        );
+        out.single(
+            "tandem_coordinator_viewnum",
+            "gauge",
+            "The view number the coordinator last learnt.",
+            shared.view.borrow().as_ref().map_or(0, |v| v.num.0) as f64,
+        );
+        render_net(out, &self.net.stats);
+    }
+
+    fn ready(&self) -> Result<(), String> {
+        match self.shared.view.borrow().as_ref() {
+            Some(_) => Ok(()),
+            None => Err("no view learnt from the view service yet".to_owned()),
+        }
+    }
 }

@@ -1,0 +1,191 @@
+//! The admin HTTP endpoint every role can serve (`--admin HOST:PORT`, off by default), with
+//! axum:
+//!
+//! - `GET /status`: the role's state as JSON ([`AdminSource::status`]).
+//! - `GET /metrics`: Prometheus text format ([`AdminSource::metrics`]).
+//! - `GET /healthz`: 200 while the process serves; `GET /readyz`: 200 once the role can do its
+//!   job (a server in a view, a coordinator that knows a primary), 503 with the reason before.
+//! - `GET /`: the dashboard, only on the view service: one HTML page (no external assets)
+//!   that polls `/status` of the same endpoint.
+//!
+//! Each role implements [`AdminSource`] over state it already shares or a snapshot its task
+//! publishes a few times a second, so a scrape never waits for (or slows) the role's task.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tracing::{info, warn};
+
+use crate::error::{RuntimeError, bind};
+use crate::metrics::Exposition;
+use crate::net::NetStats;
+use crate::shutdown::Shutdown;
+
+/// The dashboard page: plain HTML, CSS and JavaScript, embedded in the binary.
+pub const DASHBOARD_HTML: &str = include_str!("dashboard.html");
+
+/// What a role exposes on its admin endpoint.
+pub trait AdminSource: Send + Sync + 'static {
+    /// The `/status` document.
+    fn status(&self) -> serde_json::Value;
+    /// Appends the role's metric families to `out`.
+    fn metrics(&self, out: &mut Exposition);
+    /// `Ok` when ready to serve, else why not.
+    fn ready(&self) -> Result<(), String>;
+    /// Whether `GET /` serves the dashboard (the view service only).
+    fn dashboard(&self) -> bool {
+        false
+    }
+}
+
+/// Normalizes an `--admin` value: a bare port means loopback (`127.0.0.1:PORT`).
+pub fn admin_addr(value: &str) -> String {
+    if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) {
+        format!("127.0.0.1:{value}")
+    } else {
+        value.to_owned()
+    }
+}
+
+/// A bound admin endpoint, not yet serving.
+#[derive(Debug)]
+pub struct AdminListener {
+    listener: TcpListener,
+}
+
+impl AdminListener {
+    /// Binds `addr` (see [`admin_addr`]).
+    pub async fn bind(addr: &str) -> Result<AdminListener, RuntimeError> {
+        Ok(AdminListener {
+            listener: bind(&admin_addr(addr)).await?,
+        })
+    }
+
+    /// The bound address.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener.local_addr().expect("bound listener")
+    }
+
+    /// Serves `source` as a task until `shutdown`.
+    pub fn spawn(self, source: Arc<dyn AdminSource>, mut shutdown: Shutdown) {
+        let addr = self.local_addr();
+        let router = Router::new()
+            .route("/", get(dashboard))
+            .route("/status", get(status))
+            .route("/metrics", get(metrics))
+            .route("/healthz", get(|| async { "ok\n" }))
+            .route("/readyz", get(ready))
+            .with_state(source);
+        info!(admin = %addr, "admin endpoint started");
+        tokio::spawn(async move {
+            let served = axum::serve(self.listener, router)
+                .with_graceful_shutdown(async move { shutdown.wait().await })
+                .await;
+            if let Err(error) = served {
+                warn!(admin = %addr, %error, "admin endpoint failed");
+            }
+        });
+    }
+}
+
+type Source = State<Arc<dyn AdminSource>>;
+
+async fn dashboard(State(source): Source) -> Response {
+    if source.dashboard() {
+        Html(DASHBOARD_HTML).into_response()
+    } else {
+        (
+            StatusCode::NOT_FOUND,
+            "the dashboard is served by the view service's admin endpoint; try /status or /metrics\n",
+        )
+            .into_response()
+    }
+}
+
+async fn status(State(source): Source) -> Response {
+    let body = serde_json::to_string_pretty(&source.status()).expect("JSON values serialize");
+    ([(header::CONTENT_TYPE, "application/json")], body).into_response()
+}
+
+async fn metrics(State(source): Source) -> Response {
+    let mut out = Exposition::new();
+    source.metrics(&mut out);
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        out.finish(),
+    )
+        .into_response()
+}
+
+async fn ready(State(source): Source) -> Response {
+    match source.ready() {
+        Ok(()) => (StatusCode::OK, "ready\n".to_owned()).into_response(),
+        Err(why) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("not ready: {why}\n"),
+        )
+            .into_response(),
+    }
+}
+
+/// The transport's error counters, shared by every role.
+pub(crate) fn render_net(out: &mut Exposition, stats: &NetStats) {
+    use std::sync::atomic::Ordering::Relaxed;
+    out.family(
+        "tandem_net_errors_total",
+        "counter",
+        "Internal transport errors, by kind.",
+    )
+    .sample(
+        "tandem_net_errors_total",
+        &[("kind", "dropped_frame")],
+        stats.dropped_frames.load(Relaxed) as f64,
+    )
+    .sample(
+        "tandem_net_errors_total",
+        &[("kind", "bad_frame")],
+        stats.bad_frames.load(Relaxed) as f64,
+    );
+}
+
+/// `GET path` over plain HTTP/1.1 on `addr`, within `timeout`: the status code and body. A
+/// minimal client (no chunked encoding: the admin endpoints answer with a length) used by the
+/// view service to read coordinators' `/status`, and by tests.
+pub async fn http_get(addr: &str, path: &str, timeout: Duration) -> std::io::Result<(u16, String)> {
+    let exchange = async {
+        let mut stream = TcpStream::connect(addr).await?;
+        let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+        stream.write_all(request.as_bytes()).await?;
+        let mut raw = Vec::new();
+        stream.read_to_end(&mut raw).await?;
+        parse_response(&raw)
+    };
+    tokio::time::timeout(timeout, exchange)
+        .await
+        .map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))?
+}
+
+fn parse_response(raw: &[u8]) -> std::io::Result<(u16, String)> {
+    let bad = |what: &str| std::io::Error::new(std::io::ErrorKind::InvalidData, what.to_owned());
+    let text = String::from_utf8_lossy(raw);
+    let (head, body) = text
+        .split_once("\r\n\r\n")
+        .ok_or_else(|| bad("no end of headers"))?;
+    let code = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .ok_or_else(|| bad("no status code"))?;
+    Ok((code, body.to_owned()))
+}
