@@ -14,6 +14,10 @@ pub struct DevArgs {
     /// 0 picks free ports.
     #[arg(long, default_value_t = 6379)]
     port: u16,
+    /// Serve the dashboard and the view service's admin endpoint here (a bare port means
+    /// 127.0.0.1:PORT); the servers and the coordinator then get admin endpoints on free ports.
+    #[arg(long, value_name = "HOST:PORT", env = "TANDEM_ADMIN")]
+    admin: Option<String>,
     #[command(flatten)]
     log: LogArgs,
 }
@@ -22,15 +26,25 @@ pub struct DevArgs {
 pub fn run(args: DevArgs) -> anyhow::Result<ExitCode> {
     let options = DevOptions {
         port: args.port,
+        admin: args.admin,
         ..DevOptions::default()
     };
-    run_role_on(&args.log, None, |shutdown| async move {
+    let log = args.log.resolve(None, None);
+    run_role_on(&log, None, |shutdown| async move {
         let cluster = DevCluster::start(options, &shutdown).await?;
         println!("view service  {}", cluster.view_service);
         for (i, server) in cluster.servers.iter().enumerate() {
             println!("server {i}      {server}");
         }
         println!("coordinator   {}", cluster.coordinator);
+        if let Some(admin) = &cluster.admin {
+            println!();
+            println!("dashboard     http://{}/", admin.view_service);
+            for (i, server) in admin.servers.iter().enumerate() {
+                println!("server {i} admin http://{server}/status");
+            }
+            println!("coordinator admin http://{}/metrics", admin.coordinator);
+        }
         println!();
         println!("try: redis-cli -p {}", cluster.coordinator.port());
         println!("     tandem status --viewserver {}", cluster.view_service);

@@ -1,6 +1,7 @@
 //! The `tandem` command: one binary, a subcommand per role.
 
 mod bench;
+mod config;
 mod coordinator;
 mod dev;
 mod role;
@@ -31,12 +32,25 @@ enum Command {
     Status(status::StatusArgs),
     /// Run a view service, three servers and a coordinator in one process.
     Dev(dev::DevArgs),
+    /// Configuration files: `tandem config example ROLE` prints a commented one.
+    #[command(subcommand)]
+    Config(ConfigCommand),
     /// Run the deterministic cluster simulator: one seed, or a sweep over many.
     Sim(sim::SimArgs),
     /// Load any Redis-protocol endpoint (tandem or Redis) and report throughput and latency.
     Bench(tandem_bench::BenchArgs),
     /// Start a cluster, kill its primary under load again and again, report the windows.
     BenchFailover(bench::FailoverArgs),
+}
+
+#[derive(Subcommand, Debug)]
+enum ConfigCommand {
+    /// Print a commented example configuration file for ROLE, every key at its default.
+    Example {
+        /// viewserver, server or coordinator.
+        #[arg(value_enum)]
+        role: config::ExampleRole,
+    },
 }
 
 fn main() -> std::process::ExitCode {
@@ -48,6 +62,10 @@ fn main() -> std::process::ExitCode {
         Command::Status(args) => status::run(args),
         Command::Dev(args) => dev::run(args),
         Command::Sim(args) => sim::run(args),
+        Command::Config(ConfigCommand::Example { role }) => {
+            print!("{}", config::example(role));
+            Ok(std::process::ExitCode::SUCCESS)
+        }
         Command::Bench(args) => bench::run(args),
         Command::BenchFailover(args) => bench::run_failover_bench(args),
     };

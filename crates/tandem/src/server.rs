@@ -6,52 +6,78 @@ use clap::Args;
 use tandem_protocol::GroupId;
 use tandem_runtime::{Server, ServerConfig};
 
+use crate::config::{ConfigArg, ServerFile, load, pick, require};
 use crate::role::{LogArgs, run_role};
 
-/// Options of `tandem server`.
+/// Options of `tandem server`. Each flag can also come from its `TANDEM_*` variable or the
+/// `--config` file.
 #[derive(Args, Debug)]
 pub struct ServerArgs {
     /// Address to listen on for the primary, backups and coordinators.
-    #[arg(long, value_name = "HOST:PORT")]
-    listen: String,
+    #[arg(long, value_name = "HOST:PORT", env = "TANDEM_LISTEN")]
+    listen: Option<String>,
     /// View service addresses, comma-separated (the first is used).
     #[arg(
         long = "viewserver",
         value_name = "ADDRS",
         value_delimiter = ',',
-        required = true
+        env = "TANDEM_VIEWSERVER"
     )]
-    view_service: Vec<String>,
+    view_service: Option<Vec<String>>,
     /// The address peers reach this server at, which is also its id (default: the bound
     /// listen address).
-    #[arg(long, value_name = "HOST:PORT")]
+    #[arg(long, value_name = "HOST:PORT", env = "TANDEM_ADVERTISE")]
     advertise: Option<String>,
-    /// Replica group served.
-    #[arg(long, default_value_t = 0)]
-    group: u32,
-    /// How often to ping the view service (V2).
-    #[arg(long, default_value_t = 100)]
-    ping_interval_ms: u64,
+    /// Replica group served [default: 0].
+    #[arg(long, env = "TANDEM_GROUP")]
+    group: Option<u32>,
+    /// How often to ping the view service (V2) [default: 100].
+    #[arg(long, env = "TANDEM_PING_INTERVAL_MS")]
+    ping_interval_ms: Option<u64>,
+    /// Serve the admin endpoint (/status, /metrics, /healthz, /readyz) here; a bare port means
+    /// 127.0.0.1:PORT [default: off].
+    #[arg(long, value_name = "HOST:PORT", env = "TANDEM_ADMIN")]
+    admin: Option<String>,
+    #[command(flatten)]
+    config: ConfigArg,
     #[command(flatten)]
     log: LogArgs,
 }
 
 /// Runs the server until Ctrl-C or SIGTERM.
 pub fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
+    let file: ServerFile = load(&args.config)?;
+    let defaults = ServerConfig::default();
+    let listen = require(args.listen, file.listen, "listen")?;
+    let view_service = require(args.view_service, file.viewserver, "viewserver")?;
+    let advertise = args.advertise.or(file.advertise);
     let mut config = ServerConfig {
-        group: GroupId(args.group),
+        group: GroupId(pick(args.group, file.group, 0)),
+        admin: args.admin.or(file.admin),
         ..ServerConfig::default()
     };
-    config.replica.ping_interval_ms = args.ping_interval_ms;
+    config.replica.ping_interval_ms = pick(
+        args.ping_interval_ms,
+        file.ping_interval_ms,
+        defaults.replica.ping_interval_ms,
+    );
+    let log = args.log.resolve(file.log_level, file.log_format);
     config.validate()?;
-    run_role(&args.log, |shutdown| async move {
-        let server = Server::bind(
-            config,
-            &args.listen,
-            args.advertise.as_deref(),
-            &args.view_service,
-        )
-        .await?;
+    if args.config.print_config {
+        print!(
+            "listen = {listen:?}\nviewserver = {view_service:?}\nadvertise = {:?}\ngroup = {}\n\
+             ping-interval-ms = {}\nadmin = {:?}\nlog-level = {:?}\nlog-format = \"{}\"\n",
+            advertise.as_deref().unwrap_or(""),
+            config.group.0,
+            config.replica.ping_interval_ms,
+            config.admin.as_deref().unwrap_or(""),
+            log.level,
+            log.format.name(),
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    run_role(&log, |shutdown| async move {
+        let server = Server::bind(config, &listen, advertise.as_deref(), &view_service).await?;
         server.run(shutdown).await?;
         Ok(())
     })

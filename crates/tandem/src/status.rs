@@ -19,6 +19,9 @@ pub struct StatusArgs {
     /// Print JSON: {"groups":[{"group","viewnum","primary","backups","acked","idle"}]}.
     #[arg(long)]
     json: bool,
+    /// Print each group's recent views, newest first, with when and why each one started.
+    #[arg(long)]
+    history: bool,
     /// Give up on an address after this long.
     #[arg(long, default_value_t = 2000)]
     timeout_ms: u64,
@@ -31,7 +34,11 @@ pub fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
         .build()?;
     let timeout = Duration::from_millis(args.timeout_ms);
     let status = runtime.block_on(tandem_runtime::status(&args.view_service, timeout))?;
-    if args.json {
+    if args.history && args.json {
+        println!("{}", tandem_runtime::status_history_json(&status));
+    } else if args.history {
+        print!("{}", tandem_runtime::status_history(&status));
+    } else if args.json {
         println!("{}", tandem_runtime::status_json(&status));
     } else {
         print!("{}", tandem_runtime::status_table(&status));

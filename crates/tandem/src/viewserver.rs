@@ -5,36 +5,97 @@ use std::process::ExitCode;
 use clap::Args;
 use tandem_runtime::{ViewServer, ViewServerConfig};
 
+use crate::config::{ConfigArg, ViewServerFile, load, pick, require};
 use crate::role::{LogArgs, run_role};
 
-/// Options of `tandem viewserver`.
+/// Options of `tandem viewserver`. Each flag can also come from its `TANDEM_*` variable or the
+/// `--config` file.
 #[derive(Args, Debug)]
 pub struct ViewServerArgs {
     /// Address to listen on for servers and coordinators.
-    #[arg(long, value_name = "HOST:PORT")]
-    listen: String,
-    /// How often servers ping (V2).
-    #[arg(long, default_value_t = 100)]
-    ping_interval_ms: u64,
-    /// Missed pings after which a server is dead (V3).
-    #[arg(long, default_value_t = 5)]
-    dead_pings: u32,
-    /// Backups per replica group (V8).
-    #[arg(long, default_value_t = 1)]
-    backups: usize,
+    #[arg(long, value_name = "HOST:PORT", env = "TANDEM_LISTEN")]
+    listen: Option<String>,
+    /// Serve the admin endpoint (dashboard at /, /status, /metrics, /healthz, /readyz) here;
+    /// a bare port means 127.0.0.1:PORT [default: off].
+    #[arg(long, value_name = "HOST:PORT", env = "TANDEM_ADMIN")]
+    admin: Option<String>,
+    /// Admin endpoints of coordinators, comma-separated: their throughput is shown on the
+    /// dashboard.
+    #[arg(
+        long,
+        value_name = "ADDRS",
+        value_delimiter = ',',
+        env = "TANDEM_COORDINATOR_ADMIN"
+    )]
+    coordinator_admin: Option<Vec<String>>,
+    /// How often servers ping (V2) [default: 100].
+    #[arg(long, env = "TANDEM_PING_INTERVAL_MS")]
+    ping_interval_ms: Option<u64>,
+    /// Missed pings after which a server is dead (V3) [default: 5].
+    #[arg(long, env = "TANDEM_DEAD_PINGS")]
+    dead_pings: Option<u32>,
+    /// Backups per replica group (V8) [default: 1].
+    #[arg(long, env = "TANDEM_BACKUPS")]
+    backups: Option<usize>,
+    /// Views remembered per group with their reasons (`tandem status --history`)
+    /// [default: 64].
+    #[arg(long, env = "TANDEM_HISTORY_LEN")]
+    history_len: Option<usize>,
+    #[command(flatten)]
+    config: ConfigArg,
     #[command(flatten)]
     log: LogArgs,
 }
 
 /// Runs the view service until Ctrl-C or SIGTERM.
 pub fn run(args: ViewServerArgs) -> anyhow::Result<ExitCode> {
+    let file: ViewServerFile = load(&args.config)?;
+    let defaults = ViewServerConfig::default();
     let mut config = ViewServerConfig::default();
-    config.view_service.ping_interval_ms = args.ping_interval_ms;
-    config.view_service.dead_pings = args.dead_pings;
-    config.view_service.backups = args.backups;
+    let listen = require(args.listen, file.listen, "listen")?;
+    config.admin = args.admin.or(file.admin);
+    config.coordinator_admin = pick(args.coordinator_admin, file.coordinator_admin, Vec::new());
+    let core = &mut config.view_service;
+    core.ping_interval_ms = pick(
+        args.ping_interval_ms,
+        file.ping_interval_ms,
+        defaults.view_service.ping_interval_ms,
+    );
+    core.dead_pings = pick(
+        args.dead_pings,
+        file.dead_pings,
+        defaults.view_service.dead_pings,
+    );
+    core.backups = pick(args.backups, file.backups, defaults.view_service.backups);
+    core.history_len = pick(
+        args.history_len,
+        file.history_len,
+        defaults.view_service.history_len,
+    );
+    let log = args.log.resolve(file.log_level, file.log_format);
     config.validate()?;
-    run_role(&args.log, |shutdown| async move {
-        let view_server = ViewServer::bind(config, &args.listen).await?;
+    if args.config.print_config {
+        let core = &config.view_service;
+        print!(
+            "listen = {listen:?}\nadmin = {:?}\ncoordinator-admin = {:?}\nping-interval-ms = {}\n\
+             dead-pings = {}\nbackups = {}\nhistory-len = {}\nlog-level = {:?}\n\
+             log-format = \"{}\"\n",
+            config.admin.as_deref().unwrap_or(""),
+            config.coordinator_admin,
+            core.ping_interval_ms,
+            core.dead_pings,
+            core.backups,
+            core.history_len,
+            log.level,
+            log.format.name(),
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    run_role(&log, |shutdown| async move {
+        let view_server = ViewServer::bind(config, &listen).await?;
+        if let Some(admin) = view_server.admin_addr() {
+            tracing::info!(%admin, "dashboard at http://{admin}/");
+        }
         view_server.run(shutdown).await?;
         Ok(())
     })

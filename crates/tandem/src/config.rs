@@ -1,0 +1,318 @@
+//! Configuration files (`--config FILE`, TOML) and `tandem config example ROLE`.
+//!
+//! Every setting of a role comes from, in decreasing priority: its command-line flag, its
+//! environment variable (`TANDEM_` + the flag name in capitals, `-` as `_`: `--ping-interval-ms`
+//! is `TANDEM_PING_INTERVAL_MS`), its key in the file (the flag name: `ping-interval-ms = 100`),
+//! its default. clap resolves flag over environment; [`pick`] puts the file and the default
+//! under that. A file with an unknown key, a value of the wrong type or bad TOML is refused
+//! with the file, line and key named.
+
+use std::path::Path;
+
+use anyhow::{Context, anyhow};
+use clap::{Args, ValueEnum};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+/// How log lines are written.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// One human-readable line per event, fields as `key=value`.
+    #[default]
+    Text,
+    /// One JSON object per line, fields as keys (for log shippers).
+    Json,
+}
+
+impl LogFormat {
+    /// The name used in flags and files.
+    pub fn name(self) -> &'static str {
+        match self {
+            LogFormat::Text => "text",
+            LogFormat::Json => "json",
+        }
+    }
+}
+
+/// `--config FILE`, shared by every role.
+#[derive(Args, Debug, Clone)]
+pub struct ConfigArg {
+    /// Read settings from this TOML file (`tandem config example ROLE` prints one); flags and
+    /// TANDEM_* environment variables override it.
+    #[arg(long, value_name = "FILE", env = "TANDEM_CONFIG")]
+    pub config: Option<std::path::PathBuf>,
+    /// Print the effective settings (after flags, environment, file, defaults) as TOML and exit.
+    #[arg(long)]
+    pub print_config: bool,
+}
+
+/// The first value present: flag or environment (clap), then the file, then the default.
+pub fn pick<T>(cli: Option<T>, file: Option<T>, default: T) -> T {
+    cli.or(file).unwrap_or(default)
+}
+
+/// Like [`pick`] for a setting without a default: names every way to give it when missing.
+pub fn require<T>(cli: Option<T>, file: Option<T>, key: &str) -> anyhow::Result<T> {
+    cli.or(file).ok_or_else(|| {
+        let env = format!("TANDEM_{}", key.to_uppercase().replace('-', "_"));
+        anyhow!("missing setting {key}: give --{key}, set {env}, or put `{key} = ...` in --config")
+    })
+}
+
+/// Reads the file named by `arg`, if any, into `T` (all of whose fields are optional).
+pub fn load<T: DeserializeOwned + Default>(arg: &ConfigArg) -> anyhow::Result<T> {
+    match &arg.config {
+        Some(path) => load_file(path),
+        None => Ok(T::default()),
+    }
+}
+
+/// Parses a TOML file into `T`; errors name the file, the line and the key.
+pub fn load_file<T: DeserializeOwned>(path: &Path) -> anyhow::Result<T> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read config file {}", path.display()))?;
+    parse(&path.display().to_string(), &text)
+}
+
+/// Parses TOML `text` read from `name`.
+pub fn parse<T: DeserializeOwned>(name: &str, text: &str) -> anyhow::Result<T> {
+    toml::from_str(text).map_err(|error| {
+        let (line, key) = match error.span() {
+            Some(span) => locate(text, span.start),
+            None => (0, None),
+        };
+        let message = error.message().trim();
+        match key {
+            Some(key) => anyhow!("config file {name}, line {line}, key `{key}`: {message}"),
+            None => anyhow!("config file {name}, line {line}: {message}"),
+        }
+    })
+}
+
+/// The 1-based line of byte `offset`, and the key assigned on that line, if any.
+fn locate(text: &str, offset: usize) -> (usize, Option<String>) {
+    let offset = offset.min(text.len());
+    let line = text[..offset].matches('\n').count() + 1;
+    let content = text.lines().nth(line - 1).unwrap_or("");
+    let key = content
+        .split_once('=')
+        .map(|(key, _)| key.trim().trim_matches('"').to_owned())
+        .filter(|key| !key.is_empty() && !key.starts_with('#'));
+    (line, key)
+}
+
+/// The settings file of `tandem viewserver`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct ViewServerFile {
+    /// `listen`.
+    pub listen: Option<String>,
+    /// `admin`.
+    pub admin: Option<String>,
+    /// `coordinator-admin`.
+    pub coordinator_admin: Option<Vec<String>>,
+    /// `ping-interval-ms`.
+    pub ping_interval_ms: Option<u64>,
+    /// `dead-pings`.
+    pub dead_pings: Option<u32>,
+    /// `backups`.
+    pub backups: Option<usize>,
+    /// `history-len`.
+    pub history_len: Option<usize>,
+    /// `log-level`.
+    pub log_level: Option<String>,
+    /// `log-format`.
+    pub log_format: Option<LogFormat>,
+}
+
+/// The settings file of `tandem server`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct ServerFile {
+    /// `listen`.
+    pub listen: Option<String>,
+    /// `viewserver`.
+    pub viewserver: Option<Vec<String>>,
+    /// `advertise`.
+    pub advertise: Option<String>,
+    /// `group`.
+    pub group: Option<u32>,
+    /// `ping-interval-ms`.
+    pub ping_interval_ms: Option<u64>,
+    /// `admin`.
+    pub admin: Option<String>,
+    /// `log-level`.
+    pub log_level: Option<String>,
+    /// `log-format`.
+    pub log_format: Option<LogFormat>,
+}
+
+/// The settings file of `tandem coordinator`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct CoordinatorFile {
+    /// `listen`.
+    pub listen: Option<String>,
+    /// `viewserver`.
+    pub viewserver: Option<Vec<String>>,
+    /// `request-timeout-ms`.
+    pub request_timeout_ms: Option<u64>,
+    /// `max-connections`.
+    pub max_connections: Option<usize>,
+    /// `admin`.
+    pub admin: Option<String>,
+    /// `log-level`.
+    pub log_level: Option<String>,
+    /// `log-format`.
+    pub log_format: Option<LogFormat>,
+}
+
+/// The role whose example `tandem config example` prints.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum ExampleRole {
+    /// `tandem viewserver`.
+    Viewserver,
+    /// `tandem server`.
+    Server,
+    /// `tandem coordinator`.
+    Coordinator,
+}
+
+/// A commented example file for `role`, every key at its default.
+pub fn example(role: ExampleRole) -> &'static str {
+    match role {
+        ExampleRole::Viewserver => VIEWSERVER_EXAMPLE,
+        ExampleRole::Server => SERVER_EXAMPLE,
+        ExampleRole::Coordinator => COORDINATOR_EXAMPLE,
+    }
+}
+
+const VIEWSERVER_EXAMPLE: &str = r#"# tandem viewserver --config viewserver.toml
+# Every key is optional here; a flag (--ping-interval-ms) or an environment variable
+# (TANDEM_PING_INTERVAL_MS) overrides the file.
+
+# Address servers and coordinators reach the view service at (required).
+listen = "127.0.0.1:7000"
+
+# Admin HTTP endpoint: /status, /metrics, /healthz, /readyz and the dashboard at /.
+# Off unless set; a bare port means 127.0.0.1:PORT.
+# admin = "127.0.0.1:9000"
+
+# Admin endpoints of the coordinators, read every second for the dashboard's throughput.
+# coordinator-admin = ["127.0.0.1:9100"]
+
+# How often servers ping (V2), and how many missed pings make a server dead (V3).
+ping-interval-ms = 100
+dead-pings = 5
+
+# Backups per replica group (V8).
+backups = 1
+
+# Views remembered per group, with the reason of each change (tandem status --history).
+history-len = 64
+
+# Logs go to stderr: level (error, warn, info, debug, trace or a directive list) and
+# format ("text" or "json": one object per line).
+log-level = "info"
+log-format = "text"
+"#;
+
+const SERVER_EXAMPLE: &str = r#"# tandem server --config server.toml
+# Every key is optional here; a flag (--group) or an environment variable (TANDEM_GROUP)
+# overrides the file.
+
+# Address the primary, backups and coordinators reach this server at (required).
+listen = "127.0.0.1:7001"
+
+# View service addresses (required; the first is used).
+viewserver = ["127.0.0.1:7000"]
+
+# The address peers use, which is also the server's id (default: the bound listen address;
+# required when listening on 0.0.0.0).
+# advertise = "10.0.0.5:7001"
+
+# Replica group served.
+group = 0
+
+# How often to ping the view service (V2).
+ping-interval-ms = 100
+
+# Admin HTTP endpoint: /status, /metrics, /healthz, /readyz. Off unless set.
+# admin = "127.0.0.1:9001"
+
+log-level = "info"
+log-format = "text"
+"#;
+
+const COORDINATOR_EXAMPLE: &str = r#"# tandem coordinator --config coordinator.toml
+# Every key is optional here; a flag (--request-timeout-ms) or an environment variable
+# (TANDEM_REQUEST_TIMEOUT_MS) overrides the file.
+
+# Address Redis clients connect to (required).
+listen = "127.0.0.1:6379"
+
+# View service addresses (required; the first is used).
+viewserver = ["127.0.0.1:7000"]
+
+# A request not answered within this long gets -TRYAGAIN (C3).
+request-timeout-ms = 5000
+
+# Most client connections served at once.
+max-connections = 10000
+
+# Admin HTTP endpoint: /status, /metrics, /healthz, /readyz. Off unless set.
+# admin = "127.0.0.1:9100"
+
+log-level = "info"
+log-format = "text"
+"#;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_example_parses() {
+        let _: ViewServerFile = parse("vs", VIEWSERVER_EXAMPLE).unwrap();
+        let _: ServerFile = parse("s", SERVER_EXAMPLE).unwrap();
+        let _: CoordinatorFile = parse("c", COORDINATOR_EXAMPLE).unwrap();
+    }
+
+    #[test]
+    fn precedence_is_flag_then_file_then_default() {
+        assert_eq!(pick(Some(3), Some(2), 1), 3);
+        assert_eq!(pick(None, Some(2), 1), 2);
+        assert_eq!(pick(None, None, 1), 1);
+    }
+
+    #[test]
+    fn unknown_key_names_file_line_and_key() {
+        let text = "listen = \"a:1\"\n\npingg-interval-ms = 5\n";
+        let error = parse::<ViewServerFile>("vs.toml", text)
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("vs.toml"), "{error}");
+        assert!(error.contains("line 3"), "{error}");
+        assert!(error.contains("`pingg-interval-ms`"), "{error}");
+    }
+
+    #[test]
+    fn wrong_type_names_file_line_and_key() {
+        let text = "listen = \"a:1\"\ndead-pings = \"five\"\n";
+        let error = parse::<ViewServerFile>("vs.toml", text)
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("line 2"), "{error}");
+        assert!(error.contains("`dead-pings`"), "{error}");
+    }
+
+    #[test]
+    fn bad_toml_names_the_line() {
+        let text = "listen = \"a:1\"\nbackups = = 2\n";
+        let error = parse::<ViewServerFile>("vs.toml", text)
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("vs.toml, line 2"), "{error}");
+    }
+}
