@@ -17,7 +17,9 @@ pub struct ConfigError {
     pub why: &'static str,
 }
 
-fn check(
+/// `Ok` if `low <= value <= high`, else a `ConfigError` naming `field` and saying `why`.
+/// Shared by every role's `validate()`, the runtime's included.
+pub fn check(
     field: &'static str,
     value: u64,
     low: u64,

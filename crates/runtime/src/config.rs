@@ -2,21 +2,9 @@
 //! cores' own settings (`ViewServiceConfig`, `ReplicaConfig`, `ClerkConfig`) are embedded; this
 //! file adds the bounds of the shell itself: frames, connections, queues.
 
+use tandem_protocol::config::check;
 use tandem_protocol::{ClerkConfig, ConfigError, GroupId, ReplicaConfig, ViewServiceConfig};
 use tandem_resp::Limits;
-
-fn check(
-    field: &'static str,
-    value: u64,
-    low: u64,
-    high: u64,
-    why: &'static str,
-) -> Result<(), ConfigError> {
-    if value < low || value > high {
-        return Err(ConfigError { field, value, why });
-    }
-    Ok(())
-}
 
 /// Settings of the internal RPC transport (server <-> view service <-> coordinator).
 #[derive(Clone, Debug)]

@@ -470,18 +470,23 @@ impl Replica {
         replies
     }
 
+    /// Answers a confirmed request with the replies saved in the at-most-once table (P8).
+    fn respond_saved(&mut self, client: ClientId, seq: Seq) {
+        let replies = self
+            .state
+            .clients
+            .get(&client)
+            .map(|r| r.replies.clone())
+            .unwrap_or_default();
+        self.respond(client, seq, Ok(replies));
+    }
+
     fn wait_for(&mut self, now: Now, client: ClientId, seq: Seq, index: OpIndex) {
         let Role::Primary(p) = &mut self.role else {
             return;
         };
         if index <= p.commit {
-            let replies = self
-                .state
-                .clients
-                .get(&client)
-                .map(|r| r.replies.clone())
-                .unwrap_or_default();
-            self.respond(client, seq, Ok(replies));
+            self.respond_saved(client, seq);
             return;
         }
         let deadline_ms = now.mono_ms + self.config.confirm_timeout_ms;
@@ -596,13 +601,7 @@ impl Replica {
         let ack = self.ping_viewnum != view && p.all_synced();
         let keep_from = self.retention(commit);
         for (client, seq) in done {
-            let replies = self
-                .state
-                .clients
-                .get(&client)
-                .map(|r| r.replies.clone())
-                .unwrap_or_default();
-            self.respond(client, seq, Ok(replies));
+            self.respond_saved(client, seq);
         }
         if ack {
             // V6, P6: every backup holds the full state: acknowledge the view now.
