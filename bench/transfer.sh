@@ -38,8 +38,8 @@ r=$(rss_kb "$redis_pid"); t=$(rss_kb "$primary_pid")
 python3 -c "print(f'RSS: redis {$r/1024:.0f} MiB, tandem primary {$t/1024:.0f} MiB, ratio {$t/$r:.2f} (target <= 1.5)')"
 
 echo "starting a backup: full state transfer under client load..."
-# The client load spans the transfer: long enough for it at 100 MB/s, at least 3 s.
-load_secs=$(( keys / 1000000 * 1 + 3 ))
+# The client load must outlast the transfer: long enough for it at 25 MB/s, at least 5 s.
+load_secs=$(( keys / 250000 + 5 ))
 "$tandem" bench --addr "127.0.0.1:$coord" --no-progress --json -c 10 --read-ratio 0.5 --keyspace "$keys" --duration-secs "$load_secs" >"$work/during.json" &
 load_pid=$!
 start=$(date +%s.%N)
