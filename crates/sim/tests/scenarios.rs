@@ -545,3 +545,163 @@ fn p8_idle_sessions_are_forgotten_on_every_replica() {
         c.server(1).unwrap().state().digest()
     );
 }
+
+#[test]
+fn v2_servers_ping_every_interval_with_the_view_they_operate_in() {
+    let mut c = steady(3, 0);
+    let start = c.now_ms();
+    let before: Vec<u64> = (0..3)
+        .map(|s| c.view_service_requests(NodeId::Server(s)))
+        .collect();
+    c.run_for(1000);
+    for (s, before) in before.iter().enumerate() {
+        let pings = c.view_service_requests(NodeId::Server(s)) - before;
+        assert!(
+            (9..=11).contains(&pings),
+            "server {s} pinged {pings} times in 1 s ({} ms)",
+            c.now_ms() - start
+        );
+    }
+    // The primary pings with the view it acknowledges; its backup with the view it is in.
+    let view = c.view().unwrap().num;
+    assert_eq!(c.server(0).unwrap().ping_viewnum(), view);
+    assert_eq!(c.server(1).unwrap().ping_viewnum(), view);
+}
+
+#[test]
+fn p2_primary_answers_only_after_every_backup_accepted() {
+    let mut c = steady(2, 1);
+    // The backup cannot hear the primary: the write is applied on the primary but not answered.
+    c.net.cut_one_way(NodeId::Server(0), NodeId::Server(1));
+    let op = c.submit_str(0, "SET a 1");
+    c.run_for(300);
+    assert!(
+        !c.history()[op].done,
+        "P2: no answer before the backup accepted"
+    );
+    c.net.heal_all();
+    assert!(
+        c.wait(op, 5000).is_some(),
+        "answered once the backup accepted"
+    );
+    assert_eq!(
+        c.server(1).unwrap().state().digest(),
+        c.server(0).unwrap().state().digest()
+    );
+}
+
+#[test]
+fn p7_primary_failing_during_state_transfer_never_promotes_the_incomplete_backup() {
+    let mut c = Cluster::new(ClusterConfig {
+        servers: 2,
+        clients: 1,
+        replica: ReplicaConfig {
+            transfer_chunk_bytes: 1024,
+            transfer_window: 1,
+            ..ReplicaConfig::default()
+        },
+        ..ClusterConfig::default()
+    });
+    // s1 alone holds 50 KB; s2 joins late and must receive it in 1 KB chunks.
+    c.crash(1);
+    assert!(c.run_until(3000, |c| c.view_acked()));
+    let value = "y".repeat(1000);
+    for i in 0..50 {
+        c.call(0, &format!("SET k{i} {value}"), 2000).unwrap();
+    }
+    c.net.config.delay_min_ms = 20;
+    c.net.config.delay_max_ms = 20;
+    c.restart(1);
+    let until = c.now_ms() + 5000;
+    assert!(c.run_until(until, |c| {
+        c.server(0)
+            .is_some_and(|s| !s.transfers_in_progress().is_empty())
+    }));
+    c.crash(0);
+    c.run_for(3000);
+    assert_eq!(
+        c.view().unwrap().primary,
+        id("s1"),
+        "P7: the incomplete backup s2 is not promoted"
+    );
+    assert!(c.stuck_reason().is_some());
+}
+
+#[test]
+fn c1_coordinator_rechecks_the_view_and_resends_the_same_request_id() {
+    let mut c = steady(3, 1);
+    c.call(0, "SET a 1", 2000).unwrap();
+    let queries = c.clerk(0).stats().view_queries;
+    let sends = c.clerk(0).stats().sends;
+    c.crash(0);
+    // The same (client, seq) reaches the new primary once the clerk re-asked the view service.
+    assert_eq!(c.call(0, "INCR n", 5000), Some(Reply::Integer(1)));
+    assert!(
+        c.clerk(0).stats().view_queries > queries,
+        "C1: the clerk re-asked the view service"
+    );
+    assert!(
+        c.clerk(0).stats().sends >= sends + 2,
+        "the one request was sent more than once"
+    );
+    assert_eq!(
+        c.call(0, "GET n", 5000),
+        Some(bulk("1")),
+        "P8: the retried INCR ran once"
+    );
+}
+
+#[test]
+fn r1_replicas_apply_the_same_history_and_hold_identical_state() {
+    let mut c = steady(3, 3);
+    for round in 0..50 {
+        let ops: Vec<usize> = (0..3)
+            .map(|w| c.submit_str(w, &format!("RPUSH l w{w}r{round}")))
+            .collect();
+        for op in ops {
+            c.wait(op, 5000).unwrap();
+        }
+    }
+    let until = c.now_ms() + 2000;
+    c.run_until(until, |c| {
+        c.server(0).unwrap().state().last == c.server(1).unwrap().state().last
+    });
+    assert_eq!(
+        c.server(0).unwrap().state().last,
+        c.server(1).unwrap().state().last
+    );
+    assert_eq!(
+        c.server(0).unwrap().state().digest(),
+        c.server(1).unwrap().state().digest()
+    );
+}
+
+#[test]
+fn r2_no_acknowledged_write_is_lost_while_a_server_of_the_acked_view_survives() {
+    let mut c = steady(3, 1);
+    for i in 0..20 {
+        c.call(0, &format!("SET k{i} v{i}"), 2000).unwrap();
+    }
+    c.crash(0); // the primary dies; its backup s2 survives
+    for i in 0..20 {
+        assert_eq!(
+            c.call(0, &format!("GET k{i}"), 5000),
+            Some(bulk(&format!("v{i}")))
+        );
+    }
+}
+
+#[test]
+fn r3_a_restarted_server_comes_back_empty() {
+    let mut c = steady(3, 1);
+    c.call(0, "SET a 1", 2000).unwrap();
+    let until = c.now_ms() + 1000;
+    c.run_until(until, |c| c.server(1).unwrap().state().store.len() == 1);
+    c.crash(1);
+    c.restart(1);
+    assert_eq!(c.server(1).unwrap().state().store.len(), 0);
+    assert_eq!(
+        c.server(1).unwrap().state().last,
+        tandem_protocol::LogPos::EMPTY
+    );
+}

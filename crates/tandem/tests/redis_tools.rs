@@ -32,7 +32,7 @@ fn redis_cli(port: u16, args: &[&str]) -> String {
 }
 
 #[test]
-fn redis_cli_and_redis_benchmark_work_unchanged() {
+fn c2_redis_cli_and_redis_benchmark_work_unchanged() {
     if !have("redis-cli") || !have("redis-benchmark") {
         eprintln!("SKIPPED: redis-tools not installed (apt-get install redis-tools)");
         return;
