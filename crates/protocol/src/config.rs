@@ -101,6 +101,9 @@ pub struct ReplicaConfig {
     pub max_inflight_ops: u64,
     /// Most operations ordered but not yet confirmed; beyond it requests get `Busy`.
     pub max_pending_ops: usize,
+    /// Most operations the primary keeps for backups that are catching up. A backup that falls
+    /// further behind (a long state transfer under heavy load) gets a fresh transfer.
+    pub max_log_entries: usize,
     /// Byte budget of one state-transfer chunk (P6).
     pub transfer_chunk_bytes: usize,
     /// Chunks in flight during a state transfer.
@@ -127,6 +130,7 @@ impl Default for ReplicaConfig {
             max_batch_ops: 1024,
             max_inflight_ops: 65_536,
             max_pending_ops: 100_000,
+            max_log_entries: 1_000_000,
             transfer_chunk_bytes: 1 << 20,
             transfer_window: 4,
             expiry_interval_ms: 100,
@@ -176,6 +180,13 @@ impl ReplicaConfig {
             1,
             1 << 24,
             "1 to 16777216",
+        )?;
+        check(
+            "max-log-entries",
+            self.max_log_entries as u64,
+            100,
+            100_000_000,
+            "100 to 100000000",
         )?;
         check(
             "transfer-chunk-bytes",

@@ -705,3 +705,64 @@ fn r3_a_restarted_server_comes_back_empty() {
         tandem_protocol::LogPos::EMPTY
     );
 }
+
+#[test]
+fn p6_backup_that_falls_behind_the_log_gets_a_fresh_transfer() {
+    let mut c = Cluster::new(ClusterConfig {
+        servers: 2,
+        clients: 3,
+        replica: ReplicaConfig {
+            transfer_chunk_bytes: 1024,
+            transfer_window: 1,
+            max_log_entries: 100,
+            max_pending_ops: 100,
+            ..ReplicaConfig::default()
+        },
+        ..ClusterConfig::default()
+    });
+    c.crash(1);
+    assert!(c.run_until(3000, |c| c.view_acked()));
+    let value = "z".repeat(1000);
+    for i in 0..40 {
+        c.call(0, &format!("SET k{i} {value}"), 2000).unwrap();
+    }
+    // A slow link makes the transfer take seconds; meanwhile far more than 100 writes commit.
+    c.net.config.delay_min_ms = 20;
+    c.net.config.delay_max_ms = 20;
+    c.restart(1);
+    let until = c.now_ms() + 5000;
+    assert!(c.run_until(until, |c| {
+        c.server(0)
+            .is_some_and(|s| !s.transfers_in_progress().is_empty())
+    }));
+    let mut written = 0;
+    while written < 300 {
+        let ops: Vec<usize> = (0..3)
+            .map(|w| c.submit_str(w, &format!("SET w{w}n{written} x")))
+            .collect();
+        for op in ops {
+            c.wait(op, 5000).unwrap();
+        }
+        written += 1;
+    }
+    // Once the load stops, the backup must end up synced: the view is acknowledged.
+    let until = c.now_ms() + 20_000;
+    assert!(
+        c.run_until(until, |c| c.view_acked()
+            && c.view().is_some_and(|v| v.backups == vec![id("s2")])),
+        "{}",
+        tandem_sim::run::describe(&c)
+    );
+    assert!(
+        c.server(0).unwrap().stats().transfers_started >= 2,
+        "the first transfer was overtaken by the log bound"
+    );
+    let until = c.now_ms() + 2000;
+    c.run_until(until, |c| {
+        c.server(0).unwrap().state().last == c.server(1).unwrap().state().last
+    });
+    assert_eq!(
+        c.server(0).unwrap().state().digest(),
+        c.server(1).unwrap().state().digest()
+    );
+}

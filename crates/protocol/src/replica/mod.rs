@@ -609,12 +609,8 @@ impl Replica {
             self.send_ping(now);
         }
         self.log.trim_through(keep_from);
-        self.log.trim_to_len(
-            self.config
-                .max_pending_ops
-                .max(self.config.max_inflight_ops as usize)
-                * 2,
-        );
+        let bound = self.config.max_log_entries.max(self.config.max_pending_ops);
+        self.log.trim_to_len(bound);
     }
 
     /// The log must keep every entry a backup may still need.
@@ -799,6 +795,17 @@ impl Replica {
                         && prog.sent.0 - prog.matched.0 < self.config.max_inflight_ops
                     {
                         let Some(prev) = self.log.pos_at(prog.sent) else {
+                            // The log no longer reaches back to what this backup holds (it fell
+                            // further behind than max_log_entries): copy the whole state again
+                            // rather than wait forever (P6).
+                            let id = self.rng.next_u64();
+                            prog.phase = Phase::Transfer(Box::new(OutgoingTransfer::new(
+                                id,
+                                self.state.clone(),
+                            )));
+                            prog.matched = OpIndex(0);
+                            prog.last_send_ms = 0;
+                            self.stats.transfers_started += 1;
                             break;
                         };
                         let room = (self.config.max_inflight_ops - (prog.sent.0 - prog.matched.0))
