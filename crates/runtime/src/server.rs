@@ -72,10 +72,7 @@ impl Server {
             }
             None => ServerId::new(local.to_string()),
         };
-        let admin = match &config.admin {
-            Some(addr) => Some(AdminListener::bind(addr).await?),
-            None => None,
-        };
+        let admin = AdminListener::bind_configured(config.admin.as_deref()).await?;
         Ok(Server {
             config,
             listener,

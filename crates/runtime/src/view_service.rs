@@ -48,10 +48,7 @@ impl ViewServer {
     pub async fn bind(config: ViewServerConfig, listen: &str) -> Result<ViewServer, RuntimeError> {
         config.validate()?;
         let listener = bind(listen).await?;
-        let admin = match &config.admin {
-            Some(addr) => Some(AdminListener::bind(addr).await?),
-            None => None,
-        };
+        let admin = AdminListener::bind_configured(config.admin.as_deref()).await?;
         Ok(ViewServer {
             config,
             listener,

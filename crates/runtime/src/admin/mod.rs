@@ -69,6 +69,16 @@ impl AdminListener {
         })
     }
 
+    /// Binds `addr` if one is configured (the admin endpoint is off by default).
+    pub async fn bind_configured(
+        addr: Option<&str>,
+    ) -> Result<Option<AdminListener>, RuntimeError> {
+        match addr {
+            Some(addr) => Ok(Some(AdminListener::bind(addr).await?)),
+            None => Ok(None),
+        }
+    }
+
     /// The bound address.
     pub fn local_addr(&self) -> SocketAddr {
         self.listener.local_addr().expect("bound listener")

@@ -68,10 +68,7 @@ impl Coordinator {
         config.validate()?;
         let view_service = first_view_service(view_service_addrs)?;
         let listener = bind(listen).await?;
-        let admin = match &config.admin {
-            Some(addr) => Some(AdminListener::bind(addr).await?),
-            None => None,
-        };
+        let admin = AdminListener::bind_configured(config.admin.as_deref()).await?;
         Ok(Coordinator {
             config,
             listener,
