@@ -28,17 +28,7 @@ command -v redis-server >/dev/null || { echo "redis-server is needed: apt-get in
 tandem="$root/target/release/tandem"
 [ -x "$tandem" ] || cargo build --release --quiet --manifest-path "$root/Cargo.toml" --bin tandem
 
-work="$(mktemp -d)"
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
-
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
-wait_port() { for _ in $(seq 200); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.05; done; echo "port $1 never opened" >&2; exit 1; }
+source "$root/bench/lib.sh"
 
 redis_alone=$(free_port); redis_master=$(free_port); redis_replica=$(free_port)
 for port in $redis_alone $redis_master; do
@@ -49,23 +39,21 @@ redis-server --port "$redis_replica" --save '' --appendonly no --dir "$work" --l
   --replicaof 127.0.0.1 "$redis_master" &
 pids+=($!)
 for port in $redis_alone $redis_master $redis_replica; do wait_port "$port"; done
-for _ in $(seq 200); do
-  redis-cli -p "$redis_master" info replication | grep -q "connected_slaves:1" && break; sleep 0.05
+for attempt in $(seq 400); do
+  redis-cli -p "$redis_master" info replication | grep -q "connected_slaves:1" && break
+  [ "$attempt" = 400 ] && { echo "the Redis replica never connected" >&2; exit 1; }
+  sleep 0.05
 done
 
 vs=$(free_port); s1=$(free_port); s2=$(free_port); coord=$(free_port)
 "$tandem" viewserver --listen "127.0.0.1:$vs" 2>"$work/vs.log" & pids+=($!)
 wait_port "$vs"
 "$tandem" server --listen "127.0.0.1:$s1" --viewserver "127.0.0.1:$vs" 2>"$work/s1.log" & pids+=($!)
-wait_port "$s1"; sleep 0.3
 "$tandem" server --listen "127.0.0.1:$s2" --viewserver "127.0.0.1:$vs" 2>"$work/s2.log" & pids+=($!)
 "$tandem" coordinator --listen "127.0.0.1:$coord" --viewserver "127.0.0.1:$vs" 2>"$work/coord.log" & pids+=($!)
 wait_port "$coord"
-for _ in $(seq 200); do
-  "$tandem" status --viewserver "127.0.0.1:$vs" --json | grep -q '"acked":true,"idle"' && \
-  "$tandem" status --viewserver "127.0.0.1:$vs" --json | grep -qv '"backups":\[\]' && break
-  sleep 0.05
-done
+wait_view "127.0.0.1:$vs" 'g["acked"] and g["primary"] and g["backups"]'
+
 
 # bench PORT ARGS... -> "ops_per_sec p50_us"
 bench() {

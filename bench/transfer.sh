@@ -15,11 +15,7 @@ tandem="$root/target/release/tandem"
 [ -x "$tandem" ] || cargo build --release --quiet --manifest-path "$root/Cargo.toml" --bin tandem
 command -v redis-server >/dev/null || { echo "redis-server is needed: apt-get install -y redis-server" >&2; exit 2; }
 
-work="$(mktemp -d)"; pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
-trap cleanup EXIT
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
-wait_port() { for _ in $(seq 400); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.05; done; echo "port $1 never opened" >&2; exit 1; }
+source "$root/bench/lib.sh"
 rss_kb() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
 load() { "$tandem" bench --addr "127.0.0.1:$1" --no-progress --json -c 50 -P 64 --keyspace "$keys" --warmup -n 1 >/dev/null; }
 
@@ -44,7 +40,7 @@ load_secs=$(( keys / 250000 + 5 ))
 load_pid=$!
 start=$(date +%s.%N)
 "$tandem" server --listen "127.0.0.1:$s2" --viewserver "127.0.0.1:$vs" 2>"$work/s2.log" & pids+=($!)
-until "$tandem" status --viewserver "127.0.0.1:$vs" --json | grep -q "\"backups\":\[\"127.0.0.1:$s2\"\],\"acked\":true"; do sleep 0.02; done
+wait_view "127.0.0.1:$vs" "g['acked'] and g['backups'] == ['127.0.0.1:$s2']" 900
 end=$(date +%s.%N)
 wait "$load_pid"
 python3 - "$start" "$end" "$keys" <<'PY'
