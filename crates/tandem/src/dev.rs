@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use clap::Args;
 use tandem_runtime::{DevCluster, DevOptions};
 
-use crate::role::{LogArgs, run_role_on};
+use crate::role::{LogArgs, run_role_multi};
 
 /// Options of `tandem dev`.
 #[derive(Args, Debug)]
@@ -30,7 +30,7 @@ pub fn run(args: DevArgs) -> anyhow::Result<ExitCode> {
         ..DevOptions::default()
     };
     let log = args.log.resolve(None, None);
-    run_role_on(&log, None, |shutdown| async move {
+    run_role_multi(&log, |shutdown| async move {
         let cluster = DevCluster::start(options, &shutdown).await?;
         println!("view service  {}", cluster.view_service);
         for (i, server) in cluster.servers.iter().enumerate() {

@@ -63,40 +63,53 @@ pub fn init_logging(settings: &LogSettings) -> anyhow::Result<()> {
     installed.map_err(|e| anyhow!("cannot install logging: {e}"))
 }
 
-/// Runs `role` on a tokio runtime with one worker thread (unless TOKIO_WORKER_THREADS says
-/// otherwise) until it ends; Ctrl-C or SIGTERM asks it to stop. One thread suits a process that
-/// shares the machine with the cluster's other processes: cross-thread wake-ups cost more than
-/// they give (measured: +20% SET throughput on 2 cores).
+/// Runs `role` on a single-threaded tokio runtime until it ends; Ctrl-C or SIGTERM asks it to
+/// stop. One thread suits a process that shares the machine with the cluster's other processes:
+/// every task (the protocol core's loop, its connections, the admin endpoint) runs on the thread
+/// that polls the sockets, so a message never costs a cross-thread wake-up (futex and eventfd
+/// calls). Measured on 2 cores: a multi-threaded runtime with one worker ran the core's loop on
+/// the `block_on` thread and its connections on the worker, and spent more time in futex than
+/// in sending and receiving.
 pub fn run_role<F, Fut>(args: &LogSettings, role: F) -> anyhow::Result<ExitCode>
 where
     F: FnOnce(Shutdown) -> Fut,
     Fut: Future<Output = anyhow::Result<()>>,
 {
-    run_role_on(args, Some(1), role)
+    init_logging(args)?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the tokio runtime")?;
+    run_on(&runtime, role)
 }
 
-/// Like [`run_role`], with `threads` workers (`None`: one per core), for `tandem dev`, which
-/// runs every role in one process.
-pub fn run_role_on<F, Fut>(
-    args: &LogSettings,
-    threads: Option<usize>,
-    role: F,
-) -> anyhow::Result<ExitCode>
+/// Runs `role` on a tokio runtime with one worker per core (TOKIO_WORKER_THREADS overrides), for
+/// `tandem dev`, which runs every role in one process. The role itself is spawned, so that it runs
+/// on a worker like every other task rather than on the thread that called `block_on`.
+pub fn run_role_multi<F, Fut>(args: &LogSettings, role: F) -> anyhow::Result<ExitCode>
+where
+    F: FnOnce(Shutdown) -> Fut,
+    Fut: Future<Output = anyhow::Result<()>> + Send + 'static,
+{
+    init_logging(args)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the tokio runtime")?;
+    run_on(&runtime, |shutdown| {
+        let task = tokio::spawn(role(shutdown));
+        async move {
+            task.await
+                .map_err(|e| anyhow!("the role task failed: {e}"))?
+        }
+    })
+}
+
+fn run_on<F, Fut>(runtime: &tokio::runtime::Runtime, role: F) -> anyhow::Result<ExitCode>
 where
     F: FnOnce(Shutdown) -> Fut,
     Fut: Future<Output = anyhow::Result<()>>,
 {
-    init_logging(args)?;
-    let mut builder = tokio::runtime::Builder::new_multi_thread();
-    if let Some(threads) = threads
-        && std::env::var_os("TOKIO_WORKER_THREADS").is_none()
-    {
-        builder.worker_threads(threads);
-    }
-    let runtime = builder
-        .enable_all()
-        .build()
-        .context("cannot start the tokio runtime")?;
     runtime.block_on(async {
         let (trigger, shutdown) = shutdown_channel();
         tokio::spawn(async move {
