@@ -34,7 +34,7 @@ use crate::message::{
 use crate::rng::SplitMix64;
 use crate::time::Now;
 use crate::view::View;
-use primary::{OutgoingTransfer, Phase, PrimaryState, Progress, Waiting};
+use primary::{OutgoingTransfer, Phase, PrimaryState, Progress, Waiters, Waiting};
 
 /// The role a replica plays in the view it knows.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -226,8 +226,8 @@ impl Replica {
         let mut at = self.next_ping_ms;
         if let Role::Primary(p) = &self.role {
             at = at.min(p.next_expiry_ms);
-            for w in p.waiting.values() {
-                at = at.min(w.deadline_ms);
+            if let Some(deadline_ms) = p.waiting.next_deadline() {
+                at = at.min(deadline_ms);
             }
             for prog in p.backups.values() {
                 let outstanding = match &prog.phase {
@@ -331,7 +331,7 @@ impl Replica {
             _ => Box::new(PrimaryState {
                 backups: BTreeMap::new(),
                 commit: OpIndex(0),
-                waiting: BTreeMap::new(),
+                waiting: Waiters::default(),
                 next_expiry_ms: now.mono_ms,
             }),
         };
@@ -351,10 +351,10 @@ impl Replica {
     }
 
     fn step_down(&mut self, role: Role) {
-        if let Role::Primary(p) = std::mem::replace(&mut self.role, role) {
+        if let Role::Primary(mut p) = std::mem::replace(&mut self.role, role) {
             let viewnum = self.view.as_ref().map_or(ViewNum::NONE, |v| v.num);
-            for (client, w) in p.waiting {
-                self.respond(client, w.seq, Err(RequestError::WrongServer(viewnum)));
+            for (client, seq) in p.waiting.take_all() {
+                self.respond(client, seq, Err(RequestError::WrongServer(viewnum)));
             }
         }
     }
@@ -526,15 +526,7 @@ impl Replica {
         let Role::Primary(p) = &mut self.role else {
             return;
         };
-        let expired: Vec<(ClientId, Seq)> = p
-            .waiting
-            .iter()
-            .filter(|(_, w)| w.deadline_ms <= now.mono_ms)
-            .map(|(c, w)| (*c, w.seq))
-            .collect();
-        for (client, _) in &expired {
-            p.waiting.remove(client);
-        }
+        let expired = p.waiting.take_expired(now.mono_ms);
         for (client, seq) in expired {
             self.respond(client, seq, Err(RequestError::BackupUnconfirmed));
         }
@@ -588,15 +580,7 @@ impl Replica {
             }
         }
         let commit = p.commit;
-        let done: Vec<(ClientId, Seq)> = p
-            .waiting
-            .iter()
-            .filter(|(_, w)| w.index <= commit)
-            .map(|(c, w)| (*c, w.seq))
-            .collect();
-        for (client, _) in &done {
-            p.waiting.remove(client);
-        }
+        let done = p.waiting.take_through(commit);
         let view = self.view.as_ref().expect("primary has a view").num;
         let ack = self.ping_viewnum != view && p.all_synced();
         let keep_from = self.retention(commit);
@@ -649,9 +633,7 @@ impl Replica {
                     // P4: a backup knows a newer view: we may be deposed. Stop answering success
                     // for what it has not confirmed, and re-check our view right away.
                     self.next_ping_ms = now.mono_ms;
-                    let unconfirmed: Vec<(ClientId, Seq)> =
-                        p.waiting.iter().map(|(c, w)| (*c, w.seq)).collect();
-                    p.waiting.clear();
+                    let unconfirmed = p.waiting.take_all();
                     for (client, seq) in unconfirmed {
                         self.respond(client, seq, Err(RequestError::BackupUnconfirmed));
                     }

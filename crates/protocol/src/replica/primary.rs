@@ -1,7 +1,7 @@
 //! What only the primary keeps: each backup's progress, the commit point, requests waiting for
 //! confirmation, and outgoing state transfers.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use bytes::Bytes;
 
@@ -154,13 +154,86 @@ pub(crate) struct Waiting {
     pub deadline_ms: u64,
 }
 
+/// The requests waiting for confirmation, indexed three ways so that the per-operation work
+/// (answering what the commit point now covers, the next deadline) never scans every waiting
+/// session: with thousands of client connections a scan per operation was quadratic.
+#[derive(Debug, Default)]
+pub(crate) struct Waiters {
+    by_client: BTreeMap<ClientId, Waiting>,
+    by_index: BTreeSet<(OpIndex, ClientId)>,
+    by_deadline: BTreeSet<(u64, ClientId)>,
+}
+
+impl Waiters {
+    /// Records that `client` waits; replaces what it waited for before (one request per
+    /// session at a time, P8).
+    pub fn insert(&mut self, client: ClientId, waiting: Waiting) {
+        self.remove(client);
+        self.by_index.insert((waiting.index, client));
+        self.by_deadline.insert((waiting.deadline_ms, client));
+        self.by_client.insert(client, waiting);
+    }
+
+    /// Stops waiting for `client`.
+    pub fn remove(&mut self, client: ClientId) -> Option<Waiting> {
+        let old = self.by_client.remove(&client)?;
+        self.by_index.remove(&(old.index, client));
+        self.by_deadline.remove(&(old.deadline_ms, client));
+        Some(old)
+    }
+
+    /// Removes and returns every request whose operation is at or before `commit`, in log
+    /// order.
+    pub fn take_through(&mut self, commit: OpIndex) -> Vec<(ClientId, Seq)> {
+        let mut done = Vec::new();
+        while let Some(&(index, client)) = self.by_index.first() {
+            if index > commit {
+                break;
+            }
+            if let Some(waiting) = self.remove(client) {
+                done.push((client, waiting.seq));
+            }
+        }
+        done
+    }
+
+    /// Removes and returns every request whose deadline is at or before `now_ms`.
+    pub fn take_expired(&mut self, now_ms: u64) -> Vec<(ClientId, Seq)> {
+        let mut expired = Vec::new();
+        while let Some(&(deadline_ms, client)) = self.by_deadline.first() {
+            if deadline_ms > now_ms {
+                break;
+            }
+            if let Some(waiting) = self.remove(client) {
+                expired.push((client, waiting.seq));
+            }
+        }
+        expired
+    }
+
+    /// The earliest deadline.
+    pub fn next_deadline(&self) -> Option<u64> {
+        self.by_deadline.first().map(|&(at, _)| at)
+    }
+
+    /// Removes and returns every waiting request, in client order.
+    pub fn take_all(&mut self) -> Vec<(ClientId, Seq)> {
+        self.by_index.clear();
+        self.by_deadline.clear();
+        std::mem::take(&mut self.by_client)
+            .into_iter()
+            .map(|(client, w)| (client, w.seq))
+            .collect()
+    }
+}
+
 /// The primary's own bookkeeping.
 #[derive(Debug)]
 pub(crate) struct PrimaryState {
     pub backups: BTreeMap<ServerId, Progress>,
     /// Highest index confirmed by every backup in the quorum: answered operations.
     pub commit: OpIndex,
-    pub waiting: BTreeMap<ClientId, Waiting>,
+    pub waiting: Waiters,
     pub next_expiry_ms: u64,
 }
 
