@@ -54,9 +54,9 @@ impl Store {
     pub fn digest(&self) -> u64 {
         let mut fnv = Fnv::new();
         fnv.write_u64(self.data.len() as u64);
-        for ((_, key), entry) in self.data.iter() {
-            fnv.write_field(key);
-            write_entry(&mut fnv, entry);
+        for item in self.data.iter() {
+            fnv.write_field(item.key());
+            write_entry(&mut fnv, &item.entry);
         }
         fnv.finish()
     }

@@ -90,7 +90,7 @@ impl Store {
         let still_expired = |store: &Store, key: &Bytes| {
             store
                 .data
-                .get(&crate::store::slot(key))
+                .get(key)
                 .is_some_and(|entry| entry.is_expired(now_ms))
         };
         keys.iter()

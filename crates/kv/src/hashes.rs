@@ -64,7 +64,9 @@ impl Store {
     }
 
     pub(crate) fn hlen(&self, key: &Bytes, now: u64) -> Result<Reply, Error> {
-        Ok(Reply::count(self.hash(key, now)?.map_or(0, OrdMap::len)))
+        Ok(Reply::count(
+            self.hash(key, now)?.map_or(0, |hash| hash.len()),
+        ))
     }
 
     pub(crate) fn hincrby(
@@ -91,10 +93,10 @@ impl Store {
         now: u64,
     ) -> Result<&mut OrdMap<Bytes, Bytes>, Error> {
         if self.hash(key, now)?.is_none() {
-            self.put(key.clone(), Entry::persistent(Value::Hash(OrdMap::new())));
+            self.put(key, Entry::persistent(Value::Hash(Box::default())));
         }
         match self.live_value_mut(key, now) {
-            Some(Value::Hash(hash)) => Ok(hash),
+            Some(Value::Hash(hash)) => Ok(&mut **hash),
             _ => unreachable!("a live hash was just ensured at this key"),
         }
     }

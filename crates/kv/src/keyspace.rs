@@ -4,6 +4,8 @@
 //! as `h + 1` (0 means start, and, when returned, finished), so every key present for the
 //! whole scan is returned even if others come and go in between, as Redis guarantees.
 
+use std::ops::Bound;
+
 use bytes::Bytes;
 
 use crate::digest::HASH_MASK;
@@ -51,11 +53,10 @@ impl Store {
     /// KEYS: every live key matching `pattern`, in keyspace order.
     pub(crate) fn keys(&self, pattern: &Bytes, now: u64) -> Reply {
         let pattern = Pattern::new(pattern);
-        let live = self.data.iter().filter(|(_, entry)| !entry.is_expired(now));
+        let live = self.data.iter().filter(|item| !item.entry.is_expired(now));
         Reply::bulks(
-            live.map(|((_, key), _)| key)
-                .filter(|key| pattern.matches(key))
-                .cloned(),
+            live.filter(|item| pattern.matches(item.key()))
+                .map(|item| item.key_bytes()),
         )
     }
 
@@ -71,20 +72,21 @@ impl Store {
     ) -> Reply {
         let budget = count.unwrap_or(SCAN_DEFAULT_COUNT).min(SCAN_MAX_COUNT);
         let pattern = pattern.map(|p| Pattern::new(p));
-        let wanted = |key: &Bytes, type_of: &str| {
+        let wanted = |key: &[u8], type_of: &str| {
             pattern.as_ref().is_none_or(|p| p.matches(key))
                 && type_name.is_none_or(|t| t.as_ref() == type_of.as_bytes())
         };
         let (mut found, mut examined, mut next_cursor, mut last_hash) = (Vec::new(), 0, 0, None);
-        for ((hash, key), entry) in self.data.range((cursor.saturating_sub(1), Bytes::new())..) {
-            if examined >= budget && last_hash != Some(*hash) {
-                next_cursor = hash + 1;
+        let start = Bound::Included((cursor.saturating_sub(1), &[][..]));
+        for item in self.data.iter_from(start) {
+            if examined >= budget && last_hash != Some(item.hash) {
+                next_cursor = item.hash + 1;
                 break;
             }
             examined += 1;
-            last_hash = Some(*hash);
-            if !entry.is_expired(now) && wanted(key, entry.type_name()) {
-                found.push(key.clone());
+            last_hash = Some(item.hash);
+            if !item.entry.is_expired(now) && wanted(item.key(), item.entry.type_name()) {
+                found.push(item.key_bytes());
             }
         }
         Reply::Array(vec![
@@ -96,14 +98,13 @@ impl Store {
     /// RANDOMKEY: the first live key whose hash is at least `ctx.random` (63 bits),
     /// wrapping around; deterministic given the primary's random value (P5).
     pub(crate) fn random_key(&self, ctx: &ExecContext) -> Reply {
-        let start = (ctx.random & HASH_MASK, Bytes::new());
-        let mut candidates = self
-            .data
-            .range(start.clone()..)
-            .chain(self.data.range(..start));
-        let key = candidates
-            .find(|(_, entry)| !entry.is_expired(ctx.now_ms))
-            .map(|((_, key), _)| key.clone());
+        let start = ctx.random & HASH_MASK;
+        let from_start = self.data.iter_from(Bound::Included((start, &[][..])));
+        let before_start = self.data.iter().take_while(|item| item.hash < start);
+        let key = from_start
+            .chain(before_start)
+            .find(|item| !item.entry.is_expired(ctx.now_ms))
+            .map(|item| item.key_bytes());
         Reply::bulk_or_nil(key)
     }
 

@@ -17,6 +17,7 @@
 //! - `reply`: the [`Reply`] type.
 //! - `store`: [`Store`], [`Entry`], the expiry index, typed lookups, dispatch.
 //! - `strings`, `lists`, `hashes`: the commands on each value type.
+//! - `keymap`: [`Store`]'s keyspace, (hash, key)-ordered copy-on-write buckets.
 //! - `keyspace`: DEL, EXISTS, TYPE, DBSIZE, KEYS, SCAN, RANDOMKEY, FLUSH*.
 //! - `expiry`: EXPIRE family, TTL, PERSIST, and the expired-key purge path.
 //! - `glob`: Redis glob patterns for KEYS and SCAN MATCH.
@@ -24,7 +25,7 @@
 //! - `transfer`: chunked state transfer ([`Chunk`]).
 //!
 //! **Architecture invariant:** nothing here iterates a `HashMap`/`HashSet` or reads the
-//! clock; every collection is ordered (`imbl::OrdMap`, `imbl::Vector`), so iteration
+//! clock; every collection is ordered (the bucketed keymap, `imbl::OrdMap`, `imbl::Vector`), so iteration
 //! order, and therefore every reply, is the same on every machine.
 
 mod command;
@@ -33,6 +34,7 @@ mod error;
 mod expiry;
 mod glob;
 mod hashes;
+mod keymap;
 mod keyspace;
 mod lists;
 mod parse;

@@ -24,7 +24,7 @@ impl Store {
             let mut list = Vector::new();
             push_all(&mut list, values, end);
             let len = list.len();
-            self.put(key.clone(), Entry::persistent(Value::List(list)));
+            self.put(key, Entry::persistent(Value::List(Box::new(list))));
             return Ok(Reply::count(len));
         };
         push_all(list, values, end);

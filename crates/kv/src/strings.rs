@@ -6,7 +6,7 @@ use crate::command::{SetCondition, SetExpiry};
 use crate::error::{Error, check_string_len};
 use crate::parse::parse_i64;
 use crate::reply::Reply;
-use crate::store::{Entry, Store, Value};
+use crate::store::{Entry, Store, Value, stored};
 
 /// What SET does to the key's expiry.
 enum TtlChange {
@@ -36,12 +36,14 @@ impl Store {
     ) -> Result<Reply, Error> {
         check_string_len(value.len())?;
         let ttl = resolve_set_expiry(expiry, now)?;
-        let old_value = if get {
-            self.string(key, now)?.cloned()
-        } else {
-            None
+        // One search: the position serves the checks and the write.
+        let pos = self.data.position(key);
+        let old_entry = self.data.at(&pos).filter(|e| !e.is_expired(now));
+        let old_value = match old_entry.map(|e| &e.value) {
+            Some(Value::Str(text)) if get => Some(text.clone()),
+            Some(_) if get => return Err(Error::WrongType),
+            _ => None,
         };
-        let old_entry = self.live(key, now);
         let allowed = match condition {
             None => true,
             Some(SetCondition::Nx) => old_entry.is_none(),
@@ -58,37 +60,33 @@ impl Store {
                 TtlChange::Keep => old_entry.and_then(|e| e.expires_at_ms),
                 TtlChange::At(at) => Some(at),
             };
-            self.put_string(key, value, expires_at_ms, now);
+            if expires_at_ms.is_some_and(|at| at <= now) {
+                self.remove_at(pos, key);
+            } else {
+                let entry = Entry {
+                    value: Value::Str(stored(value)),
+                    expires_at_ms,
+                };
+                self.put_at(pos, key, entry);
+            }
         }
         Ok(reply)
     }
 
-    /// Stores a string, or deletes the key when the expiry is already due.
-    fn put_string(&mut self, key: &Bytes, value: &Bytes, expires_at_ms: Option<u64>, now: u64) {
-        if expires_at_ms.is_some_and(|at| at <= now) {
-            self.remove(key);
-        } else {
-            let entry = Entry {
-                value: Value::Str(value.clone()),
-                expires_at_ms,
-            };
-            self.put(key.clone(), entry);
-        }
-    }
-
     pub(crate) fn set_nx(&mut self, key: &Bytes, value: &Bytes, now: u64) -> Result<Reply, Error> {
         check_string_len(value.len())?;
-        if self.live(key, now).is_some() {
+        let pos = self.data.position(key);
+        if self.data.at(&pos).is_some_and(|e| !e.is_expired(now)) {
             return Ok(Reply::Integer(0));
         }
-        self.put(key.clone(), Entry::persistent(Value::Str(value.clone())));
+        self.put_at(pos, key, Entry::persistent(Value::Str(stored(value))));
         Ok(Reply::Integer(1))
     }
 
     pub(crate) fn get_set(&mut self, key: &Bytes, value: &Bytes, now: u64) -> Result<Reply, Error> {
         check_string_len(value.len())?;
         let old = self.string(key, now)?.cloned();
-        self.put(key.clone(), Entry::persistent(Value::Str(value.clone())));
+        self.put(key, Entry::persistent(Value::Str(stored(value))));
         Ok(Reply::bulk_or_nil(old))
     }
 
@@ -115,7 +113,7 @@ impl Store {
             check_string_len(value.len())?;
         }
         for (key, value) in pairs {
-            self.put(key.clone(), Entry::persistent(Value::Str(value.clone())));
+            self.put(key, Entry::persistent(Value::Str(stored(value))));
         }
         Ok(Reply::ok())
     }
@@ -150,7 +148,7 @@ impl Store {
     fn write_string_keep_ttl(&mut self, key: &Bytes, value: Bytes, now: u64) {
         match self.live_value_mut(key, now) {
             Some(slot) => *slot = Value::Str(value),
-            None => self.put(key.clone(), Entry::persistent(Value::Str(value))),
+            None => self.put(key, Entry::persistent(Value::Str(value))),
         }
     }
 }

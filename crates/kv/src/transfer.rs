@@ -5,7 +5,8 @@ use std::ops::Bound;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
-use crate::store::{Entry, Store, Value, slot};
+use crate::digest::key_hash;
+use crate::store::{Entry, Store, Value};
 
 /// Rough per-key bookkeeping cost counted by [`Store::approx_bytes`].
 const ENTRY_OVERHEAD_BYTES: usize = 48;
@@ -34,16 +35,18 @@ impl Store {
         max_bytes: usize,
         max_entries: usize,
     ) -> Chunk {
-        let start = after.map_or(Bound::Unbounded, |key| Bound::Excluded(slot(key)));
-        let mut remaining = self.data.range((start, Bound::Unbounded)).peekable();
+        let start = after.map_or(Bound::Unbounded, |key| {
+            Bound::Excluded((key_hash(key), key.as_ref()))
+        });
+        let mut remaining = self.data.iter_from(start).peekable();
         let (mut entries, mut bytes) = (Vec::new(), 0usize);
-        while let Some(((_, key), entry)) = remaining.peek() {
-            let size = entry_bytes(key, entry);
+        while let Some(item) = remaining.peek() {
+            let size = entry_bytes(item.key(), &item.entry);
             let full = entries.len() >= max_entries || bytes.saturating_add(size) > max_bytes;
             if full && !entries.is_empty() {
                 break;
             }
-            entries.push((key.clone(), (*entry).clone()));
+            entries.push((item.key_bytes(), item.entry.clone()));
             bytes = bytes.saturating_add(size);
             remaining.next();
         }
@@ -56,21 +59,23 @@ impl Store {
     }
 
     /// Stores a transferred entry as is (expiry included), replacing any entry at `key`.
+    /// Entries arrive in (hash, key) order (P6), so this is usually an append.
     pub fn insert_entry(&mut self, key: Bytes, entry: Entry) {
-        self.put(key, entry);
+        let pos = self.data.position_for_append(&key);
+        self.put_at(pos, &key, entry);
     }
 
     /// A rough count of the memory used by keys and values (O(size of the store)).
     pub fn approx_bytes(&self) -> usize {
         self.data
             .iter()
-            .map(|((_, key), entry)| entry_bytes(key, entry))
+            .map(|item| entry_bytes(item.key(), &item.entry))
             .sum()
     }
 }
 
 /// The rough size of one key and its entry.
-fn entry_bytes(key: &Bytes, entry: &Entry) -> usize {
+fn entry_bytes(key: &[u8], entry: &Entry) -> usize {
     let value = match &entry.value {
         Value::Str(text) => text.len(),
         Value::List(list) => list
