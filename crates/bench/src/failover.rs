@@ -1,8 +1,14 @@
-//! The failover benchmark: a real tandem cluster (view service, three servers, coordinator,
-//! each its own process of the `tandem` binary), a steady write load, and the primary killed with
+//! The failover benchmark: a replicated store, a steady write load, and the primary killed with
 //! SIGKILL again and again. For each kill it reports the client-visible unavailability window
 //! (the longest time without any acknowledged write around the kill) and, at the end, how many
-//! acknowledged writes were lost (read back and compared: must be 0).
+//! acknowledged writes were lost (read back and compared).
+//!
+//! Two targets share the writers, the measurement and the read-back:
+//! - tandem: a real cluster (view service, three servers, coordinator, each its own process of
+//!   the `tandem` binary); lost writes must be 0.
+//! - Redis + Sentinel (see `sentinel`): a master, two replicas and three Sentinels from the
+//!   installed `redis-server` and `redis-sentinel`; replication is asynchronous, so lost writes
+//!   are reported, not judged.
 //!
 //! Blocking code on purpose: a handful of threads and sockets, no runtime needed.
 
@@ -18,15 +24,39 @@ use anyhow::{Context, bail};
 use bytes::BytesMut;
 use tandem_resp::{Frame, Limits};
 
+/// Which store to run against.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FailoverTarget {
+    /// A tandem cluster started from [`FailoverConfig::tandem`].
+    Tandem,
+    /// Redis master + two replicas + three Sentinels, from `redis-server` and `redis-sentinel`
+    /// on the `PATH`.
+    RedisSentinel,
+}
+
+impl FailoverTarget {
+    /// The name used in reports: `tandem` or `redis-sentinel`.
+    pub fn label(self) -> &'static str {
+        match self {
+            FailoverTarget::Tandem => "tandem",
+            FailoverTarget::RedisSentinel => "redis-sentinel",
+        }
+    }
+}
+
 /// What to run.
 #[derive(Clone, Debug)]
 pub struct FailoverConfig {
-    /// The `tandem` executable whose roles are started.
+    /// The store under test.
+    pub target: FailoverTarget,
+    /// The `tandem` executable whose roles are started (tandem target only).
     pub tandem: PathBuf,
     /// How many times the primary is killed.
     pub kills: usize,
     /// Concurrent writer connections.
     pub writers: usize,
+    /// Sentinel's `down-after-milliseconds` (Redis + Sentinel target only).
+    pub sentinel_down_after_ms: u64,
 }
 
 /// What it measured.
@@ -36,8 +66,10 @@ pub struct FailoverReport {
     pub windows_ms: Vec<f64>,
     /// Writes acknowledged during the run.
     pub acknowledged: u64,
-    /// Acknowledged writes missing or wrong when read back (must be 0).
+    /// Acknowledged writes missing or wrong when read back.
     pub lost: u64,
+    /// Failovers nobody asked for: the primary changed without a kill (Redis + Sentinel only).
+    pub extra_failovers: u64,
 }
 
 impl FailoverReport {
@@ -61,11 +93,11 @@ fn percentile(values: &[f64], q: f64) -> f64 {
     sorted[((sorted.len() - 1) as f64 * q).round() as usize]
 }
 
-fn free_port() -> anyhow::Result<u16> {
+pub(crate) fn free_port() -> anyhow::Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
-fn wait_for(deadline: Duration, mut cond: impl FnMut() -> bool) -> bool {
+pub(crate) fn wait_for(deadline: Duration, mut cond: impl FnMut() -> bool) -> bool {
     let end = Instant::now() + deadline;
     while Instant::now() < end {
         if cond() {
@@ -77,26 +109,46 @@ fn wait_for(deadline: Duration, mut cond: impl FnMut() -> bool) -> bool {
 }
 
 /// A minimal blocking RESP connection.
-struct Conn {
+pub(crate) struct Conn {
     stream: TcpStream,
     buf: BytesMut,
 }
 
 impl Conn {
-    fn open(port: u16) -> std::io::Result<Conn> {
-        let stream = TcpStream::connect(("127.0.0.1", port))?;
+    pub(crate) fn open(port: u16) -> std::io::Result<Conn> {
+        Conn::open_with_timeout(port, Duration::from_secs(10))
+    }
+
+    pub(crate) fn open_with_timeout(port: u16, timeout: Duration) -> std::io::Result<Conn> {
+        let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+        let stream = TcpStream::connect_timeout(&addr, timeout)?;
         stream.set_nodelay(true)?;
-        stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+        stream.set_read_timeout(Some(timeout))?;
+        stream.set_write_timeout(Some(timeout))?;
         Ok(Conn {
             stream,
             buf: BytesMut::new(),
         })
     }
 
-    fn call(&mut self, args: &[&[u8]]) -> std::io::Result<Frame> {
+    pub(crate) fn call(&mut self, args: &[&[u8]]) -> std::io::Result<Frame> {
         let mut out = BytesMut::new();
         tandem_resp::encode_request(args, &mut out);
         self.stream.write_all(&out)?;
+        self.read_frame()
+    }
+
+    /// Sends all commands at once, then reads one reply per command.
+    fn call_many(&mut self, commands: &[Vec<&[u8]>]) -> std::io::Result<Vec<Frame>> {
+        let mut out = BytesMut::new();
+        for args in commands {
+            tandem_resp::encode_request(args, &mut out);
+        }
+        self.stream.write_all(&out)?;
+        commands.iter().map(|_| self.read_frame()).collect()
+    }
+
+    fn read_frame(&mut self) -> std::io::Result<Frame> {
         loop {
             match tandem_resp::parse_frame(&mut self.buf, &Limits::default()) {
                 Ok(Some(frame)) => return Ok(frame),
@@ -113,12 +165,32 @@ impl Conn {
     }
 }
 
+/// How a writer reaches the current primary; called again after every connection loss.
+pub(crate) type Connector = Arc<dyn Fn() -> std::io::Result<Conn> + Send + Sync>;
+
+/// A replicated store under test, driven by [`measure`].
+pub(crate) trait System {
+    /// How writers find and connect to the primary.
+    fn connector(&self) -> Connector;
+    /// SIGKILLs the current primary; returns the instant just before the signal.
+    fn kill_primary(&mut self) -> anyhow::Result<Instant>;
+    /// Restarts the killed process and waits until the store is fully redundant again.
+    fn recover(&mut self) -> anyhow::Result<()>;
+    /// A connection to the primary, to read the acknowledged writes back.
+    fn reader(&self) -> anyhow::Result<Conn>;
+    /// How many times the primary changed without a kill.
+    fn extra_failovers(&self) -> u64 {
+        0
+    }
+}
+
 struct Cluster {
     tandem: PathBuf,
     vs_addr: String,
     processes: Vec<(String, Vec<String>, Option<Child>)>,
     server_ports: Vec<u16>,
     port: u16,
+    killed: Option<usize>,
 }
 
 impl Cluster {
@@ -143,6 +215,7 @@ impl Cluster {
             processes: Vec::new(),
             server_ports: Vec::new(),
             port: 0,
+            killed: None,
         };
         cluster.spawn(
             vec!["viewserver".into(), "--listen".into(), vs_addr.clone()],
@@ -170,7 +243,7 @@ impl Cluster {
         ];
         cluster.spawn(args, "coordinator")?;
         if !wait_for(Duration::from_secs(20), || cluster.healthy()) {
-            bail!("the cluster did not form within 20 s");
+            bail!("the tandem cluster did not form within 20 s");
         }
         Ok(cluster)
     }
@@ -209,8 +282,27 @@ impl Cluster {
             let _ = child.wait();
         }
     }
+}
 
-    fn restart(&mut self, index: usize) -> anyhow::Result<()> {
+impl System for Cluster {
+    fn connector(&self) -> Connector {
+        let port = self.port;
+        Arc::new(move || Conn::open(port))
+    }
+
+    fn kill_primary(&mut self) -> anyhow::Result<Instant> {
+        let (primary, _, _) = self.status().context("tandem status")?;
+        let index = self
+            .server_index(primary)
+            .context("the primary is not one of our servers")?;
+        let killed_at = Instant::now();
+        self.kill(index);
+        self.killed = Some(index);
+        Ok(killed_at)
+    }
+
+    fn recover(&mut self) -> anyhow::Result<()> {
+        let index = self.killed.take().context("nothing was killed")?;
         let args = self.processes[index].1.clone();
         let child = Command::new(&self.tandem)
             .args(&args)
@@ -219,7 +311,14 @@ impl Cluster {
             .stderr(Stdio::null())
             .spawn()?;
         self.processes[index].2 = Some(child);
+        if !wait_for(Duration::from_secs(30), || self.healthy()) {
+            bail!("the tandem cluster did not get a backup back within 30 s");
+        }
         Ok(())
+    }
+
+    fn reader(&self) -> anyhow::Result<Conn> {
+        Ok(Conn::open(self.port)?)
     }
 }
 
@@ -231,20 +330,24 @@ impl Drop for Cluster {
     }
 }
 
-/// Acknowledged writes: key index -> value, and the time of every acknowledgement.
-#[derive(Default)]
-struct Ledger {
-    acked: Vec<(String, String)>,
-    ack_times: Vec<Instant>,
+/// One acknowledged write: key `failover:<writer>:<seq>`, value `v<seq>`.
+struct Ack {
+    writer: u32,
+    seq: u32,
+    at: Instant,
 }
 
-fn writer(port: u16, id: usize, stop: Arc<AtomicBool>, ledger: Arc<Mutex<Ledger>>) {
+fn key_value(writer: u32, seq: u32) -> (String, String) {
+    (format!("failover:{writer}:{seq}"), format!("v{seq}"))
+}
+
+fn writer(connect: Connector, id: u32, stop: Arc<AtomicBool>, ledger: Arc<Mutex<Vec<Ack>>>) {
     let mut conn: Option<Conn> = None;
-    let mut n = 0u64;
+    let mut seq = 0u32;
     while !stop.load(Ordering::Relaxed) {
         let c = match conn.as_mut() {
             Some(c) => c,
-            None => match Conn::open(port) {
+            None => match connect() {
                 Ok(c) => conn.insert(c),
                 Err(_) => {
                     std::thread::sleep(Duration::from_millis(5));
@@ -252,91 +355,101 @@ fn writer(port: u16, id: usize, stop: Arc<AtomicBool>, ledger: Arc<Mutex<Ledger>
                 }
             },
         };
-        n += 1;
-        let key = format!("failover:{id}:{n}");
-        let value = format!("v{n}");
+        seq += 1;
+        let (key, value) = key_value(id, seq);
         match c.call(&[b"SET", key.as_bytes(), value.as_bytes()]) {
             Ok(Frame::Simple(ok)) if ok == "OK" => {
+                // Timestamped under the lock so that the ledger is in time order.
                 let mut ledger = ledger.lock().expect("ledger");
-                ledger.acked.push((key, value));
-                ledger.ack_times.push(Instant::now());
+                let at = Instant::now();
+                ledger.push(Ack {
+                    writer: id,
+                    seq,
+                    at,
+                });
             }
+            // A demoted Redis master or a replica: find the primary again, as Sentinel clients do.
+            Ok(Frame::Error(e)) if e.starts_with("READONLY") => conn = None,
             Ok(_) => {}
             Err(_) => conn = None,
         }
     }
 }
 
-/// Runs the benchmark.
+/// Runs the benchmark against `config.target`.
 pub fn run_failover(config: &FailoverConfig) -> anyhow::Result<FailoverReport> {
     if config.kills == 0 || config.kills > 1000 || config.writers == 0 || config.writers > 256 {
         bail!("kills must be 1..=1000 and writers 1..=256");
     }
-    let mut cluster = Cluster::start(config.tandem.clone())?;
+    match config.target {
+        FailoverTarget::Tandem => {
+            let mut cluster = Cluster::start(config.tandem.clone())?;
+            measure(&mut cluster, config)
+        }
+        FailoverTarget::RedisSentinel => {
+            let mut redis = crate::sentinel::RedisSentinel::start(config.sentinel_down_after_ms)?;
+            let report = measure(&mut redis, config)?;
+            redis.succeeded();
+            Ok(report)
+        }
+    }
+}
+
+/// The kill loop and the read-back, the same for every target.
+fn measure(system: &mut dyn System, config: &FailoverConfig) -> anyhow::Result<FailoverReport> {
+    let label = config.target.label();
     let stop = Arc::new(AtomicBool::new(false));
-    let ledger = Arc::new(Mutex::new(Ledger::default()));
-    let writers: Vec<_> = (0..config.writers)
+    let ledger = Arc::new(Mutex::new(Vec::<Ack>::new()));
+    let writers: Vec<_> = (0..config.writers as u32)
         .map(|id| {
-            let (stop, ledger, port) = (stop.clone(), ledger.clone(), cluster.port);
-            std::thread::spawn(move || writer(port, id, stop, ledger))
+            let (connect, stop, ledger) = (system.connector(), stop.clone(), ledger.clone());
+            std::thread::spawn(move || writer(connect, id, stop, ledger))
         })
         .collect();
+    let acks = || ledger.lock().expect("ledger").len();
     let mut windows_ms = Vec::new();
     let result = (|| -> anyhow::Result<()> {
         for round in 0..config.kills {
-            let acked_before = ledger.lock().expect("ledger").acked.len();
-            if !wait_for(Duration::from_secs(10), || {
-                ledger.lock().expect("ledger").acked.len() > acked_before + 100
-            }) {
-                bail!("round {round}: no steady write load before the kill");
+            let acked_before = acks();
+            if !wait_for(Duration::from_secs(10), || acks() > acked_before + 100) {
+                bail!("{label} round {round}: no steady write load before the kill (10 s)");
             }
-            let (primary, _, _) = cluster.status().context("status")?;
-            let index = cluster
-                .server_index(primary)
-                .context("primary is one of ours")?;
-            let killed_at = Instant::now();
-            cluster.kill(index);
+            let killed_at = system
+                .kill_primary()
+                .with_context(|| format!("{label} round {round}: killing the primary"))?;
             let resumed = wait_for(Duration::from_secs(30), || {
                 ledger
                     .lock()
                     .expect("ledger")
-                    .ack_times
-                    .iter()
-                    .rev()
-                    .take(1)
-                    .any(|t| *t > killed_at)
+                    .last()
+                    .is_some_and(|a| a.at > killed_at)
             });
             if !resumed {
-                bail!("round {round}: writes did not resume within 30 s");
+                bail!("{label} round {round}: writes did not resume within 30 s of the kill");
             }
             // The window clients saw: the largest gap between consecutive acknowledgements from
             // just before the kill until writes flow again (a reply already in flight at the kill
             // must not hide the outage that follows it).
             let settled = wait_for(Duration::from_secs(30), || {
                 let ledger = ledger.lock().expect("ledger");
-                ledger.ack_times.iter().filter(|t| **t > killed_at).count() >= 200
+                ledger.iter().rev().take_while(|a| a.at > killed_at).count() >= 200
             });
             if !settled {
-                bail!("round {round}: writes did not settle after the kill");
+                bail!("{label} round {round}: writes did not settle after the kill (30 s)");
             }
             let window = {
                 let ledger = ledger.lock().expect("ledger");
-                let start = ledger
-                    .ack_times
-                    .iter()
-                    .rposition(|t| *t <= killed_at)
-                    .unwrap_or(0);
-                ledger.ack_times[start..]
+                let start = ledger.iter().rposition(|a| a.at <= killed_at).unwrap_or(0);
+                ledger[start..]
                     .windows(2)
-                    .map(|w| w[1] - w[0])
+                    .map(|w| w[1].at - w[0].at)
                     .max()
                     .unwrap_or_default()
             };
             windows_ms.push(window.as_secs_f64() * 1000.0);
-            cluster.restart(index)?;
-            if !wait_for(Duration::from_secs(30), || cluster.healthy()) {
-                bail!("round {round}: the cluster did not get a backup back within 30 s");
-            }
+            system
+                .recover()
+                .with_context(|| format!("{label} round {round}: recovering after the kill"))?;
         }
         Ok(())
     })();
@@ -345,19 +458,29 @@ pub fn run_failover(config: &FailoverConfig) -> anyhow::Result<FailoverReport> {
         let _ = w.join();
     }
     result?;
-    // Read every acknowledged write back.
+    // Read every acknowledged write back, pipelined so that a long Redis run stays quick.
     let ledger = ledger.lock().expect("ledger");
-    let mut conn = Conn::open(cluster.port)?;
+    let mut conn = system.reader().context("connecting to read back")?;
     let mut lost = 0;
-    for (key, value) in &ledger.acked {
-        match conn.call(&[b"GET", key.as_bytes()])? {
-            Frame::Bulk(got) if got.as_ref() == value.as_bytes() => {}
-            _ => lost += 1,
+    for chunk in ledger.chunks(512) {
+        let pairs: Vec<(String, String)> =
+            chunk.iter().map(|a| key_value(a.writer, a.seq)).collect();
+        let commands: Vec<Vec<&[u8]>> = pairs
+            .iter()
+            .map(|(key, _)| vec![&b"GET"[..], key.as_bytes()])
+            .collect();
+        let replies = conn.call_many(&commands).context("reading back")?;
+        for ((_, value), reply) in pairs.iter().zip(replies) {
+            match reply {
+                Frame::Bulk(got) if got.as_ref() == value.as_bytes() => {}
+                _ => lost += 1,
+            }
         }
     }
     Ok(FailoverReport {
         windows_ms,
-        acknowledged: ledger.acked.len() as u64,
+        acknowledged: ledger.len() as u64,
         lost,
+        extra_failovers: system.extra_failovers(),
     })
 }

@@ -34,6 +34,7 @@ mod conn;
 pub mod failover;
 mod report;
 mod run;
+mod sentinel;
 mod workload;
 
 pub use cli::{BenchArgs, run_cli};
