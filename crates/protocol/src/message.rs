@@ -309,8 +309,11 @@ pub struct ClientRecord {
     pub seq: Seq,
     /// Where in the history it was executed (the primary answers only once that is confirmed).
     pub index: OpIndex,
-    /// The replies it produced.
-    pub replies: Arc<Vec<Reply>>,
+    /// The replies it produced; `None` for a read-only request applied by a backup. A backup
+    /// does not execute reads: P4 only needs it to confirm the read's place in the history, and
+    /// a read changes nothing. A retry of such a request is executed again, which is as if the
+    /// client had issued it at that later moment, still within its wait (linearizable).
+    pub replies: Option<Arc<Vec<Reply>>>,
     /// History clock when it was executed (for forgetting idle sessions).
     pub at_ms: u64,
 }

@@ -756,3 +756,51 @@ fn p6_backup_that_falls_behind_the_log_gets_a_fresh_transfer() {
         c.server(1).unwrap().state().digest()
     );
 }
+
+#[test]
+fn p4_backup_confirms_a_read_without_executing_it_and_a_retry_after_failover_runs_it_again() {
+    let mut c = steady(3, 1);
+    let client = c.clerk(0).id();
+    c.call(0, "SET a 1", 2000).unwrap();
+    assert_eq!(c.call(0, "GET a", 2000), Some(bulk("1")));
+    let replies_kept = |c: &Cluster, s: usize| {
+        c.server(s).unwrap().state().clients[&client]
+            .replies
+            .is_some()
+    };
+    assert!(replies_kept(&c, 0), "the primary keeps the read's replies");
+    assert!(
+        !replies_kept(&c, 1),
+        "the backup confirmed the read without executing it"
+    );
+
+    // The backup applies the next read but its acknowledgement never reaches the primary: the
+    // read is not answered (P4). Then the primary dies; the retry reaches the promoted backup,
+    // which holds the read's record without replies, and must run it again, not answer nothing.
+    let before = c.server(1).unwrap().state().clients[&client].seq;
+    c.net.cut_one_way(NodeId::Server(1), NodeId::Server(0));
+    let read = c.submit_str(0, "GET a");
+    let applied = c.run_until(c.now_ms() + 1000, |c| {
+        c.server(1).unwrap().state().clients[&client].seq > before
+    });
+    assert!(
+        applied && !c.history()[read].done,
+        "read applied by the backup, unanswered"
+    );
+    assert!(!replies_kept(&c, 1));
+    c.crash(0);
+    c.net.heal_all();
+    let replies = c.wait(read, 10_000).expect("the retried read is answered");
+    assert_eq!(replies.as_slice(), &[bulk("1")]);
+    assert!(wait_view(&mut c, "s2", &["s3"], 5000));
+    assert_eq!(c.call(0, "GET a", 5000), Some(bulk("1")));
+    let until = c.now_ms() + 2000;
+    c.run_until(until, |c| {
+        c.server(2).unwrap().state().last == c.server(1).unwrap().state().last
+    });
+    assert_eq!(
+        c.server(1).unwrap().state().digest(),
+        c.server(2).unwrap().state().digest(),
+        "R1: records of re-run reads stay equal on every replica"
+    );
+}

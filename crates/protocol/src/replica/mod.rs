@@ -409,12 +409,18 @@ impl Replica {
                 self.respond(client, req.seq, Err(RequestError::Stale));
                 return;
             }
-            if req.seq == record.seq {
+            if req.seq == record.seq && record.replies.is_some() {
                 // P8: a retry. Answer with the saved reply once it is confirmed.
                 let index = record.index;
                 self.wait_for(now, client, req.seq, index);
                 return;
             }
+            if req.seq == record.seq && req.cmds.iter().any(|c| c.is_write()) {
+                // Only reads are kept without replies: a write reusing their id is not a retry.
+                self.respond(client, req.seq, Err(RequestError::Stale));
+                return;
+            }
+            // A retried read applied here as a backup, without its replies: run it again.
         }
         let Role::Primary(p) = &self.role else {
             unreachable!()
@@ -462,7 +468,7 @@ impl Replica {
                 cmds: req.cmds.clone(),
             },
         };
-        let replies = scratch.apply(&entry, self.config.bugs, None);
+        let replies = scratch.apply(&entry, self.config.bugs, false, None);
         if req.cmds.iter().any(|c| c.is_write()) {
             // The bug: the write really happens here, outside the history.
             self.state.store = scratch.store;
@@ -476,7 +482,7 @@ impl Replica {
             .state
             .clients
             .get(&client)
-            .map(|r| r.replies.clone())
+            .and_then(|r| r.replies.clone())
             .unwrap_or_default();
         self.respond(client, seq, Ok(replies));
     }
@@ -512,7 +518,7 @@ impl Replica {
             random: self.rng.next_u64(),
             op,
         };
-        let replies = self.state.apply(&entry, self.config.bugs, None);
+        let replies = self.state.apply(&entry, self.config.bugs, false, None);
         self.stats.applied += 1;
         let index = entry.pos.index;
         self.log.push(entry);
@@ -844,7 +850,7 @@ impl Replica {
     /// Applies a forwarded or transferred entry as backup and records it in the recent log.
     fn apply_as_backup(&mut self, entry: &LogEntry) {
         self.state
-            .apply(entry, self.config.bugs, Some(self.last_wall_ms));
+            .apply(entry, self.config.bugs, true, Some(self.last_wall_ms));
         self.stats.applied += 1;
         self.log.push(entry.clone());
         self.log

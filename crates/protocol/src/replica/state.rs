@@ -37,11 +37,13 @@ pub struct ReplicatedState {
 
 impl ReplicatedState {
     /// Applies the next entry of the history and returns the replies (empty for internal ops).
+    /// `as_backup` skips executing read-only requests (see [`ClientRecord::replies`]);
     /// `own_clock_ms` is only used with the planted bug `backup-uses-own-clock`.
     pub fn apply(
         &mut self,
         entry: &LogEntry,
         bugs: Bugs,
+        as_backup: bool,
         own_clock_ms: Option<u64>,
     ) -> Arc<Vec<Reply>> {
         assert_eq!(
@@ -61,13 +63,31 @@ impl ReplicatedState {
         };
         match &entry.op {
             Op::Client { client, seq, cmds } => {
+                let read_only = cmds.iter().all(|cmd| !cmd.is_write());
                 if let Some(record) = self.clients.get(client)
-                    && record.seq >= *seq
+                    && (record.seq > *seq || (record.seq == *seq && !read_only))
                     && !bugs.has(Bug::NoDuplicateDetection)
                 {
-                    // P8: never execute a request twice. The primary filters duplicates before
-                    // ordering them, so this only guards the invariant.
-                    return record.replies.clone();
+                    // P8: never execute a write twice. The primary filters duplicates before
+                    // ordering them, so this only guards the invariant. A read is ordered again
+                    // only when its replies were not kept (`ClientRecord::replies`), and every
+                    // replica applies it again, whether or not it kept them, so that the
+                    // records stay equal.
+                    return record.replies.clone().unwrap_or_default();
+                }
+                if as_backup && read_only {
+                    // P4: the backup confirms the read by accepting its place in the history;
+                    // executing it would change nothing.
+                    self.remember(
+                        *client,
+                        ClientRecord {
+                            seq: *seq,
+                            index: entry.pos.index,
+                            replies: None,
+                            at_ms: now_ms,
+                        },
+                    );
+                    return Arc::new(Vec::new());
                 }
                 let replies: Vec<Reply> = cmds
                     .iter()
@@ -84,7 +104,7 @@ impl ReplicatedState {
                 let record = ClientRecord {
                     seq: *seq,
                     index: entry.pos.index,
-                    replies: replies.clone(),
+                    replies: Some(replies.clone()),
                     at_ms: now_ms,
                 };
                 self.remember(*client, record);
