@@ -27,22 +27,25 @@ pub(crate) enum Local {
 
 /// Which local command `args` is, if any.
 pub(crate) fn command(args: &[Bytes]) -> Option<Local> {
+    // Every data command passes through here: compare without allocating an uppercase copy.
+    const LOCAL: [(&[u8], Local); 11] = [
+        (b"PING", Local::Ping),
+        (b"ECHO", Local::Echo),
+        (b"HELLO", Local::Hello),
+        (b"SELECT", Local::Select),
+        (b"QUIT", Local::Quit),
+        (b"COMMAND", Local::Command),
+        (b"CLIENT", Local::Client),
+        (b"INFO", Local::Info),
+        (b"CONFIG", Local::Config),
+        (b"RESET", Local::Reset),
+        (b"WAIT", Local::Wait),
+    ];
     let name = args.first()?;
-    let local = match name.to_ascii_uppercase().as_slice() {
-        b"PING" => Local::Ping,
-        b"ECHO" => Local::Echo,
-        b"HELLO" => Local::Hello,
-        b"SELECT" => Local::Select,
-        b"QUIT" => Local::Quit,
-        b"COMMAND" => Local::Command,
-        b"CLIENT" => Local::Client,
-        b"INFO" => Local::Info,
-        b"CONFIG" => Local::Config,
-        b"RESET" => Local::Reset,
-        b"WAIT" => Local::Wait,
-        _ => return None,
-    };
-    Some(local)
+    LOCAL
+        .iter()
+        .find(|(local, _)| local.eq_ignore_ascii_case(name))
+        .map(|(_, local)| *local)
 }
 
 /// Runs a local command and returns its reply.
