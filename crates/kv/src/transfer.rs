@@ -6,7 +6,7 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
 use crate::digest::key_hash;
-use crate::store::{Entry, Store, Value};
+use crate::store::{Entry, Store, Value, stored};
 
 /// Rough per-key bookkeeping cost counted by [`Store::approx_bytes`].
 const ENTRY_OVERHEAD_BYTES: usize = 48;
@@ -46,7 +46,7 @@ impl Store {
             if full && !entries.is_empty() {
                 break;
             }
-            entries.push((item.key_bytes(), item.entry.clone()));
+            entries.push((item.key_bytes(), detached(&item.entry)));
             bytes = bytes.saturating_add(size);
             remaining.next();
         }
@@ -71,6 +71,20 @@ impl Store {
             .iter()
             .map(|item| entry_bytes(item.key(), &item.entry))
             .sum()
+    }
+}
+
+/// A copy of `entry` for a chunk. Small strings are copied rather than shared: sharing would
+/// allocate a refcount header for every value of the snapshot (fresh memory on the primary
+/// for the whole transfer, and kept as long as the value lives), where the copy is freed as
+/// soon as the chunk is encoded and its memory reused for the next one.
+fn detached(entry: &Entry) -> Entry {
+    match &entry.value {
+        Value::Str(text) => Entry {
+            value: Value::Str(stored(text)),
+            expires_at_ms: entry.expires_at_ms,
+        },
+        _ => entry.clone(),
     }
 }
 

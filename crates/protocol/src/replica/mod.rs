@@ -822,10 +822,10 @@ impl Replica {
                 Phase::Transfer(t) => {
                     if prog.last_send_ms == 0 {
                         // (Re)send every unacknowledged chunk.
-                        for chunk in t.unacked.values() {
+                        for chunk in t.resend(view, self.config.transfer_chunk_bytes) {
                             out.push(Transmit {
                                 to: to.clone(),
-                                msg: Message::Transfer(chunk.clone()),
+                                msg: Message::Transfer(chunk),
                             });
                         }
                         prog.last_send_ms = now.mono_ms.max(1);
