@@ -1,33 +1,57 @@
 //! One configuration struct per role, with defaults and `validate()`. Every bound that protects
 //! a process from its peers lives here.
 
+use std::borrow::Cow;
+
 use thiserror::Error;
 
 use crate::bug::Bugs;
 
 /// A configuration value out of its allowed range.
 #[derive(Debug, Error, PartialEq, Eq)]
-#[error("{field} = {value} is out of range: {why}")]
+#[error("{field} = {value} is out of range: {allowed}")]
 pub struct ConfigError {
     /// The offending field (as spelled on the command line, without dashes).
     pub field: &'static str,
     /// Its value.
     pub value: u64,
     /// What is allowed.
-    pub why: &'static str,
+    pub allowed: Cow<'static, str>,
 }
 
-/// `Ok` if `low <= value <= high`, else a `ConfigError` naming `field` and saying `why`.
+/// `Ok` if `low <= value <= high`, else a `ConfigError` naming `field` and saying "low to high".
 /// Shared by every role's `validate()`, the runtime's included.
-pub fn check(
+pub fn check(field: &'static str, value: u64, low: u64, high: u64) -> Result<(), ConfigError> {
+    bounded(field, value, low, high, || {
+        format!("{low} to {high}").into()
+    })
+}
+
+/// Like [`check`], with the allowed range said in words (units, or a bound that is another
+/// setting).
+pub fn check_with(
     field: &'static str,
     value: u64,
     low: u64,
     high: u64,
-    why: &'static str,
+    allowed: &'static str,
+) -> Result<(), ConfigError> {
+    bounded(field, value, low, high, || allowed.into())
+}
+
+fn bounded(
+    field: &'static str,
+    value: u64,
+    low: u64,
+    high: u64,
+    allowed: impl FnOnce() -> Cow<'static, str>,
 ) -> Result<(), ConfigError> {
     if value < low || value > high {
-        return Err(ConfigError { field, value, why });
+        return Err(ConfigError {
+            field,
+            value,
+            allowed: allowed(),
+        });
     }
     Ok(())
 }
@@ -62,22 +86,10 @@ impl Default for ViewServiceConfig {
 impl ViewServiceConfig {
     /// Rejects values that would make the service unusable.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        check(
-            "ping-interval-ms",
-            self.ping_interval_ms,
-            1,
-            60_000,
-            "1 to 60000",
-        )?;
-        check("dead-pings", self.dead_pings.into(), 2, 1000, "2 to 1000")?;
-        check("backups", self.backups as u64, 0, 16, "0 to 16")?;
-        check(
-            "history-len",
-            self.history_len as u64,
-            1,
-            100_000,
-            "1 to 100000",
-        )
+        check("ping-interval-ms", self.ping_interval_ms, 1, 60_000)?;
+        check("dead-pings", self.dead_pings.into(), 2, 1000)?;
+        check("backups", self.backups as u64, 0, 16)?;
+        check("history-len", self.history_len as u64, 1, 100_000)
     }
 
     /// Silence after which a server is dead (V3).
@@ -145,91 +157,36 @@ impl Default for ReplicaConfig {
 impl ReplicaConfig {
     /// Rejects values that would make the server unusable.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        check(
-            "ping-interval-ms",
-            self.ping_interval_ms,
-            1,
-            60_000,
-            "1 to 60000",
-        )?;
-        check("retransmit-ms", self.retransmit_ms, 1, 60_000, "1 to 60000")?;
-        check(
-            "confirm-timeout-ms",
-            self.confirm_timeout_ms,
-            1,
-            600_000,
-            "1 to 600000",
-        )?;
-        check(
-            "max-batch-ops",
-            self.max_batch_ops as u64,
-            1,
-            1 << 20,
-            "1 to 1048576",
-        )?;
-        check(
-            "max-inflight-ops",
-            self.max_inflight_ops,
-            1,
-            1 << 24,
-            "1 to 16777216",
-        )?;
-        check(
-            "max-pending-ops",
-            self.max_pending_ops as u64,
-            1,
-            1 << 24,
-            "1 to 16777216",
-        )?;
+        check("ping-interval-ms", self.ping_interval_ms, 1, 60_000)?;
+        check("retransmit-ms", self.retransmit_ms, 1, 60_000)?;
+        check("confirm-timeout-ms", self.confirm_timeout_ms, 1, 600_000)?;
+        check("max-batch-ops", self.max_batch_ops as u64, 1, 1 << 20)?;
+        check("max-inflight-ops", self.max_inflight_ops, 1, 1 << 24)?;
+        check("max-pending-ops", self.max_pending_ops as u64, 1, 1 << 24)?;
         check(
             "max-log-entries",
             self.max_log_entries as u64,
             100,
             100_000_000,
-            "100 to 100000000",
         )?;
-        check(
+        check_with(
             "transfer-chunk-bytes",
             self.transfer_chunk_bytes as u64,
             1024,
             64 << 20,
             "1 KiB to 64 MiB",
         )?;
-        check(
-            "transfer-window",
-            self.transfer_window.into(),
-            1,
-            1024,
-            "1 to 1024",
-        )?;
-        check(
-            "expiry-interval-ms",
-            self.expiry_interval_ms,
-            1,
-            60_000,
-            "1 to 60000",
-        )?;
-        check(
-            "expiry-batch",
-            self.expiry_batch as u64,
-            1,
-            100_000,
-            "1 to 100000",
-        )?;
-        check(
+        check("transfer-window", self.transfer_window.into(), 1, 1024)?;
+        check("expiry-interval-ms", self.expiry_interval_ms, 1, 60_000)?;
+        check("expiry-batch", self.expiry_batch as u64, 1, 100_000)?;
+        check_with(
             "client-idle-forget-ms",
             self.client_idle_forget_ms,
             60_000,
             30 * 86_400_000,
             "1 minute to 30 days",
         )?;
-        check(
-            "max-clients",
-            self.max_clients as u64,
-            1000,
-            100_000_000,
-            "1000 to 100000000",
-        )
+        check("max-clients", self.max_clients as u64, 1000, 100_000_000)
     }
 }
 
@@ -257,26 +214,8 @@ impl Default for ClerkConfig {
 impl ClerkConfig {
     /// Rejects values that would make the coordinator unusable.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        check(
-            "ping-interval-ms",
-            self.ping_interval_ms,
-            1,
-            60_000,
-            "1 to 60000",
-        )?;
-        check(
-            "attempt-timeout-ms",
-            self.attempt_timeout_ms,
-            1,
-            600_000,
-            "1 to 600000",
-        )?;
-        check(
-            "request-timeout-ms",
-            self.request_timeout_ms,
-            1,
-            3_600_000,
-            "1 to 3600000",
-        )
+        check("ping-interval-ms", self.ping_interval_ms, 1, 60_000)?;
+        check("attempt-timeout-ms", self.attempt_timeout_ms, 1, 600_000)?;
+        check("request-timeout-ms", self.request_timeout_ms, 1, 3_600_000)
     }
 }

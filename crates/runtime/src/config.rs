@@ -2,7 +2,7 @@
 //! cores' own settings (`ViewServiceConfig`, `ReplicaConfig`, `ClerkConfig`) are embedded; this
 //! file adds the bounds of the shell itself: frames, connections, queues.
 
-use tandem_protocol::config::check;
+use tandem_protocol::config::{check, check_with};
 use tandem_protocol::{ClerkConfig, ConfigError, GroupId, ReplicaConfig, ViewServiceConfig};
 use tandem_resp::Limits;
 
@@ -46,42 +46,28 @@ impl Default for NetConfig {
 impl NetConfig {
     /// Rejects values that would make the transport unusable.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        check(
+        check_with(
             "max-frame-bytes",
             self.max_frame_bytes as u64,
             1024,
             1 << 30,
             "1 KiB to 1 GiB",
         )?;
-        check(
-            "idle-timeout-ms",
-            self.idle_timeout_ms,
-            100,
-            3_600_000,
-            "100 to 3600000",
-        )?;
+        check("idle-timeout-ms", self.idle_timeout_ms, 100, 3_600_000)?;
         check(
             "max-inbound-connections",
             self.max_inbound_connections as u64,
             1,
             1 << 20,
-            "1 to 1048576",
         )?;
         check(
             "send-queue-frames",
             self.send_queue_frames as u64,
             1,
             1 << 20,
-            "1 to 1048576",
         )?;
-        check(
-            "reconnect-min-ms",
-            self.reconnect_min_ms,
-            1,
-            60_000,
-            "1 to 60000",
-        )?;
-        check(
+        check("reconnect-min-ms", self.reconnect_min_ms, 1, 60_000)?;
+        check_with(
             "reconnect-max-ms",
             self.reconnect_max_ms,
             self.reconnect_min_ms,
@@ -93,15 +79,8 @@ impl NetConfig {
             self.max_client_routes as u64,
             1,
             1 << 24,
-            "1 to 16777216",
         )?;
-        check(
-            "inbox-messages",
-            self.inbox_messages as u64,
-            1,
-            1 << 24,
-            "1 to 16777216",
-        )
+        check("inbox-messages", self.inbox_messages as u64, 1, 1 << 24)
     }
 }
 
@@ -194,41 +173,28 @@ impl CoordinatorConfig {
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.clerk.validate()?;
         self.net.validate()?;
-        check(
-            "max-connections",
-            self.max_connections as u64,
-            1,
-            1 << 20,
-            "1 to 1048576",
-        )?;
+        check("max-connections", self.max_connections as u64, 1, 1 << 20)?;
         check(
             "max-batch-commands",
             self.max_batch_commands as u64,
             1,
             1 << 16,
-            "1 to 65536",
         )?;
         let frame = self.net.max_frame_bytes as u64;
-        check(
+        check_with(
             "max-batch-bytes",
             self.max_batch_bytes as u64,
             1,
             frame / 2,
             "1 to half of max-frame-bytes",
         )?;
-        check(
+        check_with(
             "max-bulk-bytes",
             self.resp_limits.max_bulk_bytes as u64,
             1,
             frame / 2,
             "1 to half of max-frame-bytes",
         )?;
-        check(
-            "view-refresh-ms",
-            self.view_refresh_ms,
-            10,
-            3_600_000,
-            "10 to 3600000",
-        )
+        check("view-refresh-ms", self.view_refresh_ms, 10, 3_600_000)
     }
 }
