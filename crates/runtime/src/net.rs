@@ -138,29 +138,56 @@ impl Net {
 
 /// Accepts internal connections until shutdown, at most `max_inbound_connections` at once.
 pub(crate) async fn serve_inbound(listener: TcpListener, net: Arc<Net>) {
-    let limit = Arc::new(Semaphore::new(net.config.max_inbound_connections));
-    let mut shutdown = net.shutdown.clone();
+    let shutdown = net.shutdown.clone();
+    let max = net.config.max_inbound_connections;
+    accept_bounded(
+        &listener,
+        max,
+        shutdown,
+        |_| {},
+        |stream, peer| serve_inbound_connection(stream, peer, net.clone()),
+    )
+    .await;
+}
+
+/// Accepts connections on `listener` until `shutdown`, each served by `serve` on its own task,
+/// at most `max` at once (a slot frees when its task ends). `accepted` hears of every accept,
+/// failed or not. A failed accept (typically out of file descriptors) backs off 50 ms instead of
+/// spinning.
+pub(crate) async fn accept_bounded<F, Fut>(
+    listener: &TcpListener,
+    max: usize,
+    mut shutdown: Shutdown,
+    mut accepted: impl FnMut(Result<(), &std::io::Error>),
+    mut serve: F,
+) where
+    F: FnMut(TcpStream, SocketAddr) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let limit = Arc::new(Semaphore::new(max));
     loop {
         let permit = tokio::select! {
             _ = shutdown.wait() => return,
             permit = limit.clone().acquire_owned() => permit.expect("semaphore never closed"),
         };
-        let accepted = tokio::select! {
+        let (stream, peer) = tokio::select! {
             _ = shutdown.wait() => return,
-            accepted = listener.accept() => accepted,
+            result = listener.accept() => match result {
+                Ok(connection) => {
+                    accepted(Ok(()));
+                    connection
+                }
+                Err(error) => {
+                    accepted(Err(&error));
+                    warn!(%error, "accept failed");
+                    sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
         };
-        let (stream, peer) = match accepted {
-            Ok(accepted) => accepted,
-            Err(error) => {
-                // Typically out of file descriptors: back off instead of spinning.
-                warn!(%error, "accept failed");
-                sleep(Duration::from_millis(50)).await;
-                continue;
-            }
-        };
-        let net = net.clone();
+        let connection = serve(stream, peer);
         tokio::spawn(async move {
-            serve_inbound_connection(stream, peer, net).await;
+            connection.await;
             drop(permit);
         });
     }

@@ -24,14 +24,14 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use tandem_protocol::{GroupId, View};
 use tokio::net::TcpListener;
-use tokio::sync::{Semaphore, mpsc, watch};
-use tracing::{info, warn};
+use tokio::sync::{mpsc, watch};
+use tracing::info;
 
 use crate::admin::{AdminListener, AdminSource, render_net};
 use crate::config::CoordinatorConfig;
 use crate::error::{RuntimeError, bind, first_view_service};
 use crate::metrics::{CoordinatorMetrics, Exposition};
-use crate::net::Net;
+use crate::net::{Net, accept_bounded};
 use crate::shutdown::Shutdown;
 use hub::{Hub, HubRequest};
 
@@ -88,7 +88,7 @@ impl Coordinator {
     }
 
     /// Serves clients until `shutdown`.
-    pub async fn run(self, mut shutdown: Shutdown) -> Result<(), RuntimeError> {
+    pub async fn run(self, shutdown: Shutdown) -> Result<(), RuntimeError> {
         let listen = self.local_addr();
         let (hub_sender, hub_requests) = mpsc::unbounded_channel();
         let (view_sender, view) = watch::channel(None);
@@ -121,35 +121,17 @@ impl Coordinator {
             listener.spawn(source, shutdown.clone());
         }
         info!(%listen, view_service = %self.view_service, "coordinator started");
-        let limit = Arc::new(Semaphore::new(self.config.max_connections));
-        loop {
-            let permit = tokio::select! {
-                _ = shutdown.wait() => break,
-                permit = limit.clone().acquire_owned() => permit.expect("semaphore never closed"),
-            };
-            let accepted = tokio::select! {
-                _ = shutdown.wait() => break,
-                accepted = self.listener.accept() => accepted,
-            };
-            let (stream, peer) = match accepted {
-                Ok(accepted) => {
-                    shared.metrics.connections_accepted.inc();
-                    accepted
-                }
-                Err(error) => {
-                    shared.metrics.accept_errors.inc();
-                    warn!(%error, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            };
-            let shared = shared.clone();
-            let shutdown = shutdown.clone();
-            tokio::spawn(async move {
-                connection::serve(stream, peer, shared, shutdown).await;
-                drop(permit);
-            });
-        }
+        accept_bounded(
+            &self.listener,
+            self.config.max_connections,
+            shutdown.clone(),
+            |result| match result {
+                Ok(()) => shared.metrics.connections_accepted.inc(),
+                Err(_) => shared.metrics.accept_errors.inc(),
+            },
+            |stream, peer| connection::serve(stream, peer, shared.clone(), shutdown.clone()),
+        )
+        .await;
         info!("coordinator stopped");
         Ok(())
     }
