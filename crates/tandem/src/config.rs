@@ -47,6 +47,19 @@ pub struct ConfigArg {
     pub print_config: bool,
 }
 
+/// `--viewserver ADDRS`, shared by the roles that talk to the view service.
+#[derive(Args, Debug, Clone)]
+pub struct ViewServiceArg {
+    /// View service addresses, comma-separated (the first is used).
+    #[arg(
+        long = "viewserver",
+        value_name = "ADDRS",
+        value_delimiter = ',',
+        env = "TANDEM_VIEWSERVER"
+    )]
+    pub addrs: Option<Vec<String>>,
+}
+
 /// The first value present: flag or environment (clap), then the file, then the default.
 pub fn pick<T>(cli: Option<T>, file: Option<T>, default: T) -> T {
     cli.or(file).unwrap_or(default)

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use clap::Args;
 use tandem_runtime::{Coordinator, CoordinatorConfig};
 
-use crate::config::{ConfigArg, CoordinatorFile, load, pick, require};
+use crate::config::{ConfigArg, CoordinatorFile, ViewServiceArg, load, pick, require};
 use crate::role::{LogArgs, run_role};
 
 /// Options of `tandem coordinator`. Each flag can also come from its `TANDEM_*` variable or the
@@ -15,14 +15,8 @@ pub struct CoordinatorArgs {
     /// Address to listen on for Redis clients.
     #[arg(long, value_name = "HOST:PORT", env = "TANDEM_LISTEN")]
     listen: Option<String>,
-    /// View service addresses, comma-separated (the first is used).
-    #[arg(
-        long = "viewserver",
-        value_name = "ADDRS",
-        value_delimiter = ',',
-        env = "TANDEM_VIEWSERVER"
-    )]
-    view_service: Option<Vec<String>>,
+    #[command(flatten)]
+    view_service: ViewServiceArg,
     /// A request not answered within this long gets `-TRYAGAIN` (C3) [default: 5000].
     #[arg(long, env = "TANDEM_REQUEST_TIMEOUT_MS")]
     request_timeout_ms: Option<u64>,
@@ -44,7 +38,7 @@ pub fn run(args: CoordinatorArgs) -> anyhow::Result<ExitCode> {
     let file: CoordinatorFile = load(&args.config)?;
     let defaults = CoordinatorConfig::default();
     let listen = require(args.listen, file.listen, "listen")?;
-    let view_service = require(args.view_service, file.viewserver, "viewserver")?;
+    let view_service = require(args.view_service.addrs, file.viewserver, "viewserver")?;
     let mut config = CoordinatorConfig {
         max_connections: pick(
             args.max_connections,

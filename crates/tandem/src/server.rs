@@ -6,7 +6,7 @@ use clap::Args;
 use tandem_protocol::GroupId;
 use tandem_runtime::{Server, ServerConfig};
 
-use crate::config::{ConfigArg, ServerFile, load, pick, require};
+use crate::config::{ConfigArg, ServerFile, ViewServiceArg, load, pick, require};
 use crate::role::{LogArgs, run_role};
 
 /// Options of `tandem server`. Each flag can also come from its `TANDEM_*` variable or the
@@ -16,14 +16,8 @@ pub struct ServerArgs {
     /// Address to listen on for the primary, backups and coordinators.
     #[arg(long, value_name = "HOST:PORT", env = "TANDEM_LISTEN")]
     listen: Option<String>,
-    /// View service addresses, comma-separated (the first is used).
-    #[arg(
-        long = "viewserver",
-        value_name = "ADDRS",
-        value_delimiter = ',',
-        env = "TANDEM_VIEWSERVER"
-    )]
-    view_service: Option<Vec<String>>,
+    #[command(flatten)]
+    view_service: ViewServiceArg,
     /// The address peers reach this server at, which is also its id (default: the bound
     /// listen address).
     #[arg(long, value_name = "HOST:PORT", env = "TANDEM_ADVERTISE")]
@@ -49,7 +43,7 @@ pub fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
     let file: ServerFile = load(&args.config)?;
     let defaults = ServerConfig::default();
     let listen = require(args.listen, file.listen, "listen")?;
-    let view_service = require(args.view_service, file.viewserver, "viewserver")?;
+    let view_service = require(args.view_service.addrs, file.viewserver, "viewserver")?;
     let advertise = args.advertise.or(file.advertise);
     let mut config = ServerConfig {
         group: GroupId(pick(args.group, file.group, 0)),
