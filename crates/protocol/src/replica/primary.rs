@@ -220,30 +220,28 @@ impl Waiters {
     /// Removes and returns every request whose operation is at or before `commit`, in log
     /// order.
     pub fn take_through(&mut self, commit: OpIndex) -> Vec<(ClientId, Seq)> {
-        let mut done = Vec::new();
-        while let Some(&(index, client)) = self.by_index.first() {
-            if index > commit {
-                break;
-            }
-            if let Some(waiting) = self.remove(client) {
-                done.push((client, waiting.seq));
-            }
-        }
-        done
+        self.take_while(|w| {
+            let &(index, client) = w.by_index.first()?;
+            (index <= commit).then_some(client)
+        })
     }
 
     /// Removes and returns every request whose deadline is at or before `now_ms`.
     pub fn take_expired(&mut self, now_ms: u64) -> Vec<(ClientId, Seq)> {
-        let mut expired = Vec::new();
-        while let Some(&(deadline_ms, client)) = self.by_deadline.first() {
-            if deadline_ms > now_ms {
-                break;
-            }
-            if let Some(waiting) = self.remove(client) {
-                expired.push((client, waiting.seq));
-            }
+        self.take_while(|w| {
+            let &(deadline_ms, client) = w.by_deadline.first()?;
+            (deadline_ms <= now_ms).then_some(client)
+        })
+    }
+
+    /// Removes the sessions `next` names, one at a time, until it names none.
+    fn take_while(&mut self, next: impl Fn(&Waiters) -> Option<ClientId>) -> Vec<(ClientId, Seq)> {
+        let mut taken = Vec::new();
+        while let Some(client) = next(self) {
+            let waiting = self.remove(client).expect("indexes match by_client");
+            taken.push((client, waiting.seq));
         }
-        expired
+        taken
     }
 
     /// The earliest deadline.
