@@ -97,15 +97,27 @@ pub(crate) fn free_port() -> anyhow::Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
+/// Polls `cond` every 5 ms until it holds; false if `deadline` passes first.
 pub(crate) fn wait_for(deadline: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let poll = || if cond() { Ok(()) } else { Err(String::new()) };
+    wait_until(deadline, Duration::from_millis(5), poll).is_ok()
+}
+
+/// Polls `check` every `every` until it succeeds; on timeout the error is the last thing it
+/// reported.
+pub(crate) fn wait_until<T>(
+    deadline: Duration,
+    every: Duration,
+    mut check: impl FnMut() -> Result<T, String>,
+) -> anyhow::Result<T> {
     let end = Instant::now() + deadline;
-    while Instant::now() < end {
-        if cond() {
-            return true;
+    loop {
+        match check() {
+            Ok(value) => return Ok(value),
+            Err(reason) if Instant::now() >= end => anyhow::bail!("{reason}"),
+            Err(_) => std::thread::sleep(every),
         }
-        std::thread::sleep(Duration::from_millis(5));
     }
-    cond()
 }
 
 /// A minimal blocking RESP connection.

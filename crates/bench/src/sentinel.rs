@@ -13,10 +13,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use tandem_resp::Frame;
 
-use crate::failover::{Conn, Connector, System, free_port};
+use crate::failover::{Conn, Connector, System, free_port, wait_until};
+
+/// How often readiness conditions are polled (each poll asks several processes).
+const SENTINEL_POLL: Duration = Duration::from_millis(20);
 
 const MASTER_NAME: &str = "mymaster";
 /// Limit for one query to a Sentinel or a Redis node while checking the setup.
@@ -76,7 +79,7 @@ impl RedisSentinel {
         setup.spawn_redis(2, Some(master))?;
         for i in 0..3 {
             let port = setup.nodes[i].port;
-            wait_until(Duration::from_secs(10), || {
+            wait_until(Duration::from_secs(10), SENTINEL_POLL, || {
                 query(port, &[b"PING"]).map(|_| ())
             })
             .with_context(|| format!("redis-server on port {port} did not answer PING"))?;
@@ -94,8 +97,10 @@ impl RedisSentinel {
         }
         // Sentinels learn replicas from the master's INFO (every 10 s) and each other from
         // hello messages (every 2 s).
-        wait_until(Duration::from_secs(60), || setup.check().map(|_| ()))
-            .context("Redis + Sentinel did not become ready within 60 s")?;
+        wait_until(Duration::from_secs(60), SENTINEL_POLL, || {
+            setup.check().map(|_| ())
+        })
+        .context("Redis + Sentinel did not become ready within 60 s")?;
         Ok(setup)
     }
 
@@ -278,7 +283,7 @@ impl System for RedisSentinel {
     fn recover(&mut self) -> anyhow::Result<()> {
         let index = self.killed.take().context("nothing was killed")?;
         let killed_port = self.nodes[index].port;
-        let new_master = wait_until(Duration::from_secs(30), || {
+        let new_master = wait_until(Duration::from_secs(30), SENTINEL_POLL, || {
             let master = self.agreed_master()?;
             if master == killed_port {
                 return Err(format!(
@@ -293,9 +298,10 @@ impl System for RedisSentinel {
         .context("Sentinel did not promote a new master within 30 s")?;
         self.expected_master = new_master;
         self.spawn_redis(index, Some(new_master))?;
-        let master = wait_until(Duration::from_secs(30), || self.check()).with_context(|| {
-            format!("the restarted node {killed_port} did not rejoin as a replica within 30 s")
-        })?;
+        let master = wait_until(Duration::from_secs(30), SENTINEL_POLL, || self.check())
+            .with_context(|| {
+                format!("the restarted node {killed_port} did not rejoin as a replica within 30 s")
+            })?;
         self.note_master(master);
         Ok(())
     }
@@ -346,21 +352,6 @@ fn spawn_sentinel(dir: &Path, port: u16, master: u16, down_after_ms: u64) -> any
         .stderr(Stdio::null())
         .spawn()
         .context("starting redis-sentinel (apt-get install redis-sentinel)")
-}
-
-/// Polls `check` until it succeeds; on timeout the error is the last thing it reported.
-fn wait_until<T>(
-    deadline: Duration,
-    mut check: impl FnMut() -> Result<T, String>,
-) -> anyhow::Result<T> {
-    let end = Instant::now() + deadline;
-    loop {
-        match check() {
-            Ok(value) => return Ok(value),
-            Err(reason) if Instant::now() >= end => bail!("{reason}"),
-            Err(_) => std::thread::sleep(Duration::from_millis(20)),
-        }
-    }
 }
 
 fn query(port: u16, args: &[&[u8]]) -> Result<Frame, String> {
