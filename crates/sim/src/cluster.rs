@@ -22,6 +22,9 @@ use crate::net::{NetConfig, Network, NodeId};
 
 /// Wall clocks start here (Unix ms, late 2023), so expiry times look like real ones.
 const WALL_EPOCH_MS: u64 = 1_700_000_000_000;
+/// View-service pauses remembered for the V3 invariant; far more than a run applies. Forgetting
+/// one only makes the invariant stricter.
+const MAX_REMEMBERED_PAUSES: usize = 1024;
 
 /// How to build a cluster.
 #[derive(Clone, Debug)]
@@ -140,6 +143,8 @@ pub struct Cluster {
     vs_timer_at_ms: Option<u64>,
     /// Like a server's pause: deliveries to the view service and its timers wait until then.
     vs_paused_until_ms: u64,
+    /// When the view service was paused, as `(from_ms, until_ms)`, oldest first (bounded).
+    vs_pauses: VecDeque<(u64, u64)>,
     servers: Vec<ServerSlot>,
     by_id: BTreeMap<ServerId, usize>,
     clients: Vec<ClientSlot>,
@@ -212,6 +217,7 @@ impl Cluster {
             vs,
             vs_timer_at_ms: None,
             vs_paused_until_ms: 0,
+            vs_pauses: VecDeque::new(),
             servers,
             by_id,
             clients,
@@ -376,7 +382,27 @@ impl Cluster {
     /// wait. The servers stay healthy; the view service must not count its own stall against
     /// them (V3).
     pub fn pause_view_service(&mut self, duration_ms: u64) {
-        self.vs_paused_until_ms = self.vs_paused_until_ms.max(self.now_ms + duration_ms);
+        let until_ms = self.now_ms + duration_ms;
+        match self.vs_pauses.back_mut() {
+            Some((_, end_ms)) if *end_ms >= self.now_ms => *end_ms = (*end_ms).max(until_ms),
+            _ => self.vs_pauses.push_back((self.now_ms, until_ms)),
+        }
+        while self.vs_pauses.len() > MAX_REMEMBERED_PAUSES {
+            self.vs_pauses.pop_front();
+        }
+        self.vs_paused_until_ms = self.vs_paused_until_ms.max(until_ms);
+    }
+
+    /// How long the view service was paused between `from_ms` and `to_ms`.
+    fn view_service_paused_ms(&self, from_ms: u64, to_ms: u64) -> u64 {
+        self.vs_pauses
+            .iter()
+            .map(|(start_ms, end_ms)| {
+                (*end_ms)
+                    .min(to_ms)
+                    .saturating_sub((*start_ms).max(from_ms))
+            })
+            .sum()
     }
 
     /// Records that server `i` was disrupted until `until_ms`.
@@ -802,10 +828,13 @@ impl Cluster {
         }
     }
 
-    /// V3: the view service declares a server dead only for silence. A server that was up,
-    /// unpaused and connected to the view service (both directions, at the normal delay) for
-    /// the whole detection window before the decision never was silent: declaring it dead is
-    /// a violation, whatever happened to the view service itself.
+    /// V3: the view service declares a server dead only for silence while the view service
+    /// itself was running. A server that was up, unpaused and connected to the view service
+    /// (both directions, at the normal delay) for the whole detection window of view-service
+    /// running time before the decision was never silent: declaring it dead is a violation.
+    /// (Time the view service spent paused does not count towards the window: a server silent
+    /// while the view service ran, whose death V6 held back until after a pause, may be
+    /// declared dead when the view service resumes.)
     fn check_declared_dead(&mut self, cause: &ViewChangeCause) {
         if !matches!(
             cause.failure(),
@@ -817,8 +846,12 @@ impl Cluster {
             return;
         };
         let slot = &self.servers[i];
-        let healthy_for_ms = (slot.replica.is_some() && slot.paused_until_ms <= self.now_ms)
-            .then(|| self.now_ms.saturating_sub(slot.disrupted_at_ms));
+        let since_ms = slot.disrupted_at_ms;
+        let healthy_for_ms =
+            (slot.replica.is_some() && slot.paused_until_ms <= self.now_ms).then(|| {
+                self.now_ms.saturating_sub(since_ms)
+                    - self.view_service_paused_ms(since_ms, self.now_ms)
+            });
         let vs = &self.config.view_service;
         // Detection takes dead_after_ms; a ping may be in flight for one interval plus the
         // network's delay, and the view service may judge up to a ping interval late.

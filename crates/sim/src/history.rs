@@ -74,10 +74,10 @@ impl Invariants {
         }
     }
 
-    /// V3: no healthy server is declared dead. `healthy_for_ms` is how long the server named by
-    /// `cause` has been up, unpaused and connected to the view service (`None`: it is down or
-    /// paused now); a server healthy for the whole detection window `window_ms` never went
-    /// silent.
+    /// V3: no healthy server is declared dead. `healthy_for_ms` is how long (in view-service
+    /// running time) the server named by `cause` has been up, unpaused and connected to the
+    /// view service (`None`: it is down or paused now); a server healthy for the whole detection
+    /// window `window_ms` never went silent.
     pub fn declared_dead(
         &mut self,
         cause: &ViewChangeCause,
@@ -90,7 +90,7 @@ impl Invariants {
         {
             self.violate(format!(
                 "V3: healthy server declared dead at {at_ms} ms ({cause}): up, unpaused and \
-                 connected to the view service for the last {healthy_ms} ms"
+                 connected to the view service for the last {healthy_ms} ms of its running time"
             ));
         }
     }
