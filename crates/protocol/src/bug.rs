@@ -21,11 +21,14 @@ pub enum Bug {
     NoDuplicateDetection,
     /// Backups use their own clock instead of the primary's for expiry (P5).
     BackupUsesOwnClock,
+    /// The view service counts its own stall against servers: after a pause it judges
+    /// liveness by the whole gap, before reading the pings that waited for it (V3).
+    VsJudgesAfterStall,
 }
 
 impl Bug {
     /// Every bug, in a fixed order.
-    pub const ALL: [Bug; 7] = [
+    pub const ALL: [Bug; 8] = [
         Bug::ReplyBeforeBackupAck,
         Bug::BackupAcceptsClientWrites,
         Bug::PrimaryServesLocalReads,
@@ -33,6 +36,7 @@ impl Bug {
         Bug::SkipViewAckWait,
         Bug::NoDuplicateDetection,
         Bug::BackupUsesOwnClock,
+        Bug::VsJudgesAfterStall,
     ];
 
     /// The command-line name (`--inject-bug NAME`).
@@ -45,6 +49,7 @@ impl Bug {
             Bug::SkipViewAckWait => "skip-view-ack-wait",
             Bug::NoDuplicateDetection => "no-duplicate-detection",
             Bug::BackupUsesOwnClock => "backup-uses-own-clock",
+            Bug::VsJudgesAfterStall => "vs-judges-after-stall",
         }
     }
 }

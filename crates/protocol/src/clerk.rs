@@ -2,11 +2,12 @@
 //! request to the primary, and retries with the same `(client, seq)` until it gets replies or its
 //! deadline passes.
 //!
-//! # How to drive it
-//! - [`Clerk::submit`] a batch of commands when [`Clerk::is_idle`] (one request at a time: P8).
-//! - [`Clerk::handle`] every `ViewReply` and `Response` addressed to it; [`Clerk::tick`] when
-//!   [`Clerk::poll_timeout`] is due.
-//! - Drain [`Clerk::poll_transmit`] and [`Clerk::poll_completion`] after each input.
+//! It is driven like every core (see the crate documentation): [`Clerk::handle`] every
+//! `ViewReply` and `Response` addressed to it, [`Clerk::handle_timeout`] when
+//! [`Clerk::poll_timeout`] is due, then drain [`Clerk::poll_transmit`] and
+//! [`Clerk::poll_completion`]. Its extra inputs: [`Clerk::submit`] a batch of commands when
+//! [`Clerk::is_idle`] (one request at a time: P8), and [`Clerk::server_unreachable`] when the
+//! transport gives up on a server.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -131,11 +132,14 @@ impl Clerk {
         seq
     }
 
-    /// Handles a message from the view service or a server.
-    pub fn handle(&mut self, now: Now, msg: Message) {
-        match msg {
-            Message::ViewReply(reply) => self.on_view(now, reply),
-            Message::Response(response) => self.on_response(now, response),
+    /// Handles a message: a `ViewReply` from the view service or a `Response` from a server.
+    /// Anything else, or from anyone else, is ignored rather than trusted.
+    pub fn handle(&mut self, now: Now, from: Endpoint, msg: Message) {
+        match (from, msg) {
+            (Endpoint::ViewService, Message::ViewReply(reply)) => self.on_view(now, reply),
+            (Endpoint::Server(_), Message::Response(response)) => {
+                self.on_response(now, response);
+            }
             _ => {}
         }
         self.drive(now);
@@ -160,12 +164,14 @@ impl Clerk {
         self.drive(now);
     }
 
-    /// Timers: deadlines (C3), attempt timeouts and rate-limited view queries (C1).
-    pub fn tick(&mut self, now: Now) {
+    /// Timers: deadlines (C3), attempt timeouts and rate-limited view queries (C1). Calling it
+    /// early is harmless.
+    pub fn handle_timeout(&mut self, now: Now) {
         self.drive(now);
     }
 
-    /// When `tick` must be called next.
+    /// When [`Clerk::handle_timeout`] must be called next (monotonic ms); `None` while idle.
+    #[must_use]
     pub fn poll_timeout(&self) -> Option<u64> {
         let inflight = self.inflight.as_ref()?;
         let mut at = inflight.deadline_ms;
@@ -179,11 +185,13 @@ impl Clerk {
     }
 
     /// The next message to send.
-    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+    #[must_use]
+    pub fn poll_transmit(&mut self, _now: Now) -> Option<Transmit> {
         self.outbox.pop_front()
     }
 
     /// The next finished request.
+    #[must_use]
     pub fn poll_completion(&mut self) -> Option<Completion> {
         self.completions.pop_front()
     }

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use tandem_kv::{Command, Reply};
 
 use crate::ids::{ClientId, GroupId, Incarnation, LogPos, OpIndex, Seq, ServerId, ViewNum};
-use crate::view::View;
+use crate::view::{View, ViewChangeCause};
 
 /// Who sent a message, or where one goes.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -98,10 +98,18 @@ pub struct GroupStatus {
 pub struct ViewChange {
     /// The view started.
     pub view: View,
-    /// Why, e.g. "primary 127.0.0.1:7101 missed 5 pings; promoted backup 127.0.0.1:7102".
-    pub reason: String,
+    /// Why: every cause folded into the change (V8).
+    pub causes: Vec<ViewChangeCause>,
     /// When it was decided, on the view service's monotonic clock (ms).
     pub at_ms: u64,
+}
+
+impl ViewChange {
+    /// The causes as one line for people, e.g. "primary 127.0.0.1:7101 missed 5 pings;
+    /// promoted backup 127.0.0.1:7102".
+    pub fn reason(&self) -> String {
+        crate::view::reason(&self.causes)
+    }
 }
 
 /// What the view service knows of one server's pings.
@@ -109,7 +117,8 @@ pub struct ViewChange {
 pub struct ServerHealth {
     /// The server.
     pub server: ServerId,
-    /// Time since its last ping, in ms.
+    /// Time since its last ping during which the view service was running, in ms (a stall of
+    /// the view service counts at most one ping interval: V3).
     pub last_ping_ago_ms: u64,
     /// The view number its last ping carried.
     pub viewnum: ViewNum,

@@ -1,15 +1,30 @@
 //! The view service core (rules V1-V9), for many replica groups at once.
 //!
-//! # How to drive it
-//! - Inputs: [`ViewService::handle`] for every `Ping` or `GetView` (it returns the reply to send
-//!   back), and [`ViewService::tick`] at least every ping interval.
-//! - Outputs: the replies, plus [`ViewService::poll_event`] for the durable decisions taken.
+//! It is driven like every core (see the crate documentation): `handle` every `Ping`, `GetView`
+//! and `GetStatus` (the answer goes to the sender through [`ViewService::poll_transmit`]),
+//! `handle_timeout` when [`ViewService::poll_timeout`] is due, then drain `poll_transmit` and
+//! [`ViewService::poll_event`] (the durable decisions taken).
 //!
 //! # Durable and soft state
 //! Decisions that must survive a view-service failover are [`ViewEvent`]s applied to a
 //! [`ViewTable`]: "group g has view v" and "the primary acknowledged view v". When each server
 //! last pinged is soft state, rebuilt from pings. A later issue proposes the events through a Raft
 //! log and applies them on every view-service replica; nothing else needs to be replicated.
+//!
+//! # The stall rule: a server is dead only for silence while the view service was running (V3)
+//! Liveness is measured on a *running clock*, not on the monotonic clock. On every input the
+//! running clock advances by the time since the previous input, but by at most one ping
+//! interval; [`ViewService::poll_timeout`] asks to be woken at least once per ping interval, so
+//! while the view service runs normally the running clock keeps pace with the monotonic one. When
+//! the view service itself stalls (SIGSTOP, a long GC-like pause of its host, a scheduler that
+//! starves it), the servers' pings wait in its inbox; without the rule it would wake up, see a
+//! long silence from everyone and fail over healthy servers. With it, a stall of any length counts
+//! at most one ping interval against the servers, and the pings that waited are read before anyone
+//! is judged. The price: a server that really died during the stall is declared dead that much
+//! later. Only liveness uses the running clock (last ping, the dead judgment, "missed N pings",
+//! ping ages in the status); a history entry's `at_ms` stays on the monotonic clock. A Raft leader
+//! of the replicated view service (next issue) starts and keeps its liveness judgments by the same
+//! rule: only silence it witnessed while leading and running counts.
 
 use std::collections::{BTreeMap, VecDeque};
 
@@ -20,7 +35,11 @@ use crate::message::{
     Endpoint, GroupStatus, Message, Ping, ServerHealth, Status, Transmit, ViewChange, ViewReply,
 };
 use crate::time::Now;
-use crate::view::View;
+use crate::view::{Failure, View, ViewChangeCause, reason};
+
+/// Most outputs queued. Drivers drain the outbox and the events after every input; the bounds
+/// only keep memory finite for one that does not.
+const MAX_QUEUED: usize = 4096;
 
 /// A durable decision of the view service.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -33,8 +52,8 @@ pub enum ViewEvent {
         view: View,
         /// Incarnation of each member when it was put in the view (V4).
         incarnations: BTreeMap<ServerId, Incarnation>,
-        /// Why, for operators.
-        reason: String,
+        /// Why: every cause folded into this change (V8).
+        causes: Vec<ViewChangeCause>,
         /// When (the deciding replica's monotonic ms).
         at_ms: u64,
     },
@@ -53,9 +72,16 @@ pub struct HistoryEntry {
     /// The view.
     pub view: View,
     /// Why it replaced the previous one.
-    pub reason: String,
+    pub causes: Vec<ViewChangeCause>,
     /// When it was decided (monotonic ms).
     pub at_ms: u64,
+}
+
+impl HistoryEntry {
+    /// The causes as one line for people.
+    pub fn reason(&self) -> String {
+        reason(&self.causes)
+    }
 }
 
 /// The durable part of one group's state.
@@ -94,7 +120,7 @@ impl ViewTable {
                 group,
                 view,
                 incarnations,
-                reason,
+                causes,
                 at_ms,
             } => {
                 let state = self.groups.entry(*group).or_default();
@@ -113,7 +139,7 @@ impl ViewTable {
                 state.incarnations = incarnations.clone();
                 state.history.push_back(HistoryEntry {
                     view: view.clone(),
-                    reason: reason.clone(),
+                    causes: causes.clone(),
                     at_ms: *at_ms,
                 });
                 while state.history.len() > self.history_len {
@@ -149,12 +175,39 @@ impl ViewTable {
 /// What the view service knows of a server from its pings (soft state).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Liveness {
-    /// When it last pinged (monotonic ms).
-    pub last_ping_ms: u64,
+    /// When it last pinged, on the view service's running clock (see the stall rule).
+    pub last_ping_running_ms: u64,
     /// Its incarnation at that ping.
     pub incarnation: Incarnation,
     /// The view number it reported.
     pub viewnum: ViewNum,
+}
+
+/// The clock liveness is measured on: time during which the view service was running (see the
+/// module documentation's stall rule).
+#[derive(Clone, Copy, Debug, Default)]
+struct RunningClock {
+    /// Running milliseconds at the last input.
+    running_ms: u64,
+    /// Monotonic milliseconds of the last input; `None` before the first.
+    last_input_mono_ms: Option<u64>,
+}
+
+impl RunningClock {
+    /// The running clock at `now`, counting at most `cap_ms` of the gap since the last input.
+    fn at(&self, now: Now, cap_ms: u64) -> u64 {
+        match self.last_input_mono_ms {
+            None => self.running_ms,
+            Some(last) => self.running_ms + now.mono_ms.saturating_sub(last).min(cap_ms),
+        }
+    }
+
+    /// Moves the clock to `now` on an input.
+    fn advance(&mut self, now: Now, cap_ms: u64) {
+        self.running_ms = self.at(now, cap_ms);
+        let last = self.last_input_mono_ms.unwrap_or(now.mono_ms);
+        self.last_input_mono_ms = Some(last.max(now.mono_ms));
+    }
 }
 
 /// The view service state machine.
@@ -163,6 +216,7 @@ pub struct ViewService {
     config: ViewServiceConfig,
     table: ViewTable,
     servers: BTreeMap<GroupId, BTreeMap<ServerId, Liveness>>,
+    clock: RunningClock,
     events: VecDeque<ViewEvent>,
     outbox: VecDeque<Transmit>,
 }
@@ -175,10 +229,93 @@ impl ViewService {
             config,
             table,
             servers: BTreeMap::new(),
+            clock: RunningClock::default(),
             events: VecDeque::new(),
             outbox: VecDeque::new(),
         }
     }
+
+    // ---- inputs ----
+
+    /// Handles one message: a server's `Ping` (V2), a coordinator's `GetView` (C1) or an
+    /// operator's `GetStatus`. The answer goes to `from` through [`ViewService::poll_transmit`].
+    /// Messages not addressed to a view service are ignored rather than trusted.
+    pub fn handle(&mut self, now: Now, from: Endpoint, msg: Message) {
+        self.advance(now);
+        let reply = match msg {
+            Message::Ping(ping) => Message::PingReply(self.on_ping(now, &ping)),
+            Message::GetView { group } => Message::ViewReply(ViewReply {
+                group,
+                view: self.view(group).cloned(),
+                member_incarnation: None,
+            }),
+            Message::GetStatus {} => Message::StatusReply(self.status(now)),
+            Message::PingReply(_)
+            | Message::ViewReply(_)
+            | Message::Request(_)
+            | Message::Response(_)
+            | Message::Forward(_)
+            | Message::ForwardReply(_)
+            | Message::Transfer(_)
+            | Message::TransferReply(_)
+            | Message::StatusReply(_) => return,
+        };
+        self.send(from, reply);
+    }
+
+    /// Timers: declares servers dead (V3) and changes views where V6 allows (V8). Calling it
+    /// early is harmless.
+    pub fn handle_timeout(&mut self, now: Now) {
+        self.advance(now);
+        let groups: Vec<GroupId> = self.table.groups().map(|(g, _)| g).collect();
+        for group in groups {
+            self.reconsider(group, now);
+        }
+    }
+
+    // ---- outputs ----
+
+    /// When [`ViewService::handle_timeout`] must be called next (monotonic ms): when the next
+    /// member of a view would be dead, and at least once per ping interval so that the running
+    /// clock keeps pace while the view service runs (the stall rule). `None` before any input.
+    #[must_use]
+    pub fn poll_timeout(&self) -> Option<u64> {
+        let last_input_ms = self.clock.last_input_mono_ms?;
+        let running_ms = self.clock.running_ms;
+        let mut at = last_input_ms + self.config.ping_interval_ms;
+        for (group, state) in self.table.groups() {
+            let Some(view) = &state.view else { continue };
+            for member in view.members() {
+                let Some(live) = self.servers.get(&group).and_then(|m| m.get(member)) else {
+                    continue;
+                };
+                let dead_at_running_ms = live.last_ping_running_ms + self.config.dead_after_ms();
+                // A member already dead was judged at the last input (or V6 holds the change
+                // back until an acknowledging ping): only a death still to come needs a wake-up.
+                if dead_at_running_ms > running_ms {
+                    at = at.min(last_input_ms + (dead_at_running_ms - running_ms));
+                }
+            }
+        }
+        Some(at)
+    }
+
+    /// The next message to send: answers to the senders of handled messages, and a new view
+    /// pushed to every member at once instead of at its next ping, which shortens failover by
+    /// up to a ping interval (a lost push is repaired by the next ping: V2). Drain it until
+    /// `None` after every input.
+    #[must_use]
+    pub fn poll_transmit(&mut self, _now: Now) -> Option<Transmit> {
+        self.outbox.pop_front()
+    }
+
+    /// The next durable decision taken, for whoever persists or replicates them.
+    #[must_use]
+    pub fn poll_event(&mut self) -> Option<ViewEvent> {
+        self.events.pop_front()
+    }
+
+    // ---- read-only accessors (status, admin, tests; never used to answer messages) ----
 
     /// The durable table.
     pub fn table(&self) -> &ViewTable {
@@ -195,27 +332,20 @@ impl ViewService {
         &self.config
     }
 
-    /// The next durable decision taken, for whoever persists or replicates them.
-    pub fn poll_event(&mut self) -> Option<ViewEvent> {
-        self.events.pop_front()
-    }
-
-    /// Current view of `group` (C1: what coordinators ask for).
-    pub fn view(&self, group: GroupId) -> ViewReply {
-        ViewReply {
-            group,
-            view: self.table.group(group).and_then(|g| g.view.clone()),
-            member_incarnation: None,
-        }
+    /// Current view of `group`, `None` before view 1.
+    pub fn view(&self, group: GroupId) -> Option<&View> {
+        self.table.group(group).and_then(|g| g.view.as_ref())
     }
 
     /// Why `group` cannot make progress by the rules, if it cannot: the primary of an
     /// unacknowledged view is gone (V6), or every member of the view is gone (V7). Only the
     /// return of a server with the state (impossible after a crash: R3) unblocks it.
+    #[must_use]
     pub fn stuck_reason(&self, group: GroupId, now: Now) -> Option<String> {
+        let running_ms = self.running_at(now);
         let state = self.table.group(group)?;
         let view = state.view.as_ref()?;
-        let why = self.usable(group, &view.primary, now)?;
+        let why = self.usable(group, &view.primary, running_ms)?;
         if !state.acked {
             return Some(format!(
                 "primary {} of unacknowledged view {} {why} (V6)",
@@ -225,7 +355,7 @@ impl ViewService {
         if view
             .backups
             .iter()
-            .all(|b| self.usable(group, b, now).is_some())
+            .all(|b| self.usable(group, b, running_ms).is_some())
         {
             return Some(format!(
                 "primary {} {why} and no backup of view {} is left (V7)",
@@ -236,9 +366,10 @@ impl ViewService {
     }
 
     /// Every group's view, acknowledgement, idle servers, view history with reasons and ping
-    /// health, for operators (`GetStatus`). Groups whose servers pinged but that have no view
-    /// yet are listed too.
+    /// health, for operators. Groups whose servers pinged but that have no view yet are listed
+    /// too. Ping ages are on the running clock (the silence counted against each server).
     pub fn status(&self, now: Now) -> Status {
+        let running_ms = self.running_at(now);
         let mut ids: Vec<GroupId> = self.table.groups().map(|(g, _)| g).collect();
         ids.extend(self.servers.keys().copied());
         ids.sort();
@@ -251,13 +382,13 @@ impl ViewService {
                     group,
                     view: state.and_then(|s| s.view.clone()),
                     acked: state.is_some_and(|s| s.acked),
-                    idle: self.idle(group, now),
+                    idle: self.idle_at(group, running_ms),
                     history: state.map_or_else(Vec::new, |s| {
                         s.history
                             .iter()
                             .map(|h| ViewChange {
                                 view: h.view.clone(),
-                                reason: h.reason.clone(),
+                                causes: h.causes.clone(),
                                 at_ms: h.at_ms,
                             })
                             .collect()
@@ -266,9 +397,9 @@ impl ViewService {
                         .liveness(group)
                         .map(|(server, live)| ServerHealth {
                             server: server.clone(),
-                            last_ping_ago_ms: now.mono_ms.saturating_sub(live.last_ping_ms),
+                            last_ping_ago_ms: running_ms.saturating_sub(live.last_ping_running_ms),
                             viewnum: live.viewnum,
-                            alive: self.is_alive(live, now),
+                            alive: self.is_alive(live, running_ms),
                         })
                         .collect(),
                 }
@@ -283,35 +414,63 @@ impl ViewService {
 
     /// Idle servers of `group`: alive, pinging, in no view (V9), in id order.
     pub fn idle(&self, group: GroupId, now: Now) -> Vec<ServerId> {
-        let view = self.table.group(group).and_then(|g| g.view.as_ref());
+        self.idle_at(group, self.running_at(now))
+    }
+
+    // ---- the rules ----
+
+    fn idle_at(&self, group: GroupId, running_ms: u64) -> Vec<ServerId> {
+        let view = self.view(group);
         self.liveness(group)
-            .filter(|(id, live)| self.is_alive(live, now) && !view.is_some_and(|v| v.contains(id)))
+            .filter(|(id, live)| {
+                self.is_alive(live, running_ms) && !view.is_some_and(|v| v.contains(id))
+            })
             .map(|(id, _)| id.clone())
             .collect()
     }
 
-    /// Handles a ping (V2): records liveness, takes any view decision it allows, and returns the
+    /// The most of a gap between two inputs that counts as running time (the stall rule).
+    fn stall_cap_ms(&self) -> u64 {
+        if self.config.bugs.has(Bug::VsJudgesAfterStall) {
+            u64::MAX
+        } else {
+            self.config.ping_interval_ms
+        }
+    }
+
+    fn advance(&mut self, now: Now) {
+        let cap_ms = self.stall_cap_ms();
+        self.clock.advance(now, cap_ms);
+    }
+
+    /// The running clock at `now`, as the next input would set it.
+    fn running_at(&self, now: Now) -> u64 {
+        self.clock.at(now, self.stall_cap_ms())
+    }
+
+    /// A ping (V2): records liveness, takes any view decision it allows, and returns the
     /// group's current view.
-    pub fn handle_ping(&mut self, now: Now, ping: &Ping) -> ViewReply {
+    fn on_ping(&mut self, now: Now, ping: &Ping) -> ViewReply {
         let group = ping.group;
         self.servers.entry(group).or_default().insert(
             ping.server.clone(),
             Liveness {
-                last_ping_ms: now.mono_ms,
+                last_ping_running_ms: self.clock.running_ms,
                 incarnation: ping.incarnation,
                 viewnum: ping.viewnum,
             },
         );
-        let state = self.table.group(group);
-        if state.and_then(|s| s.view.as_ref()).is_none() {
+        if self.view(group).is_none() {
             // V5: the first server to ping a group that has no view becomes primary of view 1.
             let view = View {
                 num: ViewNum(1),
                 primary: ping.server.clone(),
                 backups: Vec::new(),
             };
-            let reason = format!("first server {} became primary", ping.server);
-            self.decide(group, view, reason, now);
+            let cause = ViewChangeCause::FirstPrimary {
+                server: ping.server.clone(),
+            };
+            self.decide(group, view, vec![cause], now);
         }
         let state = self.table.group(group).expect("group has a view");
         let view = state.view.as_ref().expect("group has a view");
@@ -325,25 +484,19 @@ impl ViewService {
             self.record(ViewEvent::Acked { group, viewnum });
         }
         self.reconsider(group, now);
-        let mut reply = self.view(group);
-        reply.member_incarnation = self
-            .table
-            .group(group)
-            .and_then(|g| g.incarnations.get(&ping.server))
-            .copied();
-        reply
-    }
-
-    /// Periodic work: declares servers dead (V3) and changes views where V6 allows (V8).
-    pub fn tick(&mut self, now: Now) {
-        let groups: Vec<GroupId> = self.table.groups().map(|(g, _)| g).collect();
-        for group in groups {
-            self.reconsider(group, now);
+        ViewReply {
+            group,
+            view: self.view(group).cloned(),
+            member_incarnation: self
+                .table
+                .group(group)
+                .and_then(|g| g.incarnations.get(&ping.server))
+                .copied(),
         }
     }
 
-    fn is_alive(&self, live: &Liveness, now: Now) -> bool {
-        now.mono_ms.saturating_sub(live.last_ping_ms) < self.config.dead_after_ms()
+    fn is_alive(&self, live: &Liveness, running_ms: u64) -> bool {
+        running_ms.saturating_sub(live.last_ping_running_ms) < self.config.dead_after_ms()
     }
 
     /// V4: a member whose incarnation changed since it joined the view restarted and lost its
@@ -360,21 +513,24 @@ impl ViewService {
         }
     }
 
-    fn usable(&self, group: GroupId, server: &ServerId, now: Now) -> Option<String> {
+    /// How `server` failed, if it cannot keep its place in a view.
+    fn usable(&self, group: GroupId, server: &ServerId, running_ms: u64) -> Option<Failure> {
         match self.servers.get(&group).and_then(|m| m.get(server)) {
-            None => Some("never pinged".to_string()),
-            Some(live) if !self.is_alive(live, now) => {
-                let missed =
-                    now.mono_ms.saturating_sub(live.last_ping_ms) / self.config.ping_interval_ms;
-                Some(format!("missed {missed} pings"))
+            None => Some(Failure::NeverPinged),
+            Some(live) if !self.is_alive(live, running_ms) => {
+                let silent_ms = running_ms.saturating_sub(live.last_ping_running_ms);
+                Some(Failure::MissedPings {
+                    count: silent_ms / self.config.ping_interval_ms,
+                })
             }
-            Some(_) if self.restarted(group, server) => Some("restarted".to_string()),
+            Some(_) if self.restarted(group, server) => Some(Failure::Restarted),
             Some(_) => None,
         }
     }
 
     /// V6-V8: decides the next view of `group`, if any change is needed and allowed.
     fn reconsider(&mut self, group: GroupId, now: Now) {
+        let running_ms = self.clock.running_ms;
         let Some(state) = self.table.group(group) else {
             return;
         };
@@ -384,20 +540,26 @@ impl ViewService {
         if !state.acked && !self.config.bugs.has(Bug::SkipViewAckWait) {
             return; // V6: keep returning view N until its primary acknowledged it.
         }
-        let mut reasons = Vec::new();
+        let mut causes = Vec::new();
         let mut backups = Vec::new();
         for backup in &view.backups {
-            match self.usable(group, backup, now) {
+            match self.usable(group, backup, running_ms) {
                 None => backups.push(backup.clone()),
-                Some(why) => reasons.push(format!("backup {backup} {why}")),
+                Some(failure) => causes.push(ViewChangeCause::BackupFailed {
+                    server: backup.clone(),
+                    failure,
+                }),
             }
         }
-        let primary = match self.usable(group, &view.primary, now) {
+        let primary = match self.usable(group, &view.primary, running_ms) {
             None => view.primary.clone(),
-            Some(why) => {
-                reasons.push(format!("primary {} {why}", view.primary));
+            Some(failure) => {
+                causes.push(ViewChangeCause::PrimaryFailed {
+                    server: view.primary.clone(),
+                    failure,
+                });
                 if backups.is_empty() {
-                    match self.promote_uninitialized(group, &view, now) {
+                    match self.promote_uninitialized(group, &view, running_ms) {
                         Some(idle) => idle,
                         // V7: nobody with the state is alive: stay stuck, never wrong.
                         None => return,
@@ -405,7 +567,9 @@ impl ViewService {
                 } else {
                     // V7, V8: promote the first live backup of the acknowledged view.
                     let promoted = backups.remove(0);
-                    reasons.push(format!("promoted backup {promoted}"));
+                    causes.push(ViewChangeCause::BackupPromoted {
+                        server: promoted.clone(),
+                    });
                     promoted
                 }
             }
@@ -415,7 +579,7 @@ impl ViewService {
         let candidates: Vec<ServerId> = self
             .liveness(group)
             .filter(|(id, live)| {
-                self.is_alive(live, now) && **id != primary && !backups.contains(id)
+                self.is_alive(live, running_ms) && **id != primary && !backups.contains(id)
             })
             .map(|(id, _)| id.clone())
             .collect();
@@ -423,10 +587,12 @@ impl ViewService {
             if backups.len() >= self.config.backups {
                 break;
             }
-            reasons.push(format!("added idle server {server} as backup"));
+            causes.push(ViewChangeCause::IdleAdded {
+                server: server.clone(),
+            });
             backups.push(server);
         }
-        if reasons.is_empty() {
+        if causes.is_empty() {
             return;
         }
         let next = View {
@@ -434,27 +600,25 @@ impl ViewService {
             primary,
             backups,
         };
-        self.decide(group, next, reasons.join("; "), now);
+        self.decide(group, next, causes, now);
     }
 
     /// Only with the planted bug: an idle server becomes primary with no state (breaks V7).
-    fn promote_uninitialized(&self, group: GroupId, view: &View, now: Now) -> Option<ServerId> {
+    fn promote_uninitialized(
+        &self,
+        group: GroupId,
+        view: &View,
+        running_ms: u64,
+    ) -> Option<ServerId> {
         if !self.config.bugs.has(Bug::PromoteUninitializedServer) {
             return None;
         }
-        self.idle(group, now)
+        self.idle_at(group, running_ms)
             .into_iter()
             .find(|s| *s != view.primary)
     }
 
-    /// Unsolicited replies: the view service tells every member of a new view at once instead
-    /// of at its next ping, which shortens failover by up to a ping interval. Delivering them is
-    /// an optimization only; a lost one is repaired by the next ping (V2).
-    pub fn poll_transmit(&mut self) -> Option<Transmit> {
-        self.outbox.pop_front()
-    }
-
-    fn decide(&mut self, group: GroupId, view: View, reason: String, now: Now) {
+    fn decide(&mut self, group: GroupId, view: View, causes: Vec<ViewChangeCause>, now: Now) {
         let live = self.servers.get(&group);
         let incarnations = view
             .members()
@@ -470,7 +634,7 @@ impl ViewService {
             group,
             view,
             incarnations,
-            reason,
+            causes,
             at_ms: now.mono_ms,
         });
         self.notify_members(group);
@@ -483,18 +647,25 @@ impl ViewService {
         let Some(view) = state.view.clone() else {
             return;
         };
-        for member in view.members() {
-            let reply = ViewReply {
-                group,
-                view: Some(view.clone()),
-                member_incarnation: state.incarnations.get(member).copied(),
-            };
-            self.outbox.push_back(Transmit {
+        let pushes: Vec<Transmit> = view
+            .members()
+            .map(|member| Transmit {
                 to: Endpoint::Server(member.clone()),
-                msg: Message::PingReply(reply),
-            });
+                msg: Message::PingReply(ViewReply {
+                    group,
+                    view: Some(view.clone()),
+                    member_incarnation: state.incarnations.get(member).copied(),
+                }),
+            })
+            .collect();
+        for push in pushes {
+            self.send(push.to, push.msg);
         }
-        while self.outbox.len() > 4096 {
+    }
+
+    fn send(&mut self, to: Endpoint, msg: Message) {
+        self.outbox.push_back(Transmit { to, msg });
+        while self.outbox.len() > MAX_QUEUED {
             self.outbox.pop_front();
         }
     }
@@ -502,7 +673,7 @@ impl ViewService {
     fn record(&mut self, event: ViewEvent) {
         self.table.apply(&event);
         self.events.push_back(event);
-        while self.events.len() > 4096 {
+        while self.events.len() > MAX_QUEUED {
             // Nobody is draining events (a standalone view service): keep memory bounded.
             self.events.pop_front();
         }

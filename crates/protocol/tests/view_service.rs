@@ -1,10 +1,10 @@
 //! The view service core driven directly: one test per V rule, asserting on the exact views and
 //! events it produces.
 
-use tandem_protocol::message::Ping;
+use tandem_protocol::message::{Ping, ViewReply};
 use tandem_protocol::{
-    Bug, Bugs, GroupId, Incarnation, Now, ServerId, ViewEvent, ViewNum, ViewService,
-    ViewServiceConfig,
+    Bug, Bugs, Endpoint, Failure, GroupId, Incarnation, Message, Now, ServerId, ViewChangeCause,
+    ViewEvent, ViewNum, ViewService, ViewServiceConfig,
 };
 
 const G: GroupId = GroupId(0);
@@ -26,7 +26,7 @@ fn ping(
         viewnum: ViewNum(viewnum),
         incarnation: Incarnation(incarnation),
     };
-    let reply = vs.handle_ping(Now::at_ms(at_ms), &p);
+    let reply = ping_reply(vs, at_ms, p);
     reply.view.map(|v| {
         (
             v.num.0,
@@ -34,6 +34,25 @@ fn ping(
             v.backups.iter().map(|b| b.to_string()).collect(),
         )
     })
+}
+
+/// Hands `ping` to the view service and returns its answer, which must be addressed to the
+/// pinging server.
+fn ping_reply(vs: &mut ViewService, at_ms: u64, ping: Ping) -> ViewReply {
+    let now = Now::at_ms(at_ms);
+    let from = Endpoint::Server(ping.server.clone());
+    vs.handle(now, from.clone(), Message::Ping(ping));
+    let mut answer = None;
+    while let Some(transmit) = vs.poll_transmit(now) {
+        if let (true, Message::PingReply(reply)) = (transmit.to == from, transmit.msg) {
+            answer = Some(reply);
+        }
+    }
+    answer.expect("a ping is answered to its sender")
+}
+
+fn current(vs: &ViewService) -> tandem_protocol::View {
+    vs.view(G).cloned().expect("group has a view")
 }
 
 fn view(num: u64, primary: &str, backups: &[&str]) -> Option<(u64, String, Vec<String>)> {
@@ -57,7 +76,7 @@ fn v6_primary_acks_by_pinging_with_the_view_number() {
     let mut vs = vs();
     ping(&mut vs, 0, "a", 0, 1);
     ping(&mut vs, 10, "b", 0, 2); // idle, but view 1 is not acked: no view 2 yet
-    assert_eq!(vs.view(G).view.unwrap().num, ViewNum(1));
+    assert_eq!(current(&vs).num, ViewNum(1));
     assert_eq!(ping(&mut vs, 100, "a", 1, 1), view(2, "a", &["b"]));
 }
 
@@ -67,13 +86,13 @@ fn v6_no_view_change_before_primary_ack_even_if_primary_dies() {
     ping(&mut vs, 0, "a", 0, 1);
     ping(&mut vs, 1, "a", 1, 1);
     ping(&mut vs, 2, "b", 0, 2);
-    assert_eq!(vs.view(G).view.unwrap().num, ViewNum(2));
+    assert_eq!(current(&vs).num, ViewNum(2));
     // a never acks view 2 and dies; b keeps pinging.
     for t in (100..3000).step_by(100) {
         ping(&mut vs, t, "b", 2, 2);
-        vs.tick(Now::at_ms(t));
+        vs.handle_timeout(Now::at_ms(t));
     }
-    assert_eq!(vs.view(G).view.unwrap().num, ViewNum(2));
+    assert_eq!(current(&vs).num, ViewNum(2));
 }
 
 #[test]
@@ -85,10 +104,10 @@ fn v3_v8_dead_primary_replaced_by_first_backup() {
     ping(&mut vs, 3, "a", 2, 1);
     for t in (100..=600).step_by(100) {
         ping(&mut vs, t, "b", 2, 2);
-        vs.tick(Now::at_ms(t));
+        vs.handle_timeout(Now::at_ms(t));
     }
     assert_eq!(
-        vs.view(G).view.map(|v| (v.num, v.primary)),
+        vs.view(G).map(|v| (v.num, v.primary.clone())),
         Some((ViewNum(3), ServerId::new("b")))
     );
 }
@@ -122,10 +141,10 @@ fn v7_never_promotes_a_server_outside_the_previous_view() {
     ping(&mut vs, 1, "a", 1, 1); // view 1 (a) acked, no backup available yet
     for t in (100..2000).step_by(100) {
         ping(&mut vs, t, "c", 0, 3); // c idle... but it is added as backup in view 2
-        vs.tick(Now::at_ms(t));
+        vs.handle_timeout(Now::at_ms(t));
     }
     // View 2 = (a, [c]) is never acked since a died right after view 1.
-    let v = vs.view(G).view.unwrap();
+    let v = current(&vs);
     assert_eq!(
         v.primary,
         ServerId::new("a"),
@@ -144,9 +163,9 @@ fn v7_planted_bug_promotes_uninitialized_server() {
     ping(&mut vs, 1, "a", 1, 1);
     for t in (100..2000).step_by(100) {
         ping(&mut vs, t, "c", 0, 3);
-        vs.tick(Now::at_ms(t));
+        vs.handle_timeout(Now::at_ms(t));
     }
-    assert_eq!(vs.view(G).view.unwrap().primary, ServerId::new("c"));
+    assert_eq!(current(&vs).primary, ServerId::new("c"));
 }
 
 #[test]
@@ -181,9 +200,9 @@ fn groups_are_independent() {
         viewnum: ViewNum(0),
         incarnation: Incarnation(5),
     };
-    let reply = vs.handle_ping(Now::at_ms(1), &p);
+    let reply = ping_reply(&mut vs, 1, p);
     assert_eq!(reply.view.unwrap().primary, ServerId::new("x"));
-    assert_eq!(vs.view(G).view.unwrap().primary, ServerId::new("a"));
+    assert_eq!(current(&vs).primary, ServerId::new("a"));
 }
 
 #[test]
@@ -199,8 +218,149 @@ fn history_records_reasons_and_is_bounded() {
     ping(&mut vs, 4, "a", 0, 9); // restart
     let history = &vs.table().group(G).unwrap().history;
     assert_eq!(history.len(), 2);
+    let newest = history.back().unwrap();
     assert!(
-        history.back().unwrap().reason.contains("restarted"),
+        newest.causes.contains(&ViewChangeCause::PrimaryFailed {
+            server: ServerId::new("a"),
+            failure: Failure::Restarted,
+        }),
         "{history:?}"
+    );
+    assert!(
+        newest.reason().contains("primary a restarted"),
+        "{history:?}"
+    );
+}
+
+#[test]
+fn get_view_and_get_status_are_answered_to_their_sender() {
+    let mut vs = vs();
+    ping(&mut vs, 0, "a", 0, 1);
+    let now = Now::at_ms(5);
+    let coordinator = Endpoint::Client(tandem_protocol::ClientId(9));
+    vs.handle(now, coordinator.clone(), Message::GetView { group: G });
+    vs.handle(now, coordinator.clone(), Message::GetStatus {});
+    let answers: Vec<_> = std::iter::from_fn(|| vs.poll_transmit(now)).collect();
+    assert_eq!(answers.len(), 2, "{answers:?}");
+    assert!(answers.iter().all(|t| t.to == coordinator), "{answers:?}");
+    assert!(
+        matches!(&answers[0].msg, Message::ViewReply(r) if r.view.as_ref().is_some_and(|v| v.num == ViewNum(1)))
+    );
+    assert!(matches!(&answers[1].msg, Message::StatusReply(s) if s.groups.len() == 1));
+}
+
+#[test]
+fn v3_poll_timeout_wakes_at_least_every_ping_interval_and_at_the_next_death() {
+    let mut vs = vs();
+    assert_eq!(vs.poll_timeout(), None, "nothing to judge before any input");
+    ping(&mut vs, 0, "a", 0, 1);
+    ping(&mut vs, 1, "a", 1, 1);
+    ping(&mut vs, 2, "b", 0, 2);
+    ping(&mut vs, 3, "a", 2, 1);
+    // Inputs every 40 ms: the next wake-up is one ping interval after the last input.
+    assert_eq!(vs.poll_timeout(), Some(103));
+    // a stops pinging; b pings every 100 ms. A driver that sleeps until the next ping or
+    // poll_timeout declares a dead exactly when its dead interval ends, at 3 + 500.
+    let mut now_ms: u64 = 3;
+    while current(&vs).primary == ServerId::new("a") && now_ms < 2_000 {
+        let timeout_ms = vs.poll_timeout().expect("armed");
+        assert!(
+            timeout_ms <= now_ms + 100,
+            "woken at least every ping interval"
+        );
+        let next_ping_ms = (now_ms + 1).next_multiple_of(100);
+        now_ms = timeout_ms.min(next_ping_ms);
+        if now_ms == next_ping_ms {
+            ping(&mut vs, now_ms, "b", 2, 2);
+        }
+        if now_ms >= timeout_ms {
+            vs.handle_timeout(Now::at_ms(now_ms));
+        }
+    }
+    assert_eq!(current(&vs).primary, ServerId::new("b"));
+    assert_eq!(
+        now_ms, 503,
+        "judged dead exactly when the dead interval ended"
+    );
+}
+
+/// Primary a and backup b in acknowledged view 2, both pinging every 100 ms until `until_ms`.
+fn steady_pair(vs: &mut ViewService, until_ms: u64) {
+    ping(vs, 0, "a", 0, 1);
+    ping(vs, 1, "a", 1, 1);
+    ping(vs, 2, "b", 0, 2);
+    for t in (100..=until_ms).step_by(100) {
+        ping(vs, t, "a", 2, 1);
+        ping(vs, t + 1, "b", 2, 2);
+        vs.handle_timeout(Now::at_ms(t + 2));
+    }
+    assert_eq!(current(vs).num, ViewNum(2));
+    assert!(vs.table().group(G).unwrap().acked);
+}
+
+#[test]
+fn v3_a_stall_of_the_view_service_counts_at_most_one_ping_interval() {
+    for stall_ms in [800, 2_000, 60_000] {
+        let mut vs = vs();
+        steady_pair(&mut vs, 1_000);
+        // The view service stalls; both servers keep pinging and their pings wait in its
+        // inbox. After the stall it reads a's ping and runs its timers before it gets to b's.
+        let resume_ms = 1_002 + stall_ms;
+        ping(&mut vs, resume_ms, "a", 2, 1);
+        vs.handle_timeout(Now::at_ms(resume_ms + 1));
+        ping(&mut vs, resume_ms + 2, "b", 2, 2);
+        vs.handle_timeout(Now::at_ms(resume_ms + 3));
+        assert_eq!(current(&vs).num, ViewNum(2), "stall of {stall_ms} ms");
+        let status = vs.status(Now::at_ms(resume_ms + 3));
+        let ages: Vec<u64> = status.groups[0]
+            .servers
+            .iter()
+            .map(|s| s.last_ping_ago_ms)
+            .collect();
+        assert!(ages.iter().all(|age| *age <= 3), "{ages:?}");
+    }
+}
+
+#[test]
+fn v3_a_server_silent_while_the_view_service_runs_is_still_declared_dead() {
+    let mut vs = vs();
+    steady_pair(&mut vs, 1_000);
+    // A stall, then b stays silent for the dead interval while the view service runs.
+    vs.handle_timeout(Now::at_ms(3_000));
+    for t in (3_000..=3_600).step_by(50) {
+        ping(&mut vs, t, "a", 2, 1);
+        vs.handle_timeout(Now::at_ms(t + 1));
+    }
+    let view = current(&vs);
+    assert_eq!((view.num, view.backups), (ViewNum(3), vec![]));
+    let causes = &vs.table().group(G).unwrap().history.back().unwrap().causes;
+    assert!(
+        matches!(
+            causes.as_slice(),
+            [ViewChangeCause::BackupFailed { failure: Failure::MissedPings { count }, .. }]
+                if *count == 5
+        ),
+        "{causes:?}"
+    );
+}
+
+#[test]
+fn v3_planted_bug_counts_the_stall_against_the_servers() {
+    let mut vs = ViewService::new(ViewServiceConfig {
+        bugs: Bugs::only(Bug::VsJudgesAfterStall),
+        ..ViewServiceConfig::default()
+    });
+    steady_pair(&mut vs, 1_000);
+    let resume_ms = 1_002 + 800;
+    ping(&mut vs, resume_ms, "a", 2, 1);
+    assert_eq!(
+        current(&vs).num,
+        ViewNum(3),
+        "the healthy backup b was dropped"
+    );
+    let causes = &vs.table().group(G).unwrap().history.back().unwrap().causes;
+    assert!(
+        matches!(causes.as_slice(), [ViewChangeCause::BackupFailed { server, .. }] if server.as_str() == "b"),
+        "{causes:?}"
     );
 }

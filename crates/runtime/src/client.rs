@@ -100,7 +100,7 @@ impl Client {
                 inbound = self.inbox.recv() => {
                     let Some(inbound) = inbound else { break };
                     if let Message::ViewReply(_) = inbound.msg {
-                        self.clerk.handle(self.clock.now(), inbound.msg);
+                        self.clerk.handle(self.clock.now(), inbound.from, inbound.msg);
                         return Ok(());
                     }
                 }
@@ -132,7 +132,7 @@ impl Client {
             })?;
         self.clerk.submit(self.clock.now(), Arc::new(cmds));
         loop {
-            while let Some(transmit) = self.clerk.poll_transmit() {
+            while let Some(transmit) = self.clerk.poll_transmit(self.clock.now()) {
                 self.send(transmit.to, transmit.msg);
             }
             if let Some(completion) = self.clerk.poll_completion() {
@@ -148,10 +148,10 @@ impl Client {
                 inbound = self.inbox.recv() => {
                     // The inbox sender lives in our own transport state: never closed here.
                     if let Some(inbound) = inbound {
-                        self.clerk.handle(self.clock.now(), inbound.msg);
+                        self.clerk.handle(self.clock.now(), inbound.from, inbound.msg);
                     }
                 }
-                _ = sleep_until(wake.into()) => self.clerk.tick(self.clock.now()),
+                _ = sleep_until(wake.into()) => self.clerk.handle_timeout(self.clock.now()),
             }
         }
     }

@@ -3,7 +3,8 @@
 //!
 //! The runtime only moves bytes and drives timers: every protocol decision is taken by the
 //! cores (`ViewService`, `Replica`, `Clerk`), driven exactly as the simulator drives them:
-//! `handle` each message, `tick` when `poll_timeout` is due, drain `poll_transmit`.
+//! `handle` each message, `handle_timeout` when `poll_timeout` is due, drain `poll_transmit`
+//! (the contract is documented once, at the top of `tandem-protocol`).
 //!
 //! # Layout
 //! - [`config`]: one configuration struct per role, with defaults and `validate()`.

@@ -135,7 +135,8 @@ impl Server {
             driver.tick_if_due();
             driver.flush();
             driver.observe();
-            let wake = driver.clock.instant_at(driver.replica.poll_timeout());
+            let timeout_ms = driver.replica.poll_timeout().unwrap_or(u64::MAX / 4);
+            let wake = driver.clock.instant_at(timeout_ms);
             tokio::select! {
                 biased;
                 _ = shutdown.wait() => break,
@@ -210,8 +211,12 @@ impl Driver {
 
     fn tick_if_due(&mut self) {
         let now = self.clock.now();
-        if now.mono_ms >= self.replica.poll_timeout() {
-            self.replica.tick(now);
+        if self
+            .replica
+            .poll_timeout()
+            .is_some_and(|at_ms| now.mono_ms >= at_ms)
+        {
+            self.replica.handle_timeout(now);
         }
     }
 

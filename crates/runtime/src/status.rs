@@ -167,7 +167,7 @@ pub fn status_history(status: &Status) -> String {
                 } else {
                     backups.join(",")
                 },
-                h.reason
+                h.reason()
             ));
         }
     }
@@ -191,7 +191,7 @@ pub fn status_history_json(status: &Status) -> String {
                         "primary": h.view.primary.as_str(),
                         "backups": h.view.backups.iter().map(|b| b.as_str()).collect::<Vec<_>>(),
                         "ago_ms": status.now_ms.saturating_sub(h.at_ms),
-                        "reason": h.reason,
+                        "reason": h.reason(),
                     })
                 })
                 .collect();

@@ -1,10 +1,14 @@
 //! The view-service process: the [`ViewService`] core behind the internal transport.
 //!
-//! One task owns the core. Each `Ping` or `GetView` is answered on the connection it came on;
-//! `tick` runs every 10 ms; every durable decision (`poll_event`) is logged as one structured
-//! line. With an admin endpoint, the task publishes the core's `Status` every
-//! [`PUBLISH_EVERY_TICKS`] ticks and right after every view change, and a second task reads the
-//! coordinators' admin `/status` every second for the dashboard's throughput.
+//! One task owns the core and drives it by the core contract (`tandem_protocol`'s crate
+//! documentation). Every message already delivered is handed to the core before its timers run,
+//! so a server whose ping is waiting in the inbox is never judged silent (V3); the core's
+//! `handle_timeout` runs when its `poll_timeout` is due. An answer to a message goes back on the
+//! connection the message came on; a new view pushed to a server goes on the connection it pings
+//! on. Every durable decision (`poll_event`) is logged as one structured line. With an admin
+//! endpoint, the task publishes the core's `Status` every [`PUBLISH_INTERVAL_MS`] and right
+//! after every view change, and a second task reads the coordinators' admin `/status` every
+//! second for the dashboard's throughput.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -12,10 +16,13 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use tandem_protocol::{Endpoint, Message, ServerId, Status, ViewEvent, ViewService};
+use tandem_protocol::view::reason;
+use tandem_protocol::{
+    Endpoint, Message, Now, ServerId, Status, ViewChangeCause, ViewEvent, ViewService,
+};
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
-use tokio::time::{MissedTickBehavior, interval};
+use tokio::time::{MissedTickBehavior, interval, sleep_until};
 use tracing::info;
 
 use crate::admin::{AdminListener, AdminSource, http_get, render_net};
@@ -26,12 +33,10 @@ use crate::metrics::{Exposition, ViewServiceMetrics};
 use crate::net::{Inbound, Net, ReplyPath, serve_inbound};
 use crate::shutdown::Shutdown;
 
-/// How often the core's timers run.
-const TICK_MS: u64 = 10;
 /// Most messages handled before timers get a turn.
 const MAX_INBOX_BATCH: usize = 4096;
-/// The admin snapshot is refreshed every this many ticks (and after every view change).
-pub const PUBLISH_EVERY_TICKS: u32 = 5;
+/// The admin snapshot is refreshed this often (and after every view change).
+pub const PUBLISH_INTERVAL_MS: u64 = 50;
 /// How often coordinators' admin endpoints are read.
 const COORDINATOR_POLL_MS: u64 = 1000;
 
@@ -98,30 +103,38 @@ impl ViewServer {
         }
         // The connection each server's pings arrive on, to push it a new view at once.
         let mut paths: BTreeMap<ServerId, ReplyPath> = BTreeMap::new();
-        let mut ticks = interval(Duration::from_millis(TICK_MS));
-        ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
-        let mut ticks_since_publish = 0;
+        let mut next_publish_ms = 0;
         loop {
+            let timeout_ms = core.poll_timeout().unwrap_or(u64::MAX);
+            let wake = clock.instant_at(timeout_ms.min(next_publish_ms));
             tokio::select! {
+                // Messages first: a ping already delivered is read before anyone is judged.
+                biased;
                 _ = shutdown.wait() => break,
-                _ = ticks.tick() => {
-                    core.tick(clock.now());
-                    ticks_since_publish += 1;
-                }
                 inbound = inbox.recv() => {
                     let Some(inbound) = inbound else { break };
                     handle(&mut core, &net, clock, inbound, &mut paths, &admin.metrics);
-                    for _ in 1..MAX_INBOX_BATCH {
-                        let Ok(inbound) = inbox.try_recv() else { break };
-                        handle(&mut core, &net, clock, inbound, &mut paths, &admin.metrics);
-                    }
                 }
+                _ = sleep_until(wake.into()) => {}
             }
-            push_views(&mut core, &net, &paths);
+            // Read every message already delivered before running the timers (V3): after a
+            // stall of this task the inbox holds the pings that prove the servers alive.
+            for _ in 1..MAX_INBOX_BATCH {
+                let Ok(inbound) = inbox.try_recv() else { break };
+                handle(&mut core, &net, clock, inbound, &mut paths, &admin.metrics);
+            }
+            let now = clock.now();
+            if core
+                .poll_timeout()
+                .is_some_and(|at_ms| now.mono_ms >= at_ms)
+            {
+                core.handle_timeout(now);
+                flush(&mut core, &net, now, &paths, None);
+            }
             let changed = log_events(&mut core, &admin.metrics);
-            if changed || ticks_since_publish >= PUBLISH_EVERY_TICKS {
-                ticks_since_publish = 0;
-                *admin.status.lock().expect("no poisoned lock") = core.status(clock.now());
+            if changed || now.mono_ms >= next_publish_ms {
+                next_publish_ms = now.mono_ms + PUBLISH_INTERVAL_MS;
+                *admin.status.lock().expect("no poisoned lock") = core.status(now);
             }
         }
         info!("view service stopped");
@@ -141,11 +154,23 @@ pub async fn run_view_service(
 /// Most servers whose ping connection is remembered.
 const MAX_PING_PATHS: usize = 65_536;
 
-/// Sends the core's unsolicited view replies on the connections the servers ping on.
-fn push_views(core: &mut ViewService, net: &Net, paths: &BTreeMap<ServerId, ReplyPath>) {
-    while let Some(transmit) = core.poll_transmit() {
-        if let Endpoint::Server(server) = &transmit.to
-            && let Some(path) = paths.get(server)
+/// Sends the core's outputs. An answer to `sender` (the message just handled) goes back on the
+/// connection that message came on; a view pushed to a server goes on the connection it pings
+/// on. Anything else has no known path and is dropped (the cores retry: V2, C1).
+fn flush(
+    core: &mut ViewService,
+    net: &Net,
+    now: Now,
+    paths: &BTreeMap<ServerId, ReplyPath>,
+    sender: Option<(&Endpoint, &ReplyPath)>,
+) {
+    while let Some(transmit) = core.poll_transmit(now) {
+        let path = match (sender, &transmit.to) {
+            (Some((from, path)), to) if to == from => Some(path),
+            (_, Endpoint::Server(server)) => paths.get(server),
+            _ => None,
+        };
+        if let Some(path) = path
             && let Some(frame) = net.encode(&Endpoint::ViewService, transmit.msg)
         {
             path.send(frame);
@@ -167,27 +192,16 @@ fn handle(
     {
         paths.insert(ping.server.clone(), path.clone());
     }
-    let reply = match &inbound.msg {
-        Message::Ping(ping) => {
-            metrics.pings.inc();
-            Message::PingReply(core.handle_ping(now, ping))
-        }
-        Message::GetView { group } => {
-            metrics.view_queries.inc();
-            Message::ViewReply(core.view(*group))
-        }
-        Message::GetStatus {} => {
-            metrics.status_queries.inc();
-            Message::StatusReply(core.status(now))
-        }
-        // Not addressed to the view service: ignore rather than trust the sender.
-        _ => return,
-    };
-    if let Some(path) = &inbound.reply
-        && let Some(frame) = net.encode(&Endpoint::ViewService, reply)
-    {
-        path.send(frame);
+    match &inbound.msg {
+        Message::Ping(_) => metrics.pings.inc(),
+        Message::GetView { .. } => metrics.view_queries.inc(),
+        Message::GetStatus {} => metrics.status_queries.inc(),
+        _ => {}
     }
+    let Inbound { from, msg, reply } = inbound;
+    core.handle(now, from.clone(), msg);
+    let sender = reply.as_ref().map(|path| (&from, path));
+    flush(core, net, now, paths, sender);
 }
 
 /// Logs every durable decision as one structured line; true if a view changed.
@@ -198,11 +212,14 @@ fn log_events(core: &mut ViewService, metrics: &ViewServiceMetrics) -> bool {
             ViewEvent::NewView {
                 group,
                 view,
-                reason,
+                causes,
                 ..
             } => {
                 changed = true;
-                metrics.view_changed(&reason);
+                for label in causes.iter().filter_map(ViewChangeCause::label) {
+                    metrics.view_changed(label);
+                }
+                let reason = reason(&causes);
                 let backups: Vec<&str> = view.backups.iter().map(|b| b.as_str()).collect();
                 info!(
                     event = "view_change",
@@ -213,10 +230,10 @@ fn log_events(core: &mut ViewService, metrics: &ViewServiceMetrics) -> bool {
                     reason = %reason,
                     "new view"
                 );
-                if let Some(promoted) = reason
-                    .split("; ")
-                    .find_map(|part| part.strip_prefix("promoted backup "))
-                {
+                if let Some(promoted) = causes.iter().find_map(|cause| match cause {
+                    ViewChangeCause::BackupPromoted { server } => Some(server),
+                    _ => None,
+                }) {
                     info!(
                         event = "promotion",
                         %group,
@@ -348,7 +365,7 @@ fn status_document(status: &Status, coordinators: &BTreeMap<String, CoordinatorR
                         "viewnum": h.view.num.0,
                         "primary": h.view.primary.as_str(),
                         "backups": h.view.backups.iter().map(|b| b.as_str()).collect::<Vec<_>>(),
-                        "reason": h.reason,
+                        "reason": h.reason(),
                         "at_ms": h.at_ms,
                         "ago_ms": status.now_ms.saturating_sub(h.at_ms),
                     })

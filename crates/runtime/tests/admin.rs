@@ -199,9 +199,26 @@ async fn status_history_carries_reasons() -> anyhow::Result<()> {
     let test = with_admin().await?;
     let status = tandem_runtime::status(&test.view_service(), TIMEOUT).await?;
     let history = &status.groups[0].history;
-    assert!(history[0].reason.starts_with("first server"), "{history:?}");
     assert!(
-        history.iter().any(|h| h.reason.contains("as backup")),
+        matches!(
+            history[0].causes.as_slice(),
+            [tandem_protocol::ViewChangeCause::FirstPrimary { .. }]
+        ),
+        "{history:?}"
+    );
+    assert!(
+        history[0].reason().starts_with("first server"),
+        "{history:?}"
+    );
+    assert!(
+        history.iter().any(|h| h
+            .causes
+            .iter()
+            .any(|c| matches!(c, tandem_protocol::ViewChangeCause::IdleAdded { .. }))),
+        "{history:?}"
+    );
+    assert!(
+        history.iter().any(|h| h.reason().contains("as backup")),
         "{history:?}"
     );
     let table = tandem_runtime::status_history(&status);

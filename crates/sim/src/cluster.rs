@@ -12,8 +12,9 @@ use tandem_protocol::message::{Endpoint, Message, Transmit};
 use tandem_protocol::replica::Replica;
 use tandem_protocol::rng::SplitMix64;
 use tandem_protocol::{
-    Clerk, ClerkConfig, ClientId, Completion, GroupId, Incarnation, Now, Outcome, ReplicaConfig,
-    Seq, ServerId, ViewEvent, ViewNum, ViewService, ViewServiceConfig,
+    Clerk, ClerkConfig, ClientId, Completion, Failure, GroupId, Incarnation, Now, Outcome,
+    ReplicaConfig, Seq, ServerId, ViewChangeCause, ViewEvent, ViewNum, ViewService,
+    ViewServiceConfig,
 };
 
 use crate::history::{HistoryOp, Invariants};
@@ -21,8 +22,9 @@ use crate::net::{NetConfig, Network, NodeId};
 
 /// Wall clocks start here (Unix ms, late 2023), so expiry times look like real ones.
 const WALL_EPOCH_MS: u64 = 1_700_000_000_000;
-/// How often the view service checks for dead servers.
-const VS_TICK_MS: u64 = 10;
+/// View-service pauses remembered for the V3 invariant; far more than a run applies. Forgetting
+/// one only makes the invariant stricter.
+const MAX_REMEMBERED_PAUSES: usize = 1024;
 
 /// How to build a cluster.
 #[derive(Clone, Debug)]
@@ -111,6 +113,11 @@ struct ServerSlot {
     skew_ms: i64,
     paused_until_ms: u64,
     timer_at_ms: Option<u64>,
+    /// The last moment the server was disrupted in a way that can legitimately make the view
+    /// service declare it dead: started, crashed, restarted, paused (until the pause ends), or
+    /// a message between it and the view service lost or delayed beyond the network's normal
+    /// delay. The "no healthy server is declared dead" invariant (V3) measures from here.
+    disrupted_at_ms: u64,
 }
 
 struct ClientSlot {
@@ -133,7 +140,11 @@ pub struct Cluster {
     queue: BinaryHeap<Reverse<Event>>,
     next_seq: u64,
     vs: ViewService,
-    vs_timer_armed: bool,
+    vs_timer_at_ms: Option<u64>,
+    /// Like a server's pause: deliveries to the view service and its timers wait until then.
+    vs_paused_until_ms: u64,
+    /// When the view service was paused, as `(from_ms, until_ms)`, oldest first (bounded).
+    vs_pauses: VecDeque<(u64, u64)>,
     servers: Vec<ServerSlot>,
     by_id: BTreeMap<ServerId, usize>,
     clients: Vec<ClientSlot>,
@@ -183,6 +194,7 @@ impl Cluster {
                 skew_ms,
                 paused_until_ms: 0,
                 timer_at_ms: None,
+                disrupted_at_ms: 0,
             });
         }
         let clients = (0..config.clients)
@@ -203,7 +215,9 @@ impl Cluster {
             queue: BinaryHeap::new(),
             next_seq: 0,
             vs,
-            vs_timer_armed: false,
+            vs_timer_at_ms: None,
+            vs_paused_until_ms: 0,
+            vs_pauses: VecDeque::new(),
             servers,
             by_id,
             clients,
@@ -214,18 +228,13 @@ impl Cluster {
             events_processed: 0,
             vs_requests: BTreeMap::new(),
         };
-        // Servers start one ping interval apart so that s1 is the first primary (V5).
+        // Servers start one ping interval apart so that s1 is the first primary (V5). The view
+        // service arms its timer once it has heard from anyone (its poll_timeout).
         for i in 0..cluster.servers.len() {
             let at = i as u64 * cluster.config.replica.ping_interval_ms / 2;
+            cluster.servers[i].disrupted_at_ms = at;
             cluster.arm_timer(NodeId::Server(i), at);
         }
-        cluster.schedule(
-            VS_TICK_MS,
-            EventKind::Timer {
-                node: NodeId::ViewService,
-            },
-        );
-        cluster.vs_timer_armed = true;
         cluster
     }
 
@@ -243,7 +252,7 @@ impl Cluster {
 
     /// The view service's current view of group 0.
     pub fn view(&self) -> Option<tandem_protocol::View> {
-        self.vs.view(GroupId(0)).view
+        self.vs.view(GroupId(0)).cloned()
     }
 
     /// Why the group cannot make progress by the rules, if it cannot (see
@@ -336,6 +345,7 @@ impl Cluster {
     pub fn crash(&mut self, i: usize) {
         self.servers[i].replica = None;
         self.servers[i].timer_at_ms = None;
+        self.disrupted(i, self.now_ms);
     }
 
     /// Starts server `i` again as a new, empty server with a new incarnation (R3, V4).
@@ -352,6 +362,7 @@ impl Cluster {
         slot.paused_until_ms = 0;
         slot.timer_at_ms = None;
         let now = self.now_ms;
+        self.disrupted(i, now);
         self.arm_timer(NodeId::Server(i), now);
     }
 
@@ -362,7 +373,42 @@ impl Cluster {
 
     /// Freezes server `i` for `duration_ms` (like SIGSTOP): messages and timers wait.
     pub fn pause(&mut self, i: usize, duration_ms: u64) {
-        self.servers[i].paused_until_ms = self.now_ms + duration_ms;
+        let until_ms = self.now_ms + duration_ms;
+        self.servers[i].paused_until_ms = until_ms;
+        self.disrupted(i, until_ms);
+    }
+
+    /// Freezes the view service for `duration_ms` (like SIGSTOP): messages to it and its timers
+    /// wait. The servers stay healthy; the view service must not count its own stall against
+    /// them (V3).
+    pub fn pause_view_service(&mut self, duration_ms: u64) {
+        let until_ms = self.now_ms + duration_ms;
+        match self.vs_pauses.back_mut() {
+            Some((_, end_ms)) if *end_ms >= self.now_ms => *end_ms = (*end_ms).max(until_ms),
+            _ => self.vs_pauses.push_back((self.now_ms, until_ms)),
+        }
+        while self.vs_pauses.len() > MAX_REMEMBERED_PAUSES {
+            self.vs_pauses.pop_front();
+        }
+        self.vs_paused_until_ms = self.vs_paused_until_ms.max(until_ms);
+    }
+
+    /// How long the view service was paused between `from_ms` and `to_ms`.
+    fn view_service_paused_ms(&self, from_ms: u64, to_ms: u64) -> u64 {
+        self.vs_pauses
+            .iter()
+            .map(|(start_ms, end_ms)| {
+                (*end_ms)
+                    .min(to_ms)
+                    .saturating_sub((*start_ms).max(from_ms))
+            })
+            .sum()
+    }
+
+    /// Records that server `i` was disrupted until `until_ms`.
+    fn disrupted(&mut self, i: usize, until_ms: u64) {
+        let slot = &mut self.servers[i];
+        slot.disrupted_at_ms = slot.disrupted_at_ms.max(until_ms);
     }
 
     /// Replaces the workload that keeps clients busy (None: clients only do what tests submit).
@@ -494,7 +540,7 @@ impl Cluster {
         let slot = match node {
             NodeId::Server(i) => &mut self.servers[i].timer_at_ms,
             NodeId::Client(c) => &mut self.clients[c].timer_at_ms,
-            NodeId::ViewService => return,
+            NodeId::ViewService => &mut self.vs_timer_at_ms,
         };
         if slot.is_some_and(|t| t <= at_ms) {
             return;
@@ -529,7 +575,9 @@ impl Cluster {
         if to == NodeId::ViewService {
             *self.vs_requests.entry(from).or_default() += 1;
         }
-        for delay in self.net.deliveries(&mut self.rng, from, to) {
+        let delays = self.net.deliveries(&mut self.rng, from, to);
+        self.observe_view_service_link(from, to, &delays);
+        for delay in delays {
             self.schedule(
                 delay,
                 EventKind::Deliver {
@@ -538,6 +586,29 @@ impl Cluster {
                     msg: transmit.msg.clone(),
                 },
             );
+        }
+    }
+
+    /// Observes the network where it matters for V3: a message between a server and the view
+    /// service that is lost (a cut in either direction, a partition, a flapping link, a lossy
+    /// network) or slower than the network's normal delay (a slowed node, a degraded network)
+    /// disrupts that server. Watching every message here catches whatever a fault or a test does
+    /// to the links, without each of them having to report it.
+    fn observe_view_service_link(&mut self, from: NodeId, to: NodeId, delays: &[u64]) {
+        let server = match (from, to) {
+            (NodeId::Server(i), NodeId::ViewService) | (NodeId::ViewService, NodeId::Server(i)) => {
+                i
+            }
+            _ => return,
+        };
+        let normal_delay_ms = self.config.net.delay_max_ms;
+        let slowest_ms = delays.iter().copied().max();
+        match slowest_ms {
+            None => self.disrupted(server, self.now_ms),
+            Some(delay_ms) if delay_ms > normal_delay_ms => {
+                self.disrupted(server, self.now_ms + delay_ms);
+            }
+            Some(_) => {}
         }
     }
 
@@ -565,23 +636,16 @@ impl Cluster {
     fn deliver(&mut self, at_ms: u64, from: NodeId, to: NodeId, msg: Message) {
         match to {
             NodeId::ViewService => {
+                if self.vs_paused_until_ms > at_ms {
+                    let until_ms = self.vs_paused_until_ms;
+                    self.schedule_at(until_ms, EventKind::Deliver { from, to, msg });
+                    return;
+                }
                 self.trace_event(1, to, 0);
-                let reply = match &msg {
-                    Message::Ping(ping) => {
-                        Message::PingReply(self.vs.handle_ping(self.now(), ping))
-                    }
-                    Message::GetView { group } => Message::ViewReply(self.vs.view(*group)),
-                    _ => return,
-                };
-                self.observe_view_events();
-                let to_endpoint = self.endpoint(from);
-                self.send(
-                    NodeId::ViewService,
-                    Transmit {
-                        to: to_endpoint,
-                        msg: reply,
-                    },
-                );
+                let from_endpoint = self.endpoint(from);
+                let now = self.now();
+                self.vs.handle(now, from_endpoint, msg);
+                self.after_view_service();
             }
             NodeId::Server(i) => {
                 let paused_until = self.servers[i].paused_until_ms;
@@ -602,8 +666,9 @@ impl Cluster {
                 self.after_server(i);
             }
             NodeId::Client(c) => {
+                let from_endpoint = self.endpoint(from);
                 let now = self.now();
-                self.clients[c].clerk.handle(now, msg);
+                self.clients[c].clerk.handle(now, from_endpoint, msg);
                 self.after_client(c);
             }
         }
@@ -612,10 +677,18 @@ impl Cluster {
     fn timer(&mut self, node: NodeId, at_ms: u64) {
         match node {
             NodeId::ViewService => {
+                if self.vs_timer_at_ms != Some(at_ms) {
+                    return; // Superseded.
+                }
+                self.vs_timer_at_ms = None;
+                if self.vs_paused_until_ms > at_ms {
+                    let until_ms = self.vs_paused_until_ms;
+                    self.arm_timer(node, until_ms);
+                    return;
+                }
                 let now = self.now();
-                self.vs.tick(now);
-                self.observe_view_events();
-                self.schedule(VS_TICK_MS, EventKind::Timer { node });
+                self.vs.handle_timeout(now);
+                self.after_view_service();
             }
             NodeId::Server(i) => {
                 if self.servers[i].timer_at_ms != Some(at_ms) {
@@ -631,7 +704,7 @@ impl Cluster {
                 let Some(replica) = self.servers[i].replica.as_mut() else {
                     return;
                 };
-                replica.tick(now);
+                replica.handle_timeout(now);
                 self.after_server(i);
             }
             NodeId::Client(c) => {
@@ -640,7 +713,7 @@ impl Cluster {
                 }
                 self.clients[c].timer_at_ms = None;
                 let now = self.now();
-                self.clients[c].clerk.tick(now);
+                self.clients[c].clerk.handle_timeout(now);
                 self.after_client(c);
             }
         }
@@ -667,14 +740,17 @@ impl Cluster {
             }
             self.send(NodeId::Server(i), t);
         }
-        self.arm_timer(NodeId::Server(i), next.max(self.now_ms + 1));
+        if let Some(next) = next {
+            self.arm_timer(NodeId::Server(i), next.max(self.now_ms + 1));
+        }
     }
 
     fn after_client(&mut self, c: usize) {
         let mut out = Vec::new();
         let mut done: Vec<Completion> = Vec::new();
+        let now = self.now();
         let slot = &mut self.clients[c];
-        while let Some(t) = slot.clerk.poll_transmit() {
+        while let Some(t) = slot.clerk.poll_transmit(now) {
             out.push(t);
         }
         while let Some(completion) = slot.clerk.poll_completion() {
@@ -732,15 +808,55 @@ impl Cluster {
         }
     }
 
-    fn observe_view_events(&mut self) {
-        while let Some(t) = self.vs.poll_transmit() {
+    /// Sends the view service's outputs, checks its decisions and re-arms its timer.
+    fn after_view_service(&mut self) {
+        let now = self.now();
+        while let Some(t) = self.vs.poll_transmit(now) {
             self.send(NodeId::ViewService, t);
         }
         while let Some(event) = self.vs.poll_event() {
-            if let ViewEvent::NewView { view, .. } = &event {
+            if let ViewEvent::NewView { view, causes, .. } = &event {
                 self.trace_event(4, NodeId::ViewService, view.num.0);
+                for cause in causes {
+                    self.check_declared_dead(cause);
+                }
             }
             self.invariants.view_event(&event);
         }
+        if let Some(next) = self.vs.poll_timeout() {
+            self.arm_timer(NodeId::ViewService, next.max(self.now_ms + 1));
+        }
+    }
+
+    /// V3: the view service declares a server dead only for silence while the view service
+    /// itself was running. A server that was up, unpaused and connected to the view service
+    /// (both directions, at the normal delay) for the whole detection window of view-service
+    /// running time before the decision was never silent: declaring it dead is a violation.
+    /// (Time the view service spent paused does not count towards the window: a server silent
+    /// while the view service ran, whose death V6 held back until after a pause, may be
+    /// declared dead when the view service resumes.)
+    fn check_declared_dead(&mut self, cause: &ViewChangeCause) {
+        if !matches!(
+            cause.failure(),
+            Some(Failure::MissedPings { .. } | Failure::NeverPinged)
+        ) {
+            return;
+        }
+        let Some(&i) = self.by_id.get(cause.server()) else {
+            return;
+        };
+        let slot = &self.servers[i];
+        let since_ms = slot.disrupted_at_ms;
+        let healthy_for_ms =
+            (slot.replica.is_some() && slot.paused_until_ms <= self.now_ms).then(|| {
+                self.now_ms.saturating_sub(since_ms)
+                    - self.view_service_paused_ms(since_ms, self.now_ms)
+            });
+        let vs = &self.config.view_service;
+        // Detection takes dead_after_ms; a ping may be in flight for one interval plus the
+        // network's delay, and the view service may judge up to a ping interval late.
+        let window_ms = vs.dead_after_ms() + 2 * vs.ping_interval_ms + self.config.net.delay_max_ms;
+        self.invariants
+            .declared_dead(cause, self.now_ms, healthy_for_ms, window_ms);
     }
 }

@@ -21,6 +21,9 @@ pub enum Action {
     Pause(usize, u64),
     /// Freeze the primary, longer than failure detection, right after it acknowledged a view.
     PausePrimaryAfterAck(u64),
+    /// Freeze the view service (SIGSTOP): the servers stay healthy and must not be failed over
+    /// for its silence (V3).
+    PauseViewService(u64),
     /// Isolate the primary together with some clients (the Redis Sentinel split-brain shape).
     IsolatePrimaryWithClients(usize),
     /// Cut a server from the view service only; clients and peers still reach it.
@@ -54,7 +57,7 @@ pub fn next_episode(cluster: &mut Cluster) -> Vec<(u64, Action)> {
     let rng = cluster.rng();
     let server = rng.below(servers as u64) as usize;
     let length = 200 + rng.below(2500);
-    match rng.below(13) {
+    match rng.below(14) {
         0 => vec![
             (0, Action::Crash(server)),
             (length, Action::Restart(server)),
@@ -130,6 +133,9 @@ pub fn next_episode(cluster: &mut Cluster) -> Vec<(u64, Action)> {
             ),
             (length * 2, Action::HealNetwork),
         ],
+        // From under the dead interval to several times it: the view service must never count
+        // its own stall against the servers (V3).
+        12 => vec![(0, Action::PauseViewService(300 + rng.below(2700)))],
         _ => vec![
             (0, Action::Crash(server)),
             (0, Action::Pause((server + 1) % servers, length)),
@@ -200,6 +206,7 @@ pub fn apply(cluster: &mut Cluster, action: &Action) {
             }
         }
         Action::Pause(i, ms) => cluster.pause(*i, *ms),
+        Action::PauseViewService(ms) => cluster.pause_view_service(*ms),
         Action::PausePrimaryAfterAck(ms) => {
             let until = cluster.now_ms() + 2000;
             let viewnum = cluster.view().map(|v| v.num);

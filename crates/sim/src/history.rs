@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use tandem_kv::{Command, Reply};
-use tandem_protocol::{GroupId, Seq, ServerId, ViewEvent, ViewNum};
+use tandem_protocol::{GroupId, Seq, ServerId, ViewChangeCause, ViewEvent, ViewNum};
 
 /// One client operation.
 #[derive(Clone, Debug)]
@@ -71,6 +71,27 @@ impl Invariants {
             _ => {
                 self.answering.insert(viewnum, server.clone());
             }
+        }
+    }
+
+    /// V3: no healthy server is declared dead. `healthy_for_ms` is how long (in view-service
+    /// running time) the server named by `cause` has been up, unpaused and connected to the
+    /// view service (`None`: it is down or paused now); a server healthy for the whole detection
+    /// window `window_ms` never went silent.
+    pub fn declared_dead(
+        &mut self,
+        cause: &ViewChangeCause,
+        at_ms: u64,
+        healthy_for_ms: Option<u64>,
+        window_ms: u64,
+    ) {
+        if let Some(healthy_ms) = healthy_for_ms
+            && healthy_ms >= window_ms
+        {
+            self.violate(format!(
+                "V3: healthy server declared dead at {at_ms} ms ({cause}): up, unpaused and \
+                 connected to the view service for the last {healthy_ms} ms of its running time"
+            ));
         }
     }
 

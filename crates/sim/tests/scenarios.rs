@@ -3,7 +3,8 @@
 
 use bytes::Bytes;
 use tandem_kv::Reply;
-use tandem_protocol::{ReplicaConfig, RoleKind, ServerId, ViewNum, ViewServiceConfig};
+use tandem_protocol::{Bug, Bugs, ReplicaConfig, RoleKind, ServerId, ViewNum, ViewServiceConfig};
+use tandem_sim::workload::RandomWorkload;
 use tandem_sim::{Cluster, ClusterConfig, NetConfig, NodeId};
 
 fn cluster(servers: usize, clients: usize) -> Cluster {
@@ -154,6 +155,80 @@ fn v3_dead_backup_is_removed() {
     c.crash(1);
     let dead_after = ViewServiceConfig::default().dead_after_ms();
     assert!(wait_view(&mut c, "s1", &[], dead_after + 500));
+}
+
+/// What happened around stalls of the view service.
+struct StallOutcome {
+    view_before: ViewNum,
+    view_after: ViewNum,
+    /// Operations completed in the last second of the run.
+    completed_at_end: usize,
+    violations: Vec<String>,
+}
+
+/// Primary s1 and backup s2 under load from two clients; the view service is paused for each of
+/// `stalls_ms` in turn (like SIGSTOP), with two seconds of normal running after each.
+fn view_service_stalls_under_load(bugs: Bugs, stalls_ms: &[u64]) -> StallOutcome {
+    let mut c = Cluster::new(ClusterConfig {
+        servers: 2,
+        clients: 2,
+        view_service: ViewServiceConfig {
+            bugs,
+            ..ViewServiceConfig::default()
+        },
+        ..ClusterConfig::default()
+    });
+    assert!(wait_view(&mut c, "s1", &["s2"], 3000), "{:?}", c.view());
+    c.set_workload(Some(Box::new(RandomWorkload::new(20))));
+    c.run_for(1000);
+    let view_before = c.view().unwrap().num;
+    for stall_ms in stalls_ms {
+        c.pause_view_service(*stall_ms);
+        c.run_for(stall_ms + 2000);
+    }
+    let completed = |c: &Cluster| c.history().iter().filter(|op| op.ret.is_some()).count();
+    let completed_before_end = completed(&c);
+    c.run_for(1000);
+    StallOutcome {
+        view_before,
+        view_after: c.view().unwrap().num,
+        completed_at_end: completed(&c) - completed_before_end,
+        violations: c.violations().to_vec(),
+    }
+}
+
+#[test]
+fn v3_a_view_service_stall_never_counts_against_servers() {
+    let outcome = view_service_stalls_under_load(Bugs::NONE, &[800, 2000]);
+    assert_eq!(
+        outcome.view_after, outcome.view_before,
+        "a stall of the view service failed over a healthy server: {:?}",
+        outcome.violations
+    );
+    assert!(outcome.violations.is_empty(), "{:?}", outcome.violations);
+    assert!(
+        outcome.completed_at_end > 10,
+        "clients are served after the stalls: {}",
+        outcome.completed_at_end
+    );
+    // The planted bug counts each stall against the servers: the same runs change views, and
+    // the harness's invariant reports the healthy server declared dead.
+    for stall_ms in [800, 2000] {
+        let outcome =
+            view_service_stalls_under_load(Bugs::only(Bug::VsJudgesAfterStall), &[stall_ms]);
+        assert_ne!(
+            outcome.view_after, outcome.view_before,
+            "stall of {stall_ms} ms with the planted bug"
+        );
+        assert!(
+            outcome
+                .violations
+                .iter()
+                .any(|v| v.starts_with("V3: healthy server declared dead")),
+            "stall of {stall_ms} ms: {:?}",
+            outcome.violations
+        );
+    }
 }
 
 #[test]

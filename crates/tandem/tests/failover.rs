@@ -146,6 +146,31 @@ fn sigstop_primary_past_failure_detection_then_sigcont_serves_nothing_stale() {
 }
 
 #[test]
+fn v3_sigstop_of_the_view_service_under_load_fails_over_no_healthy_server() {
+    let mut cluster = Cluster::start(3, &[]);
+    under_load(&mut cluster, |c| {
+        let before = support::status(c.vs_port).expect("status");
+        for stall in [Duration::from_millis(800), Duration::from_secs(2)] {
+            // The fault itself: the view service is frozen while every server keeps pinging.
+            c.vs.signal("STOP");
+            std::thread::sleep(stall);
+            c.vs.signal("CONT");
+            // For a second after it resumes, the view must stay the same: the stall counts at
+            // most one ping interval against the servers, far below the dead interval.
+            let changed = wait_for(Duration::from_secs(1), || {
+                support::status(c.vs_port).is_some_and(|s| s.viewnum != before.viewnum)
+            });
+            assert!(
+                !changed,
+                "a stall of {stall:?} changed the view: {:?} -> {:?}",
+                before,
+                support::status(c.vs_port)
+            );
+        }
+    });
+}
+
+#[test]
 fn server_cut_from_view_service_only_is_replaced_without_split_brain() {
     let mut cluster = Cluster::start(3, &[true, false, false]);
     assert_eq!(cluster.primary(), Some(0));

@@ -1,11 +1,10 @@
 //! The replica (server) core: rules P1-P8.
 //!
-//! # How to drive it
-//! - Inputs: [`Replica::handle`] for every message received, [`Replica::tick`] whenever
-//!   [`Replica::poll_timeout`] is due (calling it more often is harmless).
-//! - Outputs: after a batch of inputs, drain [`Replica::poll_transmit`] until it returns `None`.
-//!   Forwards to backups are built there, so every operation that arrived in the batch travels
-//!   in one frame (group commit).
+//! It is driven like every core (see the crate documentation): [`Replica::handle`] every
+//! message received, [`Replica::handle_timeout`] when [`Replica::poll_timeout`] is due (calling
+//! it early is harmless), and after a batch of inputs drain [`Replica::poll_transmit`] until it
+//! returns `None`. Forwards to backups are built there, so every operation that arrived in the
+//! batch travels in one frame (group commit).
 //!
 //! # Roles
 //! The replica acts only in the view it last heard from the view service (P1). As primary it
@@ -214,6 +213,7 @@ impl Replica {
     }
 
     /// The next outgoing message. Builds pending forwards and transfer chunks first.
+    #[must_use]
     pub fn poll_transmit(&mut self, now: Now) -> Option<Transmit> {
         if self.outbox.is_empty() {
             self.flush(now);
@@ -221,8 +221,10 @@ impl Replica {
         self.outbox.pop_front()
     }
 
-    /// When `tick` must be called next.
-    pub fn poll_timeout(&self) -> u64 {
+    /// When [`Replica::handle_timeout`] must be called next (monotonic ms). A replica always
+    /// has a timer armed (its next ping: V2).
+    #[must_use]
+    pub fn poll_timeout(&self) -> Option<u64> {
         let mut at = self.next_ping_ms;
         if let Role::Primary(p) = &self.role {
             at = at.min(p.next_expiry_ms);
@@ -242,11 +244,12 @@ impl Replica {
                 }
             }
         }
-        at
+        Some(at)
     }
 
-    /// Timers: pings (V2), retransmissions, confirmation deadlines (P4), expiry (P5).
-    pub fn tick(&mut self, now: Now) {
+    /// Timers: pings (V2), retransmissions, confirmation deadlines (P4), expiry (P5). Calling it
+    /// early is harmless.
+    pub fn handle_timeout(&mut self, now: Now) {
         self.last_wall_ms = now.wall_ms;
         if now.mono_ms >= self.next_ping_ms {
             self.send_ping(now);

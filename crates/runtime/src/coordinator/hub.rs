@@ -4,7 +4,7 @@
 //!
 //! Connection tasks send `(client, commands, reply channel)`; the hub submits them to that
 //! connection's clerk and drives every clerk like the simulator does: `handle` each message
-//! addressed to it, `tick` when its `poll_timeout` is due, then drain `poll_transmit` and
+//! addressed to it, `handle_timeout` when its `poll_timeout` is due, then drain `poll_transmit` and
 //! `poll_completion`. Timers are a min-heap of `(deadline, client)` with lazy deletion.
 //!
 //! Two shortcuts keep the view service from being flooded by thousands of sessions, without
@@ -123,10 +123,10 @@ impl Hub {
                 }
                 inbound = inbox.recv() => {
                     let Some(inbound) = inbound else { return };
-                    self.on_message(inbound.msg);
+                    self.on_message(inbound.from, inbound.msg);
                     for _ in 1..MAX_BATCH {
                         let Ok(inbound) = inbox.try_recv() else { break };
-                        self.on_message(inbound.msg);
+                        self.on_message(inbound.from, inbound.msg);
                     }
                 }
                 _ = sleep_until(wake_at.into()), if wake.is_some() => self.fire_timers(),
@@ -183,9 +183,11 @@ impl Hub {
                 .view()
                 .is_none_or(|v| latest.view.as_ref().is_some_and(|l| l.num > v.num));
             if newer {
-                session
-                    .clerk
-                    .handle(now, Message::ViewReply(latest.clone()));
+                session.clerk.handle(
+                    now,
+                    Endpoint::ViewService,
+                    Message::ViewReply(latest.clone()),
+                );
             }
         }
         session.done = Some(done);
@@ -194,17 +196,19 @@ impl Hub {
         self.after(client);
     }
 
-    fn on_message(&mut self, msg: Message) {
+    fn on_message(&mut self, from: Endpoint, msg: Message) {
         let now = self.clock.now();
         match msg {
             Message::Response(response) => {
                 let client = response.client;
                 if let Some(session) = self.sessions.get_mut(&client) {
-                    session.clerk.handle(now, Message::Response(response));
+                    session.clerk.handle(now, from, Message::Response(response));
                     self.after(client);
                 }
             }
-            Message::ViewReply(reply) if reply.group == self.group => {
+            Message::ViewReply(reply)
+                if reply.group == self.group && from == Endpoint::ViewService =>
+            {
                 let newer = match (
                     &reply.view,
                     self.latest.as_ref().and_then(|l| l.view.as_ref()),
@@ -221,7 +225,11 @@ impl Hub {
                 let busy: Vec<ClientId> = self.busy.iter().copied().collect();
                 for client in busy {
                     if let Some(session) = self.sessions.get_mut(&client) {
-                        session.clerk.handle(now, Message::ViewReply(reply.clone()));
+                        session.clerk.handle(
+                            now,
+                            Endpoint::ViewService,
+                            Message::ViewReply(reply.clone()),
+                        );
                         self.after(client);
                     }
                 }
@@ -244,7 +252,7 @@ impl Hub {
                 continue; // Superseded by a later deadline.
             }
             session.armed_ms = None;
-            session.clerk.tick(now);
+            session.clerk.handle_timeout(now);
             self.after(client);
         }
         self.compact_timers();
@@ -255,8 +263,9 @@ impl Hub {
         let Some(session) = self.sessions.get_mut(&client) else {
             return;
         };
+        let now = self.clock.now();
         let mut transmits = Vec::new();
-        while let Some(transmit) = session.clerk.poll_transmit() {
+        while let Some(transmit) = session.clerk.poll_transmit(now) {
             transmits.push(transmit);
         }
         while let Some(completion) = session.clerk.poll_completion() {
