@@ -468,7 +468,7 @@ impl Replica {
                 cmds: req.cmds.clone(),
             },
         };
-        let replies = scratch.apply(&entry, self.config.bugs, false, None);
+        let replies = scratch.apply_as_primary(&entry, self.config.bugs);
         if req.cmds.iter().any(|c| c.is_write()) {
             // The bug: the write really happens here, outside the history.
             self.state.store = scratch.store;
@@ -518,7 +518,7 @@ impl Replica {
             random: self.rng.next_u64(),
             op,
         };
-        let replies = self.state.apply(&entry, self.config.bugs, false, None);
+        let replies = self.state.apply_as_primary(&entry, self.config.bugs);
         self.stats.applied += 1;
         let index = entry.pos.index;
         self.log.push(entry);
@@ -850,7 +850,7 @@ impl Replica {
     /// Applies a forwarded or transferred entry as backup and records it in the recent log.
     fn apply_as_backup(&mut self, entry: &LogEntry) {
         self.state
-            .apply(entry, self.config.bugs, true, Some(self.last_wall_ms));
+            .apply_as_backup(entry, self.config.bugs, self.last_wall_ms);
         self.stats.applied += 1;
         self.log.push(entry.clone());
         self.log
