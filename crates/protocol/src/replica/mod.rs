@@ -71,6 +71,41 @@ pub struct ReplicaStats {
     pub wrong_server: u64,
     /// Forwards rejected as backup (P3).
     pub forwards_rejected: u64,
+    /// Messages from peers ignored because no correct peer sends them (a forward whose entries
+    /// do not follow one another, a transfer installed at another position than its
+    /// snapshot...). A peer's bytes never panic a server: they are checked and counted here.
+    pub protocol_errors: u64,
+}
+
+/// Why a peer's message was ignored: no correct peer sends it. Counted in
+/// [`ReplicaStats::protocol_errors`].
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum ProtocolError {
+    /// A forward's entries do not follow `prev` one index at a time (R1).
+    #[error("forwarded entry {found} where {expected:?} should follow")]
+    ForwardOutOfOrder {
+        /// The index the entry should have.
+        expected: Option<OpIndex>,
+        /// The index it has.
+        found: OpIndex,
+    },
+    /// A forward's view tags decrease, or exceed the forward's own view: only the primary of
+    /// view `v` orders entries tagged `v`.
+    #[error("forwarded position {found:?} cannot follow {before:?} in view {view}")]
+    ForwardViewTag {
+        /// The position before it.
+        before: LogPos,
+        /// The position carrying the bad tag.
+        found: LogPos,
+        /// The forward's view.
+        view: ViewNum,
+    },
+    /// A transfer chunk numbered beyond any chunk a transfer can have.
+    #[error("transfer chunk {chunk} out of range")]
+    TransferChunkOutOfRange {
+        /// The chunk number.
+        chunk: u32,
+    },
 }
 
 /// A state transfer being received (P6). Built aside and swapped in when complete.
@@ -855,6 +890,15 @@ impl Replica {
         self.log.push(entry.clone());
         self.log
             .trim_to_len(self.config.max_inflight_ops as usize * 2);
+    }
+
+    /// A peer sent what no correct peer sends: the message is dropped, as if lost, and
+    /// counted. Never a panic: a peer's bytes must not stop a server.
+    fn ignore_protocol_error(&mut self, error: ProtocolError) {
+        // The reason documents the call site (and the unit tests match on it); operators see
+        // the count.
+        let _ = error;
+        self.stats.protocol_errors += 1;
     }
 
     fn reply_forward(&mut self, to: Endpoint, result: ForwardResult) {
