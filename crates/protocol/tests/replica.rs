@@ -7,7 +7,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use tandem_kv::Command;
 use tandem_protocol::message::{
-    Forward, ForwardReply, ForwardResult, LogEntry, Op, Transfer, ViewReply,
+    Forward, ForwardReply, ForwardResult, LogEntry, Op, Transfer, TransferReply, ViewReply,
 };
 use tandem_protocol::{
     ClientId, Endpoint, GroupId, Incarnation, LogPos, Message, Now, OpIndex, Replica,
@@ -207,6 +207,62 @@ fn primary_transferring_to_b() -> (Replica, Vec<Transfer>) {
     assert!(!chunks.is_empty(), "a transfer started");
     assert_eq!(a.stats().transfers_started, 1);
     (a, chunks)
+}
+
+fn transfer_reply(chunks: &[Transfer], next_chunk: u32, installed: Option<LogPos>) -> Message {
+    Message::TransferReply(TransferReply {
+        view: ViewNum(1),
+        transfer_id: chunks[0].transfer_id,
+        next_chunk: Some(next_chunk),
+        installed,
+    })
+}
+
+#[test]
+fn p6_a_transfer_reply_installed_at_another_position_is_rejected_not_fatal() {
+    let (mut a, chunks) = primary_transferring_to_b();
+    let done = chunks
+        .iter()
+        .find_map(|c| c.done)
+        .expect("an empty state fits the window");
+    let after_last = u32::try_from(chunks.len()).unwrap();
+    let elsewhere = pos(done.last.index.0 + 7, 1);
+    a.handle(
+        Now::at_ms(20),
+        from("b"),
+        transfer_reply(&chunks, after_last, Some(elsewhere)),
+    );
+    drain(&mut a, 20);
+    assert_eq!(a.stats().protocol_errors, 1);
+    assert_eq!(a.stats().transfers_completed, 0);
+    assert_eq!(
+        a.transfers_in_progress(),
+        [(server("b"), 0)],
+        "nothing acknowledged"
+    );
+    // The true answer still completes the transfer.
+    a.handle(
+        Now::at_ms(30),
+        from("b"),
+        transfer_reply(&chunks, after_last, Some(done.last)),
+    );
+    drain(&mut a, 30);
+    assert_eq!(a.stats().transfers_completed, 1);
+    assert!(a.transfers_in_progress().is_empty());
+}
+
+#[test]
+fn p6_a_transfer_reply_acknowledging_chunks_never_sent_is_rejected_not_fatal() {
+    let (mut a, chunks) = primary_transferring_to_b();
+    let never_sent = u32::try_from(chunks.len()).unwrap() + 1;
+    a.handle(
+        Now::at_ms(20),
+        from("b"),
+        transfer_reply(&chunks, never_sent, None),
+    );
+    drain(&mut a, 20);
+    assert_eq!(a.stats().protocol_errors, 1);
+    assert_eq!(a.transfers_in_progress(), [(server("b"), 0)]);
 }
 
 #[test]
