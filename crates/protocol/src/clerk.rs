@@ -119,7 +119,7 @@ impl Clerk {
     pub fn submit(&mut self, now: Now, cmds: Arc<Vec<Command>>) -> Seq {
         assert!(self.inflight.is_none(), "one request at a time per session");
         let seq = self.next_seq;
-        self.next_seq = Seq(seq.0 + 1);
+        self.next_seq = seq.next();
         let deadline_ms = now.mono_ms + self.config.request_timeout_ms;
         self.inflight = Some(InFlight {
             seq,

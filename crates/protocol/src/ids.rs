@@ -85,16 +85,56 @@ impl ViewNum {
     /// "No view yet" (V1).
     pub const NONE: ViewNum = ViewNum(0);
 
-    /// The view after this one.
+    /// The view after this one. Views are numbered by the view service, which never gets near
+    /// the end of the range.
     pub fn next(self) -> ViewNum {
-        ViewNum(self.0 + 1)
+        ViewNum(
+            self.0
+                .checked_add(1)
+                .expect("V1: view numbers never run out"),
+        )
+    }
+}
+
+impl Seq {
+    /// The sequence number after this one (P8). A session numbers its own requests from 1, one
+    /// at a time.
+    pub fn next(self) -> Seq {
+        Seq(self
+            .0
+            .checked_add(1)
+            .expect("P8: a session never runs out of sequence numbers"))
     }
 }
 
 impl OpIndex {
-    /// The index after this one.
+    /// Where the empty history ends: before the first operation, which has index 1.
+    pub const ZERO: OpIndex = OpIndex(0);
+
+    /// The index after this one. Only for indexes our own history reached; an index a peer sent
+    /// goes through [`OpIndex::checked_next`].
     pub fn next(self) -> OpIndex {
-        OpIndex(self.0 + 1)
+        self.checked_next()
+            .expect("R1: a history never reaches the end of the index range")
+    }
+
+    /// The index after this one, or `None` at the end of the range (only a forged index gets
+    /// there).
+    pub fn checked_next(self) -> Option<OpIndex> {
+        self.0.checked_add(1).map(OpIndex)
+    }
+
+    /// How many operations follow this index up to and including `later`; `None` if `later`
+    /// comes before this index.
+    pub fn checked_distance_to(self, later: OpIndex) -> Option<u64> {
+        later.0.checked_sub(self.0)
+    }
+
+    /// How many operations follow this index up to and including `later`, which the caller
+    /// knows is not before it (callers state why with their own assertion first).
+    pub fn distance_to(self, later: OpIndex) -> u64 {
+        self.checked_distance_to(later)
+            .unwrap_or_else(|| panic!("index {later} comes before {self}"))
     }
 }
 

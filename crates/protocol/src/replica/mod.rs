@@ -27,13 +27,13 @@ use crate::bug::Bug;
 use crate::config::ReplicaConfig;
 use crate::ids::{ClientId, GroupId, Incarnation, LogPos, OpIndex, Seq, ServerId, ViewNum};
 use crate::message::{
-    Endpoint, Forward, ForwardReply, ForwardResult, LogEntry, Message, Op, Ping, Request,
-    RequestError, Response, TransferReply, Transmit, ViewReply,
+    Endpoint, ForwardReply, ForwardResult, LogEntry, Message, Op, Ping, Request, RequestError,
+    Response, TransferReply, Transmit, ViewReply,
 };
 use crate::rng::SplitMix64;
 use crate::time::Now;
 use crate::view::View;
-use primary::{OutgoingTransfer, Phase, PrimaryState, Progress, Waiters, Waiting};
+use primary::{Outbound, OutgoingTransfer, PrimaryState, Progress, TransferStep, Waiters, Waiting};
 
 /// The role a replica plays in the view it knows.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -70,6 +70,57 @@ pub struct ReplicaStats {
     pub wrong_server: u64,
     /// Forwards rejected as backup (P3).
     pub forwards_rejected: u64,
+    /// Messages from peers ignored because no correct peer sends them (a forward whose entries
+    /// do not follow one another, a transfer installed at another position than its
+    /// snapshot...). A peer's bytes never panic a server: they are checked and counted here.
+    pub protocol_errors: u64,
+}
+
+/// Why a peer's message was ignored: no correct peer sends it. Counted in
+/// [`ReplicaStats::protocol_errors`].
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum ProtocolError {
+    /// A forward's entries do not follow `prev` one index at a time (R1).
+    #[error("forwarded entry {found} where {expected:?} should follow")]
+    ForwardOutOfOrder {
+        /// The index the entry should have.
+        expected: Option<OpIndex>,
+        /// The index it has.
+        found: OpIndex,
+    },
+    /// A forward's view tags decrease, or exceed the forward's own view: only the primary of
+    /// view `v` orders entries tagged `v`.
+    #[error("forwarded position {found:?} cannot follow {before:?} in view {view}")]
+    ForwardViewTag {
+        /// The position before it.
+        before: LogPos,
+        /// The position carrying the bad tag.
+        found: LogPos,
+        /// The forward's view.
+        view: ViewNum,
+    },
+    /// A transfer chunk numbered beyond any chunk a transfer can have.
+    #[error("transfer chunk {chunk} out of range")]
+    TransferChunkOutOfRange {
+        /// The chunk number.
+        chunk: u32,
+    },
+    /// A transfer reply acknowledges chunks that were never sent.
+    #[error("transfer reply acknowledges up to chunk {chunk}, only {sent} were sent")]
+    TransferChunkNeverSent {
+        /// The chunk the backup claims to expect next.
+        chunk: u32,
+        /// How many were sent.
+        sent: u32,
+    },
+    /// A backup reports a transfer installed at another position than its snapshot (P6).
+    #[error("transfer installed at {installed:?}, its snapshot ends at {snapshot:?}")]
+    TransferInstalledElsewhere {
+        /// The position the backup reports.
+        installed: LogPos,
+        /// Where the snapshot ends.
+        snapshot: LogPos,
+    },
 }
 
 /// A state transfer being received (P6). Built aside and swapped in when complete.
@@ -180,20 +231,8 @@ impl Replica {
             return String::new();
         };
         let mut out = String::new();
-        for (id, prog) in &p.backups {
-            let phase = match &prog.phase {
-                Phase::Probe => "probe".to_string(),
-                Phase::Stream => "stream".to_string(),
-                Phase::Transfer(t) => format!(
-                    "transfer(next={} unacked={})",
-                    t.next_chunk,
-                    t.unacked.len()
-                ),
-            };
-            out.push_str(&format!(
-                "[{id} {phase} matched={} sent={} quorum={} last_send={} last_progress={}]",
-                prog.matched, prog.sent, prog.in_quorum, prog.last_send_ms, prog.last_progress_ms
-            ));
+        for (id, progress) in &p.backups {
+            out.push_str(&format!("[{id} {progress}]"));
         }
         out
     }
@@ -205,9 +244,9 @@ impl Replica {
         };
         p.backups
             .iter()
-            .filter_map(|(id, prog)| match &prog.phase {
-                Phase::Transfer(t) => Some((id.clone(), t.next_chunk - t.unacked.len() as u32)),
-                _ => None,
+            .filter_map(|(id, progress)| {
+                let transfer = progress.transfer()?;
+                Some((id.clone(), transfer.acknowledged()))
             })
             .collect()
     }
@@ -231,16 +270,9 @@ impl Replica {
             if let Some(deadline_ms) = p.waiting.next_deadline() {
                 at = at.min(deadline_ms);
             }
-            for prog in p.backups.values() {
-                let outstanding = match &prog.phase {
-                    Phase::Probe => true,
-                    Phase::Stream => prog.sent > prog.matched,
-                    Phase::Transfer(t) => !t.unacked.is_empty(),
-                };
-                if outstanding {
-                    at = at.min(
-                        prog.last_send_ms.max(prog.last_progress_ms) + self.config.retransmit_ms,
-                    );
+            for progress in p.backups.values() {
+                if let Some(wake_ms) = progress.next_wake_ms(self.config.retransmit_ms) {
+                    at = at.min(wake_ms);
                 }
             }
         }
@@ -333,7 +365,7 @@ impl Replica {
             Role::Primary(p) => p,
             _ => Box::new(PrimaryState {
                 backups: BTreeMap::new(),
-                commit: OpIndex(0),
+                commit: OpIndex::ZERO,
                 waiting: Waiters::default(),
                 next_expiry_ms: now.mono_ms,
             }),
@@ -343,11 +375,8 @@ impl Replica {
         primary.backups = view
             .backups
             .iter()
-            .map(|b| (b.clone(), Progress::new(continuing(b), now.mono_ms)))
+            .map(|b| (b.clone(), Progress::probing(continuing(b))))
             .collect();
-        primary.commit = primary
-            .commit
-            .max(primary.quorum_commit(self.state.last.index));
         self.role = Role::Primary(primary);
         self.receiving = None;
         self.after_progress(now);
@@ -428,7 +457,11 @@ impl Replica {
         let Role::Primary(p) = &self.role else {
             unreachable!()
         };
-        if (self.state.last.index.0 - p.commit.0) as usize >= self.config.max_pending_ops {
+        let pending_ops = p
+            .commit
+            .checked_distance_to(self.state.last.index)
+            .expect("P2: the commit point never passes our history's end");
+        if usize::try_from(pending_ops).unwrap_or(usize::MAX) >= self.config.max_pending_ops {
             self.respond(client, req.seq, Err(RequestError::Busy));
             return;
         }
@@ -471,7 +504,7 @@ impl Replica {
                 cmds: req.cmds.clone(),
             },
         };
-        let replies = scratch.apply(&entry, self.config.bugs, false, None);
+        let replies = scratch.apply_as_primary(&entry, self.config.bugs);
         if req.cmds.iter().any(|c| c.is_write()) {
             // The bug: the write really happens here, outside the history.
             self.state.store = scratch.store;
@@ -521,7 +554,7 @@ impl Replica {
             random: self.rng.next_u64(),
             op,
         };
-        let replies = self.state.apply(&entry, self.config.bugs, false, None);
+        let replies = self.state.apply_as_primary(&entry, self.config.bugs);
         self.stats.applied += 1;
         let index = entry.pos.index;
         self.log.push(entry);
@@ -573,26 +606,11 @@ impl Replica {
         let Role::Primary(p) = &mut self.role else {
             return;
         };
-        loop {
-            p.commit = p.commit.max(p.quorum_commit(last));
-            let commit = p.commit;
-            let mut admitted = false;
-            for prog in p.backups.values_mut() {
-                if !prog.in_quorum && matches!(prog.phase, Phase::Stream) && prog.matched >= commit
-                {
-                    prog.in_quorum = true;
-                    admitted = true;
-                }
-            }
-            if !admitted {
-                break;
-            }
-        }
-        let commit = p.commit;
-        let done = p.waiting.take_through(commit);
+        p.advance_commit(last);
+        let done = p.waiting.take_through(p.commit);
         let view = self.view.as_ref().expect("primary has a view").num;
         let ack = self.ping_viewnum != view && p.all_synced();
-        let keep_from = self.retention(commit);
+        let keep_after = p.log_needed_after(last);
         for (client, seq) in done {
             self.respond_saved(client, seq);
         }
@@ -601,26 +619,9 @@ impl Replica {
             self.ping_viewnum = view;
             self.send_ping(now);
         }
-        self.log.trim_through(keep_from);
+        self.log.trim_through(keep_after);
         let bound = self.config.max_log_entries.max(self.config.max_pending_ops);
         self.log.trim_to_len(bound);
-    }
-
-    /// The log must keep every entry a backup may still need.
-    fn retention(&self, commit: OpIndex) -> OpIndex {
-        let Role::Primary(p) = &self.role else {
-            return commit;
-        };
-        let mut keep = commit;
-        for prog in p.backups.values() {
-            let need = match &prog.phase {
-                Phase::Stream => prog.matched,
-                Phase::Probe => OpIndex(0),
-                Phase::Transfer(t) => t.snapshot.last.index,
-            };
-            keep = keep.min(need);
-        }
-        OpIndex(keep.0.min(self.state.last.index.0))
     }
 
     fn on_forward_reply(&mut self, now: Now, from: Endpoint, reply: ForwardReply) {
@@ -632,10 +633,10 @@ impl Replica {
         let Role::Primary(p) = &mut self.role else {
             return;
         };
-        let Some(prog) = p.backups.get_mut(&backup) else {
+        let Some(progress) = p.backups.get_mut(&backup) else {
             return;
         };
-        match reply.result {
+        let (last, on_reply): (LogPos, fn(&mut Progress, OpIndex, u64)) = match reply.result {
             ForwardResult::Reject => {
                 self.stats.forwards_rejected += 1;
                 if reply.view > viewnum {
@@ -648,39 +649,22 @@ impl Replica {
                     }
                 }
                 // A backup still in an older view catches up at its next ping; we retransmit.
+                return;
             }
-            ForwardResult::Ack { last } | ForwardResult::Gap { last } => {
-                if matches!(prog.phase, Phase::Transfer(_)) {
-                    return; // A stale reply from before the transfer started.
-                }
-                if self.log.contains(last) && last.index <= last_index {
-                    if last.index > prog.matched || !matches!(prog.phase, Phase::Stream) {
-                        prog.last_progress_ms = now.mono_ms;
-                    }
-                    if !matches!(prog.phase, Phase::Stream) {
-                        prog.phase = Phase::Stream;
-                        prog.matched = last.index;
-                        prog.sent = last.index;
-                    }
-                    prog.matched = prog.matched.max(last.index);
-                    if matches!(reply.result, ForwardResult::Gap { .. }) || prog.sent < prog.matched
-                    {
-                        prog.sent = prog.matched;
-                    }
-                } else {
-                    // Its history is not a prefix of ours (or older than our log): copy the
-                    // whole state (P6).
-                    let id = self.rng.next_u64();
-                    prog.phase =
-                        Phase::Transfer(Box::new(OutgoingTransfer::new(id, self.state.clone())));
-                    prog.matched = OpIndex(0);
-                    prog.last_progress_ms = now.mono_ms;
-                    prog.last_send_ms = 0;
-                    self.stats.transfers_started += 1;
-                }
-                self.after_progress(now);
-            }
+            ForwardResult::Ack { last } => (last, Progress::on_ack),
+            ForwardResult::Gap { last } => (last, Progress::on_gap),
+        };
+        if progress.transfer().is_some() {
+            return; // A stale reply from before the transfer started.
         }
+        if self.log.contains(last) && last.index <= last_index {
+            on_reply(progress, last.index, now.mono_ms);
+        } else {
+            // Its history is not a prefix of ours (or older than our log): copy the whole
+            // state (P6).
+            self.start_transfer(now, &backup);
+        }
+        self.after_progress(now);
     }
 
     fn on_transfer_reply(&mut self, now: Now, from: Endpoint, reply: TransferReply) {
@@ -690,37 +674,34 @@ impl Replica {
         let Role::Primary(p) = &mut self.role else {
             return;
         };
-        let Some(prog) = p.backups.get_mut(&backup) else {
+        let Some(progress) = p.backups.get_mut(&backup) else {
             return;
         };
-        let Phase::Transfer(t) = &mut prog.phase else {
+        match progress.on_transfer_reply(&reply, now.mono_ms) {
+            Ok(TransferStep::Ignored | TransferStep::Acknowledged) => {}
+            Ok(TransferStep::LostBeginning) => self.start_transfer(now, &backup),
+            Ok(TransferStep::Installed) => {
+                self.stats.transfers_completed += 1;
+                self.after_progress(now);
+            }
+            Err(error) => self.ignore_protocol_error(error),
+        }
+    }
+
+    /// P6: starts copying our whole state to `backup`: the one place a transfer begins, when
+    /// its history is not a prefix of ours, when our log no longer reaches back to it, or when
+    /// it lost the beginning of the previous transfer. Operations ordered meanwhile stream
+    /// after the snapshot's position once it is installed.
+    fn start_transfer(&mut self, now: Now, backup: &ServerId) {
+        let Role::Primary(p) = &mut self.role else {
             return;
         };
-        if t.id != reply.transfer_id {
+        let Some(progress) = p.backups.get_mut(backup) else {
             return;
-        }
-        let Some(next) = reply.next_chunk else { return };
-        if reply.installed.is_none() && t.unacked.keys().next().is_some_and(|first| next < *first) {
-            // The backup lost the beginning of this transfer (it moved to another view and
-            // back, say): start again from a fresh snapshot.
-            let id = self.rng.next_u64();
-            **t = OutgoingTransfer::new(id, self.state.clone());
-            prog.last_send_ms = 0;
-            return;
-        }
-        t.unacked.retain(|chunk, _| *chunk >= next);
-        prog.last_progress_ms = now.mono_ms;
-        if let Some(installed) = reply.installed {
-            assert_eq!(
-                installed, t.snapshot.last,
-                "P6: the backup installed exactly our snapshot"
-            );
-            prog.phase = Phase::Stream;
-            prog.matched = installed.index;
-            prog.sent = installed.index;
-            self.stats.transfers_completed += 1;
-            self.after_progress(now);
-        }
+        };
+        let transfer = OutgoingTransfer::new(self.rng.next_u64(), self.state.clone());
+        progress.start_transfer(transfer, now.mono_ms);
+        self.stats.transfers_started += 1;
     }
 
     /// Resends what a backup has not confirmed in time.
@@ -728,27 +709,8 @@ impl Replica {
         let Role::Primary(p) = &mut self.role else {
             return;
         };
-        for prog in p.backups.values_mut() {
-            if now.mono_ms < prog.last_send_ms + self.config.retransmit_ms {
-                continue;
-            }
-            match &mut prog.phase {
-                Phase::Stream => {
-                    if prog.sent > prog.matched
-                        && now.mono_ms >= prog.last_progress_ms + self.config.retransmit_ms
-                    {
-                        prog.sent = prog.matched;
-                    }
-                }
-                Phase::Transfer(t) => {
-                    if !t.unacked.is_empty()
-                        && now.mono_ms >= prog.last_progress_ms + self.config.retransmit_ms
-                    {
-                        prog.last_send_ms = 0;
-                    }
-                }
-                Phase::Probe => prog.last_send_ms = 0,
-            }
+        for progress in p.backups.values_mut() {
+            progress.retransmit_if_due(now.mono_ms, self.config.retransmit_ms);
         }
     }
 
@@ -757,107 +719,60 @@ impl Replica {
         let Some(view) = self.view.as_ref().map(|v| v.num) else {
             return;
         };
-        let last = self.state.last;
         let Role::Primary(p) = &mut self.role else {
             return;
         };
-        let mut out = Vec::new();
-        for (backup, prog) in p.backups.iter_mut() {
-            let to = Endpoint::Server(backup.clone());
-            match &mut prog.phase {
-                Phase::Probe => {
-                    if prog.last_send_ms == 0
-                        || now.mono_ms >= prog.last_send_ms + self.config.retransmit_ms
-                    {
-                        let probe = Forward {
-                            view,
-                            prev: last,
-                            entries: Arc::new(Vec::new()),
-                        };
-                        out.push(Transmit {
-                            to,
-                            msg: Message::Forward(probe),
-                        });
-                        prog.last_send_ms = now.mono_ms.max(1);
-                    }
+        let outbound = Outbound {
+            view,
+            last: self.state.last,
+            log: &self.log,
+            config: &self.config,
+        };
+        let mut fell_behind = Vec::new();
+        let mut messages = Vec::new();
+        for (backup, progress) in p.backups.iter_mut() {
+            if progress
+                .poll(&outbound, now.mono_ms, &mut messages)
+                .is_err()
+            {
+                fell_behind.push(backup.clone());
+            }
+            for msg in messages.drain(..) {
+                if let Message::Forward(forward) = &msg
+                    && !forward.entries.is_empty()
+                {
+                    self.stats.forwards_sent += 1;
+                    self.stats.forwarded_entries += forward.entries.len() as u64;
                 }
-                Phase::Stream => {
-                    while prog.sent < last.index
-                        && prog.sent.0 - prog.matched.0 < self.config.max_inflight_ops
-                    {
-                        let Some(prev) = self.log.pos_at(prog.sent) else {
-                            // The log no longer reaches back to what this backup holds (it fell
-                            // further behind than max_log_entries): copy the whole state again
-                            // rather than wait forever (P6).
-                            let id = self.rng.next_u64();
-                            prog.phase = Phase::Transfer(Box::new(OutgoingTransfer::new(
-                                id,
-                                self.state.clone(),
-                            )));
-                            prog.matched = OpIndex(0);
-                            prog.last_send_ms = 0;
-                            self.stats.transfers_started += 1;
-                            break;
-                        };
-                        let room = (self.config.max_inflight_ops - (prog.sent.0 - prog.matched.0))
-                            as usize;
-                        let entries = self
-                            .log
-                            .after(prog.sent, self.config.max_batch_ops.min(room));
-                        let Some(end) = entries.last().map(|e| e.pos.index) else {
-                            break;
-                        };
-                        self.stats.forwards_sent += 1;
-                        self.stats.forwarded_entries += entries.len() as u64;
-                        let fwd = Forward {
-                            view,
-                            prev,
-                            entries: Arc::new(entries),
-                        };
-                        out.push(Transmit {
-                            to: to.clone(),
-                            msg: Message::Forward(fwd),
-                        });
-                        prog.sent = end;
-                        prog.last_send_ms = now.mono_ms.max(1);
-                    }
-                }
-                Phase::Transfer(t) => {
-                    if prog.last_send_ms == 0 {
-                        // (Re)send every unacknowledged chunk.
-                        for chunk in t.resend(view, self.config.transfer_chunk_bytes) {
-                            out.push(Transmit {
-                                to: to.clone(),
-                                msg: Message::Transfer(chunk),
-                            });
-                        }
-                        prog.last_send_ms = now.mono_ms.max(1);
-                    }
-                    while (t.unacked.len() as u32) < self.config.transfer_window {
-                        let Some(chunk) = t.next_chunk(view, self.config.transfer_chunk_bytes)
-                        else {
-                            break;
-                        };
-                        out.push(Transmit {
-                            to: to.clone(),
-                            msg: Message::Transfer(chunk),
-                        });
-                        prog.last_send_ms = now.mono_ms.max(1);
-                    }
-                }
+                let to = Endpoint::Server(backup.clone());
+                self.outbox.push_back(Transmit { to, msg });
             }
         }
-        self.outbox.extend(out);
+        // The log no longer reaches back to what these backups hold (they fell further behind
+        // than max_log_entries): copy the whole state again rather than wait forever. Their
+        // chunks go at the next flush.
+        for backup in fell_behind {
+            self.start_transfer(now, &backup);
+        }
     }
 
     /// Applies a forwarded or transferred entry as backup and records it in the recent log.
     fn apply_as_backup(&mut self, entry: &LogEntry) {
         self.state
-            .apply(entry, self.config.bugs, true, Some(self.last_wall_ms));
+            .apply_as_backup(entry, self.config.bugs, self.last_wall_ms);
         self.stats.applied += 1;
         self.log.push(entry.clone());
         self.log
             .trim_to_len(self.config.max_inflight_ops as usize * 2);
+    }
+
+    /// A peer sent what no correct peer sends: the message is dropped, as if lost, and
+    /// counted. Never a panic: a peer's bytes must not stop a server.
+    fn ignore_protocol_error(&mut self, error: ProtocolError) {
+        // The reason documents the call site (and the unit tests match on it); operators see
+        // the count.
+        let _ = error;
+        self.stats.protocol_errors += 1;
     }
 
     fn reply_forward(&mut self, to: Endpoint, result: ForwardResult) {

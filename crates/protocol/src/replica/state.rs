@@ -5,17 +5,23 @@
 use std::collections::VecDeque;
 use std::sync::Arc;
 
+use bytes::Bytes;
 use imbl::{OrdMap, OrdSet};
-use tandem_kv::{ExecContext, Reply, Store};
+use tandem_kv::{Command, ExecContext, Reply, Store};
 
 use crate::bug::{Bug, Bugs};
-use crate::ids::{ClientId, LogPos, OpIndex};
+use crate::ids::{ClientId, LogPos, OpIndex, Seq};
 use crate::message::{ClientRecord, LogEntry, Op};
 
 /// Mixes the primary's random value with a command's position in its batch, so that each
 /// command of a batch gets its own value while staying deterministic (P5).
 fn command_random(random: u64, position: usize) -> u64 {
     random ^ (position as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+}
+
+/// A request that changes nothing: a backup only records its place in the history (P4).
+fn is_read_only(cmds: &[Command]) -> bool {
+    cmds.iter().all(|cmd| !cmd.is_write())
 }
 
 /// Everything replicated. `Clone` is cheap (persistent maps): a primary snapshots it to start a
@@ -36,16 +42,68 @@ pub struct ReplicatedState {
 }
 
 impl ReplicatedState {
-    /// Applies the next entry of the history and returns the replies (empty for internal ops).
-    /// `as_backup` skips executing read-only requests (see [`ClientRecord::replies`]);
-    /// `own_clock_ms` is only used with the planted bug `backup-uses-own-clock`.
-    pub fn apply(
-        &mut self,
-        entry: &LogEntry,
-        bugs: Bugs,
-        as_backup: bool,
-        own_clock_ms: Option<u64>,
-    ) -> Arc<Vec<Reply>> {
+    /// Applies the next entry of the history as the primary that ordered it, and returns the
+    /// replies (empty for internal operations).
+    pub fn apply_as_primary(&mut self, entry: &LogEntry, bugs: Bugs) -> Arc<Vec<Reply>> {
+        self.advance_to(entry);
+        match &entry.op {
+            Op::Client { client, seq, cmds } => {
+                if let Some(saved) = self.duplicate_of(*client, *seq, cmds, bugs) {
+                    return saved;
+                }
+                self.execute(entry, *client, *seq, cmds, entry.now_ms)
+            }
+            Op::Expire { keys } => {
+                self.expire(keys, entry.now_ms);
+                Arc::new(Vec::new())
+            }
+            Op::ForgetClients { idle_before_ms } => {
+                self.forget_clients(*idle_before_ms);
+                Arc::new(Vec::new())
+            }
+        }
+    }
+
+    /// Applies the next entry of the history as a backup. A backup does not execute read-only
+    /// requests (see [`ClientRecord::replies`]) and answers nobody, so nothing is returned.
+    /// `own_clock_ms` is this server's wall clock, used only with the planted bug
+    /// `backup-uses-own-clock` (P5: a correct backup uses the time the primary decided).
+    pub fn apply_as_backup(&mut self, entry: &LogEntry, bugs: Bugs, own_clock_ms: u64) {
+        self.advance_to(entry);
+        let now_ms = if bugs.has(Bug::BackupUsesOwnClock) {
+            own_clock_ms
+        } else {
+            entry.now_ms
+        };
+        match &entry.op {
+            Op::Client { client, seq, cmds } => {
+                if self.duplicate_of(*client, *seq, cmds, bugs).is_some() {
+                    return;
+                }
+                if is_read_only(cmds) {
+                    // P4: the backup confirms the read by accepting its place in the history;
+                    // executing it would change nothing.
+                    let record = ClientRecord {
+                        seq: *seq,
+                        index: entry.pos.index,
+                        replies: None,
+                        at_ms: now_ms,
+                    };
+                    self.remember(*client, record);
+                    return;
+                }
+                self.execute(entry, *client, *seq, cmds, now_ms);
+            }
+            Op::Expire { keys } => self.expire(keys, now_ms),
+            Op::ForgetClients { idle_before_ms } => self.forget_clients(*idle_before_ms),
+        }
+    }
+
+    /// Moves the end of the history to `entry`. Both callers only pass the entry that extends
+    /// this history: the primary orders it there, a backup applies a forward only after checking
+    /// that its entries follow one another (`check_forward`), so a peer's bytes never reach
+    /// these assertions.
+    fn advance_to(&mut self, entry: &LogEntry) {
         assert_eq!(
             entry.pos.index,
             self.last.index.next(),
@@ -53,78 +111,77 @@ impl ReplicatedState {
         );
         assert!(
             entry.pos.view >= self.last.view,
-            "view tags never decrease along a history"
+            "R1: view tags never decrease along a history"
         );
         self.last = entry.pos;
         self.clock_ms = self.clock_ms.max(entry.now_ms);
-        let now_ms = match own_clock_ms {
-            Some(own) if bugs.has(Bug::BackupUsesOwnClock) => own,
-            _ => entry.now_ms,
-        };
-        match &entry.op {
-            Op::Client { client, seq, cmds } => {
-                let read_only = cmds.iter().all(|cmd| !cmd.is_write());
-                if let Some(record) = self.clients.get(client)
-                    && (record.seq > *seq || (record.seq == *seq && !read_only))
-                    && !bugs.has(Bug::NoDuplicateDetection)
-                {
-                    // P8: never execute a write twice. The primary filters duplicates before
-                    // ordering them, so this only guards the invariant. A read is ordered again
-                    // only when its replies were not kept (`ClientRecord::replies`), and every
-                    // replica applies it again, whether or not it kept them, so that the
-                    // records stay equal.
-                    return record.replies.clone().unwrap_or_default();
-                }
-                if as_backup && read_only {
-                    // P4: the backup confirms the read by accepting its place in the history;
-                    // executing it would change nothing.
-                    self.remember(
-                        *client,
-                        ClientRecord {
-                            seq: *seq,
-                            index: entry.pos.index,
-                            replies: None,
-                            at_ms: now_ms,
-                        },
-                    );
-                    return Arc::new(Vec::new());
-                }
-                let replies: Vec<Reply> = cmds
-                    .iter()
-                    .enumerate()
-                    .map(|(i, cmd)| {
-                        let ctx = ExecContext {
-                            now_ms,
-                            random: command_random(entry.random, i),
-                        };
-                        self.store.execute(cmd, &ctx)
-                    })
-                    .collect();
-                let replies = Arc::new(replies);
-                let record = ClientRecord {
-                    seq: *seq,
-                    index: entry.pos.index,
-                    replies: Some(replies.clone()),
-                    at_ms: now_ms,
+    }
+
+    /// The saved replies if `(client, seq)` was already applied and must not run again (P8).
+    /// The primary filters duplicates before ordering them, so this only guards the invariant.
+    /// A read is ordered again only when its replies were not kept (`ClientRecord::replies`),
+    /// and every replica applies it again, whether or not it kept them, so that the records
+    /// stay equal.
+    fn duplicate_of(
+        &self,
+        client: ClientId,
+        seq: Seq,
+        cmds: &[Command],
+        bugs: Bugs,
+    ) -> Option<Arc<Vec<Reply>>> {
+        if bugs.has(Bug::NoDuplicateDetection) {
+            return None;
+        }
+        let record = self.clients.get(&client)?;
+        let already_applied = record.seq > seq || (record.seq == seq && !is_read_only(cmds));
+        already_applied.then(|| record.replies.clone().unwrap_or_default())
+    }
+
+    /// Executes a request's commands with the history's time and randomness (P5) and records
+    /// its replies for retries (P8).
+    fn execute(
+        &mut self,
+        entry: &LogEntry,
+        client: ClientId,
+        seq: Seq,
+        cmds: &[Command],
+        now_ms: u64,
+    ) -> Arc<Vec<Reply>> {
+        let replies: Vec<Reply> = cmds
+            .iter()
+            .enumerate()
+            .map(|(position, cmd)| {
+                let ctx = ExecContext {
+                    now_ms,
+                    random: command_random(entry.random, position),
                 };
-                self.remember(*client, record);
-                replies
+                self.store.execute(cmd, &ctx)
+            })
+            .collect();
+        let replies = Arc::new(replies);
+        let record = ClientRecord {
+            seq,
+            index: entry.pos.index,
+            replies: Some(replies.clone()),
+            at_ms: now_ms,
+        };
+        self.remember(client, record);
+        replies
+    }
+
+    /// P5: expiry reaches every replica as this explicit delete, decided by the primary.
+    fn expire(&mut self, keys: &[Bytes], now_ms: u64) {
+        self.store.purge_expired(keys, now_ms);
+    }
+
+    /// Drops the at-most-once records of sessions last used before `idle_before_ms` (P8).
+    fn forget_clients(&mut self, idle_before_ms: u64) {
+        while let Some((at_ms, client)) = self.clients_by_age.get_min().copied() {
+            if at_ms >= idle_before_ms {
+                break;
             }
-            Op::Expire { keys } => {
-                // P5: expiry reaches every replica as this explicit delete, decided by the primary.
-                self.store.purge_expired(keys, now_ms);
-                Arc::new(Vec::new())
-            }
-            Op::ForgetClients { idle_before_ms } => {
-                while let Some((at_ms, client)) = self.clients_by_age.get_min().copied() {
-                    if at_ms >= *idle_before_ms {
-                        break;
-                    }
-                    self.clients_by_age.remove(&(at_ms, client));
-                    self.clients.remove(&client);
-                }
-                Arc::new(Vec::new())
-            }
+            self.clients_by_age.remove(&(at_ms, client));
+            self.clients.remove(&client);
         }
     }
 
@@ -187,7 +244,12 @@ impl RecentLog {
 
     /// Appends the entry just applied.
     pub fn push(&mut self, entry: LogEntry) {
-        debug_assert_eq!(entry.pos.index, self.last().index.next());
+        // Every push follows an apply, which checked the same order on the state.
+        assert_eq!(
+            entry.pos.index,
+            self.last().index.next(),
+            "R1: the recent log grows in history order"
+        );
         self.entries.push_back(entry);
     }
 
@@ -216,9 +278,10 @@ impl RecentLog {
         if index == self.base.index {
             return Some(self.base);
         }
-        let offset = index.0.checked_sub(self.base.index.0 + 1)?;
+        // Not the base and not before it: at least one past it, the first retained entry.
+        let after_base = self.base.index.checked_distance_to(index)?;
         self.entries
-            .get(usize::try_from(offset).ok()?)
+            .get(usize::try_from(after_base - 1).ok()?)
             .map(|e| e.pos)
     }
 
@@ -228,9 +291,15 @@ impl RecentLog {
         pos == LogPos::EMPTY && self.base == LogPos::EMPTY || self.pos_at(pos.index) == Some(pos)
     }
 
-    /// Up to `max` entries after `index` (which must be retained or the base).
+    /// Up to `max` entries after `index` (which must be retained or the base: the primary
+    /// asks only after `pos_at(index)` found it).
     pub fn after(&self, index: OpIndex, max: usize) -> Vec<LogEntry> {
-        let skip = (index.0 - self.base.index.0) as usize;
+        assert!(
+            index >= self.base.index,
+            "P2: entries after {index} are asked of a log that starts after {:?}",
+            self.base
+        );
+        let skip = usize::try_from(self.base.index.distance_to(index)).unwrap_or(usize::MAX);
         self.entries.iter().skip(skip).take(max).cloned().collect()
     }
 
