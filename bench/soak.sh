@@ -14,8 +14,9 @@
 #   - SIGSTOP of the view service for 1 s every 30 s (15 s with --short), the last one at least
 #     10 s before the end so that its consequences are seen.
 # No server is killed, so every view change is spurious. Reports them (with the view service's
-# reasons), the client throughput and p99, and the 1-minute load average seen; exits 1 if any
-# view changed or any role process died, 2 if it could not run.
+# reasons), the client throughput and p99, and the 1-minute load average seen. Exits 1 if any
+# view changed, a role process died or the cluster did not form; 2 on bad options or without
+# stress-ng.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 duration=600
@@ -70,7 +71,8 @@ pids+=($!)
 (
   start=$(date +%s); at=$pause_every
   while [ "$pause_every" -gt 0 ] && [ $((at + pause_secs + 10)) -le "$duration" ]; do
-    sleep $((start + at - $(date +%s)))
+    delay=$((start + at - $(date +%s)))
+    [ "$delay" -le 0 ] || sleep "$delay"
     kill -STOP "$vs_pid"; sleep "$pause_secs"; kill -CONT "$vs_pid"
     echo $(($(date +%s) - start - pause_secs))
     at=$((at + pause_every))
@@ -94,9 +96,10 @@ work, duration, workers, first, last = sys.argv[1], int(sys.argv[2]), int(sys.ar
 pauses = open(os.path.join(work, "pauses.txt")).read().split()
 loads = [float(x) for x in open(os.path.join(work, "load.txt")).read().split()]
 b = json.load(open(os.path.join(work, "bench.json")))
+paused = (f"SIGSTOPped for 1 s at {', '.join(p + ' s' for p in pauses)}" if pauses
+          else "never paused")
 print(f"soak {duration} s: view service, 3 servers (primary + 2 backups), coordinator; "
-      f"stress-ng {workers} CPU workers; view service SIGSTOPped {len(pauses)} times for 1 s "
-      f"(at {', '.join(p + ' s' for p in pauses) or 'never'})")
+      f"stress-ng {workers} CPU workers; view service {paused}")
 if loads:
     print(f"load average (1 min): max {max(loads):.1f}, mean {sum(loads)/len(loads):.1f}, "
           f"at the end {loads[-1]:.1f}")
