@@ -391,6 +391,8 @@ pub struct GroupStatus {
     pub primary: Option<String>,
     pub backups: Vec<String>,
     pub acked: bool,
+    /// Servers that ping but are in no view (V9).
+    pub idle: Vec<String>,
 }
 
 pub fn status(vs_port: u16) -> Option<GroupStatus> {
@@ -431,19 +433,23 @@ fn parse_status(text: &str) -> Option<GroupStatus> {
     } else {
         Some(primary[1..].split('"').next()?.to_string())
     };
-    let backups_text = field("backups")?;
-    let backups_text = &backups_text[1..backups_text.find(']')?];
-    let backups = backups_text
-        .split(',')
-        .map(|s| s.trim().trim_matches('"').to_string())
-        .filter(|s| !s.is_empty())
-        .collect();
+    let list = |name: &str| -> Option<Vec<String>> {
+        let text = field(name)?;
+        let text = &text[1..text.find(']')?];
+        Some(
+            text.split(',')
+                .map(|s| s.trim().trim_matches('"').to_string())
+                .filter(|s| !s.is_empty())
+                .collect(),
+        )
+    };
     let acked = field("acked")?.starts_with("true");
     Some(GroupStatus {
         viewnum,
         primary,
-        backups,
+        backups: list("backups")?,
         acked,
+        idle: list("idle")?,
     })
 }
 
@@ -519,4 +525,19 @@ impl History {
         }
         Ok(ops.len())
     }
+}
+
+/// `tandem status --history`: every view the view service remembers, with when and why it
+/// started, for failure messages (empty if the view service did not answer).
+pub fn status_history(vs_port: u16) -> String {
+    Command::new(env!("CARGO_BIN_EXE_tandem"))
+        .args([
+            "status",
+            "--viewserver",
+            &format!("127.0.0.1:{vs_port}"),
+            "--history",
+        ])
+        .output()
+        .map(|out| String::from_utf8_lossy(&out.stdout).into_owned())
+        .unwrap_or_default()
 }
