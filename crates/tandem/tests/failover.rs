@@ -162,9 +162,10 @@ fn v3_sigstop_of_the_view_service_under_load_fails_over_no_healthy_server() {
             });
             assert!(
                 !changed,
-                "a stall of {stall:?} changed the view: {:?} -> {:?}",
+                "a stall of {stall:?} changed the view: {:?} -> {:?}\n{}",
                 before,
-                support::status(c.vs_port)
+                support::status(c.vs_port),
+                support::status_history(c.vs_port)
             );
         }
     });
