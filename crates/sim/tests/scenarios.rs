@@ -1,9 +1,14 @@
 //! The lab scenarios and one test per PROTOCOL.md rule, on the deterministic harness. All
 //! waiting is in virtual time with explicit deadlines.
 
+use std::sync::Arc;
+
 use bytes::Bytes;
 use tandem_kv::Reply;
-use tandem_protocol::{ReplicaConfig, RoleKind, ServerId, ViewNum, ViewServiceConfig};
+use tandem_protocol::message::{Request, RequestError, Response};
+use tandem_protocol::{
+    Bug, Bugs, GroupId, Message, ReplicaConfig, RoleKind, Seq, ServerId, ViewNum, ViewServiceConfig,
+};
 use tandem_sim::{Cluster, ClusterConfig, NetConfig, NodeId};
 
 fn cluster(servers: usize, clients: usize) -> Cluster {
@@ -346,36 +351,77 @@ fn p4_primary_partitioned_from_view_service_never_serves_a_stale_read() {
     assert_eq!(c.call(0, "GET a", 5000), Some(bulk("new")));
 }
 
-#[test]
-fn p1_backup_rejects_coordinator_requests() {
-    use tandem_protocol::message::{Endpoint, Message, Request, RequestError};
-    let c = steady(2, 1);
-    let backup = c.server(1).unwrap();
-    assert_eq!(backup.role(), RoleKind::Backup);
-    // Deliver a request straight to the backup's core and look at its answer.
-    let mut replica = tandem_protocol::Replica::new(
-        id("s9"),
-        tandem_protocol::GroupId(0),
-        tandem_protocol::Incarnation(1),
-        ReplicaConfig::default(),
-    );
-    let req = Request {
-        group: tandem_protocol::GroupId(0),
-        client: tandem_protocol::ClientId(7),
-        seq: tandem_protocol::Seq(1),
-        cmds: std::sync::Arc::new(vec![tandem_sim::workload::parse_line("SET a 1")]),
+/// s1 primary with backup s2, s3 idle, every server planted with `bugs`; client 0 wrote a = 1.
+/// Client 1 is left to the test, which talks to servers directly in its name.
+fn p1_cluster(bugs: Bugs) -> Cluster {
+    let mut c = Cluster::new(ClusterConfig {
+        servers: 3,
+        clients: 2,
+        replica: ReplicaConfig {
+            bugs,
+            ..ReplicaConfig::default()
+        },
+        ..ClusterConfig::default()
+    });
+    assert!(wait_view(&mut c, "s1", &["s2"], 3000), "{:?}", c.view());
+    assert_eq!(c.call(0, "SET a 1", 2000), Some(Reply::ok()));
+    c
+}
+
+/// Delivers `SET a from-client` from client 1 straight to `server`; returns its one answer.
+fn request_directly(c: &mut Cluster, server: usize) -> Response {
+    let request = Request {
+        group: GroupId(0),
+        client: c.clerk(1).id(),
+        seq: Seq(1),
+        cmds: Arc::new(vec![tandem_sim::workload::parse_line("SET a from-client")]),
     };
-    let now = tandem_protocol::Now::at_ms(1);
-    replica.handle(
-        now,
-        Endpoint::Client(tandem_protocol::ClientId(7)),
-        Message::Request(req),
-    );
-    let out = replica.poll_transmit(now).unwrap();
-    match out.msg {
-        Message::Response(r) => assert_eq!(r.result, Err(RequestError::WrongServer(ViewNum(0)))),
-        other => panic!("unexpected {other:?}"),
+    match c
+        .deliver_from_client(1, server, Message::Request(request))
+        .as_slice()
+    {
+        [Message::Response(response)] => response.clone(),
+        other => panic!("server {server} answered {other:?}"),
     }
+}
+
+#[test]
+fn p1_backup_and_idle_server_reject_coordinator_requests() {
+    let mut c = p1_cluster(Bugs::NONE);
+    let view = c.view().unwrap();
+    let backup = c.server_index(&view.backups[0]);
+    assert_eq!(c.server(backup).unwrap().role(), RoleKind::Backup);
+    assert_eq!(
+        request_directly(&mut c, backup).result,
+        Err(RequestError::WrongServer(view.num)),
+        "P1: the backup of view {} refuses",
+        view.num
+    );
+    let idle = c.server_index(&id("s3"));
+    assert_eq!(c.server(idle).unwrap().role(), RoleKind::Idle);
+    assert!(
+        matches!(
+            request_directly(&mut c, idle).result,
+            Err(RequestError::WrongServer(_))
+        ),
+        "P1: an idle server refuses"
+    );
+    assert_eq!(
+        c.call(0, "GET a", 2000),
+        Some(bulk("1")),
+        "the refused writes did not happen"
+    );
+}
+
+#[test]
+fn p1_planted_bug_backup_accepts_client_writes_is_caught() {
+    // The same question as above, to a backup that breaks P1: it answers with replies.
+    let mut c = p1_cluster(Bugs::only(Bug::BackupAcceptsClientWrites));
+    let backup = c.server_index(&c.view().unwrap().backups[0]);
+    assert_eq!(
+        request_directly(&mut c, backup).result,
+        Ok(Arc::new(vec![Reply::ok()]))
+    );
 }
 
 #[test]
