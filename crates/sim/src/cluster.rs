@@ -720,6 +720,13 @@ impl Cluster {
     }
 
     fn after_server(&mut self, i: usize) {
+        let answers = self.after_server_capturing(i, None);
+        debug_assert!(answers.is_empty());
+    }
+
+    /// Drains server `i`'s outputs and arms its timer. Messages addressed to `capture` are
+    /// returned instead of sent (test helpers ask a server something directly).
+    fn after_server_capturing(&mut self, i: usize, capture: Option<&Endpoint>) -> Vec<Message> {
         let now = self.server_now(i);
         let mut out = Vec::new();
         let replica = self.servers[i].replica.as_mut().expect("up");
@@ -732,17 +739,23 @@ impl Cluster {
         let id = self.servers[i].id.clone();
         self.invariants.server_view(&id, viewnum);
         self.trace_event(2, NodeId::Server(i), last.index.0 ^ (viewnum.0 << 40));
+        let mut captured = Vec::new();
         for t in out {
             if let Message::Response(r) = &t.msg
                 && r.result.is_ok()
             {
                 self.invariants.answered(&id, viewnum);
             }
-            self.send(NodeId::Server(i), t);
+            if capture == Some(&t.to) {
+                captured.push(t.msg);
+            } else {
+                self.send(NodeId::Server(i), t);
+            }
         }
         if let Some(next) = next {
             self.arm_timer(NodeId::Server(i), next.max(self.now_ms + 1));
         }
+        captured
     }
 
     fn after_client(&mut self, c: usize) {
@@ -858,5 +871,37 @@ impl Cluster {
         let window_ms = vs.dead_after_ms() + 2 * vs.ping_interval_ms + self.config.net.delay_max_ms;
         self.invariants
             .declared_dead(cause, self.now_ms, healthy_for_ms, window_ms);
+    }
+}
+
+// ---- test helpers ----
+//
+// Kept apart from the driving code above: scenario tests use these to ask one chosen server
+// something directly, which the clerks never do on their own.
+impl Cluster {
+    /// Test helper: hands `msg` to server `server` at once, as if client session `client` had
+    /// sent it (no network delay, loss or partition), and returns what the server sent back to
+    /// that client in response. Everything else it sent travels through the network as usual,
+    /// and answers are checked by the same invariants as answers that travel.
+    ///
+    /// A crashed server answers nothing. The server must not be paused (send through the
+    /// network to model that).
+    pub fn deliver_from_client(
+        &mut self,
+        client: usize,
+        server: usize,
+        msg: Message,
+    ) -> Vec<Message> {
+        assert!(
+            self.servers[server].paused_until_ms <= self.now_ms,
+            "deliver_from_client to paused server {server}"
+        );
+        let from = self.endpoint(NodeId::Client(client));
+        let now = self.server_now(server);
+        let Some(replica) = self.servers[server].replica.as_mut() else {
+            return Vec::new();
+        };
+        replica.handle(now, from.clone(), msg);
+        self.after_server_capturing(server, Some(&from))
     }
 }

@@ -9,10 +9,12 @@
 //! - [`workload`]: random client commands over a few keys.
 //! - [`faults`]: random fault schedules.
 //! - [`run`]: one seeded run with every checker, and sweeps over many seeds.
+//! - [`catch`]: a panic inside one seed's run becomes a violation of that seed.
 //!
 //! Architecture invariant: everything derives from one seed; no clock, thread or OS randomness
 //! is consulted, so a seed replays a run exactly.
 
+pub mod catch;
 pub mod cluster;
 pub mod faults;
 pub mod history;
@@ -21,6 +23,7 @@ pub mod net;
 pub mod run;
 pub mod workload;
 
+pub use catch::{CaughtPanic, PanicPrint, catch_panic};
 pub use cluster::{Cluster, ClusterConfig, Workload};
 pub use net::{NetConfig, NodeId};
-pub use run::{RunOptions, RunReport, run_seed};
+pub use run::{RunOptions, RunReport, run_seed, run_seed_traced};

@@ -3,13 +3,17 @@
 //! A run: warm up, then random client load under a random sequence of fault episodes; then heal
 //! everything and check liveness (every pending request finishes within a bound), convergence
 //! (every replica of the view holds an identical state), a final read of every key, and
-//! linearizability of the whole history. Invariants are checked on every step throughout.
+//! linearizability of the whole history. Invariants are checked on every step throughout. A
+//! panic inside the run (a core's assertion, a harness bug) is caught and reported as a violation
+//! of that seed, so a sweep goes on with the others.
 
 use std::fmt::Write as _;
+use std::io;
 
 use tandem_check::{Budget, Verdict};
 use tandem_protocol::{Bugs, ClerkConfig, ReplicaConfig, ViewServiceConfig};
 
+use crate::catch::{PanicPrint, catch_panic};
 use crate::cluster::{Cluster, ClusterConfig};
 use crate::faults::{self, Action};
 use crate::model;
@@ -25,18 +29,25 @@ pub struct RunOptions {
     pub duration_ms: u64,
     /// Planted bugs.
     pub bugs: Bugs,
-    /// Print every fault and view change as it happens (for replaying a failure).
-    pub verbose: bool,
+    /// Whether a panic inside the run also prints the standard panic message (it is reported
+    /// as a violation either way).
+    pub panic_print: PanicPrint,
+    /// Test hook for the harness itself, never set by `tandem sim`: panic once simulated time
+    /// reaches this (after the one-second warm-up at the earliest), to prove that a panicking
+    /// seed is reported and a sweep goes on. Not part of [`replay_command`].
+    pub panic_at_ms: Option<u64>,
 }
 
 impl RunOptions {
-    /// A run of `seed` with the default length (60 simulated seconds) and no bugs.
+    /// A run of `seed` with the default length (60 simulated seconds), no bugs and silent
+    /// panics.
     pub fn new(seed: u64) -> RunOptions {
         RunOptions {
             seed,
             duration_ms: 60_000,
             bugs: Bugs::NONE,
-            verbose: false,
+            panic_print: PanicPrint::Silent,
+            panic_at_ms: None,
         }
     }
 }
@@ -112,16 +123,74 @@ fn cluster_config(options: &RunOptions) -> ClusterConfig {
 
 /// Runs one seed with every checker.
 pub fn run_seed(options: &RunOptions) -> RunReport {
+    run_seed_traced(options, &mut io::sink()).expect("writing to a sink never fails")
+}
+
+/// Runs one seed with every checker and writes every fault to `trace` as it is applied, with
+/// the cluster's state (for replaying a failure). A write error ends the run early and is
+/// returned (a reader that went away, as with `| head`, is not a failure of the seed).
+pub fn run_seed_traced(options: &RunOptions, trace: &mut dyn io::Write) -> io::Result<RunReport> {
+    // Built outside the catch so that a run that panicked still reports the digest, time and
+    // history it reached.
     let mut cluster = Cluster::new(cluster_config(options));
+    let mut faults_applied = 0;
+    let findings = catch_panic(options.panic_print, || {
+        exercise(&mut cluster, options, trace, &mut faults_applied)
+    });
+    let (violations, stuck, undecided_keys) = match findings {
+        Ok(findings) => {
+            let findings = findings?;
+            (findings.violations, findings.stuck, findings.undecided_keys)
+        }
+        Err(panic) => {
+            // The history stops mid-event, so no end-of-run check would be meaningful; the
+            // invariants broken before the panic are still worth reading.
+            let mut violations = vec![panic.to_string()];
+            violations.extend(cluster.violations().iter().cloned());
+            (violations, None, 0)
+        }
+    };
+    let history = cluster.history();
+    Ok(RunReport {
+        seed: options.seed,
+        digest: cluster.trace_digest(),
+        violations,
+        simulated_ms: cluster.now_ms(),
+        operations: history.len(),
+        completed: history.iter().filter(|op| op.ret.is_some()).count(),
+        faults: faults_applied,
+        undecided_keys,
+        events: cluster.events_processed(),
+        stuck,
+    })
+}
+
+/// What the checkers of a run that did not panic found.
+struct Findings {
+    violations: Vec<String>,
+    stuck: Option<String>,
+    undecided_keys: usize,
+}
+
+/// Drives the run (load, faults, healing) and runs every checker.
+fn exercise(
+    cluster: &mut Cluster,
+    options: &RunOptions,
+    trace: &mut dyn io::Write,
+    faults_applied: &mut usize,
+) -> io::Result<Findings> {
     let mut violations = Vec::new();
     cluster.run_for(1000);
+    if let Some(at_ms) = options.panic_at_ms {
+        cluster.run_until(at_ms, |_| false);
+        panic!("planted by RunOptions::panic_at_ms at {at_ms} ms");
+    }
     cluster.set_workload(Some(Box::new(RandomWorkload::new(20))));
 
     // Faults: episodes one after another until the fault phase ends.
     let fault_end = cluster.now_ms() + options.duration_ms;
     let mut pending: Vec<(u64, u64, Action)> = Vec::new();
     let mut order = 0;
-    let mut applied = 0;
     let mut next_episode = cluster.now_ms() + 200 + cluster.rng().below(1500);
     loop {
         let next_action = pending.iter().map(|(t, _, _)| *t).min();
@@ -131,7 +200,7 @@ pub fn run_seed(options: &RunOptions) -> RunReport {
         }
         cluster.run_until(next, |_| false);
         if next == next_episode {
-            for (delay, action) in faults::next_episode(&mut cluster) {
+            for (delay, action) in faults::next_episode(cluster) {
                 pending.push((cluster.now_ms() + delay, order, action));
                 order += 1;
             }
@@ -140,21 +209,20 @@ pub fn run_seed(options: &RunOptions) -> RunReport {
         }
         pending.sort_by_key(|(t, o, _)| (*t, *o));
         let (_, _, action) = pending.remove(0);
-        if options.verbose {
-            println!(
-                "{:>8} ms  fault {action:?}  ({})",
-                cluster.now_ms(),
-                describe(&cluster)
-            );
-        }
-        faults::apply(&mut cluster, &action);
-        applied += 1;
+        writeln!(
+            trace,
+            "{:>8} ms  fault {action:?}  ({})",
+            cluster.now_ms(),
+            describe(cluster)
+        )?;
+        faults::apply(cluster, &action);
+        *faults_applied += 1;
     }
     cluster.run_until(fault_end, |_| false);
 
     // Heal: network back to normal, every server up again.
-    faults::apply(&mut cluster, &Action::HealNetwork);
-    faults::apply(&mut cluster, &Action::RestartAll);
+    faults::apply(cluster, &Action::HealNetwork);
+    faults::apply(cluster, &Action::RestartAll);
     cluster.set_workload(None);
     // Give the view service time to notice restarts, then ask whether the rules allow progress:
     // when every server holding the state crashed, V6/V7 keep the group stuck (never wrong).
@@ -166,10 +234,10 @@ pub fn run_seed(options: &RunOptions) -> RunReport {
         if !cluster.run_until(bound, all_idle) {
             violations.push(format!(
                 "liveness: requests still pending {LIVENESS_BOUND_MS} ms after healing: {}",
-                describe(&cluster)
+                describe(cluster)
             ));
         }
-        check_convergence(&mut cluster, &mut violations);
+        check_convergence(cluster, &mut violations);
 
         // A final read of every key, part of the checked history: acknowledged writes must be
         // there.
@@ -190,20 +258,12 @@ pub fn run_seed(options: &RunOptions) -> RunReport {
     }
 
     violations.extend(cluster.violations().iter().cloned());
-    let undecided_keys = check_linearizability(&cluster, &mut violations);
-    let history = cluster.history();
-    RunReport {
-        seed: options.seed,
-        digest: cluster.trace_digest(),
+    let undecided_keys = check_linearizability(cluster, &mut violations);
+    Ok(Findings {
         violations,
-        simulated_ms: cluster.now_ms(),
-        operations: history.len(),
-        completed: history.iter().filter(|op| op.ret.is_some()).count(),
-        faults: applied,
-        undecided_keys,
-        events: cluster.events_processed(),
         stuck,
-    }
+        undecided_keys,
+    })
 }
 
 /// After healing, every member of the view must end with the same state.

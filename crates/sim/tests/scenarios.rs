@@ -1,9 +1,14 @@
 //! The lab scenarios and one test per PROTOCOL.md rule, on the deterministic harness. All
 //! waiting is in virtual time with explicit deadlines.
 
+use std::sync::Arc;
+
 use bytes::Bytes;
 use tandem_kv::Reply;
-use tandem_protocol::{Bug, Bugs, ReplicaConfig, RoleKind, ServerId, ViewNum, ViewServiceConfig};
+use tandem_protocol::message::{Request, RequestError, Response};
+use tandem_protocol::{
+    Bug, Bugs, GroupId, Message, ReplicaConfig, RoleKind, Seq, ServerId, ViewNum, ViewServiceConfig,
+};
 use tandem_sim::workload::RandomWorkload;
 use tandem_sim::{Cluster, ClusterConfig, NetConfig, NodeId};
 
@@ -75,12 +80,20 @@ fn start_slow_transfer(c: &mut Cluster, keys: usize, join: impl FnOnce(&mut Clus
 
 #[test]
 fn v5_first_server_to_ping_becomes_primary_of_view_1() {
-    let mut c = cluster(1, 0);
+    // s1 starts late, so s2 pings first: a view service that picked s1 by name or index fails.
+    let mut c = cluster(2, 0);
+    c.crash(0);
     assert!(c.run_until(1000, |c| c.view_acked()));
     let view = c.view().unwrap();
     assert_eq!(view.num, ViewNum(1));
-    assert_eq!(view.primary, id("s1"));
+    assert_eq!(view.primary, id("s2"));
     assert!(view.backups.is_empty());
+    c.restart(0);
+    assert!(
+        wait_view(&mut c, "s2", &["s1"], 2000),
+        "the later server joins as backup: {:?}",
+        c.view()
+    );
 }
 
 #[test]
@@ -101,20 +114,29 @@ fn v8_backup_takes_over_when_primary_dies() {
 }
 
 #[test]
-fn v4_restarted_server_becomes_backup_again() {
+fn v4_restarted_backup_is_treated_as_dead_and_rejoins_with_the_state() {
     let mut c = steady(2, 1);
     c.call(0, "SET a 1", 2000).unwrap();
-    c.crash(0);
-    assert!(wait_view(&mut c, "s2", &[], 2000));
-    c.restart(0);
+    let before = c.view().unwrap().num;
+    c.crash(1);
+    c.restart(1); // Back before the view service could notice silence: only V4 can catch it.
+    let until = c.now_ms() + 1000;
     assert!(
-        wait_view(&mut c, "s2", &["s1"], 2000),
-        "view: {:?}",
+        c.run_until(until, |c| c.view_acked()
+            && c.view().is_some_and(|v| v.num > before
+                && v.primary == id("s1")
+                && v.backups == [id("s2")])),
+        "V4: the restarted backup was dropped and re-added as a new server: {:?}",
         c.view()
     );
-    // The restarted server received the state (P6): after s2 dies it serves a.
-    c.crash(1);
-    assert!(wait_view(&mut c, "s1", &[], 2000));
+    assert_eq!(
+        c.view().unwrap().num,
+        before.next(),
+        "dropped and re-added in one view change (V8)"
+    );
+    // The restarted backup received the state (P6): after s1 dies it serves a.
+    c.crash(0);
+    assert!(wait_view(&mut c, "s2", &[], 2000), "view: {:?}", c.view());
     assert_eq!(c.call(0, "GET a", 3000), Some(bulk("1")));
 }
 
@@ -152,9 +174,20 @@ fn v4_restarted_primary_is_treated_as_dead() {
 #[test]
 fn v3_dead_backup_is_removed() {
     let mut c = steady(2, 0);
+    let before = c.view();
     c.crash(1);
     let dead_after = ViewServiceConfig::default().dead_after_ms();
-    assert!(wait_view(&mut c, "s1", &[], dead_after + 500));
+    let ping_interval = ReplicaConfig::default().ping_interval_ms;
+    // s2 pinged at most one interval before it crashed, so for a while after the crash it has
+    // been silent for fewer than dead_pings intervals: still alive.
+    let silent_enough = c.now_ms() + dead_after - 2 * ping_interval;
+    c.run_until(silent_enough, |_| false);
+    assert_eq!(
+        c.view(),
+        before,
+        "V3: not dead before dead_pings silent intervals"
+    );
+    assert!(wait_view(&mut c, "s1", &[], 2 * ping_interval + 100));
 }
 
 /// What happened around stalls of the view service.
@@ -250,24 +283,20 @@ fn v6_view_service_waits_for_the_primary_ack() {
 
 #[test]
 fn v7_uninitialized_server_is_never_promoted() {
-    // s1 primary with backup s2; s2 dies, s3 joins and is receiving the state when s1 dies.
-    let mut c = Cluster::new(ClusterConfig {
-        servers: 3,
-        clients: 1,
-        replica: chunked(ReplicaConfig::default()),
-        ..ClusterConfig::default()
-    });
-    assert!(wait_view(&mut c, "s1", &["s2"], 3000));
-    start_slow_transfer(&mut c, 50, |c| c.crash(1));
+    // s1 primary with backup s2; s3 is idle, in no acknowledged view. Both members die: nobody
+    // with the state is left, and the group must stay stuck rather than promote s3.
+    let mut c = steady(3, 1);
+    c.call(0, "SET a 1", 2000).unwrap();
+    let before = c.view();
     c.crash(0);
+    c.crash(1);
     c.run_for(3000);
-    let view = c.view().unwrap();
     assert_eq!(
-        view.primary,
-        id("s1"),
-        "V7: s3 never held the full state, so it is not promoted"
+        c.view(),
+        before,
+        "V7: s3 never held the state, so it is not promoted"
     );
-    assert!(!c.view_acked());
+    assert!(c.stuck_reason().is_some());
 }
 
 #[test]
@@ -421,36 +450,77 @@ fn p4_primary_partitioned_from_view_service_never_serves_a_stale_read() {
     assert_eq!(c.call(0, "GET a", 5000), Some(bulk("new")));
 }
 
-#[test]
-fn p1_backup_rejects_coordinator_requests() {
-    use tandem_protocol::message::{Endpoint, Message, Request, RequestError};
-    let c = steady(2, 1);
-    let backup = c.server(1).unwrap();
-    assert_eq!(backup.role(), RoleKind::Backup);
-    // Deliver a request straight to the backup's core and look at its answer.
-    let mut replica = tandem_protocol::Replica::new(
-        id("s9"),
-        tandem_protocol::GroupId(0),
-        tandem_protocol::Incarnation(1),
-        ReplicaConfig::default(),
-    );
-    let req = Request {
-        group: tandem_protocol::GroupId(0),
-        client: tandem_protocol::ClientId(7),
-        seq: tandem_protocol::Seq(1),
-        cmds: std::sync::Arc::new(vec![tandem_sim::workload::parse_line("SET a 1")]),
+/// s1 primary with backup s2, s3 idle, every server planted with `bugs`; client 0 wrote a = 1.
+/// Client 1 is left to the test, which talks to servers directly in its name.
+fn p1_cluster(bugs: Bugs) -> Cluster {
+    let mut c = Cluster::new(ClusterConfig {
+        servers: 3,
+        clients: 2,
+        replica: ReplicaConfig {
+            bugs,
+            ..ReplicaConfig::default()
+        },
+        ..ClusterConfig::default()
+    });
+    assert!(wait_view(&mut c, "s1", &["s2"], 3000), "{:?}", c.view());
+    assert_eq!(c.call(0, "SET a 1", 2000), Some(Reply::ok()));
+    c
+}
+
+/// Delivers `SET a from-client` from client 1 straight to `server`; returns its one answer.
+fn request_directly(c: &mut Cluster, server: usize) -> Response {
+    let request = Request {
+        group: GroupId(0),
+        client: c.clerk(1).id(),
+        seq: Seq(1),
+        cmds: Arc::new(vec![tandem_sim::workload::parse_line("SET a from-client")]),
     };
-    let now = tandem_protocol::Now::at_ms(1);
-    replica.handle(
-        now,
-        Endpoint::Client(tandem_protocol::ClientId(7)),
-        Message::Request(req),
-    );
-    let out = replica.poll_transmit(now).unwrap();
-    match out.msg {
-        Message::Response(r) => assert_eq!(r.result, Err(RequestError::WrongServer(ViewNum(0)))),
-        other => panic!("unexpected {other:?}"),
+    match c
+        .deliver_from_client(1, server, Message::Request(request))
+        .as_slice()
+    {
+        [Message::Response(response)] => response.clone(),
+        other => panic!("server {server} answered {other:?}"),
     }
+}
+
+#[test]
+fn p1_backup_and_idle_server_reject_coordinator_requests() {
+    let mut c = p1_cluster(Bugs::NONE);
+    let view = c.view().unwrap();
+    let backup = c.server_index(&view.backups[0]);
+    assert_eq!(c.server(backup).unwrap().role(), RoleKind::Backup);
+    assert_eq!(
+        request_directly(&mut c, backup).result,
+        Err(RequestError::WrongServer(view.num)),
+        "P1: the backup of view {} refuses",
+        view.num
+    );
+    let idle = c.server_index(&id("s3"));
+    assert_eq!(c.server(idle).unwrap().role(), RoleKind::Idle);
+    assert!(
+        matches!(
+            request_directly(&mut c, idle).result,
+            Err(RequestError::WrongServer(_))
+        ),
+        "P1: an idle server refuses"
+    );
+    assert_eq!(
+        c.call(0, "GET a", 2000),
+        Some(bulk("1")),
+        "the refused writes did not happen"
+    );
+}
+
+#[test]
+fn p1_planted_bug_backup_accepts_client_writes_is_caught() {
+    // The same question as above, to a backup that breaks P1: it answers with replies.
+    let mut c = p1_cluster(Bugs::only(Bug::BackupAcceptsClientWrites));
+    let backup = c.server_index(&c.view().unwrap().backups[0]);
+    assert_eq!(
+        request_directly(&mut c, backup).result,
+        Ok(Arc::new(vec![Reply::ok()]))
+    );
 }
 
 #[test]
@@ -508,12 +578,25 @@ fn p5_expiry_decided_by_primary_reaches_backup_as_delete() {
         2,
         "backup holds the key until told otherwise"
     );
+    // The backup hears nothing from the primary while t expires: its own clock decides nothing,
+    // so it keeps t until the primary's delete arrives.
+    c.net.cut_one_way(NodeId::Server(0), NodeId::Server(1));
     c.run_for(1000);
     assert_eq!(
         c.server(0).unwrap().state().store.len(),
         1,
         "primary's expiry sweep deleted t"
     );
+    assert_eq!(
+        c.server(1).unwrap().state().store.len(),
+        2,
+        "P5: the backup did not expire t by itself"
+    );
+    c.net.heal_all();
+    let until = c.now_ms() + 2000;
+    c.run_until(until, |c| {
+        c.server(1).unwrap().state().last == c.server(0).unwrap().state().last
+    });
     assert_eq!(
         c.server(1).unwrap().state().store.len(),
         1,
@@ -586,18 +669,38 @@ fn c3_request_gets_a_clear_timeout_when_no_primary_is_reachable() {
 
 #[test]
 fn p3_backup_in_newer_view_rejects_deposed_primary() {
-    // s1 is cut from the view service only; s2 takes over; s1's forwards are rejected.
-    let mut c = steady(3, 2);
+    // Two backups, so that s3 is still a backup in the view that deposes s1.
+    let mut c = Cluster::new(ClusterConfig {
+        servers: 3,
+        clients: 2,
+        view_service: ViewServiceConfig {
+            backups: 2,
+            ..ViewServiceConfig::default()
+        },
+        ..ClusterConfig::default()
+    });
+    assert!(
+        wait_view(&mut c, "s1", &["s2", "s3"], 3000),
+        "{:?}",
+        c.view()
+    );
     // Client 0 caches the view in which s1 is primary, so its next request goes to s1.
     c.call(0, "SET a before", 2000).unwrap();
+    // s1 is cut from the view service only; s2 takes over with s3 as backup.
     c.net.cut(NodeId::Server(0), NodeId::ViewService);
-    assert!(wait_view(&mut c, "s2", &["s3"], 3000));
+    assert!(wait_view(&mut c, "s2", &["s3"], 3000), "{:?}", c.view());
+    let rejected = |c: &Cluster, s: usize| c.server(s).unwrap().stats().forwards_rejected;
+    let (primary_before, backup_before) = (rejected(&c, 1), rejected(&c, 2));
     let op = c.submit_str(0, "SET a stale-primary");
     let until = c.now_ms() + 3000;
     c.run_until(until, |c| c.history()[op].done);
     assert!(
-        c.server(1).unwrap().stats().forwards_rejected > 0,
-        "P3: s2, backup of a newer view, rejected the deposed primary's forward"
+        rejected(&c, 2) > backup_before,
+        "P3: s3, backup of the newer view, rejected the deposed primary's forward"
+    );
+    assert!(
+        rejected(&c, 1) > primary_before,
+        "P3: s2, primary of the newer view, rejected it too"
     );
     assert!(c.violations().is_empty(), "{:?}", c.violations());
     c.net.heal_all();
@@ -708,12 +811,32 @@ fn p7_primary_failing_during_state_transfer_never_promotes_the_incomplete_backup
 #[test]
 fn c1_coordinator_rechecks_the_view_and_resends_the_same_request_id() {
     let mut c = steady(3, 1);
+    let client = c.clerk(0).id();
     c.call(0, "SET a 1", 2000).unwrap();
     let queries = c.clerk(0).stats().view_queries;
     let sends = c.clerk(0).stats().sends;
+    // s1 executes the INCR and s2 holds it, but the answer never reaches the coordinator.
+    c.net.cut_one_way(NodeId::Server(0), NodeId::Client(0));
+    let op = c.submit_str(0, "INCR n");
+    let seq = c.history()[op].seq;
+    let until = c.now_ms() + 1000;
+    assert!(
+        c.run_until(until, |c| c
+            .server(1)
+            .unwrap()
+            .state()
+            .clients
+            .get(&client)
+            .is_some_and(|record| record.seq == seq)),
+        "the backup holds the INCR"
+    );
     c.crash(0);
-    // The same (client, seq) reaches the new primary once the clerk re-asked the view service.
-    assert_eq!(c.call(0, "INCR n", 5000), Some(Reply::Integer(1)));
+    // Only a resend with the same (client, seq) gets s2's saved reply (P8); a request with a new
+    // id would run the INCR again and answer 2.
+    assert_eq!(
+        c.wait(op, 5000).map(|replies| replies[0].clone()),
+        Some(Reply::Integer(1))
+    );
     assert!(
         c.clerk(0).stats().view_queries > queries,
         "C1: the clerk re-asked the view service"
@@ -757,14 +880,26 @@ fn r1_replicas_apply_the_same_history_and_hold_identical_state() {
 #[test]
 fn r2_no_acknowledged_write_is_lost_while_a_server_of_the_acked_view_survives() {
     let mut c = steady(3, 1);
+    let mut acknowledged = Vec::new();
     for i in 0..20 {
         c.call(0, &format!("SET k{i} v{i}"), 2000).unwrap();
+        acknowledged.push(i);
     }
+    // The last write cannot reach the backup before the primary dies: it may be acknowledged
+    // only once it reached a server that survives.
+    c.net.cut_one_way(NodeId::Server(0), NodeId::Server(1));
+    let last = c.submit_str(0, "SET k20 v20");
+    c.run_for(300);
     c.crash(0); // the primary dies; its backup s2 survives
-    for i in 0..20 {
+    c.net.heal_all();
+    if c.wait(last, 5000).is_some() {
+        acknowledged.push(20);
+    }
+    for i in acknowledged {
         assert_eq!(
             c.call(0, &format!("GET k{i}"), 5000),
-            Some(bulk(&format!("v{i}")))
+            Some(bulk(&format!("v{i}"))),
+            "acknowledged write k{i}"
         );
     }
 }

@@ -4,16 +4,16 @@
 
 use tandem_protocol::{Bug, Bugs};
 use tandem_sim::run::{RunOptions, run_seed};
+use tandem_sim::{CaughtPanic, PanicPrint, catch_panic};
 
 /// Shorter runs keep the test suite fast; `tandem sim` defaults to 60 simulated seconds.
 const DURATION_MS: u64 = 20_000;
 
 fn options(seed: u64, bugs: Bugs) -> RunOptions {
     RunOptions {
-        seed,
         duration_ms: DURATION_MS,
         bugs,
-        verbose: false,
+        ..RunOptions::new(seed)
     }
 }
 
@@ -56,4 +56,65 @@ fn every_planted_bug_is_caught_within_1000_seeds() {
         found.push(format!("{bug}: seed {seed}"));
     }
     println!("{}", found.join("\n"));
+}
+
+#[test]
+fn a_panicking_seed_is_reported_with_its_location_and_the_sweep_goes_on() {
+    const PANIC_AT_MS: u64 = 3000;
+    let reports: Vec<_> = (1..=3)
+        .map(|seed| {
+            run_seed(&RunOptions {
+                duration_ms: 5000,
+                panic_at_ms: (seed == 2).then_some(PANIC_AT_MS),
+                ..RunOptions::new(seed)
+            })
+        })
+        .collect();
+    let seeds: Vec<u64> = reports.iter().map(|r| r.seed).collect();
+    assert_eq!(seeds, [1, 2, 3], "the seed after the panicking one ran");
+    assert!(reports[0].passed(), "{:?}", reports[0].violations);
+    assert!(reports[2].passed(), "{:?}", reports[2].violations);
+    let panicked = &reports[1];
+    let first = panicked.violations.first().expect("a violation");
+    assert!(
+        first.starts_with("panicked at crates/sim/src/run.rs:")
+            && first.ends_with(": planted by RunOptions::panic_at_ms at 3000 ms"),
+        "{first}"
+    );
+    assert_eq!(
+        panicked.simulated_ms, PANIC_AT_MS,
+        "the report shows where the run stopped"
+    );
+    let again = run_seed(&RunOptions {
+        duration_ms: 5000,
+        panic_at_ms: Some(PANIC_AT_MS),
+        ..RunOptions::new(2)
+    });
+    assert_eq!(
+        (again.digest, &again.violations),
+        (panicked.digest, &panicked.violations),
+        "a panicking seed replays to the same digest"
+    );
+}
+
+#[test]
+fn catch_panic_reports_message_and_location_of_both_payload_kinds() {
+    let line = line!() + 1;
+    let caught = catch_panic(PanicPrint::Silent, || panic!("literal")).unwrap_err();
+    assert_eq!(
+        caught,
+        CaughtPanic {
+            location: Some(format!("{}:{line}", file!())),
+            message: "literal".to_string(),
+        }
+    );
+    let seed = 7;
+    let caught = catch_panic(PanicPrint::Silent, || -> u64 { panic!("seed {seed}") }).unwrap_err();
+    assert_eq!(caught.message, "seed 7");
+    assert_eq!(catch_panic(PanicPrint::Silent, || 5), Ok(5));
+    // Nested catches: the inner one takes its own panic, the outer one sees none.
+    let outer = catch_panic(PanicPrint::Silent, || {
+        catch_panic(PanicPrint::Silent, || panic!("inner")).unwrap_err()
+    });
+    assert_eq!(outer.map(|inner| inner.message), Ok("inner".to_string()));
 }

@@ -1,14 +1,20 @@
 //! `tandem sim`: replay one seed exactly, or sweep many seeds on every core.
+//!
+//! Everything goes through `writeln!` on locked streams: `println!` panics when the reader went
+//! away (`tandem sim --seed 1 --verbose | head`), and locking keeps the sweep threads' failure
+//! reports whole.
 
+use std::io::{self, Write};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use clap::Args;
 use tandem_protocol::{Bug, Bugs};
-use tandem_sim::run::{RunOptions, RunReport, replay_command, run_seed};
+use tandem_sim::PanicPrint;
+use tandem_sim::run::{RunOptions, RunReport, replay_command, run_seed, run_seed_traced};
 
 /// Options of `tandem sim`.
 #[derive(Args, Debug)]
@@ -35,7 +41,7 @@ pub struct SimArgs {
     #[arg(long)]
     stop_on_failure: bool,
     /// Print every fault as it is applied, with the cluster's state (for one seed).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "seeds")]
     verbose: bool,
 }
 
@@ -52,16 +58,30 @@ fn options(args: &SimArgs, seed: u64) -> RunOptions {
         seed,
         duration_ms: args.duration_ms,
         bugs,
-        verbose: args.verbose,
+        // A sweep reports a panicking seed with its location and replay command; the replay is
+        // where the standard message (and a backtrace) are wanted.
+        panic_print: match args.seed {
+            Some(_) => PanicPrint::Standard,
+            None => PanicPrint::Silent,
+        },
+        panic_at_ms: None,
     }
 }
 
-fn print_failure(options: &RunOptions, report: &RunReport) {
-    eprintln!("seed {} FAILED:", report.seed);
+fn print_failure(out: &mut dyn Write, options: &RunOptions, report: &RunReport) -> io::Result<()> {
+    writeln!(out, "seed {} FAILED:", report.seed)?;
     for violation in &report.violations {
-        eprintln!("  - {violation}");
+        writeln!(out, "  - {violation}")?;
     }
-    eprintln!("  replay: {}", replay_command(options));
+    writeln!(out, "  replay: {}", replay_command(options))
+}
+
+/// A reader that went away (`| head`) ends the output quietly; other write errors are errors.
+fn unless_broken_pipe(result: io::Result<()>) -> io::Result<()> {
+    match result {
+        Err(error) if error.kind() == io::ErrorKind::BrokenPipe => Ok(()),
+        other => other,
+    }
 }
 
 /// Runs the subcommand.
@@ -75,9 +95,31 @@ pub fn run(args: SimArgs) -> anyhow::Result<ExitCode> {
 
 fn run_one(args: &SimArgs, seed: u64) -> anyhow::Result<ExitCode> {
     let options = options(args, seed);
+    let mut out = io::stdout().lock();
     let started = Instant::now();
-    let report = run_seed(&options);
-    println!(
+    let report = if args.verbose {
+        match run_seed_traced(&options, &mut out) {
+            Ok(report) => report,
+            // The reader went away mid-run (`| head`): stop, there is no verdict to give.
+            Err(error) if error.kind() == io::ErrorKind::BrokenPipe => {
+                return Ok(ExitCode::SUCCESS);
+            }
+            Err(error) => return Err(error.into()),
+        }
+    } else {
+        run_seed(&options)
+    };
+    unless_broken_pipe(print_report(&mut out, &report, started.elapsed()))?;
+    if report.passed() {
+        return Ok(ExitCode::SUCCESS);
+    }
+    unless_broken_pipe(print_failure(&mut io::stderr().lock(), &options, &report))?;
+    Ok(ExitCode::FAILURE)
+}
+
+fn print_report(out: &mut dyn Write, report: &RunReport, real: Duration) -> io::Result<()> {
+    writeln!(
+        out,
         "seed {} digest {:016x}: {} ops ({} completed), {} faults, {} events, {:.1} simulated s, {:.2} real s",
         report.seed,
         report.digest,
@@ -86,24 +128,25 @@ fn run_one(args: &SimArgs, seed: u64) -> anyhow::Result<ExitCode> {
         report.faults,
         report.events,
         report.simulated_ms as f64 / 1000.0,
-        started.elapsed().as_secs_f64()
-    );
+        real.as_secs_f64()
+    )?;
     if let Some(why) = &report.stuck {
-        println!("note: the group ended stuck by the rules ({why}); liveness was not checked");
+        writeln!(
+            out,
+            "note: the group ended stuck by the rules ({why}); liveness was not checked"
+        )?;
     }
     if report.undecided_keys > 0 {
-        println!(
+        writeln!(
+            out,
             "note: the linearizability checker could not decide {} keys within its budget",
             report.undecided_keys
-        );
+        )?;
     }
     if report.passed() {
-        println!("ok");
-        Ok(ExitCode::SUCCESS)
-    } else {
-        print_failure(&options, &report);
-        Ok(ExitCode::FAILURE)
+        writeln!(out, "ok")?;
     }
+    Ok(())
 }
 
 fn sweep(args: &SimArgs, count: u64) -> anyhow::Result<ExitCode> {
@@ -139,7 +182,9 @@ fn sweep(args: &SimArgs, count: u64) -> anyhow::Result<ExitCode> {
                     undecided.fetch_add(report.undecided_keys as u64, Ordering::Relaxed);
                     stuck.fetch_add(u64::from(report.stuck.is_some()), Ordering::Relaxed);
                     if !report.passed() {
-                        print_failure(&options, &report);
+                        // A closed stderr must not end the sweep: the summary on stdout still
+                        // names the first failing seed, and the exit status counts it.
+                        let _ = print_failure(&mut io::stderr().lock(), &options, &report);
                         failures
                             .lock()
                             .expect("no poisoned lock")
@@ -154,28 +199,62 @@ fn sweep(args: &SimArgs, count: u64) -> anyhow::Result<ExitCode> {
     });
     let failures = failures.into_inner().expect("no poisoned lock");
     let ran = (next.load(Ordering::Relaxed).min(end) - args.first_seed).min(count);
-    println!(
-        "{} seeds, {} violations, {:.0} simulated s, {:.1} real s",
-        ran,
-        failures.len(),
-        simulated_ms.load(Ordering::Relaxed) as f64 / 1000.0,
-        started.elapsed().as_secs_f64()
-    );
-    let undecided = undecided.load(Ordering::Relaxed);
-    let stuck = stuck.load(Ordering::Relaxed);
-    if stuck > 0 {
-        println!(
-            "note: {stuck} runs ended with every holder of the state crashed (stuck by V6/V7; safety checked, liveness not)"
-        );
+    let first_failure = failures.iter().min_by_key(|(o, _)| o.seed);
+    let summary = Summary {
+        seeds: ran,
+        failed: failures.len(),
+        simulated_ms: simulated_ms.load(Ordering::Relaxed),
+        real_s: started.elapsed().as_secs_f64(),
+        stuck: stuck.load(Ordering::Relaxed),
+        undecided: undecided.load(Ordering::Relaxed),
+        first_failure: first_failure.map(|(options, _)| replay_command(options)),
+    };
+    unless_broken_pipe(summary.print(&mut io::stdout().lock()))?;
+    Ok(match first_failure {
+        Some(_) => ExitCode::FAILURE,
+        None => ExitCode::SUCCESS,
+    })
+}
+
+/// The end of a sweep.
+struct Summary {
+    seeds: u64,
+    failed: usize,
+    simulated_ms: u64,
+    real_s: f64,
+    stuck: u64,
+    undecided: u64,
+    /// The replay command of the lowest failing seed.
+    first_failure: Option<String>,
+}
+
+impl Summary {
+    fn print(&self, out: &mut dyn Write) -> io::Result<()> {
+        writeln!(
+            out,
+            "{} seeds, {} violations, {:.0} simulated s, {:.1} real s",
+            self.seeds,
+            self.failed,
+            self.simulated_ms as f64 / 1000.0,
+            self.real_s
+        )?;
+        if self.stuck > 0 {
+            writeln!(
+                out,
+                "note: {} runs ended with every holder of the state crashed (stuck by V6/V7; safety checked, liveness not)",
+                self.stuck
+            )?;
+        }
+        if self.undecided > 0 {
+            writeln!(
+                out,
+                "note: {} key histories were too large for the checker's budget (not counted as violations)",
+                self.undecided
+            )?;
+        }
+        if let Some(replay) = &self.first_failure {
+            writeln!(out, "first failing seed: {replay}")?;
+        }
+        Ok(())
     }
-    if undecided > 0 {
-        println!(
-            "note: {undecided} key histories were too large for the checker's budget (not counted as violations)"
-        );
-    }
-    if let Some((options, _)) = failures.iter().min_by_key(|(o, _)| o.seed) {
-        println!("first failing seed: {}", replay_command(options));
-        return Ok(ExitCode::FAILURE);
-    }
-    Ok(ExitCode::SUCCESS)
 }

@@ -1,6 +1,7 @@
-//! The `tandem` binary's role subcommands: errors are one line with exit code 2, and
-//! `tandem status --json` prints the documented document.
+//! The `tandem` binary's role subcommands: errors are one line with exit code 2,
+//! `tandem status --json` prints the documented document, and `tandem sim` behaves in a pipe.
 
+use std::io::{BufRead, BufReader, Read};
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -79,4 +80,60 @@ fn status_json_reports_the_view_of_a_running_view_service() {
         assert!(Instant::now() < deadline, "the view service never answered");
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+#[test]
+fn sim_sweep_summarizes_and_exits_zero_when_every_seed_passes() {
+    let output = tandem()
+        .args([
+            "sim",
+            "--seeds",
+            "2",
+            "--duration-ms",
+            "2000",
+            "--threads",
+            "1",
+        ])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}");
+    assert!(stdout.starts_with("2 seeds, 0 violations"), "{stdout}");
+}
+
+#[test]
+fn sim_trace_into_a_pipe_closed_early_stops_quietly() {
+    // An hour of simulated faults writes far more than a pipe buffer holds, so the trace is
+    // still being written when the reader goes away.
+    let mut child = Running(
+        tandem()
+            .args([
+                "sim",
+                "--seed",
+                "1",
+                "--verbose",
+                "--duration-ms",
+                "3600000",
+            ])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let mut trace = BufReader::new(child.0.stdout.take().unwrap());
+    let mut first = String::new();
+    trace.read_line(&mut first).unwrap();
+    assert!(first.contains("fault"), "{first}");
+    drop(trace);
+    let mut stderr = String::new();
+    child
+        .0
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    let status = child.0.wait().unwrap();
+    assert!(stderr.is_empty(), "{stderr}");
+    assert!(status.success(), "{status}");
 }
