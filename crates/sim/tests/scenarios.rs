@@ -287,14 +287,16 @@ fn v7_uninitialized_server_is_never_promoted() {
     // with the state is left, and the group must stay stuck rather than promote s3.
     let mut c = steady(3, 1);
     c.call(0, "SET a 1", 2000).unwrap();
-    let before = c.view();
     c.crash(0);
     c.crash(1);
     c.run_for(3000);
+    // s2 may be found dead a moment before s1 and replaced by s3 in a view s1 never
+    // acknowledges (V6); either way s3 never becomes primary.
+    let view = c.view().expect("a view");
     assert_eq!(
-        c.view(),
-        before,
-        "V7: s3 never held the state, so it is not promoted"
+        view.primary,
+        ServerId::new("s1"),
+        "V7: s3 never held the state, so it is not promoted: {view:?}"
     );
     assert!(c.stuck_reason().is_some());
 }
