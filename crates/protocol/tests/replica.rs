@@ -7,7 +7,8 @@ use std::sync::Arc;
 use bytes::Bytes;
 use tandem_kv::Command;
 use tandem_protocol::message::{
-    Forward, ForwardReply, ForwardResult, LogEntry, Op, Transfer, TransferReply, ViewReply,
+    Forward, ForwardReply, ForwardResult, LogEntry, Op, SnapshotEnd, Transfer, TransferReply,
+    ViewReply,
 };
 use tandem_protocol::{
     ClientId, Endpoint, GroupId, Incarnation, LogPos, Message, Now, OpIndex, Replica,
@@ -282,4 +283,28 @@ fn p6_a_transfer_chunk_numbered_at_the_end_of_the_range_is_rejected_not_fatal() 
     b.handle(Now::at_ms(30), from("a"), Message::Transfer(forged));
     assert!(drain(&mut b, 30).is_empty());
     assert_eq!(b.stats().protocol_errors, 1);
+}
+
+#[test]
+fn p6_a_snapshot_tagged_after_its_transfer_s_view_is_rejected_not_fatal() {
+    let mut b = backup();
+    let from_the_future = Transfer {
+        view: ViewNum(1),
+        transfer_id: 5,
+        chunk: 0,
+        entries: Vec::new(),
+        clients: Vec::new(),
+        done: Some(SnapshotEnd {
+            last: pos(3, 2),
+            clock_ms: 0,
+        }),
+    };
+    b.handle(
+        Now::at_ms(10),
+        from("a"),
+        Message::Transfer(from_the_future),
+    );
+    assert!(drain(&mut b, 10).is_empty());
+    assert_eq!(b.stats().protocol_errors, 1);
+    assert_eq!(b.state().last, LogPos::EMPTY, "nothing installed");
 }

@@ -92,6 +92,17 @@ impl Replica {
             self.ignore_protocol_error(ProtocolError::TransferChunkOutOfRange { chunk: t.chunk });
             return;
         };
+        if let Some(end) = t.done
+            && end.last.view > t.view
+        {
+            // Only the primary of view `v` orders entries tagged `v`: installing this would
+            // leave our history ending after any forward that can follow it.
+            self.ignore_protocol_error(ProtocolError::SnapshotAfterItsView {
+                snapshot: end.last,
+                view: t.view,
+            });
+            return;
+        }
         let reply = |next_chunk, installed| TransferReply {
             view,
             transfer_id: t.transfer_id,

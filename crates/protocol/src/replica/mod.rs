@@ -105,6 +105,14 @@ pub(crate) enum ProtocolError {
         /// The chunk number.
         chunk: u32,
     },
+    /// A transfer's snapshot ends at a position tagged after the transfer's view (P6).
+    #[error("snapshot ending at {snapshot:?} sent in view {view}")]
+    SnapshotAfterItsView {
+        /// Where the snapshot claims to end.
+        snapshot: LogPos,
+        /// The transfer's view.
+        view: ViewNum,
+    },
     /// A transfer reply acknowledges chunks that were never sent.
     #[error("transfer reply acknowledges up to chunk {chunk}, only {sent} were sent")]
     TransferChunkNeverSent {
