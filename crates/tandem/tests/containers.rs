@@ -104,9 +104,17 @@ impl Drop for Deployment {
 fn container_cluster_fails_over_when_the_primary_is_disconnected() {
     let (docker_ok, why) =
         run(Command::new("docker").args(["info", "--format", "{{.ServerVersion}}"]));
-    assert!(docker_ok, "the Docker daemon must answer: {}", why.trim());
+    assert!(
+        docker_ok,
+        "`docker info` must succeed (Debian package docker.io, with its daemon running): {}",
+        why.trim()
+    );
     let (compose_ok, why) = run(Command::new("docker-compose").arg("version"));
-    assert!(compose_ok, "docker-compose must run: {}", why.trim());
+    assert!(
+        compose_ok,
+        "`docker-compose version` must succeed (Debian package docker-compose): {}",
+        why.trim()
+    );
     let image = format!("tandem:test-{}", std::process::id());
     let (built, log) = run(Command::new(workspace().join("deploy/build-image.sh")).arg(&image));
     assert!(built, "image build failed:\n{log}");
