@@ -86,7 +86,7 @@ fn c2_redis_cli_and_redis_benchmark_work_unchanged() {
 
 #[test]
 fn dev_runs_the_whole_system_in_one_command() {
-    use std::io::{BufRead, BufReader};
+    use std::io::{BufRead, BufReader, Read};
     // Port 0: every role on a free port (fixed offsets could collide with parallel tests); the
     // coordinator's address is read from what `tandem dev` prints.
     let mut child = Command::new(env!("CARGO_BIN_EXE_tandem"))
@@ -95,8 +95,11 @@ fn dev_runs_the_whole_system_in_one_command() {
         .stderr(std::process::Stdio::null())
         .spawn()
         .expect("spawn tandem dev");
-    let stdout = BufReader::new(child.stdout.take().unwrap());
+    // The reader stays open until the end: `tandem dev` prints more lines after the hint, and
+    // closing the pipe early made those prints fail and the cluster exit (a race under load).
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
     let port = stdout
+        .by_ref()
         .lines()
         .map_while(Result::ok)
         .find_map(|line| {
