@@ -8,6 +8,7 @@
 //! with the file, line and key named.
 
 use std::path::Path;
+use std::process::ExitCode;
 
 use anyhow::{Context, anyhow};
 use clap::{Args, ValueEnum};
@@ -25,24 +26,15 @@ pub enum LogFormat {
     Json,
 }
 
-impl LogFormat {
-    /// The name used in flags and files.
-    pub fn name(self) -> &'static str {
-        match self {
-            LogFormat::Text => "text",
-            LogFormat::Json => "json",
-        }
-    }
-}
-
-/// `--config FILE`, shared by every role.
+/// `--config FILE` and `--print-config`, part of [`crate::role::RoleArgs`].
 #[derive(Args, Debug, Clone)]
 pub struct ConfigArg {
     /// Read settings from this TOML file (`tandem config example ROLE` prints one); flags and
     /// TANDEM_* environment variables override it.
     #[arg(long, value_name = "FILE", env = "TANDEM_CONFIG")]
     pub config: Option<std::path::PathBuf>,
-    /// Print the effective settings (after flags, environment, file, defaults) as TOML and exit.
+    /// Print the effective settings (after flags, environment, file, defaults) as TOML and exit;
+    /// the output is a valid `--config` file.
     #[arg(long)]
     pub print_config: bool,
 }
@@ -81,6 +73,14 @@ pub fn load<T: DeserializeOwned + Default>(arg: &ConfigArg) -> anyhow::Result<T>
     }
 }
 
+/// Prints a role's resolved settings as its config file (unset optional keys omitted), so
+/// that the output loads back with `--config`.
+pub fn print_settings<T: Serialize>(settings: &T) -> anyhow::Result<ExitCode> {
+    let text = toml::to_string(settings).context("cannot print the settings as TOML")?;
+    print!("{text}");
+    Ok(ExitCode::SUCCESS)
+}
+
 /// Parses a TOML file into `T`; errors name the file, the line and the key.
 pub fn load_file<T: DeserializeOwned>(path: &Path) -> anyhow::Result<T> {
     let text = std::fs::read_to_string(path)
@@ -115,69 +115,93 @@ fn locate(text: &str, offset: usize) -> (usize, Option<String>) {
     (line, key)
 }
 
-/// The settings file of `tandem viewserver`.
-#[derive(Debug, Default, Deserialize)]
+/// The settings file of `tandem viewserver`, and what its `--print-config` prints.
+#[derive(Debug, Default, Deserialize, Serialize)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 pub struct ViewServerFile {
     /// `listen`.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub listen: Option<String>,
     /// `admin`.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub admin: Option<String>,
     /// `coordinator-admin`.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub coordinator_admin: Option<Vec<String>>,
     /// `ping-interval-ms`.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub ping_interval_ms: Option<u64>,
     /// `dead-pings`.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub dead_pings: Option<u32>,
     /// `backups`.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub backups: Option<usize>,
     /// `history-len`.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub history_len: Option<usize>,
     /// `log-level`.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub log_level: Option<String>,
     /// `log-format`.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub log_format: Option<LogFormat>,
 }
 
-/// The settings file of `tandem server`.
-#[derive(Debug, Default, Deserialize)]
+/// The settings file of `tandem server`, and what its `--print-config` prints.
+#[derive(Debug, Default, Deserialize, Serialize)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 pub struct ServerFile {
     /// `listen`.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub listen: Option<String>,
     /// `viewserver`.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub viewserver: Option<Vec<String>>,
     /// `advertise`.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub advertise: Option<String>,
     /// `group`.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub group: Option<u32>,
     /// `ping-interval-ms`.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub ping_interval_ms: Option<u64>,
     /// `admin`.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub admin: Option<String>,
     /// `log-level`.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub log_level: Option<String>,
     /// `log-format`.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub log_format: Option<LogFormat>,
 }
 
-/// The settings file of `tandem coordinator`.
-#[derive(Debug, Default, Deserialize)]
+/// The settings file of `tandem coordinator`, and what its `--print-config` prints.
+#[derive(Debug, Default, Deserialize, Serialize)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 pub struct CoordinatorFile {
     /// `listen`.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub listen: Option<String>,
     /// `viewserver`.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub viewserver: Option<Vec<String>>,
     /// `request-timeout-ms`.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub request_timeout_ms: Option<u64>,
     /// `max-connections`.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub max_connections: Option<usize>,
     /// `admin`.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub admin: Option<String>,
     /// `log-level`.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub log_level: Option<String>,
     /// `log-format`.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub log_format: Option<LogFormat>,
 }
 

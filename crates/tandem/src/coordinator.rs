@@ -5,8 +5,8 @@ use std::process::ExitCode;
 use clap::Args;
 use tandem_runtime::{Coordinator, CoordinatorConfig};
 
-use crate::config::{ConfigArg, CoordinatorFile, ViewServiceArg, load, pick, require};
-use crate::role::{LogArgs, run_role};
+use crate::config::{CoordinatorFile, ViewServiceArg, pick, print_settings, require};
+use crate::role::{RoleArgs, SharedFileKeys, run_role};
 
 /// Options of `tandem coordinator`. Each flag can also come from its `TANDEM_*` variable or the
 /// `--config` file.
@@ -23,19 +23,18 @@ pub struct CoordinatorArgs {
     /// Most client connections served at once [default: 10000].
     #[arg(long, env = "TANDEM_MAX_CONNECTIONS")]
     max_connections: Option<usize>,
-    /// Serve the admin endpoint (/status, /metrics, /healthz, /readyz) here; a bare port means
-    /// 127.0.0.1:PORT [default: off].
-    #[arg(long, value_name = "HOST:PORT", env = "TANDEM_ADMIN")]
-    admin: Option<String>,
     #[command(flatten)]
-    config: ConfigArg,
-    #[command(flatten)]
-    log: LogArgs,
+    role: RoleArgs,
 }
 
 /// Runs the coordinator until Ctrl-C or SIGTERM.
 pub fn run(args: CoordinatorArgs) -> anyhow::Result<ExitCode> {
-    let file: CoordinatorFile = load(&args.config)?;
+    let file: CoordinatorFile = args.role.load_file()?;
+    let shared = args.role.resolve(SharedFileKeys {
+        admin: file.admin,
+        log_level: file.log_level,
+        log_format: file.log_format,
+    });
     let defaults = CoordinatorConfig::default();
     let listen = require(args.listen, file.listen, "listen")?;
     let view_service = require(args.view_service.addrs, file.viewserver, "viewserver")?;
@@ -45,7 +44,7 @@ pub fn run(args: CoordinatorArgs) -> anyhow::Result<ExitCode> {
             file.max_connections,
             defaults.max_connections,
         ),
-        admin: args.admin.or(file.admin),
+        admin: shared.admin.clone(),
         ..CoordinatorConfig::default()
     };
     config.clerk.request_timeout_ms = pick(
@@ -53,21 +52,19 @@ pub fn run(args: CoordinatorArgs) -> anyhow::Result<ExitCode> {
         file.request_timeout_ms,
         defaults.clerk.request_timeout_ms,
     );
-    let log = args.log.resolve(file.log_level, file.log_format);
     config.validate()?;
-    if args.config.print_config {
-        print!(
-            "listen = {listen:?}\nviewserver = {view_service:?}\nrequest-timeout-ms = {}\n\
-             max-connections = {}\nadmin = {:?}\nlog-level = {:?}\nlog-format = \"{}\"\n",
-            config.clerk.request_timeout_ms,
-            config.max_connections,
-            config.admin.as_deref().unwrap_or(""),
-            log.level,
-            log.format.name(),
-        );
-        return Ok(ExitCode::SUCCESS);
+    if args.role.print_config_only() {
+        return print_settings(&CoordinatorFile {
+            listen: Some(listen),
+            viewserver: Some(view_service),
+            request_timeout_ms: Some(config.clerk.request_timeout_ms),
+            max_connections: Some(config.max_connections),
+            admin: shared.admin,
+            log_level: Some(shared.log.level),
+            log_format: Some(shared.log.format),
+        });
     }
-    run_role(&log, |shutdown| async move {
+    run_role(&shared.log, |shutdown| async move {
         let coordinator = Coordinator::bind(config, &listen, &view_service).await?;
         coordinator.run(shutdown).await?;
         Ok(())

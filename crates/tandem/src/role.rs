@@ -1,5 +1,6 @@
-//! What every long-running role subcommand shares: `--log-level` and `--log-format`, tracing to
-//! stderr, a tokio runtime, and shutdown on Ctrl-C or SIGTERM.
+//! What every long-running role subcommand shares: the flags of [`RoleArgs`] (`--admin`,
+//! `--config`, `--print-config`, `--log-level`, `--log-format`), tracing to stderr, a tokio
+//! runtime, and shutdown on Ctrl-C or SIGTERM.
 
 use std::future::Future;
 use std::io::IsTerminal;
@@ -10,7 +11,64 @@ use clap::Args;
 use tandem_runtime::{Shutdown, shutdown_channel};
 use tracing_subscriber::EnvFilter;
 
-use crate::config::{LogFormat, pick};
+use crate::config::{ConfigArg, LogFormat, pick};
+
+/// The flags every role process (`viewserver`, `server`, `coordinator`) takes, declared once
+/// and flattened into each role's options. The role's config file has a key for each of them
+/// (see [`SharedFileKeys`]).
+#[derive(Args, Debug, Clone)]
+pub struct RoleArgs {
+    /// Serve this process's admin HTTP endpoint here: /status, /metrics, /healthz and /readyz
+    /// (the view service's also serves the dashboard at /). A bare port means 127.0.0.1:PORT
+    /// [default: off].
+    #[arg(long, value_name = "HOST:PORT", env = "TANDEM_ADMIN")]
+    admin: Option<String>,
+    #[command(flatten)]
+    config: ConfigArg,
+    #[command(flatten)]
+    log: LogArgs,
+}
+
+/// The values a role's config file gives for the flags of [`RoleArgs`]. Each role's file
+/// struct lists these keys itself: serde's `flatten` would lose `deny_unknown_fields`.
+#[derive(Debug, Default)]
+pub struct SharedFileKeys {
+    /// `admin`.
+    pub admin: Option<String>,
+    /// `log-level`.
+    pub log_level: Option<String>,
+    /// `log-format`.
+    pub log_format: Option<LogFormat>,
+}
+
+/// The settings of [`RoleArgs`] in force: flag or environment, then file, then default.
+#[derive(Debug, Clone)]
+pub struct RoleSettings {
+    /// Where to serve the admin endpoint, if anywhere.
+    pub admin: Option<String>,
+    /// Logging.
+    pub log: LogSettings,
+}
+
+impl RoleArgs {
+    /// The role's config file (`--config` or `TANDEM_CONFIG`), or every key unset without one.
+    pub fn load_file<T: serde::de::DeserializeOwned + Default>(&self) -> anyhow::Result<T> {
+        crate::config::load(&self.config)
+    }
+
+    /// The shared settings, given what the file says about them.
+    pub fn resolve(&self, file: SharedFileKeys) -> RoleSettings {
+        RoleSettings {
+            admin: self.admin.clone().or(file.admin),
+            log: self.log.resolve(file.log_level, file.log_format),
+        }
+    }
+
+    /// Whether to print the resolved settings and exit instead of running (`--print-config`).
+    pub fn print_config_only(&self) -> bool {
+        self.config.print_config
+    }
+}
 
 /// Logging options of every role.
 #[derive(Args, Debug, Clone)]

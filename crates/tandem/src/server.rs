@@ -6,8 +6,8 @@ use clap::Args;
 use tandem_protocol::GroupId;
 use tandem_runtime::{Server, ServerConfig};
 
-use crate::config::{ConfigArg, ServerFile, ViewServiceArg, load, pick, require};
-use crate::role::{LogArgs, run_role};
+use crate::config::{ServerFile, ViewServiceArg, pick, print_settings, require};
+use crate::role::{RoleArgs, SharedFileKeys, run_role};
 
 /// Options of `tandem server`. Each flag can also come from its `TANDEM_*` variable or the
 /// `--config` file.
@@ -28,26 +28,25 @@ pub struct ServerArgs {
     /// How often to ping the view service (V2) [default: 100].
     #[arg(long, env = "TANDEM_PING_INTERVAL_MS")]
     ping_interval_ms: Option<u64>,
-    /// Serve the admin endpoint (/status, /metrics, /healthz, /readyz) here; a bare port means
-    /// 127.0.0.1:PORT [default: off].
-    #[arg(long, value_name = "HOST:PORT", env = "TANDEM_ADMIN")]
-    admin: Option<String>,
     #[command(flatten)]
-    config: ConfigArg,
-    #[command(flatten)]
-    log: LogArgs,
+    role: RoleArgs,
 }
 
 /// Runs the server until Ctrl-C or SIGTERM.
 pub fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
-    let file: ServerFile = load(&args.config)?;
+    let file: ServerFile = args.role.load_file()?;
+    let shared = args.role.resolve(SharedFileKeys {
+        admin: file.admin,
+        log_level: file.log_level,
+        log_format: file.log_format,
+    });
     let defaults = ServerConfig::default();
     let listen = require(args.listen, file.listen, "listen")?;
     let view_service = require(args.view_service.addrs, file.viewserver, "viewserver")?;
     let advertise = args.advertise.or(file.advertise);
     let mut config = ServerConfig {
         group: GroupId(pick(args.group, file.group, 0)),
-        admin: args.admin.or(file.admin),
+        admin: shared.admin.clone(),
         ..ServerConfig::default()
     };
     config.replica.ping_interval_ms = pick(
@@ -55,22 +54,20 @@ pub fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
         file.ping_interval_ms,
         defaults.replica.ping_interval_ms,
     );
-    let log = args.log.resolve(file.log_level, file.log_format);
     config.validate()?;
-    if args.config.print_config {
-        print!(
-            "listen = {listen:?}\nviewserver = {view_service:?}\nadvertise = {:?}\ngroup = {}\n\
-             ping-interval-ms = {}\nadmin = {:?}\nlog-level = {:?}\nlog-format = \"{}\"\n",
-            advertise.as_deref().unwrap_or(""),
-            config.group.0,
-            config.replica.ping_interval_ms,
-            config.admin.as_deref().unwrap_or(""),
-            log.level,
-            log.format.name(),
-        );
-        return Ok(ExitCode::SUCCESS);
+    if args.role.print_config_only() {
+        return print_settings(&ServerFile {
+            listen: Some(listen),
+            viewserver: Some(view_service),
+            advertise,
+            group: Some(config.group.0),
+            ping_interval_ms: Some(config.replica.ping_interval_ms),
+            admin: shared.admin,
+            log_level: Some(shared.log.level),
+            log_format: Some(shared.log.format),
+        });
     }
-    run_role(&log, |shutdown| async move {
+    run_role(&shared.log, |shutdown| async move {
         let server = Server::bind(config, &listen, advertise.as_deref(), &view_service).await?;
         server.run(shutdown).await?;
         Ok(())

@@ -5,8 +5,8 @@ use std::process::ExitCode;
 use clap::Args;
 use tandem_runtime::{ViewServer, ViewServerConfig};
 
-use crate::config::{ConfigArg, ViewServerFile, load, pick, require};
-use crate::role::{LogArgs, run_role};
+use crate::config::{ViewServerFile, pick, print_settings, require};
+use crate::role::{RoleArgs, SharedFileKeys, run_role};
 
 /// Options of `tandem viewserver`. Each flag can also come from its `TANDEM_*` variable or the
 /// `--config` file.
@@ -15,10 +15,6 @@ pub struct ViewServerArgs {
     /// Address to listen on for servers and coordinators.
     #[arg(long, value_name = "HOST:PORT", env = "TANDEM_LISTEN")]
     listen: Option<String>,
-    /// Serve the admin endpoint (dashboard at /, /status, /metrics, /healthz, /readyz) here;
-    /// a bare port means 127.0.0.1:PORT [default: off].
-    #[arg(long, value_name = "HOST:PORT", env = "TANDEM_ADMIN")]
-    admin: Option<String>,
     /// Admin endpoints of coordinators, comma-separated: their throughput is shown on the
     /// dashboard.
     #[arg(
@@ -42,18 +38,21 @@ pub struct ViewServerArgs {
     #[arg(long, env = "TANDEM_HISTORY_LEN")]
     history_len: Option<usize>,
     #[command(flatten)]
-    config: ConfigArg,
-    #[command(flatten)]
-    log: LogArgs,
+    role: RoleArgs,
 }
 
 /// Runs the view service until Ctrl-C or SIGTERM.
 pub fn run(args: ViewServerArgs) -> anyhow::Result<ExitCode> {
-    let file: ViewServerFile = load(&args.config)?;
+    let file: ViewServerFile = args.role.load_file()?;
+    let shared = args.role.resolve(SharedFileKeys {
+        admin: file.admin,
+        log_level: file.log_level,
+        log_format: file.log_format,
+    });
     let defaults = ViewServerConfig::default();
     let mut config = ViewServerConfig::default();
     let listen = require(args.listen, file.listen, "listen")?;
-    config.admin = args.admin.or(file.admin);
+    config.admin = shared.admin.clone();
     config.coordinator_admin = pick(args.coordinator_admin, file.coordinator_admin, Vec::new());
     let core = &mut config.view_service;
     core.ping_interval_ms = pick(
@@ -72,26 +71,22 @@ pub fn run(args: ViewServerArgs) -> anyhow::Result<ExitCode> {
         file.history_len,
         defaults.view_service.history_len,
     );
-    let log = args.log.resolve(file.log_level, file.log_format);
     config.validate()?;
-    if args.config.print_config {
+    if args.role.print_config_only() {
         let core = &config.view_service;
-        print!(
-            "listen = {listen:?}\nadmin = {:?}\ncoordinator-admin = {:?}\nping-interval-ms = {}\n\
-             dead-pings = {}\nbackups = {}\nhistory-len = {}\nlog-level = {:?}\n\
-             log-format = \"{}\"\n",
-            config.admin.as_deref().unwrap_or(""),
-            config.coordinator_admin,
-            core.ping_interval_ms,
-            core.dead_pings,
-            core.backups,
-            core.history_len,
-            log.level,
-            log.format.name(),
-        );
-        return Ok(ExitCode::SUCCESS);
+        return print_settings(&ViewServerFile {
+            listen: Some(listen),
+            admin: shared.admin,
+            coordinator_admin: Some(config.coordinator_admin.clone()),
+            ping_interval_ms: Some(core.ping_interval_ms),
+            dead_pings: Some(core.dead_pings),
+            backups: Some(core.backups),
+            history_len: Some(core.history_len),
+            log_level: Some(shared.log.level),
+            log_format: Some(shared.log.format),
+        });
     }
-    run_role(&log, |shutdown| async move {
+    run_role(&shared.log, |shutdown| async move {
         let view_server = ViewServer::bind(config, &listen).await?;
         if let Some(admin) = view_server.admin_addr() {
             tracing::info!(%admin, "dashboard at http://{admin}/");

@@ -177,3 +177,75 @@ fn malformed_files_name_file_line_and_key() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("TANDEM_LISTEN"), "{stderr}");
 }
+
+/// `--print-config` prints a valid config file for its role: loaded back with `--config`, it
+/// prints the same text. Optional settings left unset (no admin endpoint, no advertised
+/// address) are left out rather than printed as empty strings, which would not load.
+#[test]
+fn print_config_output_loads_back_with_config_for_every_role() {
+    type Flags = &'static [&'static str];
+    let roles: [(&str, Flags, Flags); 3] = [
+        (
+            "viewserver",
+            &["--listen", "127.0.0.1:7000"],
+            &[
+                "--admin",
+                "127.0.0.1:9000",
+                "--coordinator-admin",
+                "127.0.0.1:9100,127.0.0.1:9101",
+                "--dead-pings",
+                "7",
+                "--log-format",
+                "json",
+            ],
+        ),
+        (
+            "server",
+            &[
+                "--listen",
+                "127.0.0.1:7001",
+                "--viewserver",
+                "127.0.0.1:7000",
+            ],
+            &[
+                "--advertise",
+                "10.0.0.5:7001",
+                "--admin",
+                "127.0.0.1:9001",
+                "--group",
+                "3",
+                "--log-level",
+                "debug",
+            ],
+        ),
+        (
+            "coordinator",
+            &[
+                "--listen",
+                "127.0.0.1:6379",
+                "--viewserver",
+                "127.0.0.1:7000,127.0.0.1:7010",
+            ],
+            &["--admin", "127.0.0.1:9100", "--request-timeout-ms", "1234"],
+        ),
+    ];
+    for (role, required, optional) in roles {
+        for (variant, extra) in [("unset", &[][..]), ("set", optional)] {
+            let args = [&[role, "--print-config"][..], required, extra].concat();
+            let printed = stdout(&tandem(&args, &[]));
+            let has_key = |key: &str| printed.lines().any(|line| line.starts_with(key));
+            if variant == "unset" {
+                assert!(!has_key("admin "), "an unset admin is omitted: {printed}");
+                assert!(!has_key("advertise "), "unset advertise: {printed}");
+            } else {
+                assert!(has_key("admin = "), "{printed}");
+            }
+            let path = write_file(&format!("printed-{role}-{variant}.toml"), &printed);
+            let reloaded = stdout(&tandem(
+                &[role, "--print-config", "--config", path.to_str().unwrap()],
+                &[],
+            ));
+            assert_eq!(reloaded, printed, "{role} with optional settings {variant}");
+        }
+    }
+}
