@@ -202,7 +202,9 @@ fn log_events(core: &mut ViewService, metrics: &ViewServiceMetrics) -> bool {
                 ..
             } => {
                 changed = true;
-                metrics.view_changed(&reason);
+                for label in crate::metrics::reason_labels(&reason) {
+                    metrics.view_changed(label);
+                }
                 let backups: Vec<&str> = view.backups.iter().map(|b| b.as_str()).collect();
                 info!(
                     event = "view_change",
