@@ -186,7 +186,7 @@ impl Exposition {
 
     /// Starts a family of values read at scrape time. `kind` is "counter" or "gauge" (what is
     /// observed into a histogram is recorded, never read from a snapshot); `name` and `help`
-    /// as exposed, a counter's name ending in `_total`.
+    /// as exposed, a counter's name ending in `_total`, `help` in a full stop.
     pub fn family(&mut self, name: &str, kind: &str, help: &str) -> &mut Exposition {
         self.close_family();
         let kind = match kind {
@@ -267,19 +267,20 @@ impl EncodeMetric for ScrapeFamily {
     }
 }
 
-/// Whole numbers are encoded as integers (`3`, not `3.0`), as every reading from a snapshot is
-/// a count.
+/// Writes whole numbers as integers (`3`), as the text was before prometheus-client, which
+/// writes any `f64` with a fraction (`3.0`); most readings are counts.
 fn encode_value(mut encoder: MetricEncoder, kind: MetricType, value: f64) -> std::fmt::Result {
     let whole = (value.fract() == 0.0 && value.abs() < 1e15).then_some(value as i64);
-    match (kind, whole.map(u64::try_from)) {
-        (MetricType::Counter, Some(Ok(count))) => {
-            encoder.encode_counter::<NoLabelSet, _, u64>(&count, None)
+    if kind == MetricType::Counter {
+        match whole.and_then(|whole| u64::try_from(whole).ok()) {
+            Some(count) => encoder.encode_counter::<NoLabelSet, _, u64>(&count, None),
+            None => encoder.encode_counter::<NoLabelSet, _, u64>(&value, None),
         }
-        (MetricType::Counter, _) => encoder.encode_counter::<NoLabelSet, _, u64>(&value, None),
-        (_, _) => match whole {
+    } else {
+        match whole {
             Some(whole) => encoder.encode_gauge(&whole),
             None => encoder.encode_gauge(&value),
-        },
+        }
     }
 }
 
