@@ -9,7 +9,8 @@
 //! # Layout
 //! - [`config`]: one configuration struct per role, with defaults and `validate()`.
 //! - [`admin`]: the admin HTTP endpoint (status JSON, Prometheus metrics, probes, dashboard).
-//! - [`metrics`]: lock-free counters and histograms, rendered in the Prometheus text format.
+//! - [`metrics`]: lock-free counters and histograms, encoded by prometheus-client in the
+//!   Prometheus text format.
 //! - [`wire`]: internal RPC frames (version, length, CRC-32, postcard [`wire::Envelope`]).
 //! - `net` (private): the internal transport: inbound accept loop, outbound links per peer.
 //! - [`view_service`]: the view-service process.

@@ -234,9 +234,9 @@ impl Driver {
         let Some(frame) = self.net.encode(&self.me, msg) else {
             return;
         };
-        metrics.bytes_sent.add(frame.len() as u64);
+        metrics.bytes_sent.inc_by(frame.len() as u64);
         if transfer {
-            metrics.transfer_bytes.add(frame.len() as u64);
+            metrics.transfer_bytes.inc_by(frame.len() as u64);
         }
         match to {
             Endpoint::Server(id) => self.peers.send(id.as_str(), frame),
@@ -254,7 +254,9 @@ impl Driver {
     fn note_outgoing(&self, to: &Endpoint, msg: &Message) -> bool {
         let metrics = &self.admin.metrics;
         match msg {
-            Message::Ping(_) => metrics.pings_sent.inc(),
+            Message::Ping(_) => {
+                metrics.pings_sent.inc();
+            }
             Message::Forward(forward) if !forward.entries.is_empty() => {
                 metrics.forward_batch.observe(forward.entries.len() as f64);
             }

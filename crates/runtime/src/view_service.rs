@@ -192,11 +192,14 @@ fn handle(
     {
         paths.insert(ping.server.clone(), path.clone());
     }
-    match &inbound.msg {
-        Message::Ping(_) => metrics.pings.inc(),
-        Message::GetView { .. } => metrics.view_queries.inc(),
-        Message::GetStatus {} => metrics.status_queries.inc(),
-        _ => {}
+    let counter = match &inbound.msg {
+        Message::Ping(_) => Some(&metrics.pings),
+        Message::GetView { .. } => Some(&metrics.view_queries),
+        Message::GetStatus {} => Some(&metrics.status_queries),
+        _ => None,
+    };
+    if let Some(counter) = counter {
+        counter.inc();
     }
     let Inbound { from, msg, reply } = inbound;
     core.handle(now, from.clone(), msg);

@@ -2,7 +2,8 @@
 //! axum:
 //!
 //! - `GET /status`: the role's state as JSON ([`AdminSource::status`]).
-//! - `GET /metrics`: Prometheus text format ([`AdminSource::metrics`]).
+//! - `GET /metrics`: Prometheus text format (version 0.0.4), encoded by prometheus-client
+//!   ([`AdminSource::metrics`]).
 //! - `GET /healthz`: 200 while the process serves; `GET /readyz`: 200 once the role can do its
 //!   job (a server in a view, a coordinator that knows a primary), 503 with the reason before.
 //! - `GET /`: the dashboard, only on the view service: one HTML page (no external assets)
@@ -25,7 +26,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tracing::{info, warn};
 
 use crate::error::{RuntimeError, bind};
-use crate::metrics::Exposition;
+use crate::metrics::{CONTENT_TYPE, Exposition};
 use crate::net::NetStats;
 use crate::shutdown::Shutdown;
 
@@ -36,7 +37,7 @@ pub const DASHBOARD_HTML: &str = include_str!("dashboard.html");
 pub trait AdminSource: Send + Sync + 'static {
     /// The `/status` document.
     fn status(&self) -> serde_json::Value;
-    /// Appends the role's metric families to `out`.
+    /// Adds the role's metric families to `out`.
     fn metrics(&self, out: &mut Exposition);
     /// `Ok` when ready to serve, else why not.
     fn ready(&self) -> Result<(), String>;
@@ -128,14 +129,17 @@ async fn status(State(source): Source) -> Response {
 async fn metrics(State(source): Source) -> Response {
     let mut out = Exposition::new();
     source.metrics(&mut out);
-    (
-        [(
-            header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
-        )],
-        out.finish(),
-    )
-        .into_response()
+    match out.finish() {
+        Ok(text) => ([(header::CONTENT_TYPE, CONTENT_TYPE)], text).into_response(),
+        Err(error) => {
+            warn!(%error, "metrics could not be encoded");
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "metrics could not be encoded\n",
+            )
+                .into_response()
+        }
+    }
 }
 
 async fn ready(State(source): Source) -> Response {

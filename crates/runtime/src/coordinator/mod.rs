@@ -125,9 +125,11 @@ impl Coordinator {
             &self.listener,
             self.config.max_connections,
             shutdown.clone(),
-            |result| match result {
-                Ok(()) => shared.metrics.connections_accepted.inc(),
-                Err(_) => shared.metrics.accept_errors.inc(),
+            |result| {
+                match result {
+                    Ok(()) => shared.metrics.connections_accepted.inc(),
+                    Err(_) => shared.metrics.accept_errors.inc(),
+                };
             },
             |stream, peer| connection::serve(stream, peer, shared.clone(), shutdown.clone()),
         )
