@@ -12,8 +12,11 @@ type History = Vec<Operation<RegisterInput, u64>>;
 
 const OPS: usize = 20_000;
 const CLIENTS: u64 = 10;
-/// Generous next to the target (well under a second in release) so that debug runs pass too.
-const TIME_LIMIT: Duration = Duration::from_secs(5);
+/// "Fast" as a count, not a clock: the checker must decide within this many model steps (200
+/// per operation, well under the default budget). A wall-clock limit failed on a loaded machine; steps are the same everywhere.
+const STEP_BUDGET: Budget = Budget {
+    max_steps: 200 * OPS as u64,
+};
 
 /// A register workload; `timeouts_per_mille` of the operations time out, and with
 /// `timeouts_may_be_lost` half of those never take effect.
@@ -29,7 +32,7 @@ fn workload(seed: u64, timeouts_per_mille: u64, timeouts_may_be_lost: bool) -> W
 
 fn timed_check(history: &History) -> (Verdict, Duration) {
     let started = Instant::now();
-    let verdict = check(&Register, history, Budget::default());
+    let verdict = check(&Register, history, STEP_BUDGET);
     (verdict, started.elapsed())
 }
 
@@ -58,7 +61,6 @@ fn large_linearizable_register_history_checks_fast() {
         let (verdict, elapsed) = timed_check(&history);
         eprintln!("seed {seed}: {OPS} ops, {CLIENTS} clients: {verdict:?} in {elapsed:?}");
         assert_eq!(verdict, Verdict::Linearizable, "seed {seed}");
-        assert!(elapsed < TIME_LIMIT, "seed {seed} took {elapsed:?}");
     }
 }
 
@@ -70,7 +72,6 @@ fn large_linearizable_history_with_timeouts_checks_fast() {
         let (verdict, elapsed) = timed_check(&history);
         eprintln!("seed {seed}, 3% timeouts (lost: {lost}): {verdict:?} in {elapsed:?}");
         assert_eq!(verdict, Verdict::Linearizable, "seed {seed}");
-        assert!(elapsed < TIME_LIMIT, "seed {seed} took {elapsed:?}");
     }
 }
 
@@ -139,7 +140,6 @@ fn assert_stale_read_caught(history: &History, seed: u64, position: usize) {
         counterexample.stuck_at.contains(&index),
         "{counterexample:?}"
     );
-    assert!(elapsed < TIME_LIMIT, "seed {seed} took {elapsed:?}");
 }
 
 #[test]
@@ -157,6 +157,5 @@ fn large_history_with_one_read_of_an_unwritten_value_is_caught() {
             counterexample.stuck_at.contains(&index),
             "{counterexample:?}"
         );
-        assert!(elapsed < TIME_LIMIT, "seed {seed} took {elapsed:?}");
     }
 }
