@@ -13,7 +13,8 @@ type History = Vec<Operation<RegisterInput, u64>>;
 const OPS: usize = 20_000;
 const CLIENTS: u64 = 10;
 /// "Fast" as a count, not a clock: the checker must decide within this many model steps (200
-/// per operation, well under the default budget). A wall-clock limit failed on a loaded machine; steps are the same everywhere.
+/// per operation, well under the default budget). A wall-clock limit failed on a loaded
+/// machine; steps are the same everywhere.
 const STEP_BUDGET: Budget = Budget {
     max_steps: 200 * OPS as u64,
 };
