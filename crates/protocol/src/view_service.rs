@@ -217,6 +217,10 @@ pub struct ViewService {
     table: ViewTable,
     servers: BTreeMap<GroupId, BTreeMap<ServerId, Liveness>>,
     clock: RunningClock,
+    /// A ping changed what the view service knows since it last judged. The judgment waits for
+    /// the next `handle_timeout`, which the driver calls only after every message already
+    /// delivered (V3: no server is judged while its ping waits unread).
+    judgment_due: bool,
     events: VecDeque<ViewEvent>,
     outbox: VecDeque<Transmit>,
 }
@@ -230,6 +234,7 @@ impl ViewService {
             table,
             servers: BTreeMap::new(),
             clock: RunningClock::default(),
+            judgment_due: false,
             events: VecDeque::new(),
             outbox: VecDeque::new(),
         }
@@ -267,6 +272,7 @@ impl ViewService {
     /// early is harmless.
     pub fn handle_timeout(&mut self, now: Now) {
         self.advance(now);
+        self.judgment_due = false;
         let groups: Vec<GroupId> = self.table.groups().map(|(g, _)| g).collect();
         for group in groups {
             self.reconsider(group, now);
@@ -281,6 +287,9 @@ impl ViewService {
     #[must_use]
     pub fn poll_timeout(&self) -> Option<u64> {
         let last_input_ms = self.clock.last_input_mono_ms?;
+        if self.judgment_due {
+            return Some(last_input_ms);
+        }
         let running_ms = self.clock.running_ms;
         let mut at = last_input_ms + self.config.ping_interval_ms;
         for (group, state) in self.table.groups() {
@@ -483,7 +492,9 @@ impl ViewService {
             let viewnum = view.num;
             self.record(ViewEvent::Acked { group, viewnum });
         }
-        self.reconsider(group, now);
+        // V3: judge once every delivered ping is read (the driver calls `handle_timeout` after
+        // draining its inbox); a new view reaches the members through `notify_members`.
+        self.judgment_due = true;
         ViewReply {
             group,
             view: self.view(group).cloned(),

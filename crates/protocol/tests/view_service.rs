@@ -36,12 +36,16 @@ fn ping(
     })
 }
 
-/// Hands `ping` to the view service and returns its answer, which must be addressed to the
-/// pinging server.
+/// Hands `ping` to the view service and returns its latest answer to the pinging server (a new
+/// view decided after the ping is pushed to it after the direct reply).
 fn ping_reply(vs: &mut ViewService, at_ms: u64, ping: Ping) -> ViewReply {
     let now = Now::at_ms(at_ms);
     let from = Endpoint::Server(ping.server.clone());
     vs.handle(now, from.clone(), Message::Ping(ping));
+    // As a driver does: judge once the inbox (here, this one ping) is read (V3).
+    if vs.poll_timeout().is_some_and(|at| at <= now.mono_ms) {
+        vs.handle_timeout(now);
+    }
     let mut answer = None;
     while let Some(transmit) = vs.poll_transmit(now) {
         if let (true, Message::PingReply(reply)) = (transmit.to == from, transmit.msg) {
