@@ -418,6 +418,7 @@ impl AdminSource for ServerAdmin {
             "transfers_completed": s.stats.transfers_completed,
             "requests_rejected": s.stats.wrong_server,
             "forwards_rejected": s.stats.forwards_rejected,
+            "protocol_errors": s.stats.protocol_errors,
         })
     }
 
@@ -440,6 +441,12 @@ impl AdminSource for ServerAdmin {
             "counter",
             "Forwards rejected as backup (P3).",
             s.stats.forwards_rejected as f64,
+        );
+        out.single(
+            "tandem_server_protocol_errors_total",
+            "counter",
+            "Messages from peers that no correct peer sends, ignored (malformed forwards, chunks, transfer replies).",
+            s.stats.protocol_errors as f64,
         );
         out.single(
             "tandem_server_viewnum",
