@@ -232,7 +232,7 @@ impl Summary {
     fn print(&self, out: &mut dyn Write) -> io::Result<()> {
         writeln!(
             out,
-            "{} seeds, {} violations, {:.0} simulated s, {:.1} real s",
+            "{} seeds, {} failed, {:.0} simulated s, {:.1} real s",
             self.seeds,
             self.failed,
             self.simulated_ms as f64 / 1000.0,

@@ -98,7 +98,7 @@ fn sim_sweep_summarizes_and_exits_zero_when_every_seed_passes() {
         .unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(output.status.success(), "{stdout}");
-    assert!(stdout.starts_with("2 seeds, 0 violations"), "{stdout}");
+    assert!(stdout.starts_with("2 seeds, 0 failed"), "{stdout}");
 }
 
 #[test]
