@@ -391,8 +391,6 @@ pub struct GroupStatus {
     pub primary: Option<String>,
     pub backups: Vec<String>,
     pub acked: bool,
-    /// Servers that ping but are in no view (V9).
-    pub idle: Vec<String>,
 }
 
 pub fn status(vs_port: u16) -> Option<GroupStatus> {
@@ -449,7 +447,6 @@ fn parse_status(text: &str) -> Option<GroupStatus> {
         primary,
         backups: list("backups")?,
         acked,
-        idle: list("idle")?,
     })
 }
 
