@@ -49,6 +49,7 @@
 pub mod bug;
 pub mod clerk;
 pub mod config;
+pub mod consensus;
 pub mod ids;
 pub mod message;
 pub mod replica;
