@@ -24,11 +24,22 @@ pub enum Bug {
     /// The view service counts its own stall against servers: after a pause it judges
     /// liveness by the whole gap, before reading the pings that waited for it (V3).
     VsJudgesAfterStall,
+    /// The view-service leader pushes a view to its members before the log commits it (V12).
+    RevealUncommittedView,
+    /// A new view-service leader judges liveness at once, without giving every server a full
+    /// detection period from its election (V13).
+    NewLeaderJudgesImmediately,
+    /// The view-service leader counts a primary's acknowledgement when the ping arrives and
+    /// never logs it (V12).
+    AckBeforeCommit,
+    /// A view-service node acts on its Raft state (votes, log appends) before it is synced to
+    /// disk, and never syncs (V14).
+    VsSkipsSync,
 }
 
 impl Bug {
     /// Every bug, in a fixed order.
-    pub const ALL: [Bug; 8] = [
+    pub const ALL: [Bug; 12] = [
         Bug::ReplyBeforeBackupAck,
         Bug::BackupAcceptsClientWrites,
         Bug::PrimaryServesLocalReads,
@@ -37,6 +48,10 @@ impl Bug {
         Bug::NoDuplicateDetection,
         Bug::BackupUsesOwnClock,
         Bug::VsJudgesAfterStall,
+        Bug::RevealUncommittedView,
+        Bug::NewLeaderJudgesImmediately,
+        Bug::AckBeforeCommit,
+        Bug::VsSkipsSync,
     ];
 
     /// The command-line name (`--inject-bug NAME`).
@@ -50,6 +65,10 @@ impl Bug {
             Bug::NoDuplicateDetection => "no-duplicate-detection",
             Bug::BackupUsesOwnClock => "backup-uses-own-clock",
             Bug::VsJudgesAfterStall => "vs-judges-after-stall",
+            Bug::RevealUncommittedView => "reveal-uncommitted-view",
+            Bug::NewLeaderJudgesImmediately => "new-leader-judges-immediately",
+            Bug::AckBeforeCommit => "ack-before-commit",
+            Bug::VsSkipsSync => "vs-skips-sync",
         }
     }
 }

@@ -15,7 +15,8 @@ use std::sync::Arc;
 use tandem_kv::{Command, Reply};
 
 use crate::config::ClerkConfig;
-use crate::ids::{ClientId, GroupId, Seq, ServerId};
+use crate::ids::{ClientId, GroupId, Seq, ServerId, VsAddr};
+use crate::locator::{DEFAULT_VIEW_SERVICE, Locator};
 use crate::message::{Endpoint, Message, Request, RequestError, Response, Transmit, ViewReply};
 use crate::time::Now;
 use crate::view::View;
@@ -72,6 +73,8 @@ pub struct Clerk {
     /// When we last asked the view service, and whether we want to ask again.
     last_query_ms: Option<u64>,
     want_view: bool,
+    /// Which view-service node to ask (V11).
+    locator: Locator,
     outbox: VecDeque<Transmit>,
     completions: VecDeque<Completion>,
     stats: ClerkStats,
@@ -89,10 +92,20 @@ impl Clerk {
             inflight: None,
             last_query_ms: None,
             want_view: false,
+            locator: Locator::new(vec![VsAddr::new(DEFAULT_VIEW_SERVICE)]),
             outbox: VecDeque::new(),
             completions: VecDeque::new(),
             stats: ClerkStats::default(),
         }
+    }
+
+    /// The view-service nodes to ask (V11). Until this is called the clerk asks one node named
+    /// [`DEFAULT_VIEW_SERVICE`] (what the unit tests use).
+    ///
+    /// # Panics
+    /// If `addrs` is empty.
+    pub fn set_view_services(&mut self, addrs: Vec<VsAddr>) {
+        self.locator = Locator::new(addrs);
     }
 
     /// The session id.
@@ -136,7 +149,17 @@ impl Clerk {
     /// Anything else, or from anyone else, is ignored rather than trusted.
     pub fn handle(&mut self, now: Now, from: Endpoint, msg: Message) {
         match (from, msg) {
-            (Endpoint::ViewService, Message::ViewReply(reply)) => self.on_view(now, reply),
+            (Endpoint::ViewService(node), Message::ViewReply(reply)) => {
+                self.locator.answered(&node);
+                self.on_view(now, reply);
+            }
+            (Endpoint::ViewService(node), Message::NotLeader { leader }) => {
+                self.locator.redirected(&node, leader);
+                // Ask the node it points to at once rather than a ping interval later.
+                self.want_view = true;
+                self.last_query_ms = None;
+                self.drive(now);
+            }
             (Endpoint::Server(_), Message::Response(response)) => {
                 self.on_response(now, response);
             }
@@ -295,10 +318,11 @@ impl Clerk {
         // C1: at most one view query per ping interval.
         if self.want_view && now.mono_ms >= self.next_query_ms() {
             self.outbox.push_back(Transmit {
-                to: Endpoint::ViewService,
+                to: self.locator.target(),
                 msg: Message::GetView { group: self.group },
             });
             self.stats.view_queries += 1;
+            self.locator.sent();
             self.last_query_ms = Some(now.mono_ms);
             self.want_view = false;
         }

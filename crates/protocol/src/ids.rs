@@ -35,6 +35,35 @@ impl fmt::Display for ServerId {
     }
 }
 
+/// A view-service node's address (`HOST:PORT` in a real cluster, a short name in the simulator):
+/// where servers, coordinators and the other nodes reach it. Cheap to clone.
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct VsAddr(Arc<str>);
+
+impl VsAddr {
+    /// Makes an address from any string.
+    pub fn new(addr: impl AsRef<str>) -> VsAddr {
+        VsAddr(Arc::from(addr.as_ref()))
+    }
+
+    /// The address as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for VsAddr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+impl fmt::Display for VsAddr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 macro_rules! number_id {
     ($(#[$doc:meta])* $name:ident($inner:ty)) => {
         $(#[$doc])*

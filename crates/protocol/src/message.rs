@@ -8,14 +8,14 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use tandem_kv::{Command, Reply};
 
-use crate::ids::{ClientId, GroupId, Incarnation, LogPos, OpIndex, Seq, ServerId, ViewNum};
+use crate::ids::{ClientId, GroupId, Incarnation, LogPos, OpIndex, Seq, ServerId, ViewNum, VsAddr};
 use crate::view::{View, ViewChangeCause};
 
 /// Who sent a message, or where one goes.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum Endpoint {
-    /// The view service (one address until it is replicated: V10).
-    ViewService,
+    /// One node of the view service, by address (V10: any node; only the leader decides).
+    ViewService(VsAddr),
     /// A replica server.
     Server(ServerId),
     /// A coordinator session (the runtime maps it to the connection it came from).
@@ -61,6 +61,73 @@ pub enum Message {
     GetStatus {},
     /// View service -> operator tool.
     StatusReply(Status),
+    /// A view-service node that is not the leader (or not yet ready to lead) -> a server or
+    /// coordinator: ask `leader` instead, or another node when it is `None` (V11).
+    NotLeader {
+        /// The leader this node knows of, if any.
+        leader: Option<VsAddr>,
+    },
+    /// View-service node <-> view-service node: one Raft message (protobuf `eraftpb::Message`).
+    Raft(Bytes),
+    /// Operator tool -> view service: change the Raft membership (V14).
+    ChangeMembers(MemberChange),
+    /// View service -> operator tool: the change was proposed (`Ok`) or why not.
+    MembersReply(Result<(), String>),
+}
+
+/// An online change of the view service's membership (V14).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum MemberChange {
+    /// Adds node `id`, reachable at `addr`, as a voter. The node must be running with an empty
+    /// data directory; it catches up from the leader.
+    Add {
+        /// Raft id (non-zero, unused).
+        id: u64,
+        /// Its address.
+        addr: VsAddr,
+    },
+    /// Removes node `id`.
+    Remove {
+        /// Raft id.
+        id: u64,
+    },
+}
+
+/// One view-service node as operators see it (in a [`Status`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeStatus {
+    /// Raft id.
+    pub id: u64,
+    /// Address.
+    pub addr: String,
+    /// "leader", "candidate", "precandidate" or "follower".
+    pub role: String,
+    /// Current term.
+    pub term: u64,
+    /// The leader's id, 0 when unknown.
+    pub leader: u64,
+    /// Highest log index known committed.
+    pub commit: u64,
+    /// Highest log index applied to the view table.
+    pub applied: u64,
+    /// Last log index.
+    pub last_index: u64,
+    /// Entries held in the in-memory log.
+    pub log_entries: u64,
+    /// Every member: id, address and, from this node, ms since it last heard from it (`None`:
+    /// never; for itself 0).
+    pub members: Vec<MemberStatus>,
+}
+
+/// A member of the view service as one node sees it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemberStatus {
+    /// Raft id.
+    pub id: u64,
+    /// Address.
+    pub addr: String,
+    /// Ms since this node last received a Raft message from it.
+    pub last_contact_ago_ms: Option<u64>,
 }
 
 /// The view service's state as operators see it (the answer to `GetStatus`).
@@ -73,6 +140,9 @@ pub struct Status {
     pub now_ms: u64,
     /// Silence after which the view service considers a server dead (V3), in ms.
     pub dead_after_ms: u64,
+    /// The answering node of a replicated view service. Only the leader knows ping health:
+    /// another node's `servers` lists are empty.
+    pub node: Option<NodeStatus>,
 }
 
 /// One group's entry in a [`Status`].

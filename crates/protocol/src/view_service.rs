@@ -26,7 +26,9 @@
 //! of the replicated view service (next issue) starts and keeps its liveness judgments by the same
 //! rule: only silence it witnessed while leading and running counts.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+use serde::{Deserialize, Serialize};
 
 use crate::bug::Bug;
 use crate::config::ViewServiceConfig;
@@ -42,7 +44,7 @@ use crate::view::{Failure, View, ViewChangeCause, reason};
 const MAX_QUEUED: usize = 4096;
 
 /// A durable decision of the view service.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ViewEvent {
     /// `group` moves to `view` (whose number is one more than the current one).
     NewView {
@@ -67,7 +69,7 @@ pub enum ViewEvent {
 }
 
 /// One past view, with why it was started.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HistoryEntry {
     /// The view.
     pub view: View,
@@ -85,7 +87,7 @@ impl HistoryEntry {
 }
 
 /// The durable part of one group's state.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GroupViews {
     /// Current view (`None` before view 1).
     pub view: Option<View>,
@@ -98,7 +100,7 @@ pub struct GroupViews {
 }
 
 /// Every group's views: the state a replicated view service replicates.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ViewTable {
     groups: BTreeMap<GroupId, GroupViews>,
     history_len: usize,
@@ -113,8 +115,10 @@ impl ViewTable {
         }
     }
 
-    /// Applies one decision. Asserts the invariants of V1 and V6 on the way.
-    pub fn apply(&mut self, event: &ViewEvent) {
+    /// Applies one decision, or rejects it whole if it breaks V1 (views numbered consecutively,
+    /// the primary never its own backup) or acknowledges a view that is not current (V6). Every
+    /// replica of a replicated view service applies the same log, so they reject the same entries.
+    pub fn apply(&mut self, event: &ViewEvent) -> Result<(), TableError> {
         match event {
             ViewEvent::NewView {
                 group,
@@ -123,17 +127,22 @@ impl ViewTable {
                 causes,
                 at_ms,
             } => {
+                let current = self
+                    .groups
+                    .get(group)
+                    .and_then(|g| g.view.as_ref())
+                    .map_or(ViewNum::NONE, |v| v.num);
+                if view.num != current.next() {
+                    return Err(TableError::NotNext {
+                        group: *group,
+                        current,
+                        proposed: view.num,
+                    });
+                }
+                if view.backups.contains(&view.primary) {
+                    return Err(TableError::PrimaryIsBackup { group: *group });
+                }
                 let state = self.groups.entry(*group).or_default();
-                let current = state.view.as_ref().map_or(ViewNum::NONE, |v| v.num);
-                assert_eq!(
-                    view.num,
-                    current.next(),
-                    "V1: views are numbered consecutively"
-                );
-                assert!(
-                    !view.backups.contains(&view.primary),
-                    "primary is never its own backup"
-                );
                 state.view = Some(view.clone());
                 state.acked = false;
                 state.incarnations = incarnations.clone();
@@ -147,18 +156,24 @@ impl ViewTable {
                 }
             }
             ViewEvent::Acked { group, viewnum } => {
-                let state = self
-                    .groups
-                    .get_mut(group)
-                    .expect("ack for a group without views");
-                assert_eq!(
-                    state.view.as_ref().map(|v| v.num),
-                    Some(*viewnum),
-                    "V6: only the current view is acked"
-                );
-                state.acked = true;
+                let state = self.groups.get_mut(group);
+                let current = state
+                    .as_ref()
+                    .and_then(|s| s.view.as_ref())
+                    .map_or(ViewNum::NONE, |v| v.num);
+                match state {
+                    Some(state) if current == *viewnum => state.acked = true,
+                    _ => {
+                        return Err(TableError::AckNotCurrent {
+                            group: *group,
+                            current,
+                            acked: *viewnum,
+                        });
+                    }
+                }
             }
         }
+        Ok(())
     }
 
     /// A group's state, if it has ever had a view.
@@ -170,6 +185,59 @@ impl ViewTable {
     pub fn groups(&self) -> impl Iterator<Item = (GroupId, &GroupViews)> {
         self.groups.iter().map(|(g, s)| (*g, s))
     }
+}
+
+/// A decision that does not fit the table it is applied to.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum TableError {
+    /// V1: a view whose number does not follow the current one.
+    #[error("group {group}: view {proposed} does not follow view {current} (V1)")]
+    NotNext {
+        /// The group.
+        group: GroupId,
+        /// Its current view number.
+        current: ViewNum,
+        /// The number of the rejected view.
+        proposed: ViewNum,
+    },
+    /// A view whose primary is also one of its backups.
+    #[error("group {group}: a view's primary is also its backup")]
+    PrimaryIsBackup {
+        /// The group.
+        group: GroupId,
+    },
+    /// V6: an acknowledgement of a view that is not the current one.
+    #[error("group {group}: acknowledgement of view {acked} while view {current} is current (V6)")]
+    AckNotCurrent {
+        /// The group.
+        group: GroupId,
+        /// Its current view number.
+        current: ViewNum,
+        /// The view acknowledged.
+        acked: ViewNum,
+    },
+}
+
+impl ViewEvent {
+    /// The group the decision is about.
+    pub fn group(&self) -> GroupId {
+        match self {
+            ViewEvent::NewView { group, .. } | ViewEvent::Acked { group, .. } => *group,
+        }
+    }
+}
+
+/// How a view service's decisions become durable.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Mode {
+    /// One process, no log: a decision is applied as it is taken (unit tests).
+    Standalone,
+    /// A node of the replicated view service that does not lead: it decides nothing, and its
+    /// table changes only through `apply_committed`.
+    Follower,
+    /// The leader of the replicated view service: a decision is proposed (`poll_proposal`) and
+    /// applied only once committed (V12); until then its group takes no other decision.
+    Leader,
 }
 
 /// What the view service knows of a server from its pings (soft state).
@@ -221,12 +289,17 @@ pub struct ViewService {
     /// the next `handle_timeout`, which the driver calls only after every message already
     /// delivered (V3: no server is judged while its ping waits unread).
     judgment_due: bool,
+    mode: Mode,
+    /// Groups with a proposed decision not yet committed (replicated mode).
+    pending: BTreeSet<GroupId>,
+    /// Decisions to propose through the log (replicated mode, leader only).
+    proposals: VecDeque<ViewEvent>,
     events: VecDeque<ViewEvent>,
     outbox: VecDeque<Transmit>,
 }
 
 impl ViewService {
-    /// A view service with no groups yet.
+    /// A standalone view service with no groups yet: each decision is applied as it is taken.
     pub fn new(config: ViewServiceConfig) -> ViewService {
         let table = ViewTable::new(config.history_len);
         ViewService {
@@ -235,9 +308,109 @@ impl ViewService {
             servers: BTreeMap::new(),
             clock: RunningClock::default(),
             judgment_due: false,
+            mode: Mode::Standalone,
+            pending: BTreeSet::new(),
+            proposals: VecDeque::new(),
             events: VecDeque::new(),
             outbox: VecDeque::new(),
         }
+    }
+
+    /// The decision logic of one node of the replicated view service, starting as a follower
+    /// with `table` (the state machine as of its snapshot).
+    pub fn replicated(config: ViewServiceConfig, table: ViewTable) -> ViewService {
+        let mut vs = ViewService::new(config);
+        vs.table = table;
+        vs.mode = Mode::Follower;
+        vs
+    }
+
+    // ---- replicated mode (driven by `consensus::ViewServiceNode`) ----
+
+    /// This node became the leader and has applied every entry committed before its term: it
+    /// starts deciding (V12). It knows nothing of recent pings, so every member of every view
+    /// gets a full detection period from now before it can be declared dead (V13): a leader
+    /// change never causes a view change by itself.
+    pub fn lead(&mut self, now: Now) {
+        self.advance(now);
+        self.mode = Mode::Leader;
+        self.pending.clear();
+        self.proposals.clear();
+        self.servers.clear();
+        self.judgment_due = false;
+        if self.config.bugs.has(Bug::NewLeaderJudgesImmediately) {
+            return;
+        }
+        let running_ms = self.clock.running_ms;
+        for (group, state) in &self.table.groups {
+            let Some(view) = &state.view else { continue };
+            for member in view.members() {
+                let incarnation = state
+                    .incarnations
+                    .get(member)
+                    .copied()
+                    .unwrap_or(Incarnation(0));
+                self.servers.entry(*group).or_default().insert(
+                    member.clone(),
+                    Liveness {
+                        last_ping_running_ms: running_ms,
+                        incarnation,
+                        viewnum: ViewNum::NONE,
+                    },
+                );
+            }
+        }
+    }
+
+    /// This node no longer leads: it forgets pings and proposals (a later leadership starts
+    /// afresh, V13).
+    pub fn follow(&mut self) {
+        if self.mode == Mode::Standalone {
+            return;
+        }
+        self.mode = Mode::Follower;
+        self.pending.clear();
+        self.proposals.clear();
+        self.servers.clear();
+        self.outbox.clear();
+        self.judgment_due = false;
+    }
+
+    /// Whether this node takes decisions (standalone, or the ready leader).
+    pub fn is_deciding(&self) -> bool {
+        self.mode != Mode::Follower
+    }
+
+    /// The next decision to propose through the log (replicated leader only).
+    #[must_use]
+    pub fn poll_proposal(&mut self) -> Option<ViewEvent> {
+        self.proposals.pop_front()
+    }
+
+    /// Applies a committed decision (every node, in log order). On the leader, a new view is
+    /// pushed to its members now that it is committed (V12).
+    pub fn apply_committed(&mut self, event: &ViewEvent) -> Result<(), TableError> {
+        let group = event.group();
+        self.pending.remove(&group);
+        let applied = self.table.apply(event);
+        if applied.is_ok() {
+            self.push_event(event.clone());
+            if self.mode == Mode::Leader {
+                if matches!(event, ViewEvent::NewView { .. }) {
+                    self.notify_members(group);
+                }
+                // A committed decision may allow the next one (an ack, then a failover).
+                self.judgment_due = true;
+            }
+        }
+        applied
+    }
+
+    /// Replaces the table (a snapshot installed from the leader).
+    pub fn restore(&mut self, table: ViewTable) {
+        self.table = table;
+        self.pending.clear();
+        self.proposals.clear();
     }
 
     // ---- inputs ----
@@ -263,7 +436,11 @@ impl ViewService {
             | Message::ForwardReply(_)
             | Message::Transfer(_)
             | Message::TransferReply(_)
-            | Message::StatusReply(_) => return,
+            | Message::StatusReply(_)
+            | Message::NotLeader { .. }
+            | Message::Raft(_)
+            | Message::ChangeMembers(_)
+            | Message::MembersReply(_) => return,
         };
         self.send(from, reply);
     }
@@ -273,6 +450,9 @@ impl ViewService {
     pub fn handle_timeout(&mut self, now: Now) {
         self.advance(now);
         self.judgment_due = false;
+        if self.mode == Mode::Follower {
+            return;
+        }
         let groups: Vec<GroupId> = self.table.groups().map(|(g, _)| g).collect();
         for group in groups {
             self.reconsider(group, now);
@@ -286,6 +466,9 @@ impl ViewService {
     /// clock keeps pace while the view service runs (the stall rule). `None` before any input.
     #[must_use]
     pub fn poll_timeout(&self) -> Option<u64> {
+        if self.mode == Mode::Follower {
+            return None;
+        }
         let last_input_ms = self.clock.last_input_mono_ms?;
         if self.judgment_due {
             return Some(last_input_ms);
@@ -418,6 +601,7 @@ impl ViewService {
             groups,
             now_ms: now.mono_ms,
             dead_after_ms: self.config.dead_after_ms(),
+            node: None,
         }
     }
 
@@ -469,7 +653,7 @@ impl ViewService {
                 viewnum: ping.viewnum,
             },
         );
-        if self.view(group).is_none() {
+        if self.view(group).is_none() && !self.pending.contains(&group) {
             // V5: the first server to ping a group that has no view becomes primary of view 1.
             let view = View {
                 num: ViewNum(1),
@@ -481,15 +665,18 @@ impl ViewService {
             };
             self.decide(group, view, vec![cause], now);
         }
-        let state = self.table.group(group).expect("group has a view");
-        let view = state.view.as_ref().expect("group has a view");
-        if view.primary == ping.server
-            && ping.viewnum == view.num
-            && !state.acked
-            && !self.restarted(group, &ping.server)
-        {
-            // V6: the primary acknowledges view N by pinging with N.
-            let viewnum = view.num;
+        // V6: the primary acknowledges view N by pinging with N (once the view is committed:
+        // in replicated mode the table holds only committed decisions).
+        let ack = self.table.group(group).and_then(|state| {
+            let view = state.view.as_ref()?;
+            (view.primary == ping.server
+                && ping.viewnum == view.num
+                && !state.acked
+                && !self.pending.contains(&group)
+                && !self.restarted(group, &ping.server))
+            .then_some(view.num)
+        });
+        if let Some(viewnum) = ack {
             self.record(ViewEvent::Acked { group, viewnum });
         }
         // V3: judge once every delivered ping is read (the driver calls `handle_timeout` after
@@ -542,6 +729,9 @@ impl ViewService {
     /// V6-V8: decides the next view of `group`, if any change is needed and allowed.
     fn reconsider(&mut self, group: GroupId, now: Now) {
         let running_ms = self.clock.running_ms;
+        if self.pending.contains(&group) {
+            return; // One decision at a time per group: the last one is not committed yet.
+        }
         let Some(state) = self.table.group(group) else {
             return;
         };
@@ -641,14 +831,42 @@ impl ViewService {
                 )
             })
             .collect();
-        self.record(ViewEvent::NewView {
+        let event = ViewEvent::NewView {
             group,
             view,
             incarnations,
             causes,
             at_ms: now.mono_ms,
-        });
-        self.notify_members(group);
+        };
+        if self.mode == Mode::Leader && self.config.bugs.has(Bug::RevealUncommittedView) {
+            // Planted: the members hear of the view before it is committed (breaks V12).
+            self.push_view(&event);
+        }
+        self.record(event);
+        if self.mode == Mode::Standalone {
+            self.notify_members(group);
+        }
+    }
+
+    /// Only with the planted bug `reveal-uncommitted-view`: pushes a proposed view.
+    fn push_view(&mut self, event: &ViewEvent) {
+        let ViewEvent::NewView {
+            group,
+            view,
+            incarnations,
+            ..
+        } = event
+        else {
+            return;
+        };
+        for member in view.members() {
+            let msg = Message::PingReply(ViewReply {
+                group: *group,
+                view: Some(view.clone()),
+                member_incarnation: incarnations.get(member).copied(),
+            });
+            self.send(Endpoint::Server(member.clone()), msg);
+        }
     }
 
     fn notify_members(&mut self, group: GroupId) {
@@ -681,11 +899,37 @@ impl ViewService {
         }
     }
 
+    /// A decision taken: applied now (standalone), or proposed through the log (leader).
     fn record(&mut self, event: ViewEvent) {
-        self.table.apply(&event);
+        match self.mode {
+            Mode::Standalone => {
+                self.table
+                    .apply(&event)
+                    .expect("a standalone view service decides by the rules");
+                self.push_event(event);
+            }
+            Mode::Leader => {
+                if matches!(event, ViewEvent::Acked { .. })
+                    && self.config.bugs.has(Bug::AckBeforeCommit)
+                {
+                    // Planted: the acknowledgement counts at once and is never logged (V12).
+                    let _ = self.table.apply(&event);
+                    return;
+                }
+                self.pending.insert(event.group());
+                self.proposals.push_back(event);
+                while self.proposals.len() > MAX_QUEUED {
+                    self.proposals.pop_front();
+                }
+            }
+            Mode::Follower => {}
+        }
+    }
+
+    fn push_event(&mut self, event: ViewEvent) {
         self.events.push_back(event);
         while self.events.len() > MAX_QUEUED {
-            // Nobody is draining events (a standalone view service): keep memory bounded.
+            // Nobody is draining events: keep memory bounded.
             self.events.pop_front();
         }
     }

@@ -12,7 +12,7 @@ use tandem_protocol::message::{
 };
 use tandem_protocol::{
     ClientId, Endpoint, GroupId, Incarnation, LogPos, Message, Now, OpIndex, Replica,
-    ReplicaConfig, Seq, ServerId, Transmit, View, ViewNum,
+    ReplicaConfig, Seq, ServerId, Transmit, View, ViewNum, VsAddr,
 };
 
 const GROUP: GroupId = GroupId(0);
@@ -51,7 +51,7 @@ fn give_view(replica: &mut Replica, at_ms: u64, num: u64, primary: &str, backups
     };
     replica.handle(
         Now::at_ms(at_ms),
-        Endpoint::ViewService,
+        Endpoint::ViewService(VsAddr::new(tandem_protocol::locator::DEFAULT_VIEW_SERVICE)),
         Message::PingReply(reply),
     );
 }

@@ -25,7 +25,8 @@ pub use state::{RecentLog, ReplicatedState};
 
 use crate::bug::Bug;
 use crate::config::ReplicaConfig;
-use crate::ids::{ClientId, GroupId, Incarnation, LogPos, OpIndex, Seq, ServerId, ViewNum};
+use crate::ids::{ClientId, GroupId, Incarnation, LogPos, OpIndex, Seq, ServerId, ViewNum, VsAddr};
+use crate::locator::{DEFAULT_VIEW_SERVICE, Locator};
 use crate::message::{
     Endpoint, ForwardReply, ForwardResult, LogEntry, Message, Op, Ping, Request, RequestError,
     Response, TransferReply, Transmit, ViewReply,
@@ -158,6 +159,8 @@ pub struct Replica {
     installed_transfer: Option<(u64, LogPos)>,
     rng: SplitMix64,
     next_ping_ms: u64,
+    /// Which view-service node to ping (V11).
+    locator: Locator,
     last_wall_ms: u64,
     outbox: VecDeque<Transmit>,
     stats: ReplicaStats,
@@ -185,6 +188,7 @@ impl Replica {
             installed_transfer: None,
             rng: SplitMix64::new(incarnation.0),
             next_ping_ms: 0,
+            locator: Locator::new(vec![VsAddr::new(DEFAULT_VIEW_SERVICE)]),
             last_wall_ms: 0,
             outbox: VecDeque::new(),
             stats: ReplicaStats::default(),
@@ -305,7 +309,17 @@ impl Replica {
     pub fn handle(&mut self, now: Now, from: Endpoint, msg: Message) {
         self.last_wall_ms = now.wall_ms;
         match msg {
-            Message::PingReply(reply) => self.on_view(now, reply),
+            Message::PingReply(reply) => {
+                if let Endpoint::ViewService(node) = &from {
+                    self.locator.answered(node);
+                }
+                self.on_view(now, reply);
+            }
+            Message::NotLeader { leader } => {
+                if let Endpoint::ViewService(node) = &from {
+                    self.locator.redirected(node, leader);
+                }
+            }
             Message::Request(req) => self.on_request(now, from, req),
             Message::Forward(fwd) => self.on_forward(now, from, fwd),
             Message::ForwardReply(reply) => self.on_forward_reply(now, from, reply),
@@ -317,12 +331,29 @@ impl Replica {
             | Message::ViewReply(_)
             | Message::Response(_)
             | Message::GetStatus {}
-            | Message::StatusReply(_) => {}
+            | Message::StatusReply(_)
+            | Message::Raft(_)
+            | Message::ChangeMembers(_)
+            | Message::MembersReply(_) => {}
         }
     }
 
     fn send(&mut self, to: Endpoint, msg: Message) {
         self.outbox.push_back(Transmit { to, msg });
+    }
+
+    /// The view-service nodes to ping (V11). Until this is called the server pings one node
+    /// named [`DEFAULT_VIEW_SERVICE`] (what the unit tests use).
+    ///
+    /// # Panics
+    /// If `addrs` is empty.
+    pub fn set_view_services(&mut self, addrs: Vec<VsAddr>) {
+        self.locator = Locator::new(addrs);
+    }
+
+    /// Which view-service node this server pings now, and how often it changed (V11).
+    pub fn locator(&self) -> &Locator {
+        &self.locator
     }
 
     fn send_ping(&mut self, now: Now) {
@@ -332,7 +363,8 @@ impl Replica {
             viewnum: self.ping_viewnum,
             incarnation: self.incarnation,
         };
-        self.send(Endpoint::ViewService, Message::Ping(ping));
+        self.locator.sent();
+        self.send(self.locator.target(), Message::Ping(ping));
         self.next_ping_ms = now.mono_ms + self.config.ping_interval_ms;
     }
 
