@@ -29,6 +29,9 @@ pub enum RuntimeError {
     /// No view service answered (status, client connect).
     #[error("no view service answered at {0}")]
     NoViewService(String),
+    /// The durable log file is damaged or could not be written (the message names the file).
+    #[error(transparent)]
+    Disk(#[from] crate::disk::DiskFileError),
     /// Any other I/O failure.
     #[error(transparent)]
     Io(#[from] io::Error),

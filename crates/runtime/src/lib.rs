@@ -18,6 +18,8 @@
 //! - [`coordinator`]: the Redis-protocol front end and its clerk hub.
 //! - [`client`]: a Rust client that talks to the servers directly.
 //! - [`status`]: the operator's view of the view service.
+//! - [`disk`]: the durable log file of a view-service Raft node (format, sync and
+//!   refuse-to-start rules).
 //! - [`dev`]: a whole cluster in one process (`tandem dev`, tests).
 //! - [`clock`], [`shutdown`], [`error`]: clocks and randomness, graceful shutdown, errors.
 //!
@@ -30,6 +32,7 @@ pub mod clock;
 pub mod config;
 pub mod coordinator;
 pub mod dev;
+pub mod disk;
 pub mod error;
 pub mod metrics;
 mod net;
@@ -44,6 +47,7 @@ pub use client::{Client, ClientError};
 pub use config::{CoordinatorConfig, NetConfig, ServerConfig, ViewServerConfig};
 pub use coordinator::{Coordinator, run_coordinator};
 pub use dev::{DevAdmin, DevCluster, DevOptions};
+pub use disk::{DiskFileError, LogFile};
 pub use error::RuntimeError;
 pub use net::NetStats;
 pub use server::{Server, run_server};
