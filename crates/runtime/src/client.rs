@@ -91,7 +91,7 @@ impl Client {
         loop {
             if Instant::now() >= next_ask {
                 self.send(
-                    Endpoint::ViewService,
+                    Endpoint::ViewService(tandem_protocol::VsAddr::new(&self.view_service)),
                     Message::GetView { group: GroupId(0) },
                 );
                 next_ask = Instant::now() + Duration::from_millis(100);
@@ -161,7 +161,7 @@ impl Client {
             return;
         };
         match to {
-            Endpoint::ViewService => self.peers.send(&self.view_service, frame),
+            Endpoint::ViewService(addr) => self.peers.send(addr.as_str(), frame),
             Endpoint::Server(id) => self.peers.send(id.as_str(), frame),
             Endpoint::Client(_) => {}
         }

@@ -240,7 +240,7 @@ impl Driver {
         }
         match to {
             Endpoint::Server(id) => self.peers.send(id.as_str(), frame),
-            Endpoint::ViewService => self.peers.send(&self.view_service, frame),
+            Endpoint::ViewService(addr) => self.peers.send(addr.as_str(), frame),
             Endpoint::Client(client) => match self.routes.get(client) {
                 Some(path) => path.send(frame),
                 None => debug!(%client, "no connection to answer this client on"),
@@ -355,7 +355,7 @@ impl Driver {
 
 fn endpoint_name(endpoint: &Endpoint) -> String {
     match endpoint {
-        Endpoint::ViewService => "viewservice".to_owned(),
+        Endpoint::ViewService(addr) => format!("viewservice {addr}"),
         Endpoint::Server(id) => id.to_string(),
         Endpoint::Client(client) => client.to_string(),
     }

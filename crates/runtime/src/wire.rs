@@ -109,7 +109,7 @@ mod tests {
 
     fn envelope() -> Envelope {
         Envelope {
-            from: Endpoint::ViewService,
+            from: Endpoint::ViewService(tandem_protocol::VsAddr::new("127.0.0.1:7000")),
             msg: Message::GetView { group: GroupId(3) },
         }
     }

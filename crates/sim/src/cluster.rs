@@ -551,7 +551,7 @@ impl Cluster {
 
     fn endpoint(&self, node: NodeId) -> Endpoint {
         match node {
-            NodeId::ViewService => Endpoint::ViewService,
+            NodeId::ViewService => Endpoint::ViewService(tandem_protocol::VsAddr::new(tandem_protocol::locator::DEFAULT_VIEW_SERVICE)),
             NodeId::Server(i) => Endpoint::Server(self.servers[i].id.clone()),
             NodeId::Client(c) => Endpoint::Client(self.clients[c].clerk.id()),
         }
@@ -559,7 +559,7 @@ impl Cluster {
 
     fn node(&self, endpoint: &Endpoint) -> Option<NodeId> {
         match endpoint {
-            Endpoint::ViewService => Some(NodeId::ViewService),
+            Endpoint::ViewService(_) => Some(NodeId::ViewService),
             Endpoint::Server(id) => self.by_id.get(id).map(|i| NodeId::Server(*i)),
             Endpoint::Client(id) => {
                 let c = id.0.checked_sub(1)? as usize;

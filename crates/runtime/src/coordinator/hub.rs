@@ -68,6 +68,8 @@ pub(crate) struct Hub {
     busy: BTreeSet<ClientId>,
     timers: BinaryHeap<Reverse<(u64, ClientId)>>,
     latest: Option<ViewReply>,
+    /// The view-service node `latest` came from.
+    latest_from: Endpoint,
     view_sender: watch::Sender<Option<View>>,
     last_view_query_ms: Option<u64>,
     view_service: String,
@@ -91,6 +93,9 @@ impl Hub {
             busy: BTreeSet::new(),
             timers: BinaryHeap::new(),
             latest: None,
+            latest_from: Endpoint::ViewService(tandem_protocol::VsAddr::new(
+                tandem_protocol::locator::DEFAULT_VIEW_SERVICE,
+            )),
             view_sender,
             last_view_query_ms: None,
             view_service,
@@ -185,7 +190,7 @@ impl Hub {
             if newer {
                 session.clerk.handle(
                     now,
-                    Endpoint::ViewService,
+                    self.latest_from.clone(),
                     Message::ViewReply(latest.clone()),
                 );
             }
@@ -207,7 +212,7 @@ impl Hub {
                 }
             }
             Message::ViewReply(reply)
-                if reply.group == self.group && from == Endpoint::ViewService =>
+                if reply.group == self.group && matches!(from, Endpoint::ViewService(_)) =>
             {
                 let newer = match (
                     &reply.view,
@@ -222,12 +227,13 @@ impl Hub {
                 }
                 self.view_sender.send_replace(reply.view.clone());
                 self.latest = Some(reply.clone());
+                self.latest_from = from.clone();
                 let busy: Vec<ClientId> = self.busy.iter().copied().collect();
                 for client in busy {
                     if let Some(session) = self.sessions.get_mut(&client) {
                         session.clerk.handle(
                             now,
-                            Endpoint::ViewService,
+                            from.clone(),
                             Message::ViewReply(reply.clone()),
                         );
                         self.after(client);
@@ -292,7 +298,7 @@ impl Hub {
     fn route(&mut self, client: ClientId, transmit: Transmit) {
         let from = Endpoint::Client(client);
         match transmit.to {
-            Endpoint::ViewService => self.query_view(from),
+            Endpoint::ViewService(_) => self.query_view(from),
             Endpoint::Server(server) => {
                 if let Some(frame) = self.peers.net().encode(&from, transmit.msg) {
                     self.peers.send(server.as_str(), frame);
