@@ -253,3 +253,75 @@ fn v10_a_single_node_leads_at_once() {
     net.run(5);
     assert!(net.nodes[&1].table().group(GroupId(0)).is_some());
 }
+
+#[test]
+fn v14_a_node_added_online_catches_up_from_a_snapshot_and_a_removed_one_is_gone() {
+    use tandem_protocol::message::MemberChange;
+    let mut net = Net::new(3);
+    net.run(2000);
+    let leader = net.leader().unwrap();
+    net.ping(leader, "s1", 0);
+    net.run(50);
+    // Node 4 starts empty, not in the initial membership: it waits.
+    net.disks.insert(4, DiskState::default());
+    net.nodes.insert(
+        4,
+        ViewServiceNode::new(config(4, 3), DiskState::default()).unwrap(),
+    );
+    net.run(500);
+    assert!(net.nodes[&4].table().group(GroupId(0)).is_none());
+    net.queue.push_back((
+        Endpoint::Client(tandem_protocol::ClientId(9)),
+        Endpoint::ViewService(addr(leader)),
+        Message::ChangeMembers(MemberChange::Add {
+            id: 4,
+            addr: addr(4),
+        }),
+    ));
+    net.run(500);
+    assert!(
+        net.to_servers
+            .iter()
+            .any(|(_, m)| matches!(m, Message::MembersReply(Ok(()))))
+    );
+    for node in net.nodes.values() {
+        assert_eq!(
+            node.members().len(),
+            4,
+            "node {} {:?}",
+            node.id(),
+            node.node_status(Now::at_ms(net.now_ms))
+        );
+    }
+    assert!(
+        net.nodes[&4].table().group(GroupId(0)).is_some(),
+        "the new node has the table"
+    );
+    // Remove a follower.
+    let follower = (1..=3).find(|i| *i != leader).unwrap();
+    net.queue.push_back((
+        Endpoint::Client(tandem_protocol::ClientId(9)),
+        Endpoint::ViewService(addr(leader)),
+        Message::ChangeMembers(MemberChange::Remove { id: follower }),
+    ));
+    net.run(500);
+    assert_eq!(net.nodes[&leader].members().len(), 3);
+    assert!(!net.nodes[&leader].members().contains_key(&follower));
+    // The rest still commits decisions without it.
+    net.down.push(follower);
+    net.ping(leader, "s2", 0);
+    net.run(300);
+    let idle = net.nodes[&leader]
+        .view_service()
+        .idle(GroupId(0), Now::at_ms(net.now_ms));
+    assert!(
+        idle.contains(&ServerId::new("s2")) || {
+            let v = net.nodes[&leader].table().group(GroupId(0)).unwrap();
+            v.view
+                .as_ref()
+                .unwrap()
+                .backups
+                .contains(&ServerId::new("s2"))
+        }
+    );
+}

@@ -171,7 +171,12 @@ fn flush(
             _ => None,
         };
         if let Some(path) = path
-            && let Some(frame) = net.encode(&Endpoint::ViewService(tandem_protocol::VsAddr::new(tandem_protocol::locator::DEFAULT_VIEW_SERVICE)), transmit.msg)
+            && let Some(frame) = net.encode(
+                &Endpoint::ViewService(tandem_protocol::VsAddr::new(
+                    tandem_protocol::locator::DEFAULT_VIEW_SERVICE,
+                )),
+                transmit.msg,
+            )
         {
             path.send(frame);
         }

@@ -193,6 +193,8 @@ pub struct ViewServiceNode {
     rng: SplitMix64,
     next_tick_ms: Option<u64>,
     last_contact_ms: BTreeMap<u64, u64>,
+    /// Addresses of nodes that are not (yet) members, from the messages they sent.
+    learned: BTreeMap<u64, VsAddr>,
     outbox: VecDeque<Transmit>,
     persists: VecDeque<Persist>,
     inflight: VecDeque<Inflight>,
@@ -245,23 +247,38 @@ impl ViewServiceNode {
                 };
                 store.set_conf_state(cs.clone());
                 data.members = config.peers.clone();
-                // Bootstrap record: the membership, durable before anything else.
-                let mut snapshot = Snapshot::default();
-                snapshot.mut_metadata().set_conf_state(cs);
-                snapshot.data =
-                    Bytes::from(postcard::to_allocvec(&data).expect("a snapshot serializes"));
-                store.compact(snapshot.clone(), 0);
+                // Bootstrap: every initial member starts from the same snapshot at index 1, term
+                // 1, holding the membership. A node added later has nothing at index 1, so the
+                // leader sends it a snapshot (with the members) rather than the log from 1.
+                let mut snapshot = Snapshot {
+                    data: Bytes::from(postcard::to_allocvec(&data).expect("a snapshot serializes")),
+                    ..Snapshot::default()
+                };
+                let meta = snapshot.mut_metadata();
+                meta.index = 1;
+                meta.term = 1;
+                meta.set_conf_state(cs);
+                store.apply_snapshot(snapshot.clone());
                 persists.push_back(Persist {
                     id: 1,
-                    ops: vec![DiskOp::Snapshot {
-                        index: 0,
-                        term: 0,
-                        snapshot: encode(&snapshot),
-                    }],
+                    ops: vec![
+                        DiskOp::Snapshot {
+                            index: 1,
+                            term: 1,
+                            snapshot: encode(&snapshot),
+                        },
+                        DiskOp::HardState {
+                            term: 1,
+                            vote: 0,
+                            commit: 1,
+                        },
+                    ],
                     sync: true,
                 });
+                (store, data, 1)
+            } else {
+                (store, data, 0)
             }
-            (store, data, 0)
         } else {
             let store = LogStore::recover(&disk).map_err(|e| NodeError::Stored(e.to_string()))?;
             let snapshot = store.latest_snapshot();
@@ -314,6 +331,7 @@ impl ViewServiceNode {
             observed: (0, StateRole::Follower, 0),
             next_tick_ms: None,
             last_contact_ms: BTreeMap::new(),
+            learned: BTreeMap::new(),
             outbox: VecDeque::new(),
             persists,
             inflight,
@@ -336,7 +354,7 @@ impl ViewServiceNode {
     /// view query, an operator's status query or membership change.
     pub fn handle(&mut self, now: Now, from: Endpoint, msg: Message) {
         match msg {
-            Message::Raft(bytes) => self.on_raft(now, bytes),
+            Message::Raft(bytes) => self.on_raft(now, from, bytes),
             Message::GetStatus {} => {
                 let status = self.status(now);
                 self.send(from, Message::StatusReply(status));
@@ -400,6 +418,7 @@ impl ViewServiceNode {
             let done = self.inflight.pop_front().expect("front exists");
             if let Some(number) = done.ready {
                 self.raw.on_persist_ready(number);
+                self.sync_applied();
             }
             self.send_raft(done.held);
         }
@@ -542,14 +561,22 @@ impl ViewServiceNode {
 
     fn send_raft(&mut self, msgs: Vec<RaftMessage>) {
         for m in msgs {
-            let Some(addr) = self.members.get(&m.to).cloned() else {
+            // Members by the applied membership; a node that joins knows nobody yet, so it
+            // answers at the address the sender's messages came from.
+            let addr = self
+                .members
+                .get(&m.to)
+                .or_else(|| self.config.peers.get(&m.to))
+                .or_else(|| self.learned.get(&m.to))
+                .cloned();
+            let Some(addr) = addr else {
                 continue;
             };
             self.send(Endpoint::ViewService(addr), Message::Raft(encode(&m)));
         }
     }
 
-    fn on_raft(&mut self, now: Now, bytes: Bytes) {
+    fn on_raft(&mut self, now: Now, from: Endpoint, bytes: Bytes) {
         if bytes.len() as u64 > MAX_RAFT_MESSAGE_BYTES + 4096 {
             self.stats.bad_messages += 1;
             return;
@@ -563,6 +590,12 @@ impl ViewServiceNode {
             return;
         }
         self.last_contact_ms.insert(m.from, now.mono_ms);
+        if let Endpoint::ViewService(addr) = from
+            && !self.members.contains_key(&m.from)
+            && (self.learned.len() < 64 || self.learned.contains_key(&m.from))
+        {
+            self.learned.insert(m.from, addr);
+        }
         if self.last_contact_ms.len() > 1024 {
             let members = &self.members;
             self.last_contact_ms
@@ -621,6 +654,26 @@ impl ViewServiceNode {
                 if self.members.len() == 1 {
                     return Err("the last member cannot be removed".to_owned());
                 }
+                if id == self.config.id {
+                    // A leader does not remove itself: it hands leadership to the most
+                    // up-to-date other member, which then takes the request.
+                    let target = self
+                        .raw
+                        .raft
+                        .prs()
+                        .iter()
+                        .filter(|(pid, _)| **pid != id)
+                        .max_by_key(|(pid, pr)| (pr.matched, std::cmp::Reverse(**pid)))
+                        .map(|(pid, _)| *pid);
+                    if let Some(target) = target {
+                        self.raw.transfer_leader(target);
+                        self.process(now);
+                        return Err(format!(
+                            "node {id} leads: leadership is moving to node {target}; ask again"
+                        ));
+                    }
+                    return Err("no other member to hand leadership to".to_owned());
+                }
                 cc.set_change_type(ConfChangeType::RemoveNode);
                 cc.node_id = id;
             }
@@ -678,7 +731,7 @@ impl ViewServiceNode {
             let held = rd.take_persisted_messages();
             let number = rd.number();
             self.raw.advance_append_async(rd);
-            self.raw.advance_apply_to(self.applied);
+            self.sync_applied();
             let skip_sync = self.config.view_service.bugs.has(Bug::VsSkipsSync);
             if skip_sync {
                 // Planted: acts as if durable at once, and never asks for a sync (V14).
@@ -686,9 +739,11 @@ impl ViewServiceNode {
                     self.queue_persist(ops, false);
                 }
                 self.raw.on_persist_ready(number);
+                self.sync_applied();
                 self.send_raft(held);
             } else if ops.is_empty() && self.inflight.is_empty() {
                 self.raw.on_persist_ready(number);
+                self.sync_applied();
                 self.send_raft(held);
             } else {
                 let persist_id = (!ops.is_empty()).then(|| self.queue_persist(ops, true));
@@ -701,6 +756,16 @@ impl ViewServiceNode {
         }
         self.observe_role(now);
         self.maybe_snapshot();
+    }
+
+    /// Tells raft how far the state machine applied, within what raft allows: a snapshot
+    /// installed is applied before it is durable, but raft hears of it only once it is.
+    fn sync_applied(&mut self) {
+        let log = &self.raw.raft.raft_log;
+        let target = self.applied.min(log.persisted).min(log.committed);
+        if target > log.applied {
+            self.raw.advance_apply_to(target);
+        }
     }
 
     fn queue_persist(&mut self, ops: Vec<DiskOp>, sync: bool) -> u64 {
