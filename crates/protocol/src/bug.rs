@@ -24,16 +24,16 @@ pub enum Bug {
     /// The view service counts its own stall against servers: after a pause it judges
     /// liveness by the whole gap, before reading the pings that waited for it (V3).
     VsJudgesAfterStall,
-    /// The view-service leader pushes a view to its members before the log commits it (V12).
+    /// The view-service leader pushes a view to its members before the log commits it (Q3).
     RevealUncommittedView,
     /// A new view-service leader judges liveness at once, without giving every server a full
-    /// detection period from its election (V13).
+    /// detection period from its election (Q4).
     NewLeaderJudgesImmediately,
     /// The view-service leader counts a primary's acknowledgement when the ping arrives and
-    /// never logs it (V12).
+    /// never logs it (Q3).
     AckBeforeCommit,
     /// A view-service node acts on its Raft state (votes, log appends) before it is synced to
-    /// disk, and never syncs (V14).
+    /// disk, and never syncs (Q5).
     VsSkipsSync,
 }
 

@@ -73,7 +73,7 @@ pub struct Clerk {
     /// When we last asked the view service, and whether we want to ask again.
     last_query_ms: Option<u64>,
     want_view: bool,
-    /// Which view-service node to ask (V11).
+    /// Which view-service node to ask (Q2).
     locator: Locator,
     outbox: VecDeque<Transmit>,
     completions: VecDeque<Completion>,
@@ -99,7 +99,7 @@ impl Clerk {
         }
     }
 
-    /// The view-service nodes to ask (V11). Until this is called the clerk asks one node named
+    /// The view-service nodes to ask (Q2). Until this is called the clerk asks one node named
     /// [`DEFAULT_VIEW_SERVICE`] (what the unit tests use).
     ///
     /// # Panics

@@ -1,4 +1,4 @@
-//! Finding the view service's leader (V11), shared by the server and coordinator cores.
+//! Finding the view service's leader (Q2), shared by the server and coordinator cores.
 //!
 //! A role knows the view service as a list of node addresses (`--viewserver a,b,c`). It sends
 //! to one of them, its *target*. The target changes when:
@@ -119,7 +119,7 @@ mod tests {
     }
 
     #[test]
-    fn v11_follows_redirects_and_moves_on_from_a_silent_node() {
+    fn q2_follows_redirects_and_moves_on_from_a_silent_node() {
         let mut loc = Locator::new(addrs());
         assert_eq!(loc.target_addr().as_str(), "a");
         loc.redirected(&VsAddr::new("a"), Some(VsAddr::new("c")));

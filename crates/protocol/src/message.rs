@@ -14,7 +14,7 @@ use crate::view::{View, ViewChangeCause};
 /// Who sent a message, or where one goes.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum Endpoint {
-    /// One node of the view service, by address (V10: any node; only the leader decides).
+    /// One node of the view service, by address (Q1: any node; only the leader decides).
     ViewService(VsAddr),
     /// A replica server.
     Server(ServerId),
@@ -62,20 +62,20 @@ pub enum Message {
     /// View service -> operator tool.
     StatusReply(Status),
     /// A view-service node that is not the leader (or not yet ready to lead) -> a server or
-    /// coordinator: ask `leader` instead, or another node when it is `None` (V11).
+    /// coordinator: ask `leader` instead, or another node when it is `None` (Q2).
     NotLeader {
         /// The leader this node knows of, if any.
         leader: Option<VsAddr>,
     },
     /// View-service node <-> view-service node: one Raft message (protobuf `eraftpb::Message`).
     Raft(Bytes),
-    /// Operator tool -> view service: change the Raft membership (V14).
+    /// Operator tool -> view service: change the Raft membership (Q5).
     ChangeMembers(MemberChange),
     /// View service -> operator tool: the change was proposed (`Ok`) or why not.
     MembersReply(Result<(), String>),
 }
 
-/// An online change of the view service's membership (V14).
+/// An online change of the view service's membership (Q5).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum MemberChange {
     /// Adds node `id`, reachable at `addr`, as a voter. The node must be running with an empty

@@ -236,7 +236,7 @@ enum Mode {
     /// table changes only through `apply_committed`.
     Follower,
     /// The leader of the replicated view service: a decision is proposed (`poll_proposal`) and
-    /// applied only once committed (V12); until then its group takes no other decision.
+    /// applied only once committed (Q3); until then its group takes no other decision.
     Leader,
 }
 
@@ -328,8 +328,8 @@ impl ViewService {
     // ---- replicated mode (driven by `consensus::ViewServiceNode`) ----
 
     /// This node became the leader and has applied every entry committed before its term: it
-    /// starts deciding (V12). It knows nothing of recent pings, so every member of every view
-    /// gets a full detection period from now before it can be declared dead (V13): a leader
+    /// starts deciding (Q3). It knows nothing of recent pings, so every member of every view
+    /// gets a full detection period from now before it can be declared dead (Q4): a leader
     /// change never causes a view change by itself.
     pub fn lead(&mut self, now: Now) {
         self.advance(now);
@@ -363,7 +363,7 @@ impl ViewService {
     }
 
     /// This node no longer leads: it forgets pings and proposals (a later leadership starts
-    /// afresh, V13).
+    /// afresh, Q4).
     pub fn follow(&mut self) {
         if self.mode == Mode::Standalone {
             return;
@@ -388,7 +388,7 @@ impl ViewService {
     }
 
     /// Applies a committed decision (every node, in log order). On the leader, a new view is
-    /// pushed to its members now that it is committed (V12).
+    /// pushed to its members now that it is committed (Q3).
     pub fn apply_committed(&mut self, event: &ViewEvent) -> Result<(), TableError> {
         let group = event.group();
         self.pending.remove(&group);
@@ -839,7 +839,7 @@ impl ViewService {
             at_ms: now.mono_ms,
         };
         if self.mode == Mode::Leader && self.config.bugs.has(Bug::RevealUncommittedView) {
-            // Planted: the members hear of the view before it is committed (breaks V12).
+            // Planted: the members hear of the view before it is committed (breaks Q3).
             self.push_view(&event);
         }
         self.record(event);
@@ -912,7 +912,7 @@ impl ViewService {
                 if matches!(event, ViewEvent::Acked { .. })
                     && self.config.bugs.has(Bug::AckBeforeCommit)
                 {
-                    // Planted: the acknowledgement counts at once and is never logged (V12).
+                    // Planted: the acknowledgement counts at once and is never logged (Q3).
                     let _ = self.table.apply(&event);
                     return;
                 }

@@ -1,4 +1,4 @@
-//! The replicated view-service node (V10-V14) driven by a tiny in-process network: every
+//! The replicated view-service node (Q1-Q5) driven by a tiny in-process network: every
 //! message is delivered in order at the next step, every persist completes at once unless the
 //! node is stopped. The simulator covers faults at scale; these tests pin the rules.
 
@@ -151,7 +151,7 @@ impl Net {
 }
 
 #[test]
-fn v10_three_nodes_elect_a_leader_and_commit_the_first_view_everywhere() {
+fn q1_three_nodes_elect_a_leader_and_commit_the_first_view_everywhere() {
     let mut net = Net::new(3);
     net.run(2000);
     let leader = net.leader().expect("a leader within 2 s");
@@ -166,7 +166,7 @@ fn v10_three_nodes_elect_a_leader_and_commit_the_first_view_everywhere() {
             node.id()
         );
     }
-    // A follower redirects (V11).
+    // A follower redirects (Q2).
     let follower = (1..=3).find(|i| *i != leader).unwrap();
     net.to_servers.clear();
     net.ping(follower, "s1", 1);
@@ -178,7 +178,7 @@ fn v10_three_nodes_elect_a_leader_and_commit_the_first_view_everywhere() {
 }
 
 #[test]
-fn v13_killing_the_leader_elects_another_that_keeps_the_table_and_changes_no_view() {
+fn q4_killing_the_leader_elects_another_that_keeps_the_table_and_changes_no_view() {
     let mut net = Net::new(3);
     net.run(2000);
     let leader = net.leader().unwrap();
@@ -225,7 +225,7 @@ fn v13_killing_the_leader_elects_another_that_keeps_the_table_and_changes_no_vie
 }
 
 #[test]
-fn v14_all_nodes_restarted_from_disk_keep_every_view() {
+fn q5_all_nodes_restarted_from_disk_keep_every_view() {
     let mut net = Net::new(3);
     net.run(2000);
     let leader = net.leader().unwrap();
@@ -245,7 +245,7 @@ fn v14_all_nodes_restarted_from_disk_keep_every_view() {
 }
 
 #[test]
-fn v10_a_single_node_leads_at_once() {
+fn q1_a_single_node_leads_at_once() {
     let mut net = Net::new(1);
     net.run(5);
     assert_eq!(net.leader(), Some(1));
@@ -255,7 +255,7 @@ fn v10_a_single_node_leads_at_once() {
 }
 
 #[test]
-fn v14_a_node_added_online_catches_up_from_a_snapshot_and_a_removed_one_is_gone() {
+fn q5_a_node_added_online_catches_up_from_a_snapshot_and_a_removed_one_is_gone() {
     use tandem_protocol::message::MemberChange;
     let mut net = Net::new(3);
     net.run(2000);

@@ -2,8 +2,8 @@
 //! [`Persist`] request, the driver makes them durable (a file in the runtime, a simulated disk in
 //! the simulator) and reports back with `persisted`. On restart the driver replays the ops it
 //! kept into a [`DiskState`] and hands that to the core. The byte format of the file is the
-//! driver's; the meaning of the ops is defined here, once, for both drivers (R-series rules
-//! for the replicated view service: docs/PROTOCOL.md, V10-V14).
+//! driver's; the meaning of the ops is defined here, once, for both drivers (the Q rules
+//! of the replicated view service: docs/PROTOCOL.md, Q5).
 
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};

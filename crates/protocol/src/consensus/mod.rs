@@ -1,5 +1,5 @@
 //! The replicated view service: a Raft group (raft-rs) whose state machine is the view table.
-//! See docs/PROTOCOL.md (V10-V14) and ARCHITECTURE.md "The replicated view service".
+//! See docs/PROTOCOL.md (Q1-Q5) and ARCHITECTURE.md "The replicated view service".
 //!
 //! - [`node`]: one node, driven by the core contract plus `poll_persist`/`persisted`.
 //! - [`storage`]: the in-memory log raft-rs reads.

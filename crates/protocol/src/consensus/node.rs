@@ -4,18 +4,18 @@
 //! Extra inputs and outputs, beyond `handle`/`handle_timeout`/`poll_transmit`/`poll_timeout`:
 //! - [`ViewServiceNode::poll_persist`]: writes the driver must make durable (and sync) before it
 //!   calls [`ViewServiceNode::persisted`]. Raft messages that promise something about this
-//!   node's disk (votes, append acknowledgements) wait for it (V14).
+//!   node's disk (votes, append acknowledgements) wait for it (Q5).
 //! - [`ViewServiceNode::poll_event`]: what happened (a decision applied, a role change, a
 //!   commit latency), for logs and metrics.
 //!
 //! Rules (docs/PROTOCOL.md):
-//! - V10: the view table is the Raft state machine; only the leader runs the decision logic.
-//! - V11: a node that does not lead answers pings and view queries with the leader it knows.
-//! - V12: a decision is applied, answered and pushed only once committed; a group has at most
+//! - Q1: the view table is the Raft state machine; only the leader runs the decision logic.
+//! - Q2: a node that does not lead answers pings and view queries with the leader it knows.
+//! - Q3: a decision is applied, answered and pushed only once committed; a group has at most
 //!   one decision in the log uncommitted; the leader decides only after applying every entry of
 //!   earlier terms.
-//! - V13: a new leader gives every member a full detection period from its election.
-//! - V14: votes and log entries are acted upon only once durable; membership changes go
+//! - Q4: a new leader gives every member a full detection period from its election.
+//! - Q5: votes and log entries are acted upon only once durable; membership changes go
 //!   through the log one at a time.
 
 use std::collections::{BTreeMap, VecDeque};
@@ -51,7 +51,7 @@ pub struct NodeConfig {
     /// This node's own address, as the others and the servers reach it.
     pub addr: VsAddr,
     /// The initial membership, this node included, used only when the data directory is
-    /// empty. A node whose id is not listed starts empty and waits to be added (V14).
+    /// empty. A node whose id is not listed starts empty and waits to be added (Q5).
     pub peers: BTreeMap<u64, VsAddr>,
     /// Raft tick.
     pub tick_ms: u64,
@@ -734,7 +734,7 @@ impl ViewServiceNode {
             self.sync_applied();
             let skip_sync = self.config.view_service.bugs.has(Bug::VsSkipsSync);
             if skip_sync {
-                // Planted: acts as if durable at once, and never asks for a sync (V14).
+                // Planted: acts as if durable at once, and never asks for a sync (Q5).
                 if !ops.is_empty() {
                     self.queue_persist(ops, false);
                 }
@@ -856,7 +856,7 @@ impl ViewServiceNode {
     }
 
     /// Follows role changes: re-draws the election jitter, and starts or stops the decision
-    /// logic (V12, V13).
+    /// logic (Q3, Q4).
     fn observe_role(&mut self, now: Now) {
         let raft = &self.raw.raft;
         let observed = (raft.term, raft.state, raft.leader_id);

@@ -159,7 +159,7 @@ pub struct Replica {
     installed_transfer: Option<(u64, LogPos)>,
     rng: SplitMix64,
     next_ping_ms: u64,
-    /// Which view-service node to ping (V11).
+    /// Which view-service node to ping (Q2).
     locator: Locator,
     last_wall_ms: u64,
     outbox: VecDeque<Transmit>,
@@ -342,7 +342,7 @@ impl Replica {
         self.outbox.push_back(Transmit { to, msg });
     }
 
-    /// The view-service nodes to ping (V11). Until this is called the server pings one node
+    /// The view-service nodes to ping (Q2). Until this is called the server pings one node
     /// named [`DEFAULT_VIEW_SERVICE`] (what the unit tests use).
     ///
     /// # Panics
@@ -351,7 +351,7 @@ impl Replica {
         self.locator = Locator::new(addrs);
     }
 
-    /// Which view-service node this server pings now, and how often it changed (V11).
+    /// Which view-service node this server pings now, and how often it changed (Q2).
     pub fn locator(&self) -> &Locator {
         &self.locator
     }
