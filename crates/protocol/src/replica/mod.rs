@@ -317,7 +317,13 @@ impl Replica {
             }
             Message::NotLeader { leader } => {
                 if let Endpoint::ViewService(node) = &from {
+                    let moves = self.locator.moves();
                     self.locator.redirected(node, leader);
+                    if self.locator.moves() != moves {
+                        // Ping the node pointed to now, not a ping interval later: a new
+                        // leader's grace period (Q4) is running.
+                        self.next_ping_ms = now.mono_ms;
+                    }
                 }
             }
             Message::Request(req) => self.on_request(now, from, req),
