@@ -14,9 +14,10 @@
 //!
 //! The hub finds the view service's leader itself (V11) with its own [`Locator`] over the
 //! `--viewserver` list: every `GetView` goes to the locator's target; a `ViewReply` from the
-//! target counts as its answer; a `NotLeader` moves the target to the leader named (or the next
-//! node) and the new target is asked at once; too many unanswered queries, or a refused
-//! connection to the target, move on to the next node.
+//! target counts as its answer; a `NotLeader` moves the target to the leader named (asked at
+//! once, a few times in a row at most) or, with none named, to the next node (asked at the
+//! normal pace); too many unanswered queries, or a refused connection to the target, move on to
+//! the next node.
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
