@@ -42,7 +42,8 @@ pub struct ConfigArg {
 /// `--viewserver ADDRS`, shared by the roles that talk to the view service.
 #[derive(Args, Debug, Clone)]
 pub struct ViewServiceArg {
-    /// View service addresses, comma-separated (the first is used).
+    /// View-service node addresses, comma-separated (1 to 64 HOST:PORT, no duplicates); the
+    /// leader is found among them.
     #[arg(
         long = "viewserver",
         value_name = "ADDRS",
@@ -262,7 +263,7 @@ const SERVER_EXAMPLE: &str = r#"# tandem server --config server.toml
 # Address the primary, backups and coordinators reach this server at (required).
 listen = "127.0.0.1:7001"
 
-# View service addresses (required; the first is used).
+# View-service node addresses (required; 1 to 64, the leader is found among them).
 viewserver = ["127.0.0.1:7000"]
 
 # The address peers use, which is also the server's id (default: the bound listen address;
@@ -289,7 +290,7 @@ const COORDINATOR_EXAMPLE: &str = r#"# tandem coordinator --config coordinator.t
 # Address Redis clients connect to (required).
 listen = "127.0.0.1:6379"
 
-# View service addresses (required; the first is used).
+# View-service node addresses (required; 1 to 64, the leader is found among them).
 viewserver = ["127.0.0.1:7000"]
 
 # A request not answered within this long gets -TRYAGAIN (C3).

@@ -11,18 +11,27 @@
 //! changing what any clerk decides: the latest view is cached and handed to a session before it
 //! submits, and a `GetView` from a session is not sent when another was sent within
 //! [`VIEW_QUERY_GAP_MS`]: the answer to that one is given to every busy session.
+//!
+//! The hub finds the view service's leader itself (V11) with its own [`Locator`] over the
+//! `--viewserver` list: every `GetView` goes to the locator's target; a `ViewReply` from the
+//! target counts as its answer; a `NotLeader` moves the target to the leader named (asked at
+//! once, a few times in a row at most) or, with none named, to the next node (asked at the
+//! normal pace); too many unanswered queries, or a refused connection to the target, move on to
+//! the next node.
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
 use std::sync::Arc;
 
 use tandem_kv::Command;
+use tandem_protocol::locator::{Locator, MAX_UNANSWERED};
 use tandem_protocol::{
-    Clerk, ClerkConfig, ClientId, Endpoint, GroupId, Message, Outcome, Transmit, View,
+    Clerk, ClerkConfig, ClientId, Endpoint, GroupId, Message, Outcome, Transmit, View, VsAddr,
     message::ViewReply,
 };
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::{Duration, interval, sleep_until};
+use tracing::info;
 
 use crate::clock::Clock;
 use crate::net::{Inbound, Net, Peers};
@@ -30,6 +39,8 @@ use crate::shutdown::Shutdown;
 
 /// Least time between two `GetView`s sent on behalf of sessions.
 pub(crate) const VIEW_QUERY_GAP_MS: u64 = 5;
+/// Most `NotLeader` redirects followed at once (without waiting out the gap) in a row.
+const MAX_REDIRECTS_AT_ONCE: u32 = 3;
 /// Most inputs of one kind handled before the others get a turn.
 const MAX_BATCH: usize = 4096;
 
@@ -72,18 +83,31 @@ pub(crate) struct Hub {
     latest_from: Endpoint,
     view_sender: watch::Sender<Option<View>>,
     last_view_query_ms: Option<u64>,
-    view_service: String,
+    /// The configured view-service list, given to every clerk.
+    view_services: Vec<VsAddr>,
+    /// Which view-service node to ask (V11).
+    locator: Locator,
+    /// `locator.moves()` last published.
+    seen_moves: u64,
+    /// The target last logged.
+    seen_target: VsAddr,
+    /// Redirects followed at once since the last view received.
+    redirects_in_a_row: u32,
+    /// Publishes the locator's target (the admin `/status`).
+    target_sender: watch::Sender<String>,
     peers: Peers,
 }
 
 impl Hub {
-    /// A hub for `group`, reaching the view service at `view_service` through `net`.
+    /// A hub for `group`, reaching the view service's nodes `view_services` (not empty) through
+    /// `net`; the node it asks is published on `target_sender`.
     pub fn new(
         group: GroupId,
         config: ClerkConfig,
-        view_service: String,
+        view_services: Vec<VsAddr>,
         net: Arc<Net>,
         view_sender: watch::Sender<Option<View>>,
+        target_sender: watch::Sender<String>,
     ) -> Hub {
         Hub {
             group,
@@ -98,7 +122,12 @@ impl Hub {
             )),
             view_sender,
             last_view_query_ms: None,
-            view_service,
+            locator: Locator::new(view_services.clone()),
+            seen_target: view_services[0].clone(),
+            redirects_in_a_row: 0,
+            view_services,
+            seen_moves: 0,
+            target_sender,
             peers: Peers::new(net),
         }
     }
@@ -148,6 +177,20 @@ impl Hub {
     /// A server refused or dropped our connection: every session waiting on it re-asks the
     /// view service now instead of waiting out its attempt timeout (C1).
     fn on_unreachable(&mut self, addr: &str) {
+        if self.locator.target_addr().as_str() == addr {
+            // V11: a refused connection is a node that will not answer: count the queries
+            // as unanswered until the locator moves on. The next query (refresh or a
+            // session's) goes to the new target; not at once, so that a list of dead nodes is
+            // not cycled through in a tight loop.
+            for _ in 0..=MAX_UNANSWERED {
+                if self.locator.target_addr().as_str() != addr {
+                    break;
+                }
+                self.locator.sent();
+            }
+            self.note_target();
+            return;
+        }
         let now = self.clock.now();
         let server = tandem_protocol::ServerId::new(addr);
         let waiting: Vec<ClientId> = self.busy.iter().copied().collect();
@@ -171,10 +214,15 @@ impl Hub {
 
     fn submit(&mut self, client: ClientId, cmds: Vec<Command>, done: oneshot::Sender<Outcome>) {
         let now = self.clock.now();
-        let session = self.sessions.entry(client).or_insert_with(|| Session {
-            clerk: Clerk::new(client, self.group, self.config.clone()),
-            done: None,
-            armed_ms: None,
+        let session = self.sessions.entry(client).or_insert_with(|| {
+            let mut clerk = Clerk::new(client, self.group, self.config.clone());
+            // Its GetViews are routed through `query_view` (and so to the hub's target).
+            clerk.set_view_services(self.view_services.clone());
+            Session {
+                clerk,
+                done: None,
+                armed_ms: None,
+            }
         });
         if !session.clerk.is_idle() {
             // A connection waits for each outcome before sending more; refuse rather than
@@ -211,9 +259,30 @@ impl Hub {
                     self.after(client);
                 }
             }
+            Message::NotLeader { leader } => {
+                if let Endpoint::ViewService(node) = &from {
+                    // V11: follow the redirect and ask the leader named now, not after the gap
+                    // (at most MAX_REDIRECTS_AT_ONCE times in a row: two stale nodes naming each
+                    // other must not make a loop). Without a leader named (an election), the
+                    // next node is asked at the normal pace.
+                    let before = self.locator.target_addr().clone();
+                    let named = leader.is_some();
+                    self.locator.redirected(node, leader);
+                    let moved = self.note_target() && *self.locator.target_addr() != before;
+                    if moved && named && self.redirects_in_a_row < MAX_REDIRECTS_AT_ONCE {
+                        self.redirects_in_a_row += 1;
+                        self.last_view_query_ms = None;
+                        self.query_view(Endpoint::Client(ClientId(0)));
+                    }
+                }
+            }
             Message::ViewReply(reply)
                 if reply.group == self.group && matches!(from, Endpoint::ViewService(_)) =>
             {
+                if let Endpoint::ViewService(node) = &from {
+                    self.locator.answered(node);
+                    self.redirects_in_a_row = 0;
+                }
                 let newer = match (
                     &reply.view,
                     self.latest.as_ref().and_then(|l| l.view.as_ref()),
@@ -317,9 +386,35 @@ impl Hub {
         }
         self.last_view_query_ms = Some(now_ms);
         let msg = Message::GetView { group: self.group };
+        let target = self.locator.target_addr().clone();
+        self.locator.sent();
+        self.note_target();
         if let Some(frame) = self.peers.net().encode(&from, msg) {
-            self.peers.send(&self.view_service, frame);
+            self.peers.send(target.as_str(), frame);
         }
+    }
+
+    /// Logs and publishes a move of the locator's target; true if it moved (perhaps to the same
+    /// node, in a list of one).
+    fn note_target(&mut self) -> bool {
+        let moves = self.locator.moves();
+        if moves == self.seen_moves {
+            return false;
+        }
+        self.seen_moves = moves;
+        if *self.locator.target_addr() == self.seen_target {
+            return true;
+        }
+        self.seen_target = self.locator.target_addr().clone();
+        let target = self.seen_target.to_string();
+        info!(
+            event = "view_service_target",
+            %target,
+            moves,
+            "asking another view-service node (V11: redirected or the last one went silent)"
+        );
+        self.target_sender.send_replace(target);
+        true
     }
 
     /// Rebuilds the heap when stale entries dominate it.
