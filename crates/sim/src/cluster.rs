@@ -1318,19 +1318,18 @@ impl Cluster {
             return;
         };
         let slot = &self.servers[i];
-        let from_ms = slot.disrupted_at_ms.max(since_ms);
-        let healthy_for_ms = (slot.replica.is_some() && slot.paused_until_ms <= self.now_ms)
-            .then(|| at_ms.saturating_sub(from_ms) - self.vs_paused_ms(vs, from_ms, at_ms));
-        let config = &self.config.view_service;
+        // After an election, a server may need to try every node before it finds the leader.
         let locate_ms = (u64::from(MAX_UNANSWERED) + 1)
             * self.config.replica.ping_interval_ms
             * self.vs.len() as u64;
+        let from_ms = slot.disrupted_at_ms.max(since_ms + locate_ms).min(at_ms);
+        let healthy_for_ms = (slot.replica.is_some() && slot.paused_until_ms <= self.now_ms)
+            .then(|| at_ms.saturating_sub(from_ms) - self.vs_paused_ms(vs, from_ms, at_ms));
+        let config = &self.config.view_service;
         // Detection takes dead_after_ms; a ping may be in flight for one interval plus the
         // network's delay, and the view service may judge up to a ping interval late.
-        let window_ms = config.dead_after_ms()
-            + 2 * config.ping_interval_ms
-            + self.config.net.delay_max_ms
-            + locate_ms;
+        let window_ms =
+            config.dead_after_ms() + 2 * config.ping_interval_ms + self.config.net.delay_max_ms;
         self.invariants
             .declared_dead(cause, at_ms, healthy_for_ms, window_ms);
     }

@@ -199,21 +199,30 @@ struct StallOutcome {
     violations: Vec<String>,
 }
 
-/// Primary s1 and backup s2 under load from two clients; the view service is paused for each of
-/// `stalls_ms` in turn (like SIGSTOP), with two seconds of normal running after each.
+/// Primary s1 and backups s2, s3 under load from two clients; every view-service node is paused
+/// for each of `stalls_ms` in turn (like SIGSTOP on all of them, so no election happens), with
+/// two seconds of normal running after each. (Two backups: with the planted bug, a server whose
+/// ping the resumed leader reads first survives and the others are replaced by it.)
 fn view_service_stalls_under_load(bugs: Bugs, stalls_ms: &[u64]) -> StallOutcome {
     let mut c = Cluster::new(ClusterConfig {
-        servers: 2,
+        servers: 3,
         clients: 2,
         view_service: ViewServiceConfig {
+            backups: 2,
             bugs,
             ..ViewServiceConfig::default()
         },
         ..ClusterConfig::default()
     });
-    assert!(wait_view(&mut c, "s1", &["s2"], 3000), "{:?}", c.view());
+    assert!(
+        wait_view(&mut c, "s1", &["s2", "s3"], 3000),
+        "{:?}",
+        c.view()
+    );
     c.set_workload(Some(Box::new(RandomWorkload::new(20))));
-    c.run_for(1000);
+    // Long enough that the servers have been healthy for a whole detection window since the
+    // leader's election, counting the time they may need to find it.
+    c.run_for(3000);
     let view_before = c.view().unwrap().num;
     for stall_ms in stalls_ms {
         c.pause_view_service(*stall_ms);
@@ -399,6 +408,21 @@ fn repeated_crash_restart_with_concurrent_updates_for_20_simulated_seconds() {
     while c.now_ms() < start + 20_000 {
         round += 1;
         if round.is_multiple_of(10) {
+            // One holder of the state at a time: the previous victim has rejoined as an
+            // up-to-date backup first (committing each view change through the view service's
+            // log takes a few ms more than a single view service did).
+            let until = c.now_ms() + 5000;
+            let rejoined = c.run_until(until, |c| {
+                c.view_acked()
+                    && c.view().is_some_and(|v| {
+                        !v.backups.is_empty()
+                            && v.members().all(|m| {
+                                c.server(c.server_index(m)).map(|r| r.state().last)
+                                    == c.server(c.server_index(&v.primary)).map(|r| r.state().last)
+                            })
+                    })
+            });
+            assert!(rejoined, "{}", tandem_sim::run::describe(&c));
             let victim = (round / 10 % 3) as usize;
             c.crash(victim);
             c.run_for(300);
@@ -417,9 +441,9 @@ fn repeated_crash_restart_with_concurrent_updates_for_20_simulated_seconds() {
                 );
             } else {
                 panic!(
-                    "writer {w} timed out at {} ms; view {:?}",
+                    "writer {w} timed out at {} ms; {}",
                     c.now_ms(),
-                    c.view()
+                    tandem_sim::run::describe(&c)
                 );
             }
         }
