@@ -1044,3 +1044,222 @@ fn p4_backup_confirms_a_read_without_executing_it_and_a_retry_after_failover_run
         "R1: records of re-run reads stay equal on every replica"
     );
 }
+
+// ---- the replicated view service (V10-V14) ----
+
+/// A three-server cluster under a view service of `vs_nodes` Raft nodes with `bugs` planted,
+/// steady with s1 primary and s2 backup.
+fn steady_with(vs_nodes: usize, bugs: Bugs) -> Cluster {
+    let mut c = Cluster::new(ClusterConfig {
+        servers: 3,
+        clients: 1,
+        vs_nodes,
+        view_service: ViewServiceConfig {
+            bugs,
+            ..ViewServiceConfig::default()
+        },
+        ..ClusterConfig::default()
+    });
+    assert!(
+        wait_view(&mut c, "s1", &["s2"], 5000),
+        "initial view: {}",
+        tandem_sim::run::describe(&c)
+    );
+    c
+}
+
+/// Runs until some node leads again, other than `not`.
+fn wait_leader(c: &mut Cluster, not: Option<usize>, deadline_ms: u64) -> usize {
+    let until = c.now_ms() + deadline_ms;
+    assert!(
+        c.run_until(until, |c| c.leader().is_some_and(|l| Some(l) != not)),
+        "no new leader: {}",
+        tandem_sim::run::describe(c)
+    );
+    c.leader().expect("a leader")
+}
+
+#[test]
+fn v10_every_node_applies_the_same_views_and_servers_find_the_leader() {
+    for vs_nodes in [1, 3, 5] {
+        let mut c = steady_with(vs_nodes, Bugs::NONE);
+        c.call(0, "SET a 1", 2000).expect("served");
+        let leader = c.leader().expect("a leader");
+        c.run_for(500);
+        let view = c.view();
+        for v in 0..vs_nodes {
+            let node = c.vs_node(v).expect("up");
+            assert_eq!(
+                node.table().group(GroupId(0)).and_then(|g| g.view.clone()),
+                view,
+                "vs{} applied the same views ({vs_nodes} nodes)",
+                v + 1
+            );
+            assert_eq!(node.is_leader(), v == leader);
+        }
+        assert_eq!(c.committed_views().len(), 2, "view 1, then s2 added");
+        assert!(c.violations().is_empty(), "{:?}", c.violations());
+    }
+}
+
+#[test]
+fn v13_leader_killed_during_a_failover_keeps_one_view_per_number() {
+    let mut c = steady_with(3, Bugs::NONE);
+    let leader = c.leader().unwrap();
+    let before = c.view().unwrap().num;
+    // The primary dies; the leader dies too before (or while) the failover commits.
+    c.crash(0);
+    c.run_for(c.config().view_service.dead_after_ms() - 50);
+    c.crash_vs(leader, false);
+    let new_leader = wait_leader(&mut c, Some(leader), 5000);
+    assert!(
+        wait_view(&mut c, "s2", &["s3"], 8000),
+        "the new leader fails the primary over: {}",
+        tandem_sim::run::describe(&c)
+    );
+    assert!(c.view().unwrap().num > before);
+    // The old leader comes back from its disk, follows and applies the same views.
+    c.restart_vs(leader);
+    c.run_for(1000);
+    assert!(!c.vs_node(leader).unwrap().is_leader());
+    assert_eq!(
+        c.vs_node(leader)
+            .unwrap()
+            .table()
+            .group(GroupId(0))
+            .and_then(|g| g.view.clone()),
+        c.view()
+    );
+    assert_eq!(c.leader(), Some(new_leader));
+    assert!(c.violations().is_empty(), "{:?}", c.violations());
+}
+
+/// The leader and the backup are cut off from everyone else while the primary dies.
+fn leader_isolated_with_the_backup_while_the_primary_dies(bugs: Bugs) -> Cluster {
+    let mut c = steady_with(3, bugs);
+    let leader = c.leader().unwrap();
+    let side = [NodeId::Vs(leader), NodeId::Server(1)];
+    let everyone = c.nodes();
+    c.net.partition(&side, &everyone);
+    c.crash(0);
+    c.run_for(3000);
+    c.net.heal_all();
+    c.restart(0);
+    c.run_for(5000);
+    c
+}
+
+#[test]
+fn v12_leader_isolated_with_the_backup_while_the_primary_dies_reveals_nothing_uncommitted() {
+    let c = leader_isolated_with_the_backup_while_the_primary_dies(Bugs::NONE);
+    assert!(c.violations().is_empty(), "{:?}", c.violations());
+    // Once healed, s2 (the only holder of the state) is primary of a committed view.
+    let view = c.view().unwrap();
+    assert_eq!(view.primary, id("s2"), "{}", tandem_sim::run::describe(&c));
+    assert!(c.committed_views().contains(&view));
+    // With the planted bug, the isolated leader pushes a view it could never commit.
+    let c = leader_isolated_with_the_backup_while_the_primary_dies(Bugs::only(
+        Bug::RevealUncommittedView,
+    ));
+    assert!(
+        c.violations().iter().any(|v| v.starts_with("V12:")),
+        "{:?}",
+        c.violations()
+    );
+}
+
+/// Commits a view change, then cuts the power of every view-service node at once, restarts
+/// them from their disks and returns the cluster with the views committed before the loss.
+fn power_loss_of_every_vs_node(bugs: Bugs) -> (Cluster, Vec<tandem_protocol::View>) {
+    let mut c = steady_with(3, bugs);
+    // s2 dies: s3 replaces it (a committed view change), and the power goes right after.
+    c.crash(1);
+    let until = c.now_ms() + 5000;
+    let committed = c.committed_views().len();
+    assert!(c.run_until(until, |c| c.committed_views().len() > committed));
+    let before = c.committed_views();
+    for v in 0..c.vs_count() {
+        c.crash_vs(v, true);
+    }
+    c.run_for(200);
+    for v in 0..c.vs_count() {
+        c.restart_vs(v);
+    }
+    wait_leader(&mut c, None, 5000);
+    c.run_for(3000);
+    (c, before)
+}
+
+#[test]
+fn v14_power_loss_of_every_vs_node_keeps_every_committed_view() {
+    let (c, before) = power_loss_of_every_vs_node(Bugs::NONE);
+    assert!(c.violations().is_empty(), "{:?}", c.violations());
+    let last = before.last().unwrap().clone();
+    let leader = c.leader().unwrap();
+    let table = c.vs_node(leader).unwrap().table();
+    let history: Vec<_> = table
+        .group(GroupId(0))
+        .unwrap()
+        .history
+        .iter()
+        .map(|h| h.view.clone())
+        .collect();
+    assert_eq!(
+        &history[..before.len()],
+        &before[..],
+        "every committed view survived, in order"
+    );
+    assert!(table.group(GroupId(0)).unwrap().view.as_ref().unwrap().num >= last.num);
+    // A node that never syncs loses what it acknowledged, and the checkers see it.
+    let (c, _) = power_loss_of_every_vs_node(Bugs::only(Bug::VsSkipsSync));
+    assert!(!c.violations().is_empty(), "vs-skips-sync went unnoticed");
+}
+
+#[test]
+fn v13_a_stalled_leader_resumed_does_not_act_as_leader() {
+    let mut c = steady_with(3, Bugs::NONE);
+    let old = c.leader().unwrap();
+    c.pause_vs(old, 4000);
+    let new = wait_leader(&mut c, Some(old), 3000);
+    c.crash(0);
+    assert!(
+        wait_view(&mut c, "s2", &["s3"], 5000),
+        "{}",
+        tandem_sim::run::describe(&c)
+    );
+    let until = c.now_ms() + 5000;
+    c.run_until(until, |c| !c.is_vs_paused(old));
+    c.run_for(500);
+    let node = c.vs_node(old).unwrap();
+    assert!(!node.is_leader(), "the deposed leader stepped down");
+    assert_eq!(
+        node.table().group(GroupId(0)).and_then(|g| g.view.clone()),
+        c.view()
+    );
+    assert_eq!(c.leader(), Some(new));
+    assert!(c.violations().is_empty(), "{:?}", c.violations());
+}
+
+#[test]
+fn v13_a_leader_change_alone_changes_no_view() {
+    for bugs in [Bugs::NONE, Bugs::only(Bug::NewLeaderJudgesImmediately)] {
+        let mut c = steady_with(3, bugs);
+        c.set_workload(Some(Box::new(RandomWorkload::new(20))));
+        c.run_for(1000);
+        let before = c.view().unwrap();
+        let leader = c.leader().unwrap();
+        c.crash_vs(leader, false);
+        wait_leader(&mut c, Some(leader), 5000);
+        c.run_for(3000);
+        if bugs == Bugs::NONE {
+            assert_eq!(c.view(), Some(before), "{:?}", c.violations());
+            assert!(c.violations().is_empty(), "{:?}", c.violations());
+        } else {
+            assert!(
+                c.violations().iter().any(|v| v.starts_with("V13:")),
+                "{:?}",
+                c.violations()
+            );
+        }
+    }
+}
