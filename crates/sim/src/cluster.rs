@@ -1206,14 +1206,12 @@ impl Cluster {
                 self.vs[v].applied_view = Some((view.num, false));
                 match self.committed_views.get(&(*group, view.num)) {
                     Some(first) if *first != event => {
+                        // Compared whole: the same view decided twice (another time, another
+                        // cause) is still two different log entries for one number.
                         self.invariants.violate(format!(
-                            "log matching: {name} applied view {} = {:?} but it was committed as {:?}",
+                            "log matching: {name} applied view {} as {event:?} but it was \
+                             committed as {first:?}",
                             view.num,
-                            view,
-                            match first {
-                                ViewEvent::NewView { view, .. } => Some(view),
-                                ViewEvent::Acked { .. } => None,
-                            }
                         ));
                     }
                     Some(_) => {}

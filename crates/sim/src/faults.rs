@@ -332,7 +332,7 @@ pub fn apply(cluster: &mut Cluster, action: &Action) {
                 .filter(|v| cluster.is_vs_up(*v))
                 .count();
             // Keep a majority up (power losses of a majority are their own episode).
-            if (up - 1) * 2 > cluster.vs_count()
+            if up.saturating_sub(1) * 2 > cluster.vs_count()
                 && let Some(v) = target.or_else(|| cluster.leader())
             {
                 cluster.crash_vs(v, *power_loss);
