@@ -269,3 +269,19 @@ impl Summary {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::parse_vs_nodes;
+
+    #[test]
+    fn vs_nodes_accepts_one_three_or_five() {
+        for n in [1, 3, 5] {
+            assert_eq!(parse_vs_nodes(&n.to_string()), Ok(n));
+        }
+        for bad in ["0", "2", "4", "7", "x", ""] {
+            let err = parse_vs_nodes(bad).unwrap_err();
+            assert!(err.contains("1, 3 or 5"), "{bad}: {err}");
+        }
+    }
+}
