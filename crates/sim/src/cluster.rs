@@ -3,7 +3,7 @@
 //! one seeded random generator, so that a seed replays a whole run exactly. Scenario tests drive
 //! it directly; `run` drives it with random workloads and faults.
 //!
-//! The simulated disk of a view-service node (V14): the ops of a `Persist` land in a page cache
+//! The simulated disk of a view-service node (Q5): the ops of a `Persist` land in a page cache
 //! at once; a sync completes after 1-10 ms drawn from the seed and only then is the node told
 //! `persisted`. The "OS" writes the page cache back after [`WRITEBACK_MS`]. A crash keeps what
 //! is on disk and in the page cache (the kernel survives a process crash); a power loss keeps
@@ -162,7 +162,7 @@ struct VsSlot {
     paused_until_ms: u64,
     /// When this node was paused, as `(from_ms, until_ms)`, oldest first (bounded).
     pauses: VecDeque<(u64, u64)>,
-    /// Since when this node decides (V13), while it does.
+    /// Since when this node decides (Q4), while it does.
     leading_since_ms: Option<u64>,
     /// The last view this node applied and whether it applied its acknowledgement (per-node
     /// V6 on the applied log); `None` after a snapshot install (unknown).
@@ -334,7 +334,7 @@ impl Cluster {
             Ok(node) => node,
             Err(e) => {
                 self.invariants
-                    .violate(format!("V14: vs{} cannot start from its disk: {e}", i + 1));
+                    .violate(format!("Q5: vs{} cannot start from its disk: {e}", i + 1));
                 return;
             }
         };
@@ -377,7 +377,7 @@ impl Cluster {
         self.vs[i].addr.clone()
     }
 
-    /// The view-service node that decides now: up, not paused, leading and ready (V10). When
+    /// The view-service node that decides now: up, not paused, leading and ready (Q1). When
     /// a deposed leader has not noticed yet, the one with the highest term.
     pub fn leader(&self) -> Option<usize> {
         (0..self.vs.len())
@@ -521,7 +521,7 @@ impl Cluster {
 
     /// Crashes view-service node `i` (the process dies; the kernel survives, so the page cache
     /// reaches the disk). With `power_loss`, the machine dies too: only what was synced or
-    /// already written back survives (V14).
+    /// already written back survives (Q5).
     pub fn crash_vs(&mut self, i: usize, power_loss: bool) {
         let now = self.now_ms;
         let slot = &mut self.vs[i];
@@ -1169,7 +1169,7 @@ impl Cluster {
         match event {
             NodeEvent::Applied(event) => self.vs_applied(v, event),
             NodeEvent::Rejected(e) => self.invariants.violate(format!(
-                "V12: vs{} rejected a committed decision: {e}",
+                "Q3: vs{} rejected a committed decision: {e}",
                 v + 1
             )),
             NodeEvent::RoleChanged { term, leader, .. } => {
@@ -1177,12 +1177,13 @@ impl Cluster {
             }
             NodeEvent::MembersChanged => self.vs[v].applied_view = None,
             NodeEvent::Committed { .. } => {}
+            NodeEvent::Failed(why) => self.invariants.violate(format!("Q5: {why}")),
         }
     }
 
     /// A node applied a committed decision: log matching (every node applies the same decision
     /// for a view number), V6 on that node's applied sequence and on the committed history,
-    /// V3 and V13 on the deciding leader's declarations.
+    /// V3 and Q4 on the deciding leader's declarations.
     fn vs_applied(&mut self, v: usize, event: ViewEvent) {
         let name = format!("vs{}", v + 1);
         match &event {
@@ -1245,7 +1246,7 @@ impl Cluster {
         }
     }
 
-    /// Agreement (V12): a view a server or a coordinator receives from a view-service node is
+    /// Agreement (Q3): a view a server or a coordinator receives from a view-service node is
     /// the view the committed history holds for that number.
     fn check_offered_view(&mut self, to: NodeId, from: NodeId, msg: &Message) {
         if !matches!(from, NodeId::Vs(_)) {
@@ -1270,24 +1271,24 @@ impl Cluster {
         };
         if committed != Some(view) {
             let what = format!(
-                "V12: {to:?} received view {} = {view:?} from {from:?}, but the committed view {} is {committed:?}",
+                "Q3: {to:?} received view {} = {view:?} from {from:?}, but the committed view {} is {committed:?}",
                 view.num, view.num
             );
             self.invariants.violate(what);
         }
     }
 
-    /// V13 and V3 on a declaration of death by view-service node `vs`, leader since
+    /// Q4 and V3 on a declaration of death by view-service node `vs`, leader since
     /// `since_ms`, decided at `at_ms`.
     ///
-    /// V13: a new leader gives every member a full detection period from its election, so no
+    /// Q4: a new leader gives every member a full detection period from its election, so no
     /// member is declared silent sooner than that after it (whatever the member did).
     ///
     /// V3: the view service declares a server dead only for silence while it was running. A
     /// server that was up, unpaused and connected to the view service (both directions, at the
     /// normal delay) for the whole detection window of the leader's running time, counted from
     /// the later of its last disruption and the leader's election, was never silent: declaring
-    /// it dead is a violation. The window allows for finding the new leader (V11: a server moves
+    /// it dead is a violation. The window allows for finding the new leader (Q2: a server moves
     /// on from an unanswering node after a few pings, possibly through every node).
     fn check_declared_dead(
         &mut self,
@@ -1305,7 +1306,7 @@ impl Cluster {
         let dead_after_ms = self.config.view_service.dead_after_ms();
         if at_ms.saturating_sub(since_ms) < dead_after_ms {
             self.invariants.violate(format!(
-                "V13: vs{} declared {} silent ({cause}) {} ms after it started leading, \
+                "Q4: vs{} declared {} silent ({cause}) {} ms after it started leading, \
                  before a full detection period of {dead_after_ms} ms",
                 vs + 1,
                 cause.server(),
@@ -1343,7 +1344,7 @@ pub fn vs_addrs(n: usize) -> Vec<VsAddr> {
 fn apply_op(disk: &mut DiskState, op: &DiskOp, invariants: &mut Invariants, vs: usize) {
     if let Err(e) = disk.apply(op) {
         invariants.violate(format!(
-            "V14: vs{} wrote an op its disk refused: {e}",
+            "Q5: vs{} wrote an op its disk refused: {e}",
             vs + 1
         ));
     }

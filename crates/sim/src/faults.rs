@@ -48,12 +48,12 @@ pub enum Action {
     /// Undo every network fault.
     HealNetwork,
     /// Crash a view-service node (`None`: the leader); with `power_loss` its page cache is
-    /// lost too (V14).
+    /// lost too (Q5).
     CrashVs(Option<usize>, bool),
     /// Power loss of `count` view-service nodes at once (the leader among them) right after
-    /// the next view is committed: whatever was synced must survive (V14).
+    /// the next view is committed: whatever was synced must survive (Q5).
     PowerLossAfterViewChange(usize),
-    /// Crash the view-service leader and the primary together (V13: the new leader must give
+    /// Crash the view-service leader and the primary together (Q4: the new leader must give
     /// every member a full detection period).
     CrashLeaderAndPrimary,
     /// Start a crashed view-service node again from its disk.
@@ -67,7 +67,7 @@ pub enum Action {
     SplitVs(u64),
     /// Isolate the view-service leader together with the servers in the bit set (the primary
     /// when `with_primary`) from everyone else: an isolated leader must reveal nothing the
-    /// majority decides differently (V12).
+    /// majority decides differently (Q3).
     IsolateLeaderWithServers(u64, bool),
     /// Cut a server from the view-service leader only.
     CutFromLeader(usize),

@@ -232,7 +232,7 @@ fn exercise(
     // Give the view service time to notice restarts, then ask whether the rules allow progress:
     // when every server holding the state crashed, V6/V7 keep the group stuck (never wrong).
     // A view-service leader first (a paused or crashed majority may still be coming back); it
-    // knows every server's liveness a detection period after its election (V13).
+    // knows every server's liveness a detection period after its election (Q4).
     let until = cluster.now_ms() + LIVENESS_BOUND_MS;
     cluster.run_until(until, |c| c.leader().is_some());
     cluster.run_for(cluster.config().view_service.dead_after_ms() + 500);

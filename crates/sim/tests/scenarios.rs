@@ -1045,7 +1045,7 @@ fn p4_backup_confirms_a_read_without_executing_it_and_a_retry_after_failover_run
     );
 }
 
-// ---- the replicated view service (V10-V14) ----
+// ---- the replicated view service (Q1-Q5) ----
 
 /// A three-server cluster under a view service of `vs_nodes` Raft nodes with `bugs` planted,
 /// steady with s1 primary and s2 backup.
@@ -1080,7 +1080,7 @@ fn wait_leader(c: &mut Cluster, not: Option<usize>, deadline_ms: u64) -> usize {
 }
 
 #[test]
-fn v10_every_node_applies_the_same_views_and_servers_find_the_leader() {
+fn q1_every_node_applies_the_same_views_and_servers_find_the_leader() {
     for vs_nodes in [1, 3, 5] {
         let mut c = steady_with(vs_nodes, Bugs::NONE);
         c.call(0, "SET a 1", 2000).expect("served");
@@ -1103,7 +1103,7 @@ fn v10_every_node_applies_the_same_views_and_servers_find_the_leader() {
 }
 
 #[test]
-fn v13_leader_killed_during_a_failover_keeps_one_view_per_number() {
+fn q4_leader_killed_during_a_failover_keeps_one_view_per_number() {
     let mut c = steady_with(3, Bugs::NONE);
     let leader = c.leader().unwrap();
     let before = c.view().unwrap().num;
@@ -1150,7 +1150,7 @@ fn leader_isolated_with_the_backup_while_the_primary_dies(bugs: Bugs) -> Cluster
 }
 
 #[test]
-fn v12_leader_isolated_with_the_backup_while_the_primary_dies_reveals_nothing_uncommitted() {
+fn q3_leader_isolated_with_the_backup_while_the_primary_dies_reveals_nothing_uncommitted() {
     let c = leader_isolated_with_the_backup_while_the_primary_dies(Bugs::NONE);
     assert!(c.violations().is_empty(), "{:?}", c.violations());
     // Once healed, s2 (the only holder of the state) is primary of a committed view.
@@ -1162,7 +1162,7 @@ fn v12_leader_isolated_with_the_backup_while_the_primary_dies_reveals_nothing_un
         Bug::RevealUncommittedView,
     ));
     assert!(
-        c.violations().iter().any(|v| v.starts_with("V12:")),
+        c.violations().iter().any(|v| v.starts_with("Q3:")),
         "{:?}",
         c.violations()
     );
@@ -1191,7 +1191,7 @@ fn power_loss_of_every_vs_node(bugs: Bugs) -> (Cluster, Vec<tandem_protocol::Vie
 }
 
 #[test]
-fn v14_power_loss_of_every_vs_node_keeps_every_committed_view() {
+fn q5_power_loss_of_every_vs_node_keeps_every_committed_view() {
     let (c, before) = power_loss_of_every_vs_node(Bugs::NONE);
     assert!(c.violations().is_empty(), "{:?}", c.violations());
     let last = before.last().unwrap().clone();
@@ -1216,7 +1216,7 @@ fn v14_power_loss_of_every_vs_node_keeps_every_committed_view() {
 }
 
 #[test]
-fn v13_a_stalled_leader_resumed_does_not_act_as_leader() {
+fn q4_a_stalled_leader_resumed_does_not_act_as_leader() {
     let mut c = steady_with(3, Bugs::NONE);
     let old = c.leader().unwrap();
     c.pause_vs(old, 4000);
@@ -1241,7 +1241,7 @@ fn v13_a_stalled_leader_resumed_does_not_act_as_leader() {
 }
 
 #[test]
-fn v13_a_leader_change_alone_changes_no_view() {
+fn q4_a_leader_change_alone_changes_no_view() {
     for bugs in [Bugs::NONE, Bugs::only(Bug::NewLeaderJudgesImmediately)] {
         let mut c = steady_with(3, bugs);
         c.set_workload(Some(Box::new(RandomWorkload::new(20))));
@@ -1256,7 +1256,7 @@ fn v13_a_leader_change_alone_changes_no_view() {
             assert!(c.violations().is_empty(), "{:?}", c.violations());
         } else {
             assert!(
-                c.violations().iter().any(|v| v.starts_with("V13:")),
+                c.violations().iter().any(|v| v.starts_with("Q4:")),
                 "{:?}",
                 c.violations()
             );
