@@ -40,6 +40,8 @@ use crate::view_service::{TableError, ViewEvent, ViewService, ViewTable};
 
 /// Most outputs queued before the oldest are dropped (drivers drain after every input).
 const MAX_QUEUED: usize = 65_536;
+/// Index (and term) of the bootstrap snapshot that holds the initial membership.
+const BOOTSTRAP_INDEX: u64 = 1;
 /// Largest Raft message this node accepts or builds an append of (entries are small).
 const MAX_RAFT_MESSAGE_BYTES: u64 = 4 << 20;
 
@@ -193,6 +195,10 @@ pub struct ViewServiceNode {
     rng: SplitMix64,
     next_tick_ms: Option<u64>,
     last_contact_ms: BTreeMap<u64, u64>,
+    /// Addresses of nodes that sent Raft messages but are not (yet) members as this node
+    /// applied them: a joining node answers the leader that adds it before it learns the
+    /// membership from the log (V14). Bounded.
+    senders: BTreeMap<u64, VsAddr>,
     outbox: VecDeque<Transmit>,
     persists: VecDeque<Persist>,
     inflight: VecDeque<Inflight>,
@@ -245,23 +251,37 @@ impl ViewServiceNode {
                 };
                 store.set_conf_state(cs.clone());
                 data.members = config.peers.clone();
-                // Bootstrap record: the membership, durable before anything else.
+                // Bootstrap record: the membership, durable before anything else. It sits at
+                // index 1 (term 1), so that a node joining later, whose log is empty, cannot
+                // take entries from index 1 on without it: the leader sends it this snapshot,
+                // and the joining node learns the members it replicates with (V14).
                 let mut snapshot = Snapshot::default();
                 snapshot.mut_metadata().set_conf_state(cs);
+                snapshot.mut_metadata().index = BOOTSTRAP_INDEX;
+                snapshot.mut_metadata().term = BOOTSTRAP_INDEX;
                 snapshot.data =
                     Bytes::from(postcard::to_allocvec(&data).expect("a snapshot serializes"));
-                store.compact(snapshot.clone(), 0);
+                store.apply_snapshot(snapshot.clone());
                 persists.push_back(Persist {
                     id: 1,
-                    ops: vec![DiskOp::Snapshot {
-                        index: 0,
-                        term: 0,
-                        snapshot: encode(&snapshot),
-                    }],
+                    ops: vec![
+                        DiskOp::Snapshot {
+                            index: BOOTSTRAP_INDEX,
+                            term: BOOTSTRAP_INDEX,
+                            snapshot: encode(&snapshot),
+                        },
+                        DiskOp::HardState {
+                            term: BOOTSTRAP_INDEX,
+                            vote: 0,
+                            commit: BOOTSTRAP_INDEX,
+                        },
+                    ],
                     sync: true,
                 });
+                (store, data, BOOTSTRAP_INDEX)
+            } else {
+                (store, data, 0)
             }
-            (store, data, 0)
         } else {
             let store = LogStore::recover(&disk).map_err(|e| NodeError::Stored(e.to_string()))?;
             let snapshot = store.latest_snapshot();
@@ -314,6 +334,7 @@ impl ViewServiceNode {
             observed: (0, StateRole::Follower, 0),
             next_tick_ms: None,
             last_contact_ms: BTreeMap::new(),
+            senders: BTreeMap::new(),
             outbox: VecDeque::new(),
             persists,
             inflight,
@@ -336,7 +357,7 @@ impl ViewServiceNode {
     /// view query, an operator's status query or membership change.
     pub fn handle(&mut self, now: Now, from: Endpoint, msg: Message) {
         match msg {
-            Message::Raft(bytes) => self.on_raft(now, bytes),
+            Message::Raft(bytes) => self.on_raft(now, from, bytes),
             Message::GetStatus {} => {
                 let status = self.status(now);
                 self.send(from, Message::StatusReply(status));
@@ -403,6 +424,7 @@ impl ViewServiceNode {
             }
             self.send_raft(done.held);
         }
+        self.advance_apply();
         self.process(now);
     }
 
@@ -542,14 +564,19 @@ impl ViewServiceNode {
 
     fn send_raft(&mut self, msgs: Vec<RaftMessage>) {
         for m in msgs {
-            let Some(addr) = self.members.get(&m.to).cloned() else {
+            let Some(addr) = self
+                .members
+                .get(&m.to)
+                .or_else(|| self.senders.get(&m.to))
+                .cloned()
+            else {
                 continue;
             };
             self.send(Endpoint::ViewService(addr), Message::Raft(encode(&m)));
         }
     }
 
-    fn on_raft(&mut self, now: Now, bytes: Bytes) {
+    fn on_raft(&mut self, now: Now, from: Endpoint, bytes: Bytes) {
         if bytes.len() as u64 > MAX_RAFT_MESSAGE_BYTES + 4096 {
             self.stats.bad_messages += 1;
             return;
@@ -563,6 +590,14 @@ impl ViewServiceNode {
             return;
         }
         self.last_contact_ms.insert(m.from, now.mono_ms);
+        if let Endpoint::ViewService(addr) = from
+            && !self.members.contains_key(&m.from)
+        {
+            if self.senders.len() >= 64 && !self.senders.contains_key(&m.from) {
+                self.senders.clear();
+            }
+            self.senders.insert(m.from, addr);
+        }
         if self.last_contact_ms.len() > 1024 {
             let members = &self.members;
             self.last_contact_ms
@@ -638,6 +673,16 @@ impl ViewServiceNode {
         result
     }
 
+    /// Tells raft what is applied, as far as raft allows: an installed snapshot counts once
+    /// it is persisted (raft-rs panics on an applied index beyond what is durable).
+    fn advance_apply(&mut self) {
+        let log = &self.raw.raft.raft_log;
+        let upto = self.applied.min(log.committed).min(log.persisted);
+        if upto > log.applied {
+            self.raw.advance_apply_to(upto);
+        }
+    }
+
     /// Handles every raft `Ready`: sends, persists, applies.
     fn process(&mut self, now: Now) {
         while self.raw.has_ready() {
@@ -678,7 +723,7 @@ impl ViewServiceNode {
             let held = rd.take_persisted_messages();
             let number = rd.number();
             self.raw.advance_append_async(rd);
-            self.raw.advance_apply_to(self.applied);
+            self.advance_apply();
             let skip_sync = self.config.view_service.bugs.has(Bug::VsSkipsSync);
             if skip_sync {
                 // Planted: acts as if durable at once, and never asks for a sync (V14).

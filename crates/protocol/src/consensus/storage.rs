@@ -210,8 +210,12 @@ impl Storage for LogStore {
         Ok(LogStore::last_index(self))
     }
 
-    fn snapshot(&self, request_index: u64, _to: u64) -> raft::Result<Snapshot> {
-        if self.snapshot_index() < request_index || self.snapshot_index() == 0 {
+    fn snapshot(&self, request_index: u64, to: u64) -> raft::Result<Snapshot> {
+        // raft-rs refuses a snapshot whose membership does not list the receiver: a node added
+        // after the held snapshot (V14) needs a newer one, built once the addition is applied.
+        let cs = self.snapshot.get_metadata().get_conf_state();
+        let lists_receiver = cs.voters.contains(&to) || cs.learners.contains(&to);
+        if self.snapshot_index() < request_index || self.snapshot_index() == 0 || !lists_receiver {
             self.snapshot_wanted.set(true);
             return Err(raft::Error::Store(
                 StorageError::SnapshotTemporarilyUnavailable,
