@@ -313,7 +313,7 @@ async fn v14_add_node_then_remove_node_online() -> anyhow::Result<()> {
     assert!(again.to_string().contains("already a member"), "{again}");
     // Removing node 2, asked through any member (the leader is found).
     let removed = change_members(
-        &[addr4.clone()],
+        std::slice::from_ref(&addr4),
         MemberChange::Remove { id: 2 },
         Duration::from_secs(10),
     )
