@@ -839,6 +839,7 @@ pub async fn change_members(
             Err(error) => {
                 failures.push(format!("{addr}: {error}"));
                 queue.push_back(addr);
+                sleep(Duration::from_millis(CHANGE_RETRY_MS)).await;
             }
         }
     }

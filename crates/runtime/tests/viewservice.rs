@@ -33,6 +33,7 @@ const ASK_TIMEOUT: Duration = Duration::from_secs(2);
 struct Node {
     id: u64,
     addr: String,
+    admin: Option<std::net::SocketAddr>,
     dir: PathBuf,
     trigger: ShutdownTrigger,
     task: JoinHandle<Result<(), RuntimeError>>,
@@ -70,14 +71,21 @@ async fn start(
     peers: &BTreeMap<u64, String>,
     dir: PathBuf,
 ) -> anyhow::Result<Node> {
+    start_with(config(id, peers, dir), listener).await
+}
+
+async fn start_with(config: ViewServerConfig, listener: TcpListener) -> anyhow::Result<Node> {
+    let (id, dir) = (config.id, config.data_dir.clone().expect("a data dir"));
     let addr = listener.local_addr()?.to_string();
-    let server = ViewServer::with_listener(config(id, peers, dir.clone()), listener, None).await?;
+    let server = ViewServer::with_listener(config, listener, None).await?;
+    let admin = server.admin_addr();
     assert_eq!(server.addr(), addr);
     let (trigger, shutdown) = shutdown_channel();
     let task = tokio::spawn(server.run(shutdown));
     Ok(Node {
         id,
         addr,
+        admin,
         dir,
         trigger,
         task,
@@ -386,5 +394,112 @@ async fn peers_without_a_data_dir_or_with_a_wrong_own_address_are_refused() -> a
         .expect_err("bad address");
     assert!(error.to_string().contains("no-port"), "{error}");
     let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
+
+/// The value of an unlabelled sample in a Prometheus text exposition.
+fn sample(text: &str, name: &str) -> Option<f64> {
+    text.lines().find_map(|line| {
+        line.strip_prefix(name)?
+            .strip_prefix(' ')?
+            .trim()
+            .parse()
+            .ok()
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn v10_status_metrics_and_dashboard_show_the_nodes_and_the_leader() -> anyhow::Result<()> {
+    let root = test_dir("admin");
+    let mut listeners = Vec::new();
+    for _ in 0..3 {
+        listeners.push(TcpListener::bind("127.0.0.1:0").await?);
+    }
+    let peers: BTreeMap<u64, String> = (1..)
+        .zip(&listeners)
+        .map(|(id, l)| (id, l.local_addr().expect("bound").to_string()))
+        .collect();
+    let mut nodes = Vec::new();
+    for (id, listener) in (1..).zip(listeners) {
+        let mut config = config(id, &peers, root.join(format!("vs{id}")));
+        config.admin = Some("127.0.0.1:0".to_owned());
+        nodes.push(start_with(config, listener).await?);
+    }
+    let leader = elected(&nodes).await?;
+    make_primary(&nodes[leader].addr, "127.0.0.1:3").await?;
+    let get = |addr: std::net::SocketAddr, path: &'static str| async move {
+        let (code, body) = tandem_runtime::http_get(&addr.to_string(), path, ASK_TIMEOUT)
+            .await
+            .ok()?;
+        (code == 200).then_some(body)
+    };
+    // Every node's /status lists all members and flags the same single leader.
+    for node in &nodes {
+        let admin = node.admin.context("admin endpoint")?;
+        let body = get(admin, "/status").await.context("/status")?;
+        let status: serde_json::Value = serde_json::from_str(&body)?;
+        let members = status["node"]["members"].as_array().context("members")?;
+        assert_eq!(members.len(), 3, "{status}");
+        let leaders: Vec<u64> = members
+            .iter()
+            .filter(|m| m["leader"] == true)
+            .filter_map(|m| m["id"].as_u64())
+            .collect();
+        assert_eq!(leaders, [nodes[leader].id], "{status}");
+        assert_eq!(status["node"]["id"], node.id);
+        assert!(status["node"]["log_bytes"].as_u64() > Some(0), "{status}");
+    }
+    // Metrics: one leader among the nodes, a term, a committed proposal timed on the leader.
+    let mut leaders = 0.0;
+    for node in &nodes {
+        let admin = node.admin.context("admin endpoint")?;
+        let text = wait_until("the node's metrics show the applied view", || async {
+            let text = get(admin, "/metrics").await?;
+            (sample(
+                &text,
+                "tandem_viewservice_view_changes_total{reason=\"first_primary\"}",
+            ) >= Some(1.0))
+            .then_some(text)
+        })
+        .await?;
+        leaders += sample(&text, "tandem_viewservice_is_leader").context("is_leader")?;
+        assert!(
+            sample(&text, "tandem_viewservice_term") >= Some(1.0),
+            "{text}"
+        );
+        assert!(
+            sample(&text, "tandem_viewservice_log_bytes") > Some(0.0),
+            "{text}"
+        );
+        assert!(
+            sample(&text, "tandem_viewservice_log_entries").is_some(),
+            "{text}"
+        );
+        assert!(
+            sample(&text, "tandem_viewservice_elections_total").is_some(),
+            "{text}"
+        );
+        if node.id == nodes[leader].id {
+            assert!(
+                sample(&text, "tandem_viewservice_proposals_total") >= Some(1.0),
+                "{text}"
+            );
+            assert!(
+                sample(&text, "tandem_viewservice_commit_latency_seconds_count") >= Some(1.0),
+                "{text}"
+            );
+        }
+    }
+    assert_eq!(leaders, 1.0);
+    let admin = nodes[0].admin.context("admin endpoint")?;
+    let page = get(admin, "/").await.context("dashboard")?;
+    assert!(
+        page.contains("view-service-nodes"),
+        "the dashboard renders the nodes"
+    );
+    for node in nodes {
+        node.stop().await?;
+    }
+    let _ = std::fs::remove_dir_all(&root);
     Ok(())
 }
