@@ -908,6 +908,8 @@ mod tests {
                 "# TYPE tandem_viewservice_view_changes_total counter",
                 "# HELP tandem_viewservice_acks_total Views acknowledged by their primary (V6).",
                 "# TYPE tandem_viewservice_acks_total counter",
+                "# HELP tandem_viewservice_commit_latency_seconds Time from a leader's proposal (a decision or a membership change) to its application once committed (V12), on the node that proposed it.",
+                "# TYPE tandem_viewservice_commit_latency_seconds histogram",
             ]
         );
     }

@@ -503,3 +503,37 @@ async fn v10_status_metrics_and_dashboard_show_the_nodes_and_the_leader() -> any
     let _ = std::fs::remove_dir_all(&root);
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn v10_dev_cluster_runs_three_view_service_nodes_that_elect_a_leader() -> anyhow::Result<()> {
+    let (trigger, shutdown) = shutdown_channel();
+    let options = tandem_runtime::DevOptions {
+        port: 0,
+        servers: 0,
+        ..tandem_runtime::DevOptions::default()
+    };
+    let cluster = tandem_runtime::DevCluster::start(options, &shutdown).await?;
+    assert_eq!(cluster.view_services.len(), 3);
+    assert_eq!(cluster.view_service, cluster.view_services[0]);
+    let addrs: Vec<String> = cluster
+        .view_services
+        .iter()
+        .map(|a| a.to_string())
+        .collect();
+    let leader = wait_until("the dev view service elects a leader", || async {
+        let mut leaders = Vec::new();
+        for addr in &addrs {
+            let node = status(addr).await.ok()?.node?;
+            if node.members.len() != 3 || node.leader == 0 {
+                return None;
+            }
+            leaders.push(node.leader);
+        }
+        leaders.windows(2).all(|w| w[0] == w[1]).then(|| leaders[0])
+    })
+    .await?;
+    assert!((1..=3).contains(&leader));
+    trigger.trigger();
+    cluster.wait().await?;
+    Ok(())
+}
