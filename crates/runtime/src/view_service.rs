@@ -784,8 +784,9 @@ fn reading(previous: Option<CoordinatorReading>, document: Option<&Value>) -> Co
     }
 }
 
-/// Most addresses tried (redirects included) before a membership change gives up.
-const MAX_CHANGE_ATTEMPTS: usize = 32;
+/// Most leader redirects followed before a membership change gives up (nodes that disagree
+/// about the leader must not keep it bouncing until the deadline).
+const MAX_CHANGE_REDIRECTS: usize = 32;
 /// Pause between two rounds of a membership change (no leader known yet, change not applied).
 const CHANGE_RETRY_MS: u64 = 100;
 /// A single request's timeout within a membership change.
@@ -811,11 +812,9 @@ pub async fn change_members(
     let mut queue: VecDeque<String> = view_service_addrs.iter().cloned().collect();
     let mut failures: Vec<String> = Vec::new();
     let mut leader = None;
-    for _ in 0..MAX_CHANGE_ATTEMPTS {
+    let mut redirects = 0;
+    while redirects <= MAX_CHANGE_REDIRECTS && tokio::time::Instant::now() < deadline {
         let Some(addr) = queue.pop_front() else { break };
-        if tokio::time::Instant::now() >= deadline {
-            break;
-        }
         match ask(&addr, Message::ChangeMembers(change.clone()), deadline).await {
             Ok(Message::MembersReply(Ok(()))) => {
                 leader = Some(addr);
@@ -823,6 +822,7 @@ pub async fn change_members(
             }
             Ok(Message::MembersReply(Err(reason))) => {
                 if let Some((_, to)) = reason.split_once("the leader is ") {
+                    redirects += 1;
                     queue.push_front(to.trim().to_owned());
                 } else if reason.starts_with("no leader is known") {
                     failures.push(format!("{addr}: {reason}"));
@@ -834,7 +834,10 @@ pub async fn change_members(
                     )));
                 }
             }
-            Ok(Message::NotLeader { leader: Some(to) }) => queue.push_front(to.to_string()),
+            Ok(Message::NotLeader { leader: Some(to) }) => {
+                redirects += 1;
+                queue.push_front(to.to_string());
+            }
             Ok(other) => failures.push(format!("{addr}: unexpected answer {other:?}")),
             Err(error) => {
                 failures.push(format!("{addr}: {error}"));
