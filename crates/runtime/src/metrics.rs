@@ -653,6 +653,12 @@ struct ReasonLabels {
 }
 
 /// Metrics of the view service recorded by its task.
+///
+/// With a replicated view service (V10) every node applies every committed decision once, so
+/// every node counts view changes and acknowledgements as it applies them: any node's
+/// `view_changes_total` and `acks_total` are the group's (do not sum them across nodes; after
+/// a restart a node counts again what it replays). Pings and queries count what this node
+/// received (a follower answers them with the leader's address, V11).
 #[derive(Debug)]
 pub struct ViewServiceMetrics {
     /// Pings received (V2).
