@@ -551,9 +551,7 @@ impl Cluster {
 
     fn endpoint(&self, node: NodeId) -> Endpoint {
         match node {
-            NodeId::ViewService => Endpoint::ViewService(tandem_protocol::VsAddr::new(
-                tandem_protocol::locator::DEFAULT_VIEW_SERVICE,
-            )),
+            NodeId::ViewService => Endpoint::ViewService(tandem_protocol::VsAddr::new(tandem_protocol::locator::DEFAULT_VIEW_SERVICE)),
             NodeId::Server(i) => Endpoint::Server(self.servers[i].id.clone()),
             NodeId::Client(c) => Endpoint::Client(self.clients[c].clerk.id()),
         }

@@ -231,9 +231,11 @@ impl Hub {
                 let busy: Vec<ClientId> = self.busy.iter().copied().collect();
                 for client in busy {
                     if let Some(session) = self.sessions.get_mut(&client) {
-                        session
-                            .clerk
-                            .handle(now, from.clone(), Message::ViewReply(reply.clone()));
+                        session.clerk.handle(
+                            now,
+                            from.clone(),
+                            Message::ViewReply(reply.clone()),
+                        );
                         self.after(client);
                     }
                 }
