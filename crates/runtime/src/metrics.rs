@@ -653,6 +653,12 @@ struct ReasonLabels {
 }
 
 /// Metrics of the view service recorded by its task.
+///
+/// With a replicated view service (Q1) every node applies every committed decision once, so
+/// every node counts view changes and acknowledgements as it applies them: any node's
+/// `view_changes_total` and `acks_total` are the group's (do not sum them across nodes; after
+/// a restart a node counts again what it replays). Pings and queries count what this node
+/// received (a follower answers them with the leader's address, Q2).
 #[derive(Debug)]
 pub struct ViewServiceMetrics {
     /// Pings received (V2).
@@ -665,6 +671,8 @@ pub struct ViewServiceMetrics {
     view_changes: Vec<Counter>,
     /// Views acknowledged by their primary (V6).
     pub acks: Counter,
+    /// Propose-to-apply latency of this node's proposals while it leads (Q3).
+    pub commit_latency: Histogram,
     registry: Registry,
 }
 
@@ -679,6 +687,7 @@ impl Default for ViewServiceMetrics {
         let view_queries = Counter::default();
         let status_queries = Counter::default();
         let acks = Counter::default();
+        let commit_latency = Histogram::new(LATENCY_BOUNDS_S);
         let mut registry = Registry::default();
         register(
             &mut registry,
@@ -710,12 +719,20 @@ impl Default for ViewServiceMetrics {
             "Views acknowledged by their primary (V6).",
             acks.clone(),
         );
+        register(
+            &mut registry,
+            "tandem_viewservice_commit_latency_seconds",
+            "Time from a leader's proposal (a decision or a membership change) to its \
+             application once committed (Q3), on the node that proposed it.",
+            commit_latency.clone(),
+        );
         ViewServiceMetrics {
             pings,
             view_queries,
             status_queries,
             view_changes,
             acks,
+            commit_latency,
             registry,
         }
     }
@@ -897,6 +914,8 @@ mod tests {
                 "# TYPE tandem_viewservice_view_changes_total counter",
                 "# HELP tandem_viewservice_acks_total Views acknowledged by their primary (V6).",
                 "# TYPE tandem_viewservice_acks_total counter",
+                "# HELP tandem_viewservice_commit_latency_seconds Time from a leader's proposal (a decision or a membership change) to its application once committed (Q3), on the node that proposed it.",
+                "# TYPE tandem_viewservice_commit_latency_seconds histogram",
             ]
         );
     }
