@@ -113,12 +113,16 @@ async fn metrics_parse_and_counters_move_with_traffic() -> anyhow::Result<()> {
     assert!(get(&after, "tandem_coordinator_connections{}") >= 1.0);
 
     // The primary applied and forwarded the writes; the view service keeps receiving pings.
-    let primary_admin = wait_until("a primary reports its role", || {
+    // The server publishes its core's counters periodically: wait for a snapshot that includes
+    // the traffic.
+    let primary_admin = wait_until("a primary reports the writes it applied", || {
         let servers = admin.servers.clone();
         async move {
             for server in servers {
                 let samples = scrape(&server.to_string()).await.ok()?;
-                if get(&samples, "tandem_server_role{role=primary}") == 1.0 {
+                if get(&samples, "tandem_server_role{role=primary}") == 1.0
+                    && get(&samples, "tandem_server_applied_ops_total{}") >= 100.0
+                {
                     return Some((server.to_string(), samples));
                 }
             }
