@@ -831,7 +831,10 @@ pub async fn change_members(
                 if let Some((_, to)) = reason.split_once("the leader is ") {
                     redirects += 1;
                     queue.push_front(to.trim().to_owned());
-                } else if reason.starts_with("no leader is known") {
+                } else if reason.starts_with("no leader is known") || reason.ends_with("ask again")
+                {
+                    // No leader yet, or the leader is handing over (it was asked to remove
+                    // itself): ask again shortly.
                     failures.push(format!("{addr}: {reason}"));
                     queue.push_back(addr);
                     sleep(Duration::from_millis(CHANGE_RETRY_MS)).await;
