@@ -2,9 +2,17 @@
 //! cores' own settings (`ViewServiceConfig`, `ReplicaConfig`, `ClerkConfig`) are embedded; this
 //! file adds the bounds of the shell itself: frames, connections, queues.
 
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
 use tandem_protocol::config::{check, check_with};
-use tandem_protocol::{ClerkConfig, ConfigError, GroupId, ReplicaConfig, ViewServiceConfig};
+use tandem_protocol::consensus::NodeConfig;
+use tandem_protocol::{
+    ClerkConfig, ConfigError, GroupId, ReplicaConfig, ViewServiceConfig, VsAddr,
+};
 use tandem_resp::Limits;
+
+use crate::error::RuntimeError;
 
 /// Settings of the internal RPC transport (server <-> view service <-> coordinator).
 #[derive(Clone, Debug)]
@@ -84,10 +92,10 @@ impl NetConfig {
     }
 }
 
-/// The view-service process.
-#[derive(Clone, Debug, Default)]
+/// The view-service process: one node of the view service's Raft group (V10).
+#[derive(Clone, Debug)]
 pub struct ViewServerConfig {
-    /// The core's settings.
+    /// The decision logic's settings.
     pub view_service: ViewServiceConfig,
     /// Transport bounds.
     pub net: NetConfig,
@@ -95,13 +103,135 @@ pub struct ViewServerConfig {
     pub admin: Option<String>,
     /// Admin endpoints of coordinators, whose request counters the dashboard shows.
     pub coordinator_admin: Vec<String>,
+    /// This node's Raft id (non-zero).
+    pub id: u64,
+    /// The group's initial membership, id -> address, used when the data directory is empty.
+    /// Empty: a single node (id 1 at its own address). A node whose id is not listed joins an
+    /// existing group: it waits to be added with `tandem viewserver add-node` (V14).
+    pub peers: BTreeMap<u64, String>,
+    /// Where the Raft log is kept (`raft.log`). Required with `peers`; without it a single
+    /// node keeps nothing (every restart starts an empty table).
+    pub data_dir: Option<PathBuf>,
+    /// The address the other nodes, servers and coordinators reach this node at (default:
+    /// the bound listen address).
+    pub advertise: Option<String>,
+    /// Raft tick.
+    pub raft_tick_ms: u64,
+    /// Ticks without a leader before a follower campaigns (randomized up to twice this).
+    pub election_ticks: usize,
+    /// Seeds the election jitter; `None` draws one from the OS (the simulator sets its own).
+    pub seed: Option<u64>,
+}
+
+/// Most members a view-service group is configured with.
+pub const MAX_VIEW_SERVICE_PEERS: usize = 64;
+
+impl Default for ViewServerConfig {
+    fn default() -> Self {
+        let single = NodeConfig::single(VsAddr::new("default"));
+        ViewServerConfig {
+            view_service: ViewServiceConfig::default(),
+            net: NetConfig::default(),
+            admin: None,
+            coordinator_admin: Vec::new(),
+            id: 1,
+            peers: BTreeMap::new(),
+            data_dir: None,
+            advertise: None,
+            raft_tick_ms: single.tick_ms,
+            election_ticks: single.election_ticks,
+            seed: None,
+        }
+    }
 }
 
 impl ViewServerConfig {
-    /// Checks every field.
-    pub fn validate(&self) -> Result<(), ConfigError> {
+    /// Checks every field (addresses must be `HOST:PORT`).
+    pub fn validate(&self) -> Result<(), RuntimeError> {
         self.view_service.validate()?;
-        self.net.validate()
+        self.net.validate()?;
+        check("id", self.id, 1, u64::MAX)?;
+        check(
+            "peers",
+            self.peers.len() as u64,
+            0,
+            MAX_VIEW_SERVICE_PEERS as u64,
+        )?;
+        for (id, addr) in &self.peers {
+            check("peers (id)", *id, 1, u64::MAX)?;
+            check_addr("peers", addr)?;
+        }
+        if let Some(advertise) = &self.advertise {
+            check_addr("advertise", advertise)?;
+        }
+        if !self.peers.is_empty() && self.data_dir.is_none() {
+            return Err(RuntimeError::Setting {
+                key: "data-dir",
+                reason: "is required with --peers: a node of a replicated view service must keep \
+                         its votes and log on disk (V14)"
+                    .to_owned(),
+            });
+        }
+        check("raft-tick-ms", self.raft_tick_ms, 1, 10_000)?;
+        check("election-ticks", self.election_ticks as u64, 2, 1000)?;
+        Ok(())
+    }
+
+    /// The Raft node's settings for a node reachable at `addr` (its advertised address),
+    /// checking that the own id's entry of `peers` names `addr`.
+    pub fn node_config(&self, addr: &str, seed: u64) -> Result<NodeConfig, RuntimeError> {
+        let own = VsAddr::new(addr);
+        let mut node = NodeConfig::single(own.clone());
+        node.id = self.id;
+        if !self.peers.is_empty() {
+            node.peers = self
+                .peers
+                .iter()
+                .map(|(id, addr)| (*id, VsAddr::new(addr)))
+                .collect();
+            if let Some(listed) = self.peers.get(&self.id)
+                && listed != addr
+            {
+                return Err(RuntimeError::Setting {
+                    key: "peers",
+                    reason: format!(
+                        "lists node {} at {listed}, but this node is reachable at {addr}: \
+                         give the listed address as --listen or --advertise",
+                        self.id
+                    ),
+                });
+            }
+        } else if self.id != 1 {
+            node.peers = BTreeMap::from([(self.id, own)]);
+        }
+        node.tick_ms = self.raft_tick_ms;
+        node.election_ticks = self.election_ticks;
+        node.heartbeat_ticks = node.heartbeat_ticks.min(self.election_ticks - 1).max(1);
+        node.seed = seed;
+        node.view_service = self.view_service.clone();
+        node.validate()?;
+        Ok(node)
+    }
+}
+
+/// Checks that `addr` is `HOST:PORT` with a non-empty host of at most 253 bytes and a port.
+fn check_addr(key: &'static str, addr: &str) -> Result<(), RuntimeError> {
+    let ok = addr.len() <= 260
+        && match addr.rsplit_once(':') {
+            Some((host, port)) => {
+                !host.is_empty()
+                    && !host.contains(char::is_whitespace)
+                    && port.parse::<u16>().is_ok_and(|p| p != 0)
+            }
+            None => false,
+        };
+    if ok {
+        Ok(())
+    } else {
+        Err(RuntimeError::Setting {
+            key,
+            reason: format!("{addr:?} is not HOST:PORT (a non-zero port)"),
+        })
     }
 }
 

@@ -1,11 +1,14 @@
-//! A whole cluster in one process: a view service, servers and a coordinator on 127.0.0.1,
-//! each a task. Used by `tandem dev` and the integration tests.
+//! A whole cluster in one process: a view service of three Raft nodes (V10), servers and a
+//! coordinator on 127.0.0.1, each a task. Used by `tandem dev` and the integration tests.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 
 use tokio::task::JoinHandle;
 
-use crate::config::{CoordinatorConfig, ServerConfig, ViewServerConfig};
+use crate::clock::random_u64;
+use crate::config::{CoordinatorConfig, MAX_VIEW_SERVICE_PEERS, ServerConfig, ViewServerConfig};
 use crate::coordinator::Coordinator;
 use crate::error::RuntimeError;
 use crate::server::Server;
@@ -15,12 +18,18 @@ use crate::view_service::ViewServer;
 /// What to start.
 #[derive(Clone, Debug)]
 pub struct DevOptions {
-    /// The coordinator's port; the view service gets `port + 1000` and the servers
-    /// `port + 1001 ..`. Port 0 makes every port ephemeral.
+    /// The coordinator's port; the view-service nodes get `port + 1000 ..` and the servers
+    /// the ports after them. Port 0 makes every port ephemeral.
     pub port: u16,
     /// Number of servers.
     pub servers: usize,
-    /// View service settings.
+    /// Number of view-service nodes (1 to 64; default 3). One node keeps nothing on disk;
+    /// several keep their Raft logs under `data_dir`.
+    pub view_services: usize,
+    /// Where the view-service nodes keep their data (`viewservice-ID` under it). `None`: a new
+    /// directory under the system's temp dir, removed when the cluster stops.
+    pub data_dir: Option<PathBuf>,
+    /// Settings of every view-service node (id, peers and data dir are set per node).
     pub view_service: ViewServerConfig,
     /// Settings of every server.
     pub server: ServerConfig,
@@ -37,6 +46,8 @@ impl Default for DevOptions {
         DevOptions {
             port: 6379,
             servers: 3,
+            view_services: 3,
+            data_dir: None,
             view_service: ViewServerConfig::default(),
             server: ServerConfig::default(),
             coordinator: CoordinatorConfig::default(),
@@ -48,8 +59,10 @@ impl Default for DevOptions {
 /// A running in-process cluster.
 #[derive(Debug)]
 pub struct DevCluster {
-    /// The view service's address.
+    /// The first view-service node's address.
     pub view_service: SocketAddr,
+    /// Every view-service node's address, node 1 first (what servers and coordinators get).
+    pub view_services: Vec<SocketAddr>,
     /// Every server's address (also its id).
     pub servers: Vec<SocketAddr>,
     /// The coordinator's (Redis) address.
@@ -57,13 +70,17 @@ pub struct DevCluster {
     /// Admin endpoints (view service, each server, coordinator), when enabled.
     pub admin: Option<DevAdmin>,
     tasks: Vec<JoinHandle<Result<(), RuntimeError>>>,
+    /// A temp directory created for the nodes' data, removed by `wait`.
+    temp_dir: Option<PathBuf>,
 }
 
 /// The admin endpoints of a dev cluster.
 #[derive(Clone, Debug)]
 pub struct DevAdmin {
-    /// The view service's (serves the dashboard at `/`).
+    /// The first view-service node's (serves the dashboard at `/`).
     pub view_service: SocketAddr,
+    /// Every view-service node's, node 1 first.
+    pub view_services: Vec<SocketAddr>,
     /// Each server's, in the order of [`DevCluster::servers`].
     pub servers: Vec<SocketAddr>,
     /// The coordinator's.
@@ -78,7 +95,7 @@ fn port_at(base: u16, offset: u16) -> Result<String, RuntimeError> {
         Some(port) => Ok(format!("127.0.0.1:{port}")),
         None => Err(RuntimeError::Address {
             addr: format!("127.0.0.1:{base}"),
-            reason: "port + 1000 + servers must stay below 65536",
+            reason: "port + 1000 + view services + servers must stay below 65536",
         }),
     }
 }
@@ -92,14 +109,60 @@ impl DevCluster {
     ) -> Result<DevCluster, RuntimeError> {
         let base = options.port;
         let ephemeral_admin = options.admin.as_ref().map(|_| "127.0.0.1:0".to_owned());
-        let mut view_service_config = options.view_service.clone();
-        view_service_config.admin = options.admin.clone();
-        let view_server = ViewServer::bind(view_service_config, &port_at(base, 1000)?).await?;
-        let view_service = view_server.local_addr();
-        let view_service_addrs = vec![view_service.to_string()];
+        let nodes = options.view_services;
+        if nodes == 0 || nodes > MAX_VIEW_SERVICE_PEERS {
+            return Err(RuntimeError::Setting {
+                key: "view-services",
+                reason: format!("{nodes} is out of range: 1 to {MAX_VIEW_SERVICE_PEERS}"),
+            });
+        }
+        // Every node's listener first: the nodes must know each other's addresses.
+        let mut listeners = Vec::new();
+        for i in 0..nodes {
+            let listen = port_at(base, 1000 + u16::try_from(i).unwrap_or(u16::MAX))?;
+            listeners.push((crate::error::bind(&listen).await?, listen));
+        }
+        let addrs: Vec<SocketAddr> = listeners
+            .iter()
+            .map(|(l, _)| l.local_addr())
+            .collect::<Result<_, _>>()?;
+        let view_service_addrs: Vec<String> = addrs.iter().map(ToString::to_string).collect();
+        let (data_dir, temp_dir) = match (&options.data_dir, nodes) {
+            (_, 1) => (None, None),
+            (Some(dir), _) => (Some(dir.clone()), None),
+            (None, _) => {
+                let dir = std::env::temp_dir().join(format!(
+                    "tandem-dev-{}-{:016x}",
+                    std::process::id(),
+                    random_u64()
+                ));
+                (Some(dir.clone()), Some(dir))
+            }
+        };
+        let peers: BTreeMap<u64, String> = (1..)
+            .zip(&view_service_addrs)
+            .map(|(id, addr)| (id, addr.clone()))
+            .collect();
+        let mut view_servers = Vec::new();
+        for (i, (listener, listen)) in listeners.into_iter().enumerate() {
+            let id = i as u64 + 1;
+            let mut config = options.view_service.clone();
+            config.admin = if i == 0 {
+                options.admin.clone()
+            } else {
+                ephemeral_admin.clone()
+            };
+            config.id = id;
+            if let Some(dir) = &data_dir {
+                config.peers = peers.clone();
+                config.data_dir = Some(dir.join(format!("viewservice-{id}")));
+            }
+            view_servers.push(ViewServer::with_listener(config, listener, Some(&listen)).await?);
+        }
+        let view_service = addrs[0];
         let mut servers = Vec::new();
         for i in 0..options.servers {
-            let offset = 1001 + u16::try_from(i).unwrap_or(u16::MAX - 1001);
+            let offset = u16::try_from(1000 + nodes + i).unwrap_or(u16::MAX);
             let listen = port_at(base, offset)?;
             let config = ServerConfig {
                 admin: ephemeral_admin.clone(),
@@ -117,12 +180,17 @@ impl DevCluster {
             &view_service_addrs,
         )
         .await?;
-        let mut view_server = view_server;
-        let admin = match (view_server.admin_addr(), coordinator.admin_addr()) {
+        let admin = match (view_servers[0].admin_addr(), coordinator.admin_addr()) {
             (Some(view_service), Some(coordinator)) => {
-                view_server.add_coordinator_admin(coordinator.to_string());
+                for view_server in &mut view_servers {
+                    view_server.add_coordinator_admin(coordinator.to_string());
+                }
                 Some(DevAdmin {
                     view_service,
+                    view_services: view_servers
+                        .iter()
+                        .filter_map(ViewServer::admin_addr)
+                        .collect(),
                     servers: servers.iter().filter_map(Server::admin_addr).collect(),
                     coordinator,
                 })
@@ -131,14 +199,18 @@ impl DevCluster {
         };
         let mut cluster = DevCluster {
             view_service,
+            view_services: addrs,
             servers: servers.iter().map(Server::local_addr).collect(),
             coordinator: coordinator.local_addr(),
             admin,
             tasks: Vec::new(),
+            temp_dir,
         };
-        cluster
-            .tasks
-            .push(tokio::spawn(view_server.run(shutdown.clone())));
+        for view_server in view_servers {
+            cluster
+                .tasks
+                .push(tokio::spawn(view_server.run(shutdown.clone())));
+        }
         for server in servers {
             cluster
                 .tasks
@@ -153,6 +225,7 @@ impl DevCluster {
     /// Waits for every role to stop (after shutdown); the first error wins.
     pub async fn wait(self) -> Result<(), RuntimeError> {
         let mut result = Ok(());
+        let temp_dir = self.temp_dir;
         for task in self.tasks {
             match task.await {
                 Ok(Ok(())) => {}
@@ -167,6 +240,11 @@ impl DevCluster {
                     }
                 }
             }
+        }
+        if let Some(dir) = temp_dir
+            && let Err(error) = std::fs::remove_dir_all(&dir)
+        {
+            tracing::warn!(path = %dir.display(), %error, "cannot remove the dev data directory");
         }
         result
     }

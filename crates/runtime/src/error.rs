@@ -26,6 +26,17 @@ pub enum RuntimeError {
         /// What is wrong with it.
         reason: &'static str,
     },
+    /// A setting is missing or does not fit the others.
+    #[error("--{key}: {reason}")]
+    Setting {
+        /// The setting, as spelled on the command line.
+        key: &'static str,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The view-service node could not start on its stored state or settings.
+    #[error("view-service node: {0}")]
+    Node(String),
     /// No view service answered (status, client connect).
     #[error("no view service answered at {0}")]
     NoViewService(String),

@@ -13,7 +13,8 @@
 //!   Prometheus text format.
 //! - [`wire`]: internal RPC frames (version, length, CRC-32, postcard [`wire::Envelope`]).
 //! - `net` (private): the internal transport: inbound accept loop, outbound links per peer.
-//! - [`view_service`]: the view-service process.
+//! - [`view_service`]: the view-service process (one Raft node of the view service) and
+//!   [`change_members`], the operator's online membership change.
 //! - [`server`]: a replica server process.
 //! - [`coordinator`]: the Redis-protocol front end and its clerk hub.
 //! - [`client`]: a Rust client that talks to the servers directly.
@@ -54,4 +55,4 @@ pub use server::{Server, run_server};
 pub use shutdown::{Shutdown, ShutdownTrigger, shutdown_channel};
 pub use status::{status, status_history, status_history_json, status_json, status_table};
 pub use tandem_kv::Reply;
-pub use view_service::{ViewServer, run_view_service};
+pub use view_service::{ViewServer, change_members, run_view_service};

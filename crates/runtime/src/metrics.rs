@@ -665,6 +665,8 @@ pub struct ViewServiceMetrics {
     view_changes: Vec<Counter>,
     /// Views acknowledged by their primary (V6).
     pub acks: Counter,
+    /// Propose-to-apply latency of this node's proposals while it leads (V12).
+    pub commit_latency: Histogram,
     registry: Registry,
 }
 
@@ -679,6 +681,7 @@ impl Default for ViewServiceMetrics {
         let view_queries = Counter::default();
         let status_queries = Counter::default();
         let acks = Counter::default();
+        let commit_latency = Histogram::new(LATENCY_BOUNDS_S);
         let mut registry = Registry::default();
         register(
             &mut registry,
@@ -710,12 +713,20 @@ impl Default for ViewServiceMetrics {
             "Views acknowledged by their primary (V6).",
             acks.clone(),
         );
+        register(
+            &mut registry,
+            "tandem_viewservice_commit_latency_seconds",
+            "Time from a leader's proposal (a decision or a membership change) to its \
+             application once committed (V12), on the node that proposed it.",
+            commit_latency.clone(),
+        );
         ViewServiceMetrics {
             pings,
             view_queries,
             status_queries,
             view_changes,
             acks,
+            commit_latency,
             registry,
         }
     }

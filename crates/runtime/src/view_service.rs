@@ -1,69 +1,143 @@
-//! The view-service process: the [`ViewService`] core behind the internal transport.
+//! The view-service process: one node of the view service's Raft group ([`ViewServiceNode`],
+//! V10) behind the internal transport.
 //!
-//! One task owns the core and drives it by the core contract (`tandem_protocol`'s crate
-//! documentation). Every message already delivered is handed to the core before its timers run,
-//! so a server whose ping is waiting in the inbox is never judged silent (V3); the core's
-//! `handle_timeout` runs when its `poll_timeout` is due. An answer to a message goes back on the
-//! connection the message came on; a new view pushed to a server goes on the connection it pings
-//! on. Every durable decision (`poll_event`) is logged as one structured line. With an admin
-//! endpoint, the task publishes the core's `Status` every [`PUBLISH_INTERVAL_MS`] and right
-//! after every view change, and a second task reads the coordinators' admin `/status` every
-//! second for the dashboard's throughput.
+//! One task owns the node and drives it by the core contract (`tandem_protocol`'s crate
+//! documentation) plus the node's own outputs. Every message already delivered is handed to the
+//! node before its timers run (biased select, then the inbox drained), so a server whose ping is
+//! waiting in the inbox is never judged silent (V3); `handle_timeout` runs when `poll_timeout`
+//! is due. After every input the task drains, in this order:
+//! - `poll_persist`: the ops are appended to the data directory's `raft.log` (synced when asked)
+//!   and only then reported with `persisted`, which releases the votes and acknowledgements that
+//!   promised them (V14). A failed append stops the process with the file's path: the node must
+//!   restart from what the file holds. Without a data directory nothing is kept and every
+//!   persist completes at once (a single node, as before replication).
+//! - `poll_transmit`: a Raft message to another node goes out on an outbound link to the
+//!   member's address (`Endpoint::ViewService(addr)`); anything else goes back on the connection
+//!   the addressee last sent on: answers to servers, coordinators and tools, and views pushed to
+//!   servers on the connection they ping on.
+//! - `poll_event`: every applied decision (on every node), role change and membership change is
+//!   logged as one structured line (`event = "view_change"`, `"raft_role"`, `"raft_members"`).
+//!
+//! With an admin endpoint, the task publishes the node's status every [`PUBLISH_INTERVAL_MS`]
+//! and right after every change, and a second task reads the coordinators' admin `/status`
+//! every second for the dashboard's throughput.
+//!
+//! [`change_members`] is the operator's side of an online membership change (V14).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use bytes::BytesMut;
 use serde_json::{Value, json};
+use tandem_protocol::consensus::{NodeEvent, NodeStats, ViewServiceNode};
+use tandem_protocol::message::{MemberChange, NodeStatus};
 use tandem_protocol::view::reason;
 use tandem_protocol::{
-    Endpoint, Message, Now, ServerId, Status, ViewChangeCause, ViewEvent, ViewService,
+    ClientId, Endpoint, Message, Now, Status, Transmit, ViewChangeCause, ViewEvent, VsAddr,
 };
-use tokio::net::TcpListener;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
-use tokio::time::{MissedTickBehavior, interval, sleep_until};
-use tracing::info;
+use tokio::time::{MissedTickBehavior, interval, sleep, sleep_until, timeout_at};
+use tracing::{error, info, warn};
 
 use crate::admin::{AdminListener, AdminSource, http_get, render_net};
-use crate::clock::Clock;
-use crate::config::ViewServerConfig;
+use crate::clock::{Clock, random_u64};
+use crate::config::{NetConfig, ViewServerConfig};
+use crate::disk::LogFile;
 use crate::error::{RuntimeError, bind};
 use crate::metrics::{Exposition, ViewServiceMetrics};
-use crate::net::{Inbound, Net, ReplyPath, serve_inbound};
+use crate::net::{Inbound, Net, Peers, ReplyPath, serve_inbound};
 use crate::shutdown::Shutdown;
+use crate::wire::{Envelope, decode_frame, encode_frame};
 
 /// Most messages handled before timers get a turn.
 const MAX_INBOX_BATCH: usize = 4096;
-/// The admin snapshot is refreshed this often (and after every view change).
+/// The admin snapshot is refreshed this often (and after every change).
 pub const PUBLISH_INTERVAL_MS: u64 = 50;
 /// How often coordinators' admin endpoints are read.
 const COORDINATOR_POLL_MS: u64 = 1000;
+/// Most senders (servers, coordinator sessions, tools) whose connection is remembered.
+const MAX_REPLY_PATHS: usize = 65_536;
 
-/// A bound view service, ready to run.
+/// A bound view-service node, ready to run.
 #[derive(Debug)]
 pub struct ViewServer {
     config: ViewServerConfig,
     listener: TcpListener,
     admin: Option<AdminListener>,
+    /// The address this node is reached at (its `Endpoint::ViewService`).
+    addr: String,
+    node: ViewServiceNode,
+    log: Option<LogFile>,
 }
 
 impl ViewServer {
-    /// Validates `config` and binds `listen`.
+    /// Validates `config`, binds `listen`, opens the data directory (a damaged `raft.log` is
+    /// an error naming the file and the offset) and builds the node.
     pub async fn bind(config: ViewServerConfig, listen: &str) -> Result<ViewServer, RuntimeError> {
         config.validate()?;
         let listener = bind(listen).await?;
+        ViewServer::with_listener(config, listener, Some(listen)).await
+    }
+
+    /// Like [`ViewServer::bind`] on a listener already bound (tests bind every node's listener
+    /// first to know the addresses). `listen` is the address asked for, if any: a `--peers`
+    /// entry naming it (rather than the bound address) is this node's.
+    pub async fn with_listener(
+        config: ViewServerConfig,
+        listener: TcpListener,
+        listen: Option<&str>,
+    ) -> Result<ViewServer, RuntimeError> {
+        config.validate()?;
+        let bound = listener.local_addr()?.to_string();
+        let addr = match (&config.advertise, config.peers.get(&config.id)) {
+            (Some(advertise), _) => advertise.clone(),
+            (None, Some(listed)) if Some(listed.as_str()) == listen => listed.clone(),
+            (None, _) => bound,
+        };
+        let seed = config.seed.unwrap_or_else(random_u64);
+        let node_config = config.node_config(&addr, seed)?;
+        let (log, disk) = match &config.data_dir {
+            Some(dir) => {
+                let (log, disk) = LogFile::open(dir)?;
+                (Some(log), disk)
+            }
+            None => (None, Default::default()),
+        };
+        let node = ViewServiceNode::new(node_config, disk).map_err(|e| {
+            let place = log
+                .as_ref()
+                .map_or_else(|| "memory".to_owned(), |l| l.path().display().to_string());
+            RuntimeError::Node(format!("cannot start on the state of {place}: {e}"))
+        })?;
         let admin = AdminListener::bind_configured(config.admin.as_deref()).await?;
         Ok(ViewServer {
             config,
             listener,
             admin,
+            addr,
+            node,
+            log,
         })
     }
 
     /// The bound address.
     pub fn local_addr(&self) -> SocketAddr {
         self.listener.local_addr().expect("bound listener")
+    }
+
+    /// The address this node is reached at, as the other nodes know it.
+    pub fn addr(&self) -> &str {
+        &self.addr
+    }
+
+    /// This node's Raft id.
+    pub fn id(&self) -> u64 {
+        self.node.id()
     }
 
     /// Adds a coordinator admin endpoint whose counters the dashboard shows.
@@ -76,20 +150,35 @@ impl ViewServer {
         self.admin.as_ref().map(AdminListener::local_addr)
     }
 
-    /// Serves until `shutdown`.
+    /// Serves until `shutdown`. Returns an error when the Raft log cannot be written (the node
+    /// must stop and restart from its file, V14).
     pub async fn run(self, mut shutdown: Shutdown) -> Result<(), RuntimeError> {
         let (inbox_sender, mut inbox) = mpsc::channel(self.config.net.inbox_messages);
         let net = Net::new(self.config.net.clone(), inbox_sender, shutdown.clone());
-        info!(listen = %self.local_addr(), "view service started");
+        let listen = self.local_addr();
+        info!(
+            %listen,
+            addr = %self.addr,
+            id = self.node.id(),
+            members = ?self.node.members(),
+            data_dir = ?self.config.data_dir,
+            "view service started"
+        );
         tokio::spawn(serve_inbound(self.listener, net.clone()));
         let clock = Clock::new();
-        let mut core = ViewService::new(self.config.view_service);
+        let now = clock.now();
         let admin = Arc::new(ViewServiceAdmin {
             metrics: ViewServiceMetrics::default(),
-            status: Mutex::new(core.status(clock.now())),
+            published: Mutex::new(Published {
+                status: self.node.status(now),
+                stats: self.node.stats().clone(),
+                is_leader: self.node.is_leader(),
+                log_bytes: self.log.as_ref().map_or(0, LogFile::len_bytes),
+                log_path: self.log.as_ref().map(|l| l.path().to_path_buf()),
+            }),
             coordinators: Mutex::new(BTreeMap::new()),
             net: net.clone(),
-            ping_interval_ms: core.config().ping_interval_ms,
+            ping_interval_ms: self.config.view_service.ping_interval_ms,
         });
         if let Some(listener) = self.admin {
             listener.spawn(admin.clone(), shutdown.clone());
@@ -101,48 +190,25 @@ impl ViewServer {
                 ));
             }
         }
-        // The connection each server's pings arrive on, to push it a new view at once.
-        let mut paths: BTreeMap<ServerId, ReplyPath> = BTreeMap::new();
-        let mut next_publish_ms = 0;
-        loop {
-            let timeout_ms = core.poll_timeout().unwrap_or(u64::MAX);
-            let wake = clock.instant_at(timeout_ms.min(next_publish_ms));
-            tokio::select! {
-                // Messages first: a ping already delivered is read before anyone is judged.
-                biased;
-                _ = shutdown.wait() => break,
-                inbound = inbox.recv() => {
-                    let Some(inbound) = inbound else { break };
-                    handle(&mut core, &net, clock, inbound, &mut paths, &admin.metrics);
-                }
-                _ = sleep_until(wake.into()) => {}
-            }
-            // Read every message already delivered before running the timers (V3): after a
-            // stall of this task the inbox holds the pings that prove the servers alive.
-            for _ in 1..MAX_INBOX_BATCH {
-                let Ok(inbound) = inbox.try_recv() else { break };
-                handle(&mut core, &net, clock, inbound, &mut paths, &admin.metrics);
-            }
-            let now = clock.now();
-            if core
-                .poll_timeout()
-                .is_some_and(|at_ms| now.mono_ms >= at_ms)
-            {
-                core.handle_timeout(now);
-                flush(&mut core, &net, now, &paths, None);
-            }
-            let changed = log_events(&mut core, &admin.metrics);
-            if changed || now.mono_ms >= next_publish_ms {
-                next_publish_ms = now.mono_ms + PUBLISH_INTERVAL_MS;
-                *admin.status.lock().expect("no poisoned lock") = core.status(now);
-            }
+        let mut driver = Driver {
+            me: Endpoint::ViewService(VsAddr::new(&self.addr)),
+            node: self.node,
+            log: self.log,
+            peers: Peers::new(net.clone()),
+            net,
+            paths: HashMap::new(),
+            admin,
+        };
+        let result = driver.serve(clock, &mut inbox, &mut shutdown).await;
+        match &result {
+            Ok(()) => info!("view service stopped"),
+            Err(error) => error!(%error, "view service stopped on an error"),
         }
-        info!("view service stopped");
-        Ok(())
+        result
     }
 }
 
-/// Binds `listen` and serves the view service until `shutdown`.
+/// Binds `listen` and serves one view-service node until `shutdown`.
 pub async fn run_view_service(
     config: ViewServerConfig,
     listen: &str,
@@ -151,121 +217,254 @@ pub async fn run_view_service(
     ViewServer::bind(config, listen).await?.run(shutdown).await
 }
 
-/// Most servers whose ping connection is remembered.
-const MAX_PING_PATHS: usize = 65_536;
+/// The task that owns the node.
+struct Driver {
+    me: Endpoint,
+    node: ViewServiceNode,
+    log: Option<LogFile>,
+    net: Arc<Net>,
+    /// Outbound links to the other nodes (Raft traffic).
+    peers: Peers,
+    /// The connection each sender last sent on: answers, and views pushed to servers.
+    paths: HashMap<Endpoint, ReplyPath>,
+    admin: Arc<ViewServiceAdmin>,
+}
 
-/// Sends the core's outputs. An answer to `sender` (the message just handled) goes back on the
-/// connection that message came on; a view pushed to a server goes on the connection it pings
-/// on. Anything else has no known path and is dropped (the cores retry: V2, C1).
-fn flush(
-    core: &mut ViewService,
-    net: &Net,
-    now: Now,
-    paths: &BTreeMap<ServerId, ReplyPath>,
-    sender: Option<(&Endpoint, &ReplyPath)>,
-) {
-    while let Some(transmit) = core.poll_transmit(now) {
-        let path = match (sender, &transmit.to) {
-            (Some((from, path)), to) if to == from => Some(path),
-            (_, Endpoint::Server(server)) => paths.get(server),
+impl Driver {
+    async fn serve(
+        &mut self,
+        clock: Clock,
+        inbox: &mut mpsc::Receiver<Inbound>,
+        shutdown: &mut Shutdown,
+    ) -> Result<(), RuntimeError> {
+        // The bootstrap record (and a single node's first election) is due before anything.
+        let mut changed = self.drain(clock.now())?;
+        let mut next_publish_ms = 0;
+        loop {
+            let timeout_ms = self.node.poll_timeout().unwrap_or(u64::MAX);
+            let wake = clock.instant_at(timeout_ms.min(next_publish_ms));
+            tokio::select! {
+                // Messages first: a ping already delivered is read before anyone is judged.
+                biased;
+                _ = shutdown.wait() => break,
+                inbound = inbox.recv() => {
+                    let Some(inbound) = inbound else { break };
+                    changed |= self.handle(clock.now(), inbound)?;
+                }
+                _ = sleep_until(wake.into()) => {}
+            }
+            // Read every message already delivered before running the timers (V3): after a
+            // stall of this task the inbox holds the pings that prove the servers alive.
+            for _ in 1..MAX_INBOX_BATCH {
+                let Ok(inbound) = inbox.try_recv() else { break };
+                changed |= self.handle(clock.now(), inbound)?;
+            }
+            let now = clock.now();
+            if self
+                .node
+                .poll_timeout()
+                .is_some_and(|at_ms| now.mono_ms >= at_ms)
+            {
+                self.node.handle_timeout(now);
+                changed |= self.drain(now)?;
+            }
+            if changed || now.mono_ms >= next_publish_ms {
+                next_publish_ms = now.mono_ms + PUBLISH_INTERVAL_MS;
+                self.publish(now);
+                changed = false;
+            }
+        }
+        Ok(())
+    }
+
+    /// Hands one message to the node, then drains its outputs. True if something operators
+    /// see changed.
+    fn handle(&mut self, now: Now, inbound: Inbound) -> Result<bool, RuntimeError> {
+        let Inbound { from, msg, reply } = inbound;
+        let metrics = &self.admin.metrics;
+        let counter = match &msg {
+            Message::Ping(_) => Some(&metrics.pings),
+            Message::GetView { .. } => Some(&metrics.view_queries),
+            Message::GetStatus {} => Some(&metrics.status_queries),
             _ => None,
         };
-        if let Some(path) = path
-            && let Some(frame) = net.encode(
-                &Endpoint::ViewService(tandem_protocol::VsAddr::new(
-                    tandem_protocol::locator::DEFAULT_VIEW_SERVICE,
-                )),
-                transmit.msg,
-            )
+        if let Some(counter) = counter {
+            counter.inc();
+        }
+        // Raft traffic is answered on our own links to the member's address; anyone else is
+        // answered on the connection it sent on.
+        if let Some(path) = reply
+            && !matches!(msg, Message::Raft(_))
         {
-            path.send(frame);
+            self.remember_path(from.clone(), path);
+        }
+        self.node.handle(now, from, msg);
+        self.drain(now)
+    }
+
+    fn remember_path(&mut self, from: Endpoint, path: ReplyPath) {
+        if !self.paths.contains_key(&from) && self.paths.len() >= MAX_REPLY_PATHS {
+            // Senders name themselves: never let them make us hold unbounded paths.
+            self.paths.retain(|_, path| !path.is_closed());
+            if self.paths.len() >= MAX_REPLY_PATHS {
+                return;
+            }
+        }
+        self.paths.insert(from, path);
+    }
+
+    /// Persists, then sends, then logs whatever the node has queued. True if something
+    /// operators see changed.
+    fn drain(&mut self, now: Now) -> Result<bool, RuntimeError> {
+        // V14: what the node asks to be durable is written (and synced) before `persisted`
+        // releases the messages that promise it.
+        while let Some(persist) = self.node.poll_persist() {
+            if let Some(log) = &mut self.log
+                && let Err(e) = log.append(&persist.ops, persist.sync)
+            {
+                error!(
+                    event = "raft_log_failed",
+                    path = %log.path().display(),
+                    error = %e,
+                    "cannot write the raft log; stopping (restart from the file)"
+                );
+                return Err(e.into());
+            }
+            self.node.persisted(now, persist.id);
+        }
+        while let Some(transmit) = self.node.poll_transmit(now) {
+            self.route(transmit);
+        }
+        Ok(self.log_events())
+    }
+
+    fn route(&mut self, transmit: Transmit) {
+        let Transmit { to, msg } = transmit;
+        let raft = matches!(msg, Message::Raft(_));
+        let Some(frame) = self.net.encode(&self.me, msg) else {
+            return;
+        };
+        match &to {
+            Endpoint::ViewService(addr) if raft => self.peers.send(addr.as_str(), frame),
+            // No known path: dropped (the cores retry: V2, C1).
+            _ => {
+                if let Some(path) = self.paths.get(&to) {
+                    path.send(frame);
+                }
+            }
         }
     }
-}
 
-fn handle(
-    core: &mut ViewService,
-    net: &Net,
-    clock: Clock,
-    inbound: Inbound,
-    paths: &mut BTreeMap<ServerId, ReplyPath>,
-    metrics: &ViewServiceMetrics,
-) {
-    let now = clock.now();
-    if let (Message::Ping(ping), Some(path)) = (&inbound.msg, &inbound.reply)
-        && (paths.len() < MAX_PING_PATHS || paths.contains_key(&ping.server))
-    {
-        paths.insert(ping.server.clone(), path.clone());
-    }
-    let counter = match &inbound.msg {
-        Message::Ping(_) => Some(&metrics.pings),
-        Message::GetView { .. } => Some(&metrics.view_queries),
-        Message::GetStatus {} => Some(&metrics.status_queries),
-        _ => None,
-    };
-    if let Some(counter) = counter {
-        counter.inc();
-    }
-    let Inbound { from, msg, reply } = inbound;
-    core.handle(now, from.clone(), msg);
-    let sender = reply.as_ref().map(|path| (&from, path));
-    flush(core, net, now, paths, sender);
-}
-
-/// Logs every durable decision as one structured line; true if a view changed.
-fn log_events(core: &mut ViewService, metrics: &ViewServiceMetrics) -> bool {
-    let mut changed = false;
-    while let Some(event) = core.poll_event() {
-        match event {
-            ViewEvent::NewView {
-                group,
-                view,
-                causes,
-                ..
-            } => {
-                changed = true;
-                for label in causes.iter().filter_map(ViewChangeCause::label) {
-                    metrics.view_changed(label);
+    /// Logs every event as one structured line; true if a view, role or membership changed.
+    fn log_events(&mut self) -> bool {
+        let mut changed = false;
+        let id = self.node.id();
+        while let Some(event) = self.node.poll_event() {
+            match event {
+                NodeEvent::Applied(event) => {
+                    changed = true;
+                    log_view_event(event, &self.admin.metrics);
                 }
-                let reason = reason(&causes);
-                let backups: Vec<&str> = view.backups.iter().map(|b| b.as_str()).collect();
-                info!(
-                    event = "view_change",
-                    %group,
-                    viewnum = %view.num,
-                    primary = %view.primary,
-                    backups = ?backups,
-                    reason = %reason,
-                    "new view"
-                );
-                if let Some(promoted) = causes.iter().find_map(|cause| match cause {
-                    ViewChangeCause::BackupPromoted { server } => Some(server),
-                    _ => None,
-                }) {
+                NodeEvent::Rejected(e) => {
+                    warn!(event = "view_rejected", error = %e, "a committed decision did not fit the table");
+                }
+                NodeEvent::RoleChanged { role, term, leader } => {
+                    changed = true;
                     info!(
-                        event = "promotion",
-                        %group,
-                        viewnum = %view.num,
-                        primary = %promoted,
-                        reason = %reason,
-                        "backup promoted to primary"
+                        event = "raft_role",
+                        id, role, term, leader, "raft role changed"
                     );
                 }
-            }
-            ViewEvent::Acked { group, viewnum } => {
-                metrics.acks.inc();
-                info!(event = "view_ack", %group, %viewnum, "view acknowledged by its primary");
+                NodeEvent::Committed { latency_ms } => {
+                    self.admin
+                        .metrics
+                        .commit_latency
+                        .observe(latency_ms as f64 / 1000.0);
+                }
+                NodeEvent::MembersChanged => {
+                    changed = true;
+                    let members: Vec<String> = self
+                        .node
+                        .members()
+                        .iter()
+                        .map(|(id, addr)| format!("{id}={addr}"))
+                        .collect();
+                    info!(event = "raft_members", id, members = ?members, "membership changed");
+                }
             }
         }
+        changed
     }
-    changed
+
+    fn publish(&self, now: Now) {
+        let mut published = self.admin.published.lock().expect("no poisoned lock");
+        published.status = self.node.status(now);
+        published.stats = self.node.stats().clone();
+        published.is_leader = self.node.is_leader();
+        published.log_bytes = self.log.as_ref().map_or(0, LogFile::len_bytes);
+    }
+}
+
+/// Logs one applied decision. Every node applies every committed decision once, so every
+/// node logs it and counts it: any node's counters are the group's (do not sum them across
+/// nodes).
+fn log_view_event(event: ViewEvent, metrics: &ViewServiceMetrics) {
+    match event {
+        ViewEvent::NewView {
+            group,
+            view,
+            causes,
+            ..
+        } => {
+            for label in causes.iter().filter_map(ViewChangeCause::label) {
+                metrics.view_changed(label);
+            }
+            let reason = reason(&causes);
+            let backups: Vec<&str> = view.backups.iter().map(|b| b.as_str()).collect();
+            info!(
+                event = "view_change",
+                %group,
+                viewnum = %view.num,
+                primary = %view.primary,
+                backups = ?backups,
+                reason = %reason,
+                "new view"
+            );
+            if let Some(promoted) = causes.iter().find_map(|cause| match cause {
+                ViewChangeCause::BackupPromoted { server } => Some(server),
+                _ => None,
+            }) {
+                info!(
+                    event = "promotion",
+                    %group,
+                    viewnum = %view.num,
+                    primary = %promoted,
+                    reason = %reason,
+                    "backup promoted to primary"
+                );
+            }
+        }
+        ViewEvent::Acked { group, viewnum } => {
+            metrics.acks.inc();
+            info!(event = "view_ack", %group, %viewnum, "view acknowledged by its primary");
+        }
+    }
+}
+
+/// What the view-service task last published for the admin endpoint.
+struct Published {
+    status: Status,
+    stats: NodeStats,
+    is_leader: bool,
+    log_bytes: u64,
+    log_path: Option<PathBuf>,
 }
 
 /// What the view service's admin endpoint reads.
 struct ViewServiceAdmin {
     metrics: ViewServiceMetrics,
-    /// The core's status, as last published by the view service task.
-    status: Mutex<Status>,
+    /// The node's state, as last published by the view service task.
+    published: Mutex<Published>,
     /// The last reading of each coordinator's admin endpoint, by address.
     coordinators: Mutex<BTreeMap<String, CoordinatorReading>>,
     net: Arc<Net>,
@@ -293,16 +492,72 @@ struct CoordinatorReading {
 
 impl AdminSource for ViewServiceAdmin {
     fn status(&self) -> Value {
-        let status = self.status.lock().expect("no poisoned lock").clone();
+        let (status, log_bytes, log_path) = {
+            let published = self.published.lock().expect("no poisoned lock");
+            (
+                published.status.clone(),
+                published.log_bytes,
+                published.log_path.clone(),
+            )
+        };
         let coordinators = self.coordinators.lock().expect("no poisoned lock").clone();
         let mut document = status_document(&status, &coordinators);
         document["ping_interval_ms"] = json!(self.ping_interval_ms);
+        if document["node"].is_object() {
+            document["node"]["log_bytes"] = json!(log_bytes);
+            document["node"]["log_path"] = json!(log_path.map(|p| p.display().to_string()));
+        }
         document
     }
 
     fn metrics(&self, out: &mut Exposition) {
         self.metrics.render(out);
-        let status = self.status.lock().expect("no poisoned lock").clone();
+        let (status, stats, is_leader, log_bytes) = {
+            let published = self.published.lock().expect("no poisoned lock");
+            (
+                published.status.clone(),
+                published.stats.clone(),
+                published.is_leader,
+                published.log_bytes,
+            )
+        };
+        let node = status.node.clone().unwrap_or_default();
+        out.single(
+            "tandem_viewservice_elections_total",
+            "counter",
+            "Elections this node started (became candidate).",
+            stats.elections as f64,
+        );
+        out.single(
+            "tandem_viewservice_term",
+            "gauge",
+            "This node's current Raft term.",
+            node.term as f64,
+        );
+        out.single(
+            "tandem_viewservice_is_leader",
+            "gauge",
+            "1 if this node leads and decides (V10), else 0.",
+            if is_leader { 1.0 } else { 0.0 },
+        );
+        out.single(
+            "tandem_viewservice_proposals_total",
+            "counter",
+            "Decisions and membership changes this node proposed as leader.",
+            stats.proposals as f64,
+        );
+        out.single(
+            "tandem_viewservice_log_entries",
+            "gauge",
+            "Raft log entries held in memory (since the last snapshot).",
+            node.log_entries as f64,
+        );
+        out.single(
+            "tandem_viewservice_log_bytes",
+            "gauge",
+            "Size of this node's raft.log file (0 without a data directory).",
+            log_bytes as f64,
+        );
         out.family(
             "tandem_viewservice_viewnum",
             "gauge",
@@ -423,6 +678,36 @@ fn status_document(status: &Status, coordinators: &BTreeMap<String, CoordinatorR
         "dead_after_ms": status.dead_after_ms,
         "groups": groups,
         "coordinators": coordinators,
+        "node": status.node.as_ref().map(node_document),
+    })
+}
+
+/// The answering node's Raft state, with every member and which one leads.
+fn node_document(node: &NodeStatus) -> Value {
+    let members: Vec<Value> = node
+        .members
+        .iter()
+        .map(|m| {
+            json!({
+                "id": m.id,
+                "addr": m.addr,
+                "leader": m.id == node.leader,
+                "self": m.id == node.id,
+                "last_contact_ago_ms": m.last_contact_ago_ms,
+            })
+        })
+        .collect();
+    json!({
+        "id": node.id,
+        "addr": node.addr,
+        "role": node.role,
+        "term": node.term,
+        "leader": node.leader,
+        "commit": node.commit,
+        "applied": node.applied,
+        "last_index": node.last_index,
+        "log_entries": node.log_entries,
+        "members": members,
     })
 }
 
@@ -497,4 +782,133 @@ fn reading(previous: Option<CoordinatorReading>, document: Option<&Value>) -> Co
         commands_per_second,
         requests_per_second,
     }
+}
+
+/// Most addresses tried (redirects included) before a membership change gives up.
+const MAX_CHANGE_ATTEMPTS: usize = 32;
+/// Pause between two rounds of a membership change (no leader known yet, change not applied).
+const CHANGE_RETRY_MS: u64 = 100;
+/// A single request's timeout within a membership change.
+const CHANGE_ASK_MS: u64 = 2000;
+
+/// Changes the view service's membership online (V14): sends `change` to each address of
+/// `view_service_addrs` (following the redirects of nodes that do not lead) until the leader
+/// accepts it, then polls `GetStatus` until a node has applied it. Returns that node's status
+/// (with the new membership). Fails if the leader refuses the change (the message says why),
+/// or nothing is accepted and applied within `timeout`.
+pub async fn change_members(
+    view_service_addrs: &[String],
+    change: MemberChange,
+    timeout: Duration,
+) -> Result<NodeStatus, RuntimeError> {
+    if view_service_addrs.is_empty() {
+        return Err(RuntimeError::Address {
+            addr: String::new(),
+            reason: "at least one view service address is required",
+        });
+    }
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut queue: VecDeque<String> = view_service_addrs.iter().cloned().collect();
+    let mut failures: Vec<String> = Vec::new();
+    let mut leader = None;
+    for _ in 0..MAX_CHANGE_ATTEMPTS {
+        let Some(addr) = queue.pop_front() else { break };
+        if tokio::time::Instant::now() >= deadline {
+            break;
+        }
+        match ask(&addr, Message::ChangeMembers(change.clone()), deadline).await {
+            Ok(Message::MembersReply(Ok(()))) => {
+                leader = Some(addr);
+                break;
+            }
+            Ok(Message::MembersReply(Err(reason))) => {
+                if let Some((_, to)) = reason.split_once("the leader is ") {
+                    queue.push_front(to.trim().to_owned());
+                } else if reason.starts_with("no leader is known") {
+                    failures.push(format!("{addr}: {reason}"));
+                    queue.push_back(addr);
+                    sleep(Duration::from_millis(CHANGE_RETRY_MS)).await;
+                } else {
+                    return Err(RuntimeError::Node(format!(
+                        "{addr} refused the change: {reason}"
+                    )));
+                }
+            }
+            Ok(Message::NotLeader { leader: Some(to) }) => queue.push_front(to.to_string()),
+            Ok(other) => failures.push(format!("{addr}: unexpected answer {other:?}")),
+            Err(error) => {
+                failures.push(format!("{addr}: {error}"));
+                queue.push_back(addr);
+            }
+        }
+    }
+    let Some(leader) = leader else {
+        return Err(RuntimeError::Node(format!(
+            "no view-service leader accepted the change ({})",
+            failures.last().map_or("no answer", String::as_str)
+        )));
+    };
+    info!(%leader, ?change, "membership change proposed");
+    let mut addrs = vec![leader];
+    addrs.extend(view_service_addrs.iter().cloned());
+    if let MemberChange::Add { addr, .. } = &change {
+        addrs.push(addr.to_string());
+    }
+    loop {
+        for addr in &addrs {
+            if let Ok(Message::StatusReply(status)) =
+                ask(addr, Message::GetStatus {}, deadline).await
+                && let Some(node) = status.node
+                && applied(&node, &change)
+            {
+                return Ok(node);
+            }
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Err(RuntimeError::Node(format!(
+                "the change was accepted but no node applied it within {} ms; check \
+                 `tandem status`",
+                timeout.as_millis()
+            )));
+        }
+        sleep(Duration::from_millis(CHANGE_RETRY_MS)).await;
+    }
+}
+
+/// Whether `node`'s applied membership reflects `change`.
+fn applied(node: &NodeStatus, change: &MemberChange) -> bool {
+    match change {
+        MemberChange::Add { id, addr } => node
+            .members
+            .iter()
+            .any(|m| m.id == *id && m.addr == addr.as_str()),
+        MemberChange::Remove { id } => node.id != *id && !node.members.iter().any(|m| m.id == *id),
+    }
+}
+
+/// Sends `msg` to the node at `addr` on a new connection and returns its first answer.
+async fn ask(addr: &str, msg: Message, deadline: tokio::time::Instant) -> std::io::Result<Message> {
+    let deadline = deadline.min(tokio::time::Instant::now() + Duration::from_millis(CHANGE_ASK_MS));
+    let exchange = async {
+        let max = NetConfig::default().max_frame_bytes;
+        let mut stream = TcpStream::connect(addr).await?;
+        let envelope = Envelope {
+            from: Endpoint::Client(ClientId(random_u64())),
+            msg,
+        };
+        let frame = encode_frame(&envelope, max).map_err(std::io::Error::other)?;
+        stream.write_all(&frame).await?;
+        let mut buf = BytesMut::with_capacity(4096);
+        loop {
+            if let Some(envelope) = decode_frame(&mut buf, max).map_err(std::io::Error::other)? {
+                return Ok(envelope.msg);
+            }
+            if stream.read_buf(&mut buf).await? == 0 {
+                return Err(std::io::ErrorKind::UnexpectedEof.into());
+            }
+        }
+    };
+    timeout_at(deadline, exchange)
+        .await
+        .map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))?
 }

@@ -122,6 +122,24 @@ pub struct ViewServerFile {
     /// `listen`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub listen: Option<String>,
+    /// `advertise`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub advertise: Option<String>,
+    /// `id`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<u64>,
+    /// `peers`: `["1=HOST:PORT", ...]`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub peers: Option<Vec<String>>,
+    /// `data-dir`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data_dir: Option<std::path::PathBuf>,
+    /// `raft-tick-ms`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub raft_tick_ms: Option<u64>,
+    /// `election-ticks`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub election_ticks: Option<usize>,
     /// `admin`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub admin: Option<String>,
@@ -229,8 +247,24 @@ const VIEWSERVER_EXAMPLE: &str = r#"# tandem viewserver --config viewserver.toml
 # Every key is optional here; a flag (--ping-interval-ms) or an environment variable
 # (TANDEM_PING_INTERVAL_MS) overrides the file.
 
-# Address servers and coordinators reach the view service at (required).
+# Address servers, coordinators and the other nodes reach this node at (required).
 listen = "127.0.0.1:7000"
+
+# This node's Raft id, and the group's members (ID=HOST:PORT, this node included; a node
+# whose id is not listed waits to be added with `tandem viewserver add-node`). Without
+# peers: a single node.
+id = 1
+# peers = ["1=10.0.0.1:7000", "2=10.0.0.2:7000", "3=10.0.0.3:7000"]
+
+# Where the Raft log is kept (required with peers; without it a single node keeps nothing).
+# data-dir = "/var/lib/tandem/viewservice"
+
+# The address the others reach this node at, when it is not the listen address (0.0.0.0).
+# advertise = "10.0.0.1:7000"
+
+# Raft tick, and ticks without a leader before a node campaigns (randomized up to twice).
+raft-tick-ms = 50
+election-ticks = 6
 
 # Admin HTTP endpoint: /status, /metrics, /healthz, /readyz and the dashboard at /.
 # Off unless set; a bare port means 127.0.0.1:PORT.

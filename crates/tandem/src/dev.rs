@@ -1,4 +1,5 @@
-//! `tandem dev`: a view service, three servers and a coordinator in one process.
+//! `tandem dev`: a view service of three Raft nodes, three servers and a coordinator in one
+//! process.
 
 use std::process::ExitCode;
 
@@ -10,10 +11,17 @@ use crate::role::{LogArgs, run_role_multi};
 /// Options of `tandem dev`.
 #[derive(Args, Debug)]
 pub struct DevArgs {
-    /// The Redis port; the view service listens on port+1000, the servers on port+1001..+1003.
-    /// 0 picks free ports.
+    /// The Redis port; the view-service nodes listen on port+1000.. (+1000..+1002 with three),
+    /// the servers on the ports after them. 0 picks free ports.
     #[arg(long, default_value_t = 6379)]
     port: u16,
+    /// View-service nodes (a Raft group; 1 runs a single node that keeps nothing on disk).
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=64))]
+    view_services: u64,
+    /// Where the view-service nodes keep their Raft logs (default: a temp directory, removed
+    /// on exit).
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<std::path::PathBuf>,
     /// Serve the dashboard and the view service's admin endpoint here (a bare port means
     /// 127.0.0.1:PORT); the servers and the coordinator then get admin endpoints on free ports.
     #[arg(long, value_name = "HOST:PORT", env = "TANDEM_ADMIN")]
@@ -27,12 +35,16 @@ pub fn run(args: DevArgs) -> anyhow::Result<ExitCode> {
     let options = DevOptions {
         port: args.port,
         admin: args.admin,
+        view_services: args.view_services as usize,
+        data_dir: args.data_dir,
         ..DevOptions::default()
     };
     let log = args.log.resolve(None, None);
     run_role_multi(&log, |shutdown| async move {
         let cluster = DevCluster::start(options, &shutdown).await?;
-        println!("view service  {}", cluster.view_service);
+        for (i, node) in cluster.view_services.iter().enumerate() {
+            println!("view service {} {node}", i + 1);
+        }
         for (i, server) in cluster.servers.iter().enumerate() {
             println!("server {i}      {server}");
         }
@@ -40,6 +52,9 @@ pub fn run(args: DevArgs) -> anyhow::Result<ExitCode> {
         if let Some(admin) = &cluster.admin {
             println!();
             println!("dashboard     http://{}/", admin.view_service);
+            for (i, node) in admin.view_services.iter().enumerate().skip(1) {
+                println!("view service {} admin http://{node}/", i + 1);
+            }
             for (i, server) in admin.servers.iter().enumerate() {
                 println!("server {i} admin http://{server}/status");
             }
@@ -47,7 +62,12 @@ pub fn run(args: DevArgs) -> anyhow::Result<ExitCode> {
         }
         println!();
         println!("try: redis-cli -p {}", cluster.coordinator.port());
-        println!("     tandem status --viewserver {}", cluster.view_service);
+        let list: Vec<String> = cluster
+            .view_services
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        println!("     tandem status --viewserver {}", list.join(","));
         cluster.wait().await?;
         Ok(())
     })

@@ -1,20 +1,80 @@
-//! `tandem viewserver`: run the view service.
+//! `tandem viewserver`: run one node of the view service, or change its membership online
+//! (`add-node`, `remove-node`).
 
+use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
-use clap::Args;
+use anyhow::{Context, anyhow, bail};
+use clap::{Args, Subcommand};
+use tandem_protocol::VsAddr;
+use tandem_protocol::message::{MemberChange, NodeStatus};
+use tandem_runtime::config::MAX_VIEW_SERVICE_PEERS;
 use tandem_runtime::{ViewServer, ViewServerConfig};
 
 use crate::config::{ViewServerFile, pick, print_settings, require};
 use crate::role::{RoleArgs, SharedFileKeys, run_role};
 
+const VIEWSERVER_HELP: &str = "\
+The view service is a Raft group of view-service nodes (V10); only the leader decides.
+
+A group of three, each node with its own data directory:
+  tandem viewserver --id 1 --listen 10.0.0.1:7000 --data-dir /var/lib/tandem/vs \\
+      --peers 1=10.0.0.1:7000,2=10.0.0.2:7000,3=10.0.0.3:7000
+  (the same --peers on nodes 2 and 3, each with its own --id and --listen)
+Without --peers it is a single node (id 1) and --data-dir is optional (without it nothing is
+kept across restarts). The own id's --peers address must be the --listen address, or give it
+as --advertise (needed when listening on 0.0.0.0).
+
+Adding a node online: start it with an id that is NOT in --peers and an empty data directory;
+it waits to be added:
+  tandem viewserver --id 4 --listen 10.0.0.4:7000 --data-dir /var/lib/tandem/vs \\
+      --peers 1=10.0.0.1:7000,2=10.0.0.2:7000,3=10.0.0.3:7000
+then, from anywhere:
+  tandem viewserver add-node --viewserver 10.0.0.1:7000,10.0.0.2:7000 --id 4 --addr 10.0.0.4:7000
+and to take a node out:
+  tandem viewserver remove-node --viewserver 10.0.0.1:7000 --id 2
+Both print the new membership once a node has applied the change (V14: one change at a time).";
+
 /// Options of `tandem viewserver`. Each flag can also come from its `TANDEM_*` variable or the
 /// `--config` file.
 #[derive(Args, Debug)]
+#[command(after_long_help = VIEWSERVER_HELP)]
 pub struct ViewServerArgs {
-    /// Address to listen on for servers and coordinators.
+    /// Change the membership of a running view service instead of running a node.
+    #[command(subcommand)]
+    action: Option<MembersCommand>,
+    /// Address to listen on for servers, coordinators and the other nodes.
     #[arg(long, value_name = "HOST:PORT", env = "TANDEM_LISTEN")]
     listen: Option<String>,
+    /// The address the other nodes, servers and coordinators reach this node at [default: the
+    /// listen address].
+    #[arg(long, value_name = "HOST:PORT", env = "TANDEM_ADVERTISE")]
+    advertise: Option<String>,
+    /// This node's Raft id (non-zero) [default: 1].
+    #[arg(long, env = "TANDEM_ID")]
+    id: Option<u64>,
+    /// The group's members, comma-separated ID=HOST:PORT, this node included (used when the
+    /// data directory is empty; a node whose id is not listed waits to be added). Without it:
+    /// a single node.
+    #[arg(
+        long,
+        value_name = "ID=ADDR,..",
+        value_delimiter = ',',
+        env = "TANDEM_PEERS"
+    )]
+    peers: Option<Vec<String>>,
+    /// Where this node keeps its Raft log (required with --peers).
+    #[arg(long, value_name = "DIR", env = "TANDEM_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// Raft tick in ms [default: 50].
+    #[arg(long, env = "TANDEM_RAFT_TICK_MS")]
+    raft_tick_ms: Option<u64>,
+    /// Ticks without a leader before a node campaigns, randomized up to twice this
+    /// [default: 6].
+    #[arg(long, env = "TANDEM_ELECTION_TICKS")]
+    election_ticks: Option<usize>,
     /// Admin endpoints of coordinators, comma-separated: their throughput is shown on the
     /// dashboard.
     #[arg(
@@ -41,8 +101,139 @@ pub struct ViewServerArgs {
     role: RoleArgs,
 }
 
+/// Online membership changes (V14).
+#[derive(Subcommand, Debug)]
+pub enum MembersCommand {
+    /// Add a node (running, with an empty data directory and an id not in its --peers).
+    AddNode(AddNodeArgs),
+    /// Remove a node.
+    RemoveNode(RemoveNodeArgs),
+}
+
+/// Options of `tandem viewserver add-node`.
+#[derive(Args, Debug)]
+pub struct AddNodeArgs {
+    /// Addresses of current members, comma-separated (the leader is found from any of them).
+    #[arg(
+        long = "viewserver",
+        value_name = "ADDRS",
+        value_delimiter = ',',
+        required = true
+    )]
+    view_service: Vec<String>,
+    /// The new node's Raft id (non-zero, unused).
+    #[arg(long)]
+    id: u64,
+    /// The new node's address (its --listen or --advertise).
+    #[arg(long, value_name = "HOST:PORT")]
+    addr: String,
+    /// Give up unless the change is applied within this long.
+    #[arg(long, default_value_t = 10_000)]
+    timeout_ms: u64,
+}
+
+/// Options of `tandem viewserver remove-node`.
+#[derive(Args, Debug)]
+pub struct RemoveNodeArgs {
+    /// Addresses of current members, comma-separated (the leader is found from any of them).
+    #[arg(
+        long = "viewserver",
+        value_name = "ADDRS",
+        value_delimiter = ',',
+        required = true
+    )]
+    view_service: Vec<String>,
+    /// The Raft id of the node to remove.
+    #[arg(long)]
+    id: u64,
+    /// Give up unless the change is applied within this long.
+    #[arg(long, default_value_t = 10_000)]
+    timeout_ms: u64,
+}
+
+/// Parses `ID=HOST:PORT` entries (at most [`MAX_VIEW_SERVICE_PEERS`], ids unique).
+pub fn parse_peers(entries: &[String]) -> anyhow::Result<BTreeMap<u64, String>> {
+    if entries.len() > MAX_VIEW_SERVICE_PEERS {
+        bail!(
+            "--peers: {} entries; at most {MAX_VIEW_SERVICE_PEERS}",
+            entries.len()
+        );
+    }
+    let mut peers = BTreeMap::new();
+    for entry in entries {
+        let (id, addr) = entry
+            .split_once('=')
+            .ok_or_else(|| anyhow!("--peers: {entry:?} is not ID=HOST:PORT"))?;
+        let id: u64 = id
+            .trim()
+            .parse()
+            .map_err(|_| anyhow!("--peers: {entry:?}: the id is not a number"))?;
+        if peers.insert(id, addr.trim().to_owned()).is_some() {
+            bail!("--peers: node {id} is listed twice");
+        }
+    }
+    Ok(peers)
+}
+
+/// Runs `add-node` or `remove-node`: prints the membership once applied.
+fn change(action: MembersCommand) -> anyhow::Result<ExitCode> {
+    let (addrs, change, timeout_ms) = match action {
+        MembersCommand::AddNode(args) => {
+            if args.id == 0 {
+                bail!("--id must be non-zero");
+            }
+            (
+                args.view_service,
+                MemberChange::Add {
+                    id: args.id,
+                    addr: VsAddr::new(&args.addr),
+                },
+                args.timeout_ms,
+            )
+        }
+        MembersCommand::RemoveNode(args) => (
+            args.view_service,
+            MemberChange::Remove { id: args.id },
+            args.timeout_ms,
+        ),
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let node = runtime
+        .block_on(tandem_runtime::change_members(
+            &addrs,
+            change.clone(),
+            Duration::from_millis(timeout_ms),
+        ))
+        .context("membership change failed")?;
+    match change {
+        MemberChange::Add { id, addr } => println!("node {id} ({addr}) added"),
+        MemberChange::Remove { id } => println!("node {id} removed"),
+    }
+    print!("{}", members_table(&node));
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The membership as one node applied it, one line per member.
+fn members_table(node: &NodeStatus) -> String {
+    let mut out = format!("{:<6} {:<28} {}\n", "ID", "ADDR", "ROLE");
+    for member in &node.members {
+        let role = if member.id == node.leader {
+            "leader"
+        } else {
+            "member"
+        };
+        out.push_str(&format!("{:<6} {:<28} {role}\n", member.id, member.addr));
+    }
+    out
+}
+
 /// Runs the view service until Ctrl-C or SIGTERM.
 pub fn run(args: ViewServerArgs) -> anyhow::Result<ExitCode> {
+    if let Some(action) = args.action {
+        return change(action);
+    }
     let file: ViewServerFile = args.role.load_file()?;
     let shared = args.role.resolve(SharedFileKeys {
         admin: file.admin,
@@ -71,10 +262,27 @@ pub fn run(args: ViewServerArgs) -> anyhow::Result<ExitCode> {
         file.history_len,
         defaults.view_service.history_len,
     );
+    config.id = pick(args.id, file.id, defaults.id);
+    let peers = pick(args.peers, file.peers, Vec::new());
+    config.peers = parse_peers(&peers)?;
+    config.data_dir = args.data_dir.or(file.data_dir);
+    config.advertise = args.advertise.or(file.advertise);
+    config.raft_tick_ms = pick(args.raft_tick_ms, file.raft_tick_ms, defaults.raft_tick_ms);
+    config.election_ticks = pick(
+        args.election_ticks,
+        file.election_ticks,
+        defaults.election_ticks,
+    );
     config.validate()?;
     if args.role.print_config_only() {
         let core = &config.view_service;
         return print_settings(&ViewServerFile {
+            id: Some(config.id),
+            peers: (!peers.is_empty()).then_some(peers),
+            data_dir: config.data_dir.clone(),
+            advertise: config.advertise.clone(),
+            raft_tick_ms: Some(config.raft_tick_ms),
+            election_ticks: Some(config.election_ticks),
             listen: Some(listen),
             admin: shared.admin,
             coordinator_admin: Some(config.coordinator_admin.clone()),
