@@ -1,20 +1,36 @@
 //! A Rust client that embeds a [`Clerk`] and talks to the servers directly (no coordinator
 //! hop): it asks the view service for the primary and retries across view changes (C1, C3).
+//!
+//! The view service is a list of nodes (V11): `connect` locates the leader with a [`Locator`]
+//! (following `NotLeader` redirects, moving on from a node that does not answer), then hands the
+//! list to the clerk, starting at the node that answered; the clerk keeps following redirects.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use tandem_kv::{Command, Reply};
-use tandem_protocol::{Clerk, ClerkConfig, ClientId, Endpoint, GroupId, Message, Outcome};
+use tandem_protocol::locator::Locator;
+use tandem_protocol::{Clerk, ClerkConfig, ClientId, Endpoint, GroupId, Message, Outcome, VsAddr};
 use tokio::sync::mpsc;
 use tokio::time::{Instant, sleep_until};
 
 use crate::clock::{Clock, random_u64};
 use crate::config::NetConfig;
-use crate::error::{RuntimeError, first_view_service};
+use crate::error::{RuntimeError, parse_view_services};
 use crate::net::{Inbound, Net, Peers};
 use crate::shutdown::{ShutdownTrigger, shutdown_channel};
+
+/// How often `connect` re-asks while no view-service node has answered.
+const FIRST_VIEW_RETRY_MS: u64 = 100;
+
+/// `list` with `node` first (it answered: the leader, or the node a single view service is), the
+/// others after in their order.
+fn answering_first(list: &[VsAddr], node: &VsAddr) -> Vec<VsAddr> {
+    std::iter::once(node.clone())
+        .chain(list.iter().filter(|a| *a != node).cloned())
+        .collect()
+}
 
 /// Why a call failed.
 #[derive(Debug, thiserror::Error)]
@@ -39,7 +55,7 @@ pub struct Client {
     clock: Clock,
     peers: Peers,
     inbox: mpsc::Receiver<Inbound>,
-    view_service: String,
+    view_services: Vec<VsAddr>,
     me: Endpoint,
     /// Dropping the client stops its connection tasks.
     _stop: ShutdownTrigger,
@@ -56,8 +72,9 @@ impl Client {
         .await
     }
 
-    /// Connects with the given settings; fails if the view service does not answer within
-    /// the request timeout.
+    /// Connects with the given settings; fails if the list is malformed (see
+    /// [`parse_view_services`]) or no view-service node gives a view within the request
+    /// timeout.
     pub async fn connect_with(
         config: ClerkConfig,
         net_config: NetConfig,
@@ -65,7 +82,7 @@ impl Client {
     ) -> Result<Client, ClientError> {
         config.validate().map_err(RuntimeError::from)?;
         net_config.validate().map_err(RuntimeError::from)?;
-        let view_service = first_view_service(view_service_addrs)?;
+        let view_services = parse_view_services(view_service_addrs)?;
         let (stop, shutdown) = shutdown_channel();
         let (inbox_sender, inbox) = mpsc::channel(net_config.inbox_messages);
         let net = Net::new(net_config, inbox_sender, shutdown);
@@ -76,7 +93,7 @@ impl Client {
             clock: Clock::new(),
             peers: Peers::new(net),
             inbox,
-            view_service,
+            view_services,
             me: Endpoint::Client(id),
             _stop: stop,
         };
@@ -84,24 +101,43 @@ impl Client {
         Ok(client)
     }
 
-    /// Asks the view service for the view until it answers (the clerk caches it).
+    /// Asks the view service's leader for the view until one answers (V11), then gives the
+    /// clerk the view and the list, the answering node first.
     async fn first_view(&mut self, timeout: Duration) -> Result<(), ClientError> {
         let deadline = Instant::now() + timeout;
+        let mut locator = Locator::new(self.view_services.clone());
         let mut next_ask = Instant::now();
         loop {
             if Instant::now() >= next_ask {
-                self.send(
-                    Endpoint::ViewService(tandem_protocol::VsAddr::new(&self.view_service)),
-                    Message::GetView { group: GroupId(0) },
-                );
-                next_ask = Instant::now() + Duration::from_millis(100);
+                locator.sent();
+                self.send(locator.target(), Message::GetView { group: GroupId(0) });
+                next_ask = Instant::now() + Duration::from_millis(FIRST_VIEW_RETRY_MS);
             }
             tokio::select! {
                 inbound = self.inbox.recv() => {
                     let Some(inbound) = inbound else { break };
-                    if let Message::ViewReply(_) = inbound.msg {
-                        self.clerk.handle(self.clock.now(), inbound.from, inbound.msg);
-                        return Ok(());
+                    let Endpoint::ViewService(node) = &inbound.from else { continue };
+                    match inbound.msg {
+                        Message::ViewReply(_) => {
+                            // An answer naming a node outside the list: start from the node
+                            // asked (a leader added online that a redirect named is both).
+                            let first = if self.view_services.contains(node) {
+                                node.clone()
+                            } else {
+                                locator.target_addr().clone()
+                            };
+                            self.clerk.set_view_services(answering_first(&self.view_services, &first));
+                            self.clerk.handle(self.clock.now(), inbound.from, inbound.msg);
+                            return Ok(());
+                        }
+                        Message::NotLeader { leader } => {
+                            let before = locator.moves();
+                            locator.redirected(node, leader);
+                            if locator.moves() != before {
+                                next_ask = Instant::now(); // Ask the node named at once.
+                            }
+                        }
+                        _ => {}
                     }
                 }
                 _ = sleep_until(next_ask.min(deadline)) => {}
@@ -110,7 +146,8 @@ impl Client {
                 break;
             }
         }
-        Err(RuntimeError::NoViewService(self.view_service.clone()).into())
+        let list: Vec<&str> = self.view_services.iter().map(VsAddr::as_str).collect();
+        Err(RuntimeError::NoViewService(list.join(",")).into())
     }
 
     /// Runs one command, e.g. `client.call(&[b"SET", b"k", b"v"])`.
@@ -165,5 +202,25 @@ impl Client {
             Endpoint::Server(id) => self.peers.send(id.as_str(), frame),
             Endpoint::Client(_) => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn v11_the_answering_node_comes_first_and_the_rest_keep_their_order() {
+        let list: Vec<VsAddr> = ["a:1", "b:1", "c:1"].into_iter().map(VsAddr::new).collect();
+        let names = |v: Vec<VsAddr>| v.iter().map(|a| a.as_str().to_owned()).collect::<Vec<_>>();
+        assert_eq!(
+            names(answering_first(&list, &VsAddr::new("b:1"))),
+            ["b:1", "a:1", "c:1"]
+        );
+        // A leader outside the list (added online) is asked first, the list kept after it.
+        assert_eq!(
+            names(answering_first(&list, &VsAddr::new("d:1"))),
+            ["d:1", "a:1", "b:1", "c:1"]
+        );
     }
 }

@@ -19,6 +19,7 @@ use tandem_protocol::message::RequestError;
 use tandem_protocol::replica::ReplicaStats;
 use tandem_protocol::{
     ClientId, Endpoint, GroupId, Incarnation, Message, Replica, RoleKind, ServerId, Transmit, View,
+    VsAddr,
 };
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
@@ -28,7 +29,7 @@ use tracing::{debug, info};
 use crate::admin::{AdminListener, AdminSource, render_net};
 use crate::clock::{Clock, random_u64};
 use crate::config::ServerConfig;
-use crate::error::{RuntimeError, bind, first_view_service};
+use crate::error::{RuntimeError, bind, parse_view_services};
 use crate::metrics::{Exposition, ServerMetrics};
 use crate::net::{Inbound, Net, Peers, ReplyPath, serve_inbound};
 use crate::shutdown::Shutdown;
@@ -45,13 +46,14 @@ pub struct Server {
     config: ServerConfig,
     listener: TcpListener,
     id: ServerId,
-    view_service: String,
+    view_services: Vec<VsAddr>,
     admin: Option<AdminListener>,
 }
 
 impl Server {
-    /// Validates `config` and binds `listen`. The server's id is `advertise`, or the bound
-    /// address when it is `None` (a server's id IS the `HOST:PORT` its peers connect to).
+    /// Validates `config` and the view-service list (see [`parse_view_services`]) and binds
+    /// `listen`. The server's id is `advertise`, or the bound address when it is `None` (a
+    /// server's id IS the `HOST:PORT` its peers connect to).
     pub async fn bind(
         config: ServerConfig,
         listen: &str,
@@ -59,7 +61,7 @@ impl Server {
         view_service_addrs: &[String],
     ) -> Result<Server, RuntimeError> {
         config.validate()?;
-        let view_service = first_view_service(view_service_addrs)?;
+        let view_services = parse_view_services(view_service_addrs)?;
         let listener = bind(listen).await?;
         let local = listener.local_addr()?;
         let id = match advertise {
@@ -77,7 +79,7 @@ impl Server {
             config,
             listener,
             id,
-            view_service,
+            view_services,
             admin,
         })
     }
@@ -102,7 +104,8 @@ impl Server {
         let (inbox_sender, mut inbox) = mpsc::channel(self.config.net.inbox_messages);
         let net = Net::new(self.config.net.clone(), inbox_sender, shutdown.clone());
         let incarnation = Incarnation(random_u64());
-        info!(id = %self.id, group = %self.config.group, %incarnation, view_service = %self.view_service, "server started");
+        let view_service_list = join_addrs(&self.view_services);
+        info!(id = %self.id, group = %self.config.group, %incarnation, view_services = %view_service_list, "server started");
         tokio::spawn(serve_inbound(self.listener, net.clone()));
         let admin = Arc::new(ServerAdmin {
             id: self.id.clone(),
@@ -110,23 +113,27 @@ impl Server {
             metrics: ServerMetrics::default(),
             snapshot: Mutex::new(Snapshot::default()),
             net: net.clone(),
+            view_services: view_service_list,
         });
         if let Some(listener) = self.admin {
             listener.spawn(admin.clone(), shutdown.clone());
         }
+        let mut replica = Replica::new(
+            self.id.clone(),
+            self.config.group,
+            incarnation,
+            self.config.replica.clone(),
+        );
+        // V11: the core pings the leader it locates among these, following redirects.
+        replica.set_view_services(self.view_services);
         let mut driver = Driver {
             admin,
             seen: (RoleKind::Idle, None),
+            seen_moves: 0,
             next_publish_ms: 0,
-            replica: Replica::new(
-                self.id.clone(),
-                self.config.group,
-                incarnation,
-                self.config.replica.clone(),
-            ),
+            replica,
             clock: Clock::new(),
             me: Endpoint::Server(self.id.clone()),
-            view_service: self.view_service,
             peers: Peers::new(net.clone()),
             routes: ClientRoutes::new(self.config.net.max_client_routes),
             net,
@@ -175,11 +182,12 @@ struct Driver {
     admin: Arc<ServerAdmin>,
     /// Role and view number last observed, to log changes.
     seen: (RoleKind, Option<u64>),
+    /// `replica.locator().moves()` last observed, to log target changes (V11).
+    seen_moves: u64,
     next_publish_ms: u64,
     replica: Replica,
     clock: Clock,
     me: Endpoint,
-    view_service: String,
     peers: Peers,
     routes: ClientRoutes,
     net: std::sync::Arc<Net>,
@@ -330,6 +338,17 @@ impl Driver {
                 );
             }
         }
+        let locator = self.replica.locator();
+        if locator.moves() != self.seen_moves {
+            self.seen_moves = locator.moves();
+            info!(
+                event = "view_service_target",
+                id = %self.replica.id(),
+                target = %locator.target_addr(),
+                moves = locator.moves(),
+                "pinging another view-service node (V11: redirected or the last one went silent)"
+            );
+        }
         let now_ms = self.clock.now().mono_ms;
         if now_ms >= self.next_publish_ms {
             self.next_publish_ms = now_ms + PUBLISH_MS;
@@ -347,10 +366,21 @@ impl Driver {
                     .map(|(id, chunks)| (id.to_string(), chunks))
                     .collect(),
                 progress: self.replica.progress_summary(),
+                view_service: self.replica.locator().target_addr().to_string(),
+                view_service_moves: self.replica.locator().moves(),
             };
             *self.admin.snapshot.lock().expect("no poisoned lock") = snapshot;
         }
     }
+}
+
+/// `a,b,c`.
+pub(crate) fn join_addrs(addrs: &[VsAddr]) -> String {
+    addrs
+        .iter()
+        .map(VsAddr::as_str)
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 fn endpoint_name(endpoint: &Endpoint) -> String {
@@ -373,6 +403,10 @@ struct Snapshot {
     /// Backups receiving a state transfer, with chunks acknowledged.
     transfers: Vec<(String, u32)>,
     progress: String,
+    /// The view-service node pinged now (V11).
+    view_service: String,
+    /// How often that target changed.
+    view_service_moves: u64,
 }
 
 /// What a server's admin endpoint reads.
@@ -382,6 +416,8 @@ struct ServerAdmin {
     metrics: ServerMetrics,
     snapshot: Mutex<Snapshot>,
     net: Arc<Net>,
+    /// The configured view-service list, comma-separated.
+    view_services: String,
 }
 
 fn role_name(role: Option<RoleKind>) -> &'static str {
@@ -399,6 +435,9 @@ impl AdminSource for ServerAdmin {
             "role": "server",
             "id": self.id.as_str(),
             "group": self.group.0,
+            "view_service": s.view_service,
+            "view_services": self.view_services,
+            "view_service_moves": s.view_service_moves,
             "view_role": role_name(s.role),
             "viewnum": s.view.as_ref().map_or(0, |v| v.num.0),
             "primary": s.view.as_ref().map(|v| v.primary.as_str()),

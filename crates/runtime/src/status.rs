@@ -1,34 +1,138 @@
-//! `tandem status`: ask the view service for every group's view, acknowledgement and idle
-//! servers (`GetStatus`), and render it as JSON or a table.
+//! `tandem status`: ask every view-service node for its status (`GetStatus`) and render the
+//! nodes (id, role, term, indexes, last contact) and every group's view, acknowledgement and
+//! idle servers as JSON or tables. The groups come from the leader's answer (V10).
 
 use std::time::Duration;
 
 use bytes::BytesMut;
 use serde::Serialize;
+use tandem_protocol::message::NodeStatus;
 use tandem_protocol::{ClientId, Endpoint, Message, Status};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio::task::JoinSet;
 use tokio::time::{Instant, timeout_at};
 
 use crate::clock::random_u64;
 use crate::config::NetConfig;
-use crate::error::RuntimeError;
+use crate::error::{RuntimeError, parse_view_services};
 use crate::wire::{Envelope, decode_frame, encode_frame};
 
-/// Asks each view service address in turn; the first answer wins.
+/// What one view-service node answered to `GetStatus`.
+#[derive(Clone, Debug)]
+pub struct NodeAnswer {
+    /// The address asked (as given in the list).
+    pub addr: String,
+    /// Its status, or why there is none (refused, timed out, ...).
+    pub status: Result<Status, String>,
+}
+
+/// Every listed view-service node's answer, and which one the groups' views are taken from.
+#[derive(Clone, Debug)]
+pub struct ClusterStatus {
+    /// One per listed address, in the list's order.
+    pub nodes: Vec<NodeAnswer>,
+    /// Index in `nodes` of the answer the groups come from (see [`choose_source`]).
+    pub source: usize,
+    /// That answer.
+    groups: Status,
+}
+
+impl ClusterStatus {
+    /// The answer the groups' views come from.
+    pub fn groups(&self) -> &Status {
+        &self.groups
+    }
+
+    /// The answering leader's node status, if a leader answered.
+    fn leader(&self) -> Option<&NodeStatus> {
+        self.groups().node.as_ref().filter(|n| n.role == "leader")
+    }
+}
+
+/// Which answer to take the groups' views from (V10, V12: only the leader's table is the
+/// latest committed one): the leader's (the highest term's if two claim it, a deposed leader not
+/// knowing it yet); without a leader, the node that applied the most log entries; a node that
+/// reports no Raft state (a single view service) counts as applied 0. `None` if no node answered.
+pub fn choose_source(answers: &[Option<&Status>]) -> Option<usize> {
+    let leader = answers
+        .iter()
+        .enumerate()
+        .filter_map(|(i, a)| Some((i, a.as_ref()?.node.as_ref()?)))
+        .filter(|(_, node)| node.role == "leader")
+        .max_by_key(|(i, node)| (node.term, std::cmp::Reverse(*i)))
+        .map(|(i, _)| i);
+    leader.or_else(|| {
+        answers
+            .iter()
+            .enumerate()
+            .filter_map(|(i, a)| Some((i, a.as_ref()?)))
+            .max_by_key(|(i, status)| {
+                let applied = status.node.as_ref().map_or(0, |n| n.applied);
+                (applied, std::cmp::Reverse(*i))
+            })
+            .map(|(i, _)| i)
+    })
+}
+
+/// Asks EVERY node of the list for its status at once, each within `timeout`; fails only if
+/// the list is malformed or no node answered.
+pub async fn cluster_status(
+    view_service_addrs: &[String],
+    timeout: Duration,
+) -> Result<ClusterStatus, RuntimeError> {
+    let list = parse_view_services(view_service_addrs)?;
+    let mut tasks = JoinSet::new();
+    for (index, addr) in list.iter().enumerate() {
+        let addr = addr.as_str().to_owned();
+        tasks.spawn(async move {
+            let deadline = Instant::now() + timeout;
+            let status = match timeout_at(deadline, ask(&addr)).await {
+                Ok(Ok(status)) => Ok(status),
+                Ok(Err(error)) => Err(error.to_string()),
+                Err(_) => Err(format!("no answer within {} ms", timeout.as_millis())),
+            };
+            (index, NodeAnswer { addr, status })
+        });
+    }
+    let mut nodes: Vec<Option<NodeAnswer>> = vec![None; list.len()];
+    while let Some(joined) = tasks.join_next().await {
+        if let Ok((index, answer)) = joined {
+            nodes[index] = Some(answer);
+        }
+    }
+    let nodes: Vec<NodeAnswer> = nodes
+        .into_iter()
+        .zip(&list)
+        .map(|(answer, addr)| {
+            answer.unwrap_or_else(|| NodeAnswer {
+                addr: addr.to_string(),
+                status: Err("the query task failed".to_owned()),
+            })
+        })
+        .collect();
+    let answers: Vec<Option<&Status>> = nodes.iter().map(|n| n.status.as_ref().ok()).collect();
+    match choose_source(&answers) {
+        Some(source) => {
+            let groups = answers[source].cloned().unwrap_or_default();
+            Ok(ClusterStatus {
+                nodes,
+                source,
+                groups,
+            })
+        }
+        None => Err(RuntimeError::NoViewService(view_service_addrs.join(","))),
+    }
+}
+
+/// Asks every node of the list (see [`cluster_status`]) and returns the groups' status from
+/// the leader's answer (or the most up-to-date node's).
 pub async fn status(
     view_service_addrs: &[String],
     timeout: Duration,
 ) -> Result<Status, RuntimeError> {
-    for addr in view_service_addrs {
-        let deadline = Instant::now() + timeout;
-        match timeout_at(deadline, ask(addr)).await {
-            Ok(Ok(status)) => return Ok(status),
-            Ok(Err(error)) => tracing::debug!(%addr, %error, "status query failed"),
-            Err(_) => tracing::debug!(%addr, "status query timed out"),
-        }
-    }
-    Err(RuntimeError::NoViewService(view_service_addrs.join(",")))
+    let cluster = cluster_status(view_service_addrs, timeout).await?;
+    Ok(cluster.groups().clone())
 }
 
 async fn ask(addr: &str) -> std::io::Result<Status> {
@@ -69,10 +173,7 @@ struct JsonGroup<'a> {
     idle: Vec<&'a str>,
 }
 
-/// The `--json` form, exactly
-/// `{"groups":[{"group":0,"viewnum":N,"primary":"HOST:PORT"|null,"backups":[..],"acked":..,
-/// "idle":[..]}]}`. A view service that knows no group yet reports group 0 without a view.
-pub fn status_json(status: &Status) -> String {
+fn json_groups(status: &Status) -> Vec<JsonGroup<'_>> {
     let mut groups: Vec<JsonGroup<'_>> = status
         .groups
         .iter()
@@ -100,7 +201,142 @@ pub fn status_json(status: &Status) -> String {
             idle: Vec::new(),
         });
     }
+    groups
+}
+
+/// The groups' `--json` form, exactly
+/// `{"groups":[{"group":0,"viewnum":N,"primary":"HOST:PORT"|null,"backups":[..],"acked":..,
+/// "idle":[..]}]}`. A view service that knows no group yet reports group 0 without a view.
+pub fn status_json(status: &Status) -> String {
+    let groups = json_groups(status);
     serde_json::to_string(&JsonStatus { groups }).expect("plain data serializes")
+}
+
+/// One view-service node as `tandem status` shows it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct NodeRow {
+    /// Raft id (from its answer, or from the leader's member list), if known.
+    pub id: Option<u64>,
+    /// The address asked.
+    pub address: String,
+    /// "leader", "follower", "candidate", "precandidate", "single" (a view service without
+    /// Raft state) or "unreachable".
+    pub role: String,
+    /// Its term.
+    pub term: Option<u64>,
+    /// Highest log index it knows committed.
+    pub commit: Option<u64>,
+    /// Highest log index it applied.
+    pub applied: Option<u64>,
+    /// The leader's id as it knows it (`None`: unknown).
+    pub leader: Option<u64>,
+    /// Ms since the leader last heard from it (from the leader's member list; 0 for the leader).
+    pub last_contact_ms: Option<u64>,
+    /// Why it did not answer.
+    pub error: Option<String>,
+}
+
+/// One row per listed node (in the list's order); the last-contact column comes from the
+/// answering leader's member list, matched by id, or by address for a node that did not answer.
+pub fn node_rows(cluster: &ClusterStatus) -> Vec<NodeRow> {
+    let members = cluster.leader().map_or(&[][..], |l| &l.members[..]);
+    cluster
+        .nodes
+        .iter()
+        .map(|answer| match &answer.status {
+            Ok(status) => match &status.node {
+                Some(node) => NodeRow {
+                    id: Some(node.id),
+                    address: answer.addr.clone(),
+                    role: node.role.clone(),
+                    term: Some(node.term),
+                    commit: Some(node.commit),
+                    applied: Some(node.applied),
+                    leader: (node.leader != 0).then_some(node.leader),
+                    last_contact_ms: members
+                        .iter()
+                        .find(|m| m.id == node.id)
+                        .and_then(|m| m.last_contact_ago_ms),
+                    error: None,
+                },
+                None => NodeRow {
+                    id: None,
+                    address: answer.addr.clone(),
+                    role: "single".to_owned(),
+                    term: None,
+                    commit: None,
+                    applied: None,
+                    leader: None,
+                    last_contact_ms: None,
+                    error: None,
+                },
+            },
+            Err(error) => {
+                let member = members.iter().find(|m| m.addr == answer.addr);
+                NodeRow {
+                    id: member.map(|m| m.id),
+                    address: answer.addr.clone(),
+                    role: "unreachable".to_owned(),
+                    term: None,
+                    commit: None,
+                    applied: None,
+                    leader: None,
+                    last_contact_ms: member.and_then(|m| m.last_contact_ago_ms),
+                    error: Some(error.clone()),
+                }
+            }
+        })
+        .collect()
+}
+
+/// `tandem status --json`: `{"nodes":[{"id","address","role","term","commit","applied",
+/// "leader","last_contact_ms","error"}],"groups":[..as in [`status_json`]..]}`.
+pub fn cluster_status_json(cluster: &ClusterStatus) -> String {
+    #[derive(Serialize)]
+    struct Doc<'a> {
+        nodes: Vec<NodeRow>,
+        groups: Vec<JsonGroup<'a>>,
+    }
+    let doc = Doc {
+        nodes: node_rows(cluster),
+        groups: json_groups(cluster.groups()),
+    };
+    serde_json::to_string(&doc).expect("plain data serializes")
+}
+
+/// `tandem status`: the view-service nodes' table, then the groups' (see [`status_table`]).
+pub fn cluster_status_table(cluster: &ClusterStatus) -> String {
+    let dash = |v: Option<u64>| v.map_or_else(|| "-".to_owned(), |v| v.to_string());
+    let mut out = format!(
+        "{:<4} {:<22} {:<12} {:<6} {:<8} {:<8} {:<7} {}\n",
+        "ID", "ADDRESS", "ROLE", "TERM", "COMMIT", "APPLIED", "LEADER", "LAST CONTACT"
+    );
+    for row in node_rows(cluster) {
+        let contact = row.last_contact_ms.map_or_else(
+            || "-".to_owned(),
+            |ms| format!("{:.1}s ago", ms as f64 / 1000.0),
+        );
+        out.push_str(&format!(
+            "{:<4} {:<22} {:<12} {:<6} {:<8} {:<8} {:<7} {}\n",
+            dash(row.id),
+            row.address,
+            row.role,
+            dash(row.term),
+            dash(row.commit),
+            dash(row.applied),
+            dash(row.leader),
+            contact
+        ));
+    }
+    if cluster.leader().is_none() && cluster.groups().node.is_some() {
+        out.push_str(&format!(
+            "(no leader answered: groups as seen by {})\n",
+            cluster.nodes[cluster.source].addr
+        ));
+    }
+    out.push('\n');
+    out.push_str(&status_table(cluster.groups()));
+    out
 }
 
 /// A readable table, one line per group.
@@ -199,4 +435,105 @@ pub fn status_history_json(status: &Status) -> String {
         })
         .collect();
     serde_json::json!({ "groups": groups }).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use tandem_protocol::message::MemberStatus;
+
+    use super::*;
+
+    fn node(id: u64, role: &str, term: u64, applied: u64) -> Status {
+        Status {
+            node: Some(NodeStatus {
+                id,
+                addr: format!("n{id}:7000"),
+                role: role.to_owned(),
+                term,
+                leader: if role == "leader" { id } else { 0 },
+                commit: applied,
+                applied,
+                members: (1..=3)
+                    .map(|m| MemberStatus {
+                        id: m,
+                        addr: format!("n{m}:7000"),
+                        last_contact_ago_ms: Some(if m == id { 0 } else { 10 * m }),
+                    })
+                    .collect(),
+                ..NodeStatus::default()
+            }),
+            ..Status::default()
+        }
+    }
+
+    #[test]
+    fn v10_status_comes_from_the_leader_or_else_the_most_applied_node() {
+        let (f1, l2, f3) = (
+            node(1, "follower", 3, 9),
+            node(2, "leader", 3, 7),
+            node(3, "follower", 3, 8),
+        );
+        assert_eq!(choose_source(&[Some(&f1), Some(&l2), Some(&f3)]), Some(1));
+        // No leader answered: the node that applied the most.
+        assert_eq!(choose_source(&[Some(&f1), None, Some(&f3)]), Some(0));
+        assert_eq!(choose_source(&[None, None, Some(&f3)]), Some(2));
+        // Two claim to lead (a deposed one does not know yet): the higher term wins.
+        let stale = node(1, "leader", 2, 9);
+        assert_eq!(choose_source(&[Some(&stale), Some(&l2)]), Some(1));
+        // A single view service (no Raft state) is taken when it is all there is.
+        let single = Status::default();
+        assert_eq!(choose_source(&[None, Some(&single)]), Some(1));
+        assert_eq!(choose_source(&[None, None]), None);
+    }
+
+    #[test]
+    fn unreachable_nodes_are_listed_with_the_leaders_last_contact() {
+        let cluster = ClusterStatus {
+            nodes: vec![
+                NodeAnswer {
+                    addr: "n1:7000".into(),
+                    status: Err("connection refused".into()),
+                },
+                NodeAnswer {
+                    addr: "n2:7000".into(),
+                    status: Ok(node(2, "leader", 4, 12)),
+                },
+                NodeAnswer {
+                    addr: "n3:7000".into(),
+                    status: Ok(node(3, "follower", 4, 11)),
+                },
+            ],
+            source: 1,
+            groups: node(2, "leader", 4, 12),
+        };
+        let rows = node_rows(&cluster);
+        assert_eq!(rows[0].role, "unreachable");
+        assert_eq!(rows[0].id, Some(1), "id from the leader's member list");
+        assert_eq!(rows[0].last_contact_ms, Some(10));
+        assert_eq!(rows[0].error.as_deref(), Some("connection refused"));
+        assert_eq!(
+            (
+                rows[1].role.as_str(),
+                rows[1].leader,
+                rows[1].last_contact_ms
+            ),
+            ("leader", Some(2), Some(0))
+        );
+        assert_eq!(
+            (rows[2].applied, rows[2].last_contact_ms),
+            (Some(11), Some(30))
+        );
+        let table = cluster_status_table(&cluster);
+        let line = table.lines().nth(1).expect("first node row");
+        assert!(
+            line.contains("n1:7000") && line.contains("unreachable"),
+            "{table}"
+        );
+        assert!(!table.contains("no leader answered"), "{table}");
+        let json: serde_json::Value =
+            serde_json::from_str(&cluster_status_json(&cluster)).expect("valid JSON");
+        assert_eq!(json["nodes"][0]["role"], "unreachable");
+        assert_eq!(json["nodes"][1]["term"], 4);
+        assert_eq!(json["groups"][0]["group"], 0);
+    }
 }

@@ -42,7 +42,8 @@ pub struct ConfigArg {
 /// `--viewserver ADDRS`, shared by the roles that talk to the view service.
 #[derive(Args, Debug, Clone)]
 pub struct ViewServiceArg {
-    /// View service addresses, comma-separated (the first is used).
+    /// View-service node addresses, comma-separated (1 to 64 HOST:PORT, no duplicates); the
+    /// leader is found among them.
     #[arg(
         long = "viewserver",
         value_name = "ADDRS",

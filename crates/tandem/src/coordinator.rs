@@ -37,7 +37,7 @@ pub fn run(args: CoordinatorArgs) -> anyhow::Result<ExitCode> {
     });
     let defaults = CoordinatorConfig::default();
     let listen = require(args.listen, file.listen, "listen")?;
-    let view_service = require(args.view_service.addrs, file.viewserver, "viewserver")?;
+    let view_service = crate::role::view_service_list(args.view_service.addrs, file.viewserver)?;
     let mut config = CoordinatorConfig {
         max_connections: pick(
             args.max_connections,

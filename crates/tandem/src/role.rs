@@ -70,6 +70,18 @@ impl RoleArgs {
     }
 }
 
+/// The `--viewserver` list in force (flag or environment, then file), validated: 1 to 64
+/// `HOST:PORT` entries without duplicates (V11), trimmed.
+pub fn view_service_list(
+    cli: Option<Vec<String>>,
+    file: Option<Vec<String>>,
+) -> anyhow::Result<Vec<String>> {
+    let addrs = crate::config::require(cli, file, "viewserver")?;
+    let list = tandem_runtime::error::parse_view_services(&addrs)
+        .map_err(|e| anyhow!("--viewserver: {e}"))?;
+    Ok(list.iter().map(|a| a.as_str().to_owned()).collect())
+}
+
 /// Logging options of every role.
 #[derive(Args, Debug, Clone)]
 pub struct LogArgs {

@@ -42,7 +42,7 @@ pub fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
     });
     let defaults = ServerConfig::default();
     let listen = require(args.listen, file.listen, "listen")?;
-    let view_service = require(args.view_service.addrs, file.viewserver, "viewserver")?;
+    let view_service = crate::role::view_service_list(args.view_service.addrs, file.viewserver)?;
     let advertise = args.advertise.or(file.advertise);
     let mut config = ServerConfig {
         group: GroupId(pick(args.group, file.group, 0)),

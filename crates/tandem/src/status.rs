@@ -1,14 +1,16 @@
-//! `tandem status`: print every replica group's view as the view service sees it.
+//! `tandem status`: print every view-service node (id, role, term, commit and applied index,
+//! last contact) and every replica group's view as the view service's leader sees it.
 
 use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Args;
+use tandem_runtime::status;
 
 /// Options of `tandem status`.
 #[derive(Args, Debug)]
 pub struct StatusArgs {
-    /// View service addresses, comma-separated (tried in order).
+    /// View-service node addresses, comma-separated (1 to 64 HOST:PORT); every one is asked.
     #[arg(
         long = "viewserver",
         value_name = "ADDRS",
@@ -16,32 +18,36 @@ pub struct StatusArgs {
         required = true
     )]
     view_service: Vec<String>,
-    /// Print JSON: {"groups":[{"group","viewnum","primary","backups","acked","idle"}]}.
+    /// Print JSON: {"nodes":[{"id","address","role","term","commit","applied","leader",
+    /// "last_contact_ms","error"}],"groups":[{"group","viewnum","primary","backups","acked",
+    /// "idle"}]}.
     #[arg(long)]
     json: bool,
     /// Print each group's recent views, newest first, with when and why each one started.
     #[arg(long)]
     history: bool,
-    /// Give up on an address after this long.
+    /// Give up on a node after this long (the nodes are asked at once).
     #[arg(long, default_value_t = 2000)]
     timeout_ms: u64,
 }
 
-/// Queries the view service and prints its status.
+/// Queries every view-service node and prints the nodes and the groups; fails only if no node
+/// answered.
 pub fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
     let timeout = Duration::from_millis(args.timeout_ms);
-    let status = runtime.block_on(tandem_runtime::status(&args.view_service, timeout))?;
+    let cluster = runtime.block_on(status::cluster_status(&args.view_service, timeout))?;
+    let groups = cluster.groups();
     if args.history && args.json {
-        println!("{}", tandem_runtime::status_history_json(&status));
+        println!("{}", tandem_runtime::status_history_json(groups));
     } else if args.history {
-        print!("{}", tandem_runtime::status_history(&status));
+        print!("{}", tandem_runtime::status_history(groups));
     } else if args.json {
-        println!("{}", tandem_runtime::status_json(&status));
+        println!("{}", status::cluster_status_json(&cluster));
     } else {
-        print!("{}", tandem_runtime::status_table(&status));
+        print!("{}", status::cluster_status_table(&cluster));
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -71,15 +71,74 @@ fn status_json_reports_the_view_of_a_running_view_service() {
             .unwrap();
         if output.status.success() {
             let stdout = String::from_utf8_lossy(&output.stdout);
-            assert_eq!(
-                stdout.trim(),
-                r#"{"groups":[{"group":0,"viewnum":0,"primary":null,"backups":[],"acked":false,"idle":[]}]}"#
+            let json: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+            // The groups keep their documented field order, after the nodes.
+            assert!(stdout.starts_with(r#"{"nodes":["#), "{stdout}");
+            assert!(
+                stdout.trim().ends_with(
+                    r#","groups":[{"group":0,"viewnum":0,"primary":null,"backups":[],"acked":false,"idle":[]}]}"#
+                ),
+                "{stdout}"
             );
+            let nodes = json["nodes"].as_array().expect("a nodes list");
+            assert_eq!(nodes.len(), 1, "{stdout}");
+            assert_eq!(nodes[0]["address"], addr.as_str());
+            assert_ne!(nodes[0]["role"], "unreachable");
             return;
         }
         assert!(Instant::now() < deadline, "the view service never answered");
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+#[test]
+fn status_lists_an_unreachable_view_service_node_and_still_shows_the_groups() {
+    // Two free ports (both held until both are known, so they differ).
+    let held = [
+        TcpListener::bind("127.0.0.1:0").unwrap(),
+        TcpListener::bind("127.0.0.1:0").unwrap(),
+    ];
+    let [dead, live] = held.map(|l| l.local_addr().unwrap().to_string());
+    let _view_service = Running(
+        tandem()
+            .args(["viewserver", "--listen", &live, "--log-level", "warn"])
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let list = format!("{dead},{live}");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let output = tandem()
+            .args(["status", "--viewserver", &list, "--timeout-ms", "500"])
+            .output()
+            .unwrap();
+        if output.status.success() {
+            let stdout = String::from_utf8_lossy(&output.stdout);
+            let dead_row = stdout.lines().find(|l| l.contains(&dead)).expect(&stdout);
+            assert!(dead_row.contains("unreachable"), "{stdout}");
+            let live_row = stdout.lines().find(|l| l.contains(&live)).expect(&stdout);
+            assert!(!live_row.contains("unreachable"), "{stdout}");
+            assert!(stdout.contains("GROUP"), "{stdout}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "the live view service never answered");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // Nothing answers: a non-zero exit naming the list.
+    let output = tandem()
+        .args(["status", "--viewserver", &dead, "--timeout-ms", "500"])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains(&dead));
+    // A malformed list is refused before anything is asked.
+    let output = tandem()
+        .args(["status", "--viewserver", &format!("{live},{live}")])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("twice"));
 }
 
 #[test]

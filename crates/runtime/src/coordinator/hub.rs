@@ -11,18 +11,26 @@
 //! changing what any clerk decides: the latest view is cached and handed to a session before it
 //! submits, and a `GetView` from a session is not sent when another was sent within
 //! [`VIEW_QUERY_GAP_MS`]: the answer to that one is given to every busy session.
+//!
+//! The hub finds the view service's leader itself (V11) with its own [`Locator`] over the
+//! `--viewserver` list: every `GetView` goes to the locator's target; a `ViewReply` from the
+//! target counts as its answer; a `NotLeader` moves the target to the leader named (or the next
+//! node) and the new target is asked at once; too many unanswered queries, or a refused
+//! connection to the target, move on to the next node.
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
 use std::sync::Arc;
 
 use tandem_kv::Command;
+use tandem_protocol::locator::{Locator, MAX_UNANSWERED};
 use tandem_protocol::{
-    Clerk, ClerkConfig, ClientId, Endpoint, GroupId, Message, Outcome, Transmit, View,
+    Clerk, ClerkConfig, ClientId, Endpoint, GroupId, Message, Outcome, Transmit, View, VsAddr,
     message::ViewReply,
 };
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::{Duration, interval, sleep_until};
+use tracing::info;
 
 use crate::clock::Clock;
 use crate::net::{Inbound, Net, Peers};
@@ -72,18 +80,27 @@ pub(crate) struct Hub {
     latest_from: Endpoint,
     view_sender: watch::Sender<Option<View>>,
     last_view_query_ms: Option<u64>,
-    view_service: String,
+    /// The configured view-service list, given to every clerk.
+    view_services: Vec<VsAddr>,
+    /// Which view-service node to ask (V11).
+    locator: Locator,
+    /// `locator.moves()` last published.
+    seen_moves: u64,
+    /// Publishes the locator's target (the admin `/status`).
+    target_sender: watch::Sender<String>,
     peers: Peers,
 }
 
 impl Hub {
-    /// A hub for `group`, reaching the view service at `view_service` through `net`.
+    /// A hub for `group`, reaching the view service's nodes `view_services` (not empty) through
+    /// `net`; the node it asks is published on `target_sender`.
     pub fn new(
         group: GroupId,
         config: ClerkConfig,
-        view_service: String,
+        view_services: Vec<VsAddr>,
         net: Arc<Net>,
         view_sender: watch::Sender<Option<View>>,
+        target_sender: watch::Sender<String>,
     ) -> Hub {
         Hub {
             group,
@@ -98,7 +115,10 @@ impl Hub {
             )),
             view_sender,
             last_view_query_ms: None,
-            view_service,
+            locator: Locator::new(view_services.clone()),
+            view_services,
+            seen_moves: 0,
+            target_sender,
             peers: Peers::new(net),
         }
     }
@@ -148,6 +168,20 @@ impl Hub {
     /// A server refused or dropped our connection: every session waiting on it re-asks the
     /// view service now instead of waiting out its attempt timeout (C1).
     fn on_unreachable(&mut self, addr: &str) {
+        if self.locator.target_addr().as_str() == addr {
+            // V11: a refused connection is a node that will not answer: count the queries
+            // as unanswered until the locator moves on. The next query (refresh or a
+            // session's) goes to the new target; not at once, so that a list of dead nodes is
+            // not cycled through in a tight loop.
+            for _ in 0..=MAX_UNANSWERED {
+                if self.locator.target_addr().as_str() != addr {
+                    break;
+                }
+                self.locator.sent();
+            }
+            self.note_target();
+            return;
+        }
         let now = self.clock.now();
         let server = tandem_protocol::ServerId::new(addr);
         let waiting: Vec<ClientId> = self.busy.iter().copied().collect();
@@ -171,10 +205,15 @@ impl Hub {
 
     fn submit(&mut self, client: ClientId, cmds: Vec<Command>, done: oneshot::Sender<Outcome>) {
         let now = self.clock.now();
-        let session = self.sessions.entry(client).or_insert_with(|| Session {
-            clerk: Clerk::new(client, self.group, self.config.clone()),
-            done: None,
-            armed_ms: None,
+        let session = self.sessions.entry(client).or_insert_with(|| {
+            let mut clerk = Clerk::new(client, self.group, self.config.clone());
+            // Its GetViews are routed through `query_view` (and so to the hub's target).
+            clerk.set_view_services(self.view_services.clone());
+            Session {
+                clerk,
+                done: None,
+                armed_ms: None,
+            }
         });
         if !session.clerk.is_idle() {
             // A connection waits for each outcome before sending more; refuse rather than
@@ -211,9 +250,22 @@ impl Hub {
                     self.after(client);
                 }
             }
+            Message::NotLeader { leader } => {
+                if let Endpoint::ViewService(node) = &from {
+                    // V11: follow the redirect and ask the node named now, not after the gap.
+                    self.locator.redirected(node, leader);
+                    if self.note_target() {
+                        self.last_view_query_ms = None;
+                        self.query_view(Endpoint::Client(ClientId(0)));
+                    }
+                }
+            }
             Message::ViewReply(reply)
                 if reply.group == self.group && matches!(from, Endpoint::ViewService(_)) =>
             {
+                if let Endpoint::ViewService(node) = &from {
+                    self.locator.answered(node);
+                }
                 let newer = match (
                     &reply.view,
                     self.latest.as_ref().and_then(|l| l.view.as_ref()),
@@ -317,9 +369,30 @@ impl Hub {
         }
         self.last_view_query_ms = Some(now_ms);
         let msg = Message::GetView { group: self.group };
+        let target = self.locator.target_addr().clone();
+        self.locator.sent();
+        self.note_target();
         if let Some(frame) = self.peers.net().encode(&from, msg) {
-            self.peers.send(&self.view_service, frame);
+            self.peers.send(target.as_str(), frame);
         }
+    }
+
+    /// Logs and publishes a change of the locator's target; true if it changed.
+    fn note_target(&mut self) -> bool {
+        let moves = self.locator.moves();
+        if moves == self.seen_moves {
+            return false;
+        }
+        self.seen_moves = moves;
+        let target = self.locator.target_addr().to_string();
+        info!(
+            event = "view_service_target",
+            %target,
+            moves,
+            "asking another view-service node (V11: redirected or the last one went silent)"
+        );
+        self.target_sender.send_replace(target);
+        true
     }
 
     /// Rebuilds the heap when stale entries dominate it.

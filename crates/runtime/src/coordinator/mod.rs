@@ -29,7 +29,7 @@ use tracing::info;
 
 use crate::admin::{AdminListener, AdminSource, render_net};
 use crate::config::CoordinatorConfig;
-use crate::error::{RuntimeError, bind, first_view_service};
+use crate::error::{RuntimeError, bind, parse_view_services};
 use crate::metrics::{CoordinatorMetrics, Exposition};
 use crate::net::{Net, accept_bounded};
 use crate::shutdown::Shutdown;
@@ -47,6 +47,8 @@ pub(crate) struct Shared {
     listen: SocketAddr,
     /// Per-command counters and latency, recorded by the connection tasks.
     pub(crate) metrics: CoordinatorMetrics,
+    /// The view-service node the hub asks now (V11).
+    view_service_target: watch::Receiver<String>,
 }
 
 /// A bound coordinator, ready to run.
@@ -54,25 +56,26 @@ pub(crate) struct Shared {
 pub struct Coordinator {
     config: CoordinatorConfig,
     listener: TcpListener,
-    view_service: String,
+    view_services: Vec<tandem_protocol::VsAddr>,
     admin: Option<AdminListener>,
 }
 
 impl Coordinator {
-    /// Validates `config` and binds `listen` (the Redis port).
+    /// Validates `config` and the view-service list (see [`parse_view_services`]) and binds
+    /// `listen` (the Redis port).
     pub async fn bind(
         config: CoordinatorConfig,
         listen: &str,
         view_service_addrs: &[String],
     ) -> Result<Coordinator, RuntimeError> {
         config.validate()?;
-        let view_service = first_view_service(view_service_addrs)?;
+        let view_services = parse_view_services(view_service_addrs)?;
         let listener = bind(listen).await?;
         let admin = AdminListener::bind_configured(config.admin.as_deref()).await?;
         Ok(Coordinator {
             config,
             listener,
-            view_service,
+            view_services,
             admin,
         })
     }
@@ -92,14 +95,17 @@ impl Coordinator {
         let listen = self.local_addr();
         let (hub_sender, hub_requests) = mpsc::unbounded_channel();
         let (view_sender, view) = watch::channel(None);
+        let (target_sender, view_service_target) =
+            watch::channel(self.view_services[0].to_string());
         let (inbox_sender, inbox) = mpsc::channel(self.config.net.inbox_messages);
         let net = Net::new(self.config.net.clone(), inbox_sender, shutdown.clone());
         let hub = Hub::new(
             GroupId(0),
             self.config.clerk.clone(),
-            self.view_service.clone(),
+            self.view_services.clone(),
             net.clone(),
             view_sender,
+            target_sender,
         );
         let refresh = Duration::from_millis(self.config.view_refresh_ms);
         tokio::spawn(hub.run(hub_requests, inbox, refresh, shutdown.clone()));
@@ -112,6 +118,7 @@ impl Coordinator {
             started: Instant::now(),
             listen,
             metrics: CoordinatorMetrics::default(),
+            view_service_target,
         });
         if let Some(listener) = self.admin {
             let source = Arc::new(CoordinatorAdmin {
@@ -120,7 +127,8 @@ impl Coordinator {
             });
             listener.spawn(source, shutdown.clone());
         }
-        info!(%listen, view_service = %self.view_service, "coordinator started");
+        let list = crate::server::join_addrs(&self.view_services);
+        info!(%listen, view_services = %list, "coordinator started");
         accept_bounded(
             &self.listener,
             self.config.max_connections,
@@ -167,6 +175,7 @@ impl AdminSource for CoordinatorAdmin {
             "role": "coordinator",
             "listen": shared.listen.to_string(),
             "uptime_s": shared.started.elapsed().as_secs(),
+            "view_service": shared.view_service_target.borrow().clone(),
             "view": view.as_ref().map(|v| json!({
                 "viewnum": v.num.0,
                 "primary": v.primary.as_str(),
