@@ -122,7 +122,10 @@ fn status_lists_an_unreachable_view_service_node_and_still_shows_the_groups() {
             assert!(stdout.contains("GROUP"), "{stdout}");
             break;
         }
-        assert!(Instant::now() < deadline, "the live view service never answered");
+        assert!(
+            Instant::now() < deadline,
+            "the live view service never answered"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
     // Nothing answers: a non-zero exit naming the list.

@@ -5,8 +5,10 @@
 //! The view service is a Raft group of three nodes by default ([`ViewService::group`]), each
 //! with its own data dir and a [`Proxy`] in front of it whose address is the one it advertises
 //! and the others list in `--peers`: cutting node i's proxy cuts all Raft traffic TO node i
-//! (an asymmetric partition: it hears nothing, but what it sends still arrives). Servers,
-//! coordinators and the tests' status queries use the nodes' own listen addresses.
+//! (an asymmetric partition: it hears nothing, but what it sends still arrives). Servers and
+//! coordinators are given the proxies' addresses too (a node's answers name its advertised
+//! address: an asker given another one would not recognise them); the tests' status queries
+//! go to the nodes' own listen addresses, so a cut-off node can still be watched.
 
 #![allow(dead_code)]
 
@@ -396,11 +398,13 @@ impl NodeInfo {
 pub struct VsNode {
     /// Raft id (1-based).
     pub id: u64,
-    /// Where it listens; servers, coordinators and the tests' status queries come here directly.
+    /// Where it listens; the tests' status queries come here directly (so a cut-off node can
+    /// still be observed).
     pub listen: String,
-    /// The address it advertises and the others list in `--peers`: a proxy to `listen`.
-    /// Cutting it cuts everything sent TO this node by the other nodes (and by anyone a leader
-    /// redirected here): an asymmetric partition, the node hears nothing but can still send.
+    /// The address it advertises, the others list in `--peers`, and servers and coordinators
+    /// are given: a proxy to `listen`. Cutting it cuts everything sent TO this node (Raft
+    /// traffic from the other nodes, pings, queries): an asymmetric partition, the node hears
+    /// nothing, but what it sends on its own connections still arrives.
     pub proxy: Option<Proxy>,
     pub data: Option<TempDir>,
     pub proc: Proc,
@@ -488,11 +492,12 @@ impl ViewService {
         vs
     }
 
-    /// The list servers, coordinators and tools are given: every node's listen address.
+    /// The list servers, coordinators and tools are given: every node's advertised address
+    /// (the one its answers declare, and the one leaders redirect to).
     pub fn list(&self) -> String {
         self.nodes
             .iter()
-            .map(|n| n.listen.clone())
+            .map(VsNode::advertised)
             .collect::<Vec<_>>()
             .join(",")
     }
