@@ -548,10 +548,10 @@ impl ViewService {
     /// The table as the leader has it (or, with no leader answering, the node that applied
     /// most).
     pub fn status(&self) -> Option<Status> {
-        if let Some(l) = self.leader() {
-            if let Some(s) = self.nodes[l].status() {
-                return Some(s);
-            }
+        if let Some(l) = self.leader()
+            && let Some(s) = self.nodes[l].status()
+        {
+            return Some(s);
         }
         self.nodes
             .iter()
