@@ -461,6 +461,11 @@ impl ViewService {
     /// `n` nodes with ids 1..=n, each with its own data dir, all listed in every `--peers`;
     /// returns once one of them leads.
     pub fn group(n: usize) -> ViewService {
+        ViewService::group_with(n, &[])
+    }
+
+    /// [`ViewService::group`] with `extra` flags for every node (e.g. Raft timing).
+    pub fn group_with(n: usize, extra: &[&str]) -> ViewService {
         let tag = cluster_tag();
         let listens: Vec<String> = (0..n)
             .map(|_| format!("127.0.0.1:{}", free_port()))
@@ -476,7 +481,8 @@ impl ViewService {
         for (i, (listen, proxy)) in listens.into_iter().zip(proxies).enumerate() {
             let id = i as u64 + 1;
             let data = TempDir::new(&format!("{tag}-vs{id}"));
-            let args = vs_args(id, &listen, &proxy.addr(), &peers, data.path());
+            let mut args = vs_args(id, &listen, &proxy.addr(), &peers, data.path());
+            args.extend(extra.iter().map(|a| a.to_string()));
             let proc = Proc::spawn(&format!("{tag}-vs{id}"), &args);
             nodes.push(VsNode {
                 id,
@@ -689,7 +695,8 @@ impl Cluster {
         Cluster::with(ViewService::single(), n, proxied)
     }
 
-    fn with(vs: ViewService, n: usize, proxied: &[bool]) -> Cluster {
+    /// Servers and a coordinator around a view service already started.
+    pub fn with(vs: ViewService, n: usize, proxied: &[bool]) -> Cluster {
         let tag = vs.tag.clone();
         let mut servers = Vec::new();
         let mut server_ports = Vec::new();
