@@ -154,10 +154,14 @@ impl Clerk {
                 self.on_view(now, reply);
             }
             (Endpoint::ViewService(node), Message::NotLeader { leader }) => {
+                let named = leader.is_some();
                 self.locator.redirected(&node, leader);
-                // Ask the node it points to at once rather than a ping interval later.
                 self.want_view = true;
-                self.last_query_ms = None;
+                if named {
+                    // Ask the leader named at once rather than a ping interval later (an
+                    // unnamed one waits: no query storm during an election).
+                    self.last_query_ms = None;
+                }
                 self.drive(now);
             }
             (Endpoint::Server(_), Message::Response(response)) => {

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use tandem_kv::{Command, Reply};
-use tandem_protocol::locator::Locator;
+use tandem_protocol::locator::{Locator, MAX_UNANSWERED};
 use tandem_protocol::{Clerk, ClerkConfig, ClientId, Endpoint, GroupId, Message, Outcome, VsAddr};
 use tokio::sync::mpsc;
 use tokio::time::{Instant, sleep_until};
@@ -23,6 +23,8 @@ use crate::shutdown::{ShutdownTrigger, shutdown_channel};
 
 /// How often `connect` re-asks while no view-service node has answered.
 const FIRST_VIEW_RETRY_MS: u64 = 100;
+/// Most `NotLeader` redirects followed at once (without waiting for the retry) in a row.
+const MAX_REDIRECTS_AT_ONCE: u32 = 3;
 
 /// `list` with `node` first (it answered: the leader, or the node a single view service is), the
 /// others after in their order.
@@ -106,6 +108,9 @@ impl Client {
     async fn first_view(&mut self, timeout: Duration) -> Result<(), ClientError> {
         let deadline = Instant::now() + timeout;
         let mut locator = Locator::new(self.view_services.clone());
+        // Refused connections, to leave a dead node without waiting for MAX_UNANSWERED retries.
+        let mut unreachable = self.peers.net().subscribe_unreachable();
+        let mut redirects_in_a_row = 0;
         let mut next_ask = Instant::now();
         loop {
             if Instant::now() >= next_ask {
@@ -126,18 +131,37 @@ impl Client {
                             } else {
                                 locator.target_addr().clone()
                             };
-                            self.clerk.set_view_services(answering_first(&self.view_services, &first));
+                            self.clerk
+                                .set_view_services(answering_first(&self.view_services, &first));
                             self.clerk.handle(self.clock.now(), inbound.from, inbound.msg);
                             return Ok(());
                         }
                         Message::NotLeader { leader } => {
-                            let before = locator.moves();
+                            // V11: ask a leader named at once (a few times in a row at most:
+                            // stale nodes naming each other must not make a loop); without one
+                            // (an election), the next node at the normal pace.
+                            let before = locator.target_addr().clone();
+                            let named = leader.is_some();
                             locator.redirected(node, leader);
-                            if locator.moves() != before {
-                                next_ask = Instant::now(); // Ask the node named at once.
+                            if named
+                                && *locator.target_addr() != before
+                                && redirects_in_a_row < MAX_REDIRECTS_AT_ONCE
+                            {
+                                redirects_in_a_row += 1;
+                                next_ask = Instant::now();
                             }
                         }
                         _ => {}
+                    }
+                }
+                Some(addr) = unreachable.recv() => {
+                    // A refused connection: the node will not answer; move on (asked at the
+                    // normal pace, so a list of dead nodes is not cycled through in a loop).
+                    for _ in 0..=MAX_UNANSWERED {
+                        if locator.target_addr().as_str() != addr {
+                            break;
+                        }
+                        locator.sent();
                     }
                 }
                 _ = sleep_until(next_ask.min(deadline)) => {}

@@ -129,7 +129,7 @@ impl Server {
         let mut driver = Driver {
             admin,
             seen: (RoleKind::Idle, None),
-            seen_moves: 0,
+            seen_target: replica.locator().target_addr().clone(),
             next_publish_ms: 0,
             replica,
             clock: Clock::new(),
@@ -182,8 +182,8 @@ struct Driver {
     admin: Arc<ServerAdmin>,
     /// Role and view number last observed, to log changes.
     seen: (RoleKind, Option<u64>),
-    /// `replica.locator().moves()` last observed, to log target changes (V11).
-    seen_moves: u64,
+    /// The view-service node last logged as pinged (V11).
+    seen_target: VsAddr,
     next_publish_ms: u64,
     replica: Replica,
     clock: Clock,
@@ -339,8 +339,8 @@ impl Driver {
             }
         }
         let locator = self.replica.locator();
-        if locator.moves() != self.seen_moves {
-            self.seen_moves = locator.moves();
+        if *locator.target_addr() != self.seen_target {
+            self.seen_target = locator.target_addr().clone();
             info!(
                 event = "view_service_target",
                 id = %self.replica.id(),

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use bytes::BytesMut;
 use serde::Serialize;
-use tandem_protocol::message::NodeStatus;
+use tandem_protocol::message::{MemberStatus, NodeStatus};
 use tandem_protocol::{ClientId, Endpoint, Message, Status};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -220,7 +220,8 @@ pub struct NodeRow {
     /// The address asked.
     pub address: String,
     /// "leader", "follower", "candidate", "precandidate", "single" (a view service without
-    /// Raft state) or "unreachable".
+    /// Raft state), "unreachable", or "not asked" (a member the leader knows that the list
+    /// does not name).
     pub role: String,
     /// Its term.
     pub term: Option<u64>,
@@ -236,10 +237,34 @@ pub struct NodeRow {
     pub error: Option<String>,
 }
 
-/// One row per listed node (in the list's order); the last-contact column comes from the
-/// answering leader's member list, matched by id, or by address for a node that did not answer.
+/// One row per listed node (in the list's order), then one per member of the leader's list that
+/// the list does not name; the last-contact column comes from the answering leader's member list,
+/// matched by id, or by address for a node that did not answer.
 pub fn node_rows(cluster: &ClusterStatus) -> Vec<NodeRow> {
     let members = cluster.leader().map_or(&[][..], |l| &l.members[..]);
+    let mut rows = listed_rows(cluster, members);
+    // Members the leader knows that the list does not name (added online): shown, not asked.
+    for member in members {
+        let listed = cluster.nodes.iter().any(|n| n.addr == member.addr)
+            || rows.iter().any(|r| r.id == Some(member.id));
+        if !listed {
+            rows.push(NodeRow {
+                id: Some(member.id),
+                address: member.addr.clone(),
+                role: "not asked".to_owned(),
+                term: None,
+                commit: None,
+                applied: None,
+                leader: None,
+                last_contact_ms: member.last_contact_ago_ms,
+                error: None,
+            });
+        }
+    }
+    rows
+}
+
+fn listed_rows(cluster: &ClusterStatus, members: &[MemberStatus]) -> Vec<NodeRow> {
     cluster
         .nodes
         .iter()
@@ -439,8 +464,6 @@ pub fn status_history_json(status: &Status) -> String {
 
 #[cfg(test)]
 mod tests {
-    use tandem_protocol::message::MemberStatus;
-
     use super::*;
 
     fn node(id: u64, role: &str, term: u64, applied: u64) -> Status {
@@ -453,7 +476,7 @@ mod tests {
                 leader: if role == "leader" { id } else { 0 },
                 commit: applied,
                 applied,
-                members: (1..=3)
+                members: (1..=4)
                     .map(|m| MemberStatus {
                         id: m,
                         addr: format!("n{m}:7000"),
@@ -530,6 +553,12 @@ mod tests {
             "{table}"
         );
         assert!(!table.contains("no leader answered"), "{table}");
+        assert_eq!(
+            rows.len(),
+            4,
+            "member 4 is known to the leader but not listed"
+        );
+        assert_eq!((rows[3].id, rows[3].role.as_str()), (Some(4), "not asked"));
         let json: serde_json::Value =
             serde_json::from_str(&cluster_status_json(&cluster)).expect("valid JSON");
         assert_eq!(json["nodes"][0]["role"], "unreachable");

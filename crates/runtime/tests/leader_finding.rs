@@ -52,8 +52,7 @@ async fn admin_target(admin: &str) -> Option<String> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn v11_servers_and_a_coordinator_skip_a_dead_first_view_service_node() -> anyhow::Result<()>
-{
+async fn v11_servers_and_a_coordinator_skip_a_dead_first_view_service_node() -> anyhow::Result<()> {
     let setup = view_service_behind_a_dead_node().await?;
     let mut server_admins = Vec::new();
     for _ in 0..2 {
@@ -127,7 +126,10 @@ async fn status_lists_a_dead_node_as_unreachable_and_the_groups_from_the_live_on
         .find(|l| l.contains(setup.list[0].as_str()))
         .expect("a row for the dead node");
     assert!(dead_row.contains("unreachable"), "{table}");
-    assert!(table.contains("GROUP"), "the groups' table follows: {table}");
+    assert!(
+        table.contains("GROUP"),
+        "the groups' table follows: {table}"
+    );
     let json: serde_json::Value = serde_json::from_str(&cluster_status_json(&cluster))?;
     assert_eq!(json["nodes"][0]["address"], setup.list[0].as_str());
     assert_eq!(json["nodes"][0]["role"], "unreachable");

@@ -297,7 +297,7 @@ const SERVER_EXAMPLE: &str = r#"# tandem server --config server.toml
 # Address the primary, backups and coordinators reach this server at (required).
 listen = "127.0.0.1:7001"
 
-# View service addresses (required; the first is used).
+# View-service node addresses (required; 1 to 64, the leader is found among them).
 viewserver = ["127.0.0.1:7000"]
 
 # The address peers use, which is also the server's id (default: the bound listen address;
@@ -324,7 +324,7 @@ const COORDINATOR_EXAMPLE: &str = r#"# tandem coordinator --config coordinator.t
 # Address Redis clients connect to (required).
 listen = "127.0.0.1:6379"
 
-# View service addresses (required; the first is used).
+# View-service node addresses (required; 1 to 64, the leader is found among them).
 viewserver = ["127.0.0.1:7000"]
 
 # A request not answered within this long gets -TRYAGAIN (C3).

@@ -27,7 +27,7 @@ pub struct StatusArgs {
     #[arg(long)]
     history: bool,
     /// Give up on a node after this long (the nodes are asked at once).
-    #[arg(long, default_value_t = 2000)]
+    #[arg(long, default_value_t = 2000, value_parser = clap::value_parser!(u64).range(1..=60_000))]
     timeout_ms: u64,
 }
 

@@ -317,7 +317,15 @@ impl Replica {
             }
             Message::NotLeader { leader } => {
                 if let Endpoint::ViewService(node) = &from {
+                    let moves = self.locator.moves();
+                    let named = leader.is_some();
                     self.locator.redirected(node, leader);
+                    if named && self.locator.moves() != moves {
+                        // Ping the leader named now, not a ping interval later: a new leader's
+                        // grace period (Q4) is running. ("No leader known" waits for the next
+                        // ping, so an election does not turn pings into a storm.)
+                        self.next_ping_ms = now.mono_ms;
+                    }
                 }
             }
             Message::Request(req) => self.on_request(now, from, req),

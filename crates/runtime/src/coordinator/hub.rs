@@ -14,9 +14,10 @@
 //!
 //! The hub finds the view service's leader itself (V11) with its own [`Locator`] over the
 //! `--viewserver` list: every `GetView` goes to the locator's target; a `ViewReply` from the
-//! target counts as its answer; a `NotLeader` moves the target to the leader named (or the next
-//! node) and the new target is asked at once; too many unanswered queries, or a refused
-//! connection to the target, move on to the next node.
+//! target counts as its answer; a `NotLeader` moves the target to the leader named (asked at
+//! once, a few times in a row at most) or, with none named, to the next node (asked at the
+//! normal pace); too many unanswered queries, or a refused connection to the target, move on to
+//! the next node.
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
@@ -38,6 +39,8 @@ use crate::shutdown::Shutdown;
 
 /// Least time between two `GetView`s sent on behalf of sessions.
 pub(crate) const VIEW_QUERY_GAP_MS: u64 = 5;
+/// Most `NotLeader` redirects followed at once (without waiting out the gap) in a row.
+const MAX_REDIRECTS_AT_ONCE: u32 = 3;
 /// Most inputs of one kind handled before the others get a turn.
 const MAX_BATCH: usize = 4096;
 
@@ -86,6 +89,10 @@ pub(crate) struct Hub {
     locator: Locator,
     /// `locator.moves()` last published.
     seen_moves: u64,
+    /// The target last logged.
+    seen_target: VsAddr,
+    /// Redirects followed at once since the last view received.
+    redirects_in_a_row: u32,
     /// Publishes the locator's target (the admin `/status`).
     target_sender: watch::Sender<String>,
     peers: Peers,
@@ -116,6 +123,8 @@ impl Hub {
             view_sender,
             last_view_query_ms: None,
             locator: Locator::new(view_services.clone()),
+            seen_target: view_services[0].clone(),
+            redirects_in_a_row: 0,
             view_services,
             seen_moves: 0,
             target_sender,
@@ -252,9 +261,16 @@ impl Hub {
             }
             Message::NotLeader { leader } => {
                 if let Endpoint::ViewService(node) = &from {
-                    // V11: follow the redirect and ask the node named now, not after the gap.
+                    // V11: follow the redirect and ask the leader named now, not after the gap
+                    // (at most MAX_REDIRECTS_AT_ONCE times in a row: two stale nodes naming each
+                    // other must not make a loop). Without a leader named (an election), the
+                    // next node is asked at the normal pace.
+                    let before = self.locator.target_addr().clone();
+                    let named = leader.is_some();
                     self.locator.redirected(node, leader);
-                    if self.note_target() {
+                    let moved = self.note_target() && *self.locator.target_addr() != before;
+                    if moved && named && self.redirects_in_a_row < MAX_REDIRECTS_AT_ONCE {
+                        self.redirects_in_a_row += 1;
                         self.last_view_query_ms = None;
                         self.query_view(Endpoint::Client(ClientId(0)));
                     }
@@ -265,6 +281,7 @@ impl Hub {
             {
                 if let Endpoint::ViewService(node) = &from {
                     self.locator.answered(node);
+                    self.redirects_in_a_row = 0;
                 }
                 let newer = match (
                     &reply.view,
@@ -377,14 +394,19 @@ impl Hub {
         }
     }
 
-    /// Logs and publishes a change of the locator's target; true if it changed.
+    /// Logs and publishes a move of the locator's target; true if it moved (perhaps to the same
+    /// node, in a list of one).
     fn note_target(&mut self) -> bool {
         let moves = self.locator.moves();
         if moves == self.seen_moves {
             return false;
         }
         self.seen_moves = moves;
-        let target = self.locator.target_addr().to_string();
+        if *self.locator.target_addr() == self.seen_target {
+            return true;
+        }
+        self.seen_target = self.locator.target_addr().clone();
+        let target = self.seen_target.to_string();
         info!(
             event = "view_service_target",
             %target,
