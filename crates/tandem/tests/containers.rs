@@ -41,6 +41,9 @@ struct Deployment {
     project: String,
     image: String,
     port: u16,
+    /// Host ports of vs1's and the coordinator's admin endpoints (free ones, so that the test
+    /// does not collide with anything on 9000/9100).
+    admin_ports: (u16, u16),
 }
 
 impl Deployment {
@@ -50,7 +53,9 @@ impl Deployment {
             .args(["-p", &self.project, "-f", file.to_str().unwrap()])
             .args(args)
             .env("TANDEM_IMAGE", &self.image)
-            .env("TANDEM_PORT", self.port.to_string()))
+            .env("TANDEM_PORT", self.port.to_string())
+            .env("TANDEM_ADMIN_PORT", self.admin_ports.0.to_string())
+            .env("TANDEM_COORDINATOR_ADMIN_PORT", self.admin_ports.1.to_string()))
     }
 
     fn container(&self, service: &str) -> String {
@@ -175,6 +180,7 @@ fn q4_container_cluster_survives_the_vs_leader_kill_then_fails_over_the_disconne
         project: format!("tandemtest{}", std::process::id()),
         image,
         port: free_port(),
+        admin_ports: (free_port(), free_port()),
     };
     let (up, log) = deployment.compose(&["up", "-d"]);
     assert!(up, "compose up failed:\n{log}");
