@@ -1,7 +1,7 @@
 //! A Rust client that embeds a [`Clerk`] and talks to the servers directly (no coordinator
 //! hop): it asks the view service for the primary and retries across view changes (C1, C3).
 //!
-//! The view service is a list of nodes (V11): `connect` locates the leader with a [`Locator`]
+//! The view service is a list of nodes (Q2): `connect` locates the leader with a [`Locator`]
 //! (following `NotLeader` redirects, moving on from a node that does not answer), then hands the
 //! list to the clerk, starting at the node that answered; the clerk keeps following redirects.
 
@@ -103,7 +103,7 @@ impl Client {
         Ok(client)
     }
 
-    /// Asks the view service's leader for the view until one answers (V11), then gives the
+    /// Asks the view service's leader for the view until one answers (Q2), then gives the
     /// clerk the view and the list, the answering node first.
     async fn first_view(&mut self, timeout: Duration) -> Result<(), ClientError> {
         let deadline = Instant::now() + timeout;
@@ -137,7 +137,7 @@ impl Client {
                             return Ok(());
                         }
                         Message::NotLeader { leader } => {
-                            // V11: ask a leader named at once (a few times in a row at most:
+                            // Q2: ask a leader named at once (a few times in a row at most:
                             // stale nodes naming each other must not make a loop); without one
                             // (an election), the next node at the normal pace.
                             let before = locator.target_addr().clone();
@@ -234,7 +234,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn v11_the_answering_node_comes_first_and_the_rest_keep_their_order() {
+    fn q2_the_answering_node_comes_first_and_the_rest_keep_their_order() {
         let list: Vec<VsAddr> = ["a:1", "b:1", "c:1"].into_iter().map(VsAddr::new).collect();
         let names = |v: Vec<VsAddr>| v.iter().map(|a| a.as_str().to_owned()).collect::<Vec<_>>();
         assert_eq!(

@@ -92,7 +92,7 @@ impl NetConfig {
     }
 }
 
-/// The view-service process: one node of the view service's Raft group (V10).
+/// The view-service process: one node of the view service's Raft group (Q1).
 #[derive(Clone, Debug)]
 pub struct ViewServerConfig {
     /// The decision logic's settings.
@@ -107,7 +107,7 @@ pub struct ViewServerConfig {
     pub id: u64,
     /// The group's initial membership, id -> address, used when the data directory is empty.
     /// Empty: a single node (id 1 at its own address). A node whose id is not listed joins an
-    /// existing group: it waits to be added with `tandem viewserver add-node` (V14).
+    /// existing group: it waits to be added with `tandem viewserver add-node` (Q5).
     pub peers: BTreeMap<u64, String>,
     /// Where the Raft log is kept (`raft.log`). Required with `peers`; without it a single
     /// node keeps nothing (every restart starts an empty table).
@@ -168,7 +168,7 @@ impl ViewServerConfig {
             return Err(RuntimeError::Setting {
                 key: "data-dir",
                 reason: "is required with --peers: a node of a replicated view service must keep \
-                         its votes and log on disk (V14)"
+                         its votes and log on disk (Q5)"
                     .to_owned(),
             });
         }

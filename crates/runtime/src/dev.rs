@@ -1,4 +1,4 @@
-//! A whole cluster in one process: a view service of three Raft nodes (V10), servers and a
+//! A whole cluster in one process: a view service of three Raft nodes (Q1), servers and a
 //! coordinator on 127.0.0.1, each a task. Used by `tandem dev` and the integration tests.
 
 use std::collections::BTreeMap;

@@ -66,7 +66,7 @@ pub(crate) async fn bind(addr: &str) -> Result<tokio::net::TcpListener, RuntimeE
 /// Most view-service nodes a `--viewserver` list may name.
 pub const MAX_VIEW_SERVICES: usize = 64;
 
-/// Validates a `--viewserver` list (V11): 1 to [`MAX_VIEW_SERVICES`] entries, each a
+/// Validates a `--viewserver` list (Q2): 1 to [`MAX_VIEW_SERVICES`] entries, each a
 /// `HOST:PORT` (surrounding spaces ignored), no address twice.
 pub fn parse_view_services(addrs: &[String]) -> Result<Vec<VsAddr>, RuntimeError> {
     if addrs.is_empty() {
@@ -137,7 +137,7 @@ mod tests {
     }
 
     #[test]
-    fn v11_view_service_list_accepts_host_port_entries() {
+    fn q2_view_service_list_accepts_host_port_entries() {
         assert_eq!(
             parse(&["127.0.0.1:7000", " vs2:7000", "[::1]:7001"]).unwrap(),
             vec!["127.0.0.1:7000", "vs2:7000", "[::1]:7001"]
@@ -145,7 +145,7 @@ mod tests {
     }
 
     #[test]
-    fn v11_view_service_list_is_bounded_and_rejects_bad_entries() {
+    fn q2_view_service_list_is_bounded_and_rejects_bad_entries() {
         assert!(parse(&[]).unwrap_err().contains("at least one"));
         let many: Vec<String> = (0..=MAX_VIEW_SERVICES)
             .map(|i| format!("h:{}", 1000 + i))

@@ -653,6 +653,12 @@ struct ReasonLabels {
 }
 
 /// Metrics of the view service recorded by its task.
+///
+/// With a replicated view service (Q1) every node applies every committed decision once, so
+/// every node counts view changes and acknowledgements as it applies them: any node's
+/// `view_changes_total` and `acks_total` are the group's (do not sum them across nodes; after
+/// a restart a node counts again what it replays). Pings and queries count what this node
+/// received (a follower answers them with the leader's address, Q2).
 #[derive(Debug)]
 pub struct ViewServiceMetrics {
     /// Pings received (V2).
@@ -665,7 +671,7 @@ pub struct ViewServiceMetrics {
     view_changes: Vec<Counter>,
     /// Views acknowledged by their primary (V6).
     pub acks: Counter,
-    /// Propose-to-apply latency of this node's proposals while it leads (V12).
+    /// Propose-to-apply latency of this node's proposals while it leads (Q3).
     pub commit_latency: Histogram,
     registry: Registry,
 }
@@ -717,7 +723,7 @@ impl Default for ViewServiceMetrics {
             &mut registry,
             "tandem_viewservice_commit_latency_seconds",
             "Time from a leader's proposal (a decision or a membership change) to its \
-             application once committed (V12), on the node that proposed it.",
+             application once committed (Q3), on the node that proposed it.",
             commit_latency.clone(),
         );
         ViewServiceMetrics {
@@ -908,6 +914,8 @@ mod tests {
                 "# TYPE tandem_viewservice_view_changes_total counter",
                 "# HELP tandem_viewservice_acks_total Views acknowledged by their primary (V6).",
                 "# TYPE tandem_viewservice_acks_total counter",
+                "# HELP tandem_viewservice_commit_latency_seconds Time from a leader's proposal (a decision or a membership change) to its application once committed (Q3), on the node that proposed it.",
+                "# TYPE tandem_viewservice_commit_latency_seconds histogram",
             ]
         );
     }

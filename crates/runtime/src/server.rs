@@ -124,7 +124,7 @@ impl Server {
             incarnation,
             self.config.replica.clone(),
         );
-        // V11: the core pings the leader it locates among these, following redirects.
+        // Q2: the core pings the leader it locates among these, following redirects.
         replica.set_view_services(self.view_services);
         let mut driver = Driver {
             admin,
@@ -182,7 +182,7 @@ struct Driver {
     admin: Arc<ServerAdmin>,
     /// Role and view number last observed, to log changes.
     seen: (RoleKind, Option<u64>),
-    /// The view-service node last logged as pinged (V11).
+    /// The view-service node last logged as pinged (Q2).
     seen_target: VsAddr,
     next_publish_ms: u64,
     replica: Replica,
@@ -346,7 +346,7 @@ impl Driver {
                 id = %self.replica.id(),
                 target = %locator.target_addr(),
                 moves = locator.moves(),
-                "pinging another view-service node (V11: redirected or the last one went silent)"
+                "pinging another view-service node (Q2: redirected or the last one went silent)"
             );
         }
         let now_ms = self.clock.now().mono_ms;
@@ -403,7 +403,7 @@ struct Snapshot {
     /// Backups receiving a state transfer, with chunks acknowledged.
     transfers: Vec<(String, u32)>,
     progress: String,
-    /// The view-service node pinged now (V11).
+    /// The view-service node pinged now (Q2).
     view_service: String,
     /// How often that target changed.
     view_service_moves: u64,

@@ -1,6 +1,6 @@
 //! `tandem status`: ask every view-service node for its status (`GetStatus`) and render the
 //! nodes (id, role, term, indexes, last contact) and every group's view, acknowledgement and
-//! idle servers as JSON or tables. The groups come from the leader's answer (V10).
+//! idle servers as JSON or tables. The groups come from the leader's answer (Q1).
 
 use std::time::Duration;
 
@@ -50,7 +50,7 @@ impl ClusterStatus {
     }
 }
 
-/// Which answer to take the groups' views from (V10, V12: only the leader's table is the
+/// Which answer to take the groups' views from (Q1, Q3: only the leader's table is the
 /// latest committed one): the leader's (the highest term's if two claim it, a deposed leader not
 /// knowing it yet); without a leader, the node that applied the most log entries; a node that
 /// reports no Raft state (a single view service) counts as applied 0. `None` if no node answered.
@@ -490,7 +490,7 @@ mod tests {
     }
 
     #[test]
-    fn v10_status_comes_from_the_leader_or_else_the_most_applied_node() {
+    fn q1_status_comes_from_the_leader_or_else_the_most_applied_node() {
         let (f1, l2, f3) = (
             node(1, "follower", 3, 9),
             node(2, "leader", 3, 7),

@@ -1,5 +1,5 @@
 //! The view-service process: one node of the view service's Raft group ([`ViewServiceNode`],
-//! V10) behind the internal transport.
+//! Q1) behind the internal transport.
 //!
 //! One task owns the node and drives it by the core contract (`tandem_protocol`'s crate
 //! documentation) plus the node's own outputs. Every message already delivered is handed to the
@@ -8,7 +8,7 @@
 //! is due. After every input the task drains, in this order:
 //! - `poll_persist`: the ops are appended to the data directory's `raft.log` (synced when asked)
 //!   and only then reported with `persisted`, which releases the votes and acknowledgements that
-//!   promised them (V14). A failed append stops the process with the file's path: the node must
+//!   promised them (Q5). A failed append stops the process with the file's path: the node must
 //!   restart from what the file holds. Without a data directory nothing is kept and every
 //!   persist completes at once (a single node, as before replication).
 //! - `poll_transmit`: a Raft message to another node goes out on an outbound link to the
@@ -22,7 +22,7 @@
 //! and right after every change, and a second task reads the coordinators' admin `/status`
 //! every second for the dashboard's throughput.
 //!
-//! [`change_members`] is the operator's side of an online membership change (V14).
+//! [`change_members`] is the operator's side of an online membership change (Q5).
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -151,7 +151,7 @@ impl ViewServer {
     }
 
     /// Serves until `shutdown`. Returns an error when the Raft log cannot be written (the node
-    /// must stop and restart from its file, V14).
+    /// must stop and restart from its file, Q5).
     pub async fn run(self, mut shutdown: Shutdown) -> Result<(), RuntimeError> {
         let (inbox_sender, mut inbox) = mpsc::channel(self.config.net.inbox_messages);
         let net = Net::new(self.config.net.clone(), inbox_sender, shutdown.clone());
@@ -316,7 +316,7 @@ impl Driver {
     /// Persists, then sends, then logs whatever the node has queued. True if something
     /// operators see changed.
     fn drain(&mut self, now: Now) -> Result<bool, RuntimeError> {
-        // V14: what the node asks to be durable is written (and synced) before `persisted`
+        // Q5: what the node asks to be durable is written (and synced) before `persisted`
         // releases the messages that promise it.
         while let Some(persist) = self.node.poll_persist() {
             if let Some(log) = &mut self.log
@@ -335,7 +335,13 @@ impl Driver {
         while let Some(transmit) = self.node.poll_transmit(now) {
             self.route(transmit);
         }
-        Ok(self.log_events())
+        let changed = self.log_events();
+        if let Some(why) = self.node.failure() {
+            // Q5: the node's disk lost what it synced; it must not go on.
+            error!(event = "raft_failed", reason = %why, "view-service node stopped");
+            return Err(RuntimeError::Node(why.to_owned()));
+        }
+        Ok(changed)
     }
 
     fn route(&mut self, transmit: Transmit) {
@@ -381,6 +387,7 @@ impl Driver {
                         .commit_latency
                         .observe(latency_ms as f64 / 1000.0);
                 }
+                NodeEvent::Failed(_) => changed = true,
                 NodeEvent::MembersChanged => {
                     changed = true;
                     let members: Vec<String> = self
@@ -537,7 +544,7 @@ impl AdminSource for ViewServiceAdmin {
         out.single(
             "tandem_viewservice_is_leader",
             "gauge",
-            "1 if this node leads and decides (V10), else 0.",
+            "1 if this node leads and decides (Q1), else 0.",
             if is_leader { 1.0 } else { 0.0 },
         );
         out.single(
@@ -784,14 +791,15 @@ fn reading(previous: Option<CoordinatorReading>, document: Option<&Value>) -> Co
     }
 }
 
-/// Most addresses tried (redirects included) before a membership change gives up.
-const MAX_CHANGE_ATTEMPTS: usize = 32;
+/// Most leader redirects followed before a membership change gives up (nodes that disagree
+/// about the leader must not keep it bouncing until the deadline).
+const MAX_CHANGE_REDIRECTS: usize = 32;
 /// Pause between two rounds of a membership change (no leader known yet, change not applied).
 const CHANGE_RETRY_MS: u64 = 100;
 /// A single request's timeout within a membership change.
 const CHANGE_ASK_MS: u64 = 2000;
 
-/// Changes the view service's membership online (V14): sends `change` to each address of
+/// Changes the view service's membership online (Q5): sends `change` to each address of
 /// `view_service_addrs` (following the redirects of nodes that do not lead) until the leader
 /// accepts it, then polls `GetStatus` until a node has applied it. Returns that node's status
 /// (with the new membership). Fails if the leader refuses the change (the message says why),
@@ -811,11 +819,9 @@ pub async fn change_members(
     let mut queue: VecDeque<String> = view_service_addrs.iter().cloned().collect();
     let mut failures: Vec<String> = Vec::new();
     let mut leader = None;
-    for _ in 0..MAX_CHANGE_ATTEMPTS {
+    let mut redirects = 0;
+    while redirects <= MAX_CHANGE_REDIRECTS && tokio::time::Instant::now() < deadline {
         let Some(addr) = queue.pop_front() else { break };
-        if tokio::time::Instant::now() >= deadline {
-            break;
-        }
         match ask(&addr, Message::ChangeMembers(change.clone()), deadline).await {
             Ok(Message::MembersReply(Ok(()))) => {
                 leader = Some(addr);
@@ -823,6 +829,7 @@ pub async fn change_members(
             }
             Ok(Message::MembersReply(Err(reason))) => {
                 if let Some((_, to)) = reason.split_once("the leader is ") {
+                    redirects += 1;
                     queue.push_front(to.trim().to_owned());
                 } else if reason.starts_with("no leader is known") {
                     failures.push(format!("{addr}: {reason}"));
@@ -834,11 +841,15 @@ pub async fn change_members(
                     )));
                 }
             }
-            Ok(Message::NotLeader { leader: Some(to) }) => queue.push_front(to.to_string()),
+            Ok(Message::NotLeader { leader: Some(to) }) => {
+                redirects += 1;
+                queue.push_front(to.to_string());
+            }
             Ok(other) => failures.push(format!("{addr}: unexpected answer {other:?}")),
             Err(error) => {
                 failures.push(format!("{addr}: {error}"));
                 queue.push_back(addr);
+                sleep(Duration::from_millis(CHANGE_RETRY_MS)).await;
             }
         }
     }

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use common::{RespClient, TestCluster, wait_until};
 use prometheus_parse::{Scrape, Value};
-use tandem_runtime::{DevOptions, http_get};
+use tandem_runtime::{DevAdmin, DevOptions, http_get};
 
 const TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -21,6 +21,30 @@ async fn with_admin() -> anyhow::Result<TestCluster> {
     };
     options.coordinator.clerk.request_timeout_ms = 2000;
     TestCluster::start_with(options).await
+}
+
+/// The admin endpoint of the view-service node that leads (Q1): only the leader receives the
+/// pings and knows the servers' health.
+async fn leader_admin(admin: &DevAdmin) -> anyhow::Result<String> {
+    let nodes: Vec<String> = admin
+        .view_services
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    wait_until("a view-service node leads", || {
+        let nodes = nodes.clone();
+        async move {
+            for addr in nodes {
+                let (_, body) = http_get(&addr, "/status", TIMEOUT).await.ok()?;
+                let status: serde_json::Value = serde_json::from_str(&body).ok()?;
+                if status["node"]["role"] == "leader" {
+                    return Some(addr);
+                }
+            }
+            None
+        }
+    })
+    .await
 }
 
 /// Scrapes `addr`'s `/metrics` and parses it; every sample keyed by name and sorted labels.
@@ -59,7 +83,7 @@ async fn metrics_parse_and_counters_move_with_traffic() -> anyhow::Result<()> {
     let test = with_admin().await?;
     let admin = test.cluster.admin.clone().expect("admin endpoints");
     let coordinator = admin.coordinator.to_string();
-    let view_service = admin.view_service.to_string();
+    let view_service = leader_admin(&admin).await?;
 
     let before = scrape(&coordinator).await?;
     let vs_before = scrape(&view_service).await?;
@@ -149,7 +173,7 @@ async fn metrics_parse_and_counters_move_with_traffic() -> anyhow::Result<()> {
 async fn probes_status_and_dashboard() -> anyhow::Result<()> {
     let test = with_admin().await?;
     let admin = test.cluster.admin.clone().expect("admin endpoints");
-    let vs = admin.view_service.to_string();
+    let vs = leader_admin(&admin).await?;
     for addr in [vs.clone(), admin.coordinator.to_string()] {
         assert_eq!(http_get(&addr, "/healthz", TIMEOUT).await?.0, 200);
         let ready = wait_until("ready", || {

@@ -1,4 +1,4 @@
-//! V11 over loopback: servers, a coordinator, the Rust client and `status` given a view-service
+//! Q2 over loopback: servers, a coordinator, the Rust client and `status` given a view-service
 //! list whose first address is dead (a port bound then released) still find the one live view
 //! service and serve; `status` lists the dead node as unreachable.
 
@@ -52,7 +52,7 @@ async fn admin_target(admin: &str) -> Option<String> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn v11_servers_and_a_coordinator_skip_a_dead_first_view_service_node() -> anyhow::Result<()> {
+async fn q2_servers_and_a_coordinator_skip_a_dead_first_view_service_node() -> anyhow::Result<()> {
     let setup = view_service_behind_a_dead_node().await?;
     let mut server_admins = Vec::new();
     for _ in 0..2 {
@@ -74,7 +74,7 @@ async fn v11_servers_and_a_coordinator_skip_a_dead_first_view_service_node() -> 
     let coordinator_admin = coordinator.admin_addr().expect("admin").to_string();
     tokio::spawn(coordinator.run(setup.shutdown.clone()));
 
-    // The servers got a view from the live node (V11: the dead first node was left).
+    // The servers got a view from the live node (Q2: the dead first node was left).
     for admin in &server_admins {
         let live = setup.live.clone();
         wait_until("a server pings the live view-service node", || {
@@ -145,7 +145,7 @@ async fn status_lists_a_dead_node_as_unreachable_and_the_groups_from_the_live_on
 }
 
 #[tokio::test]
-async fn v11_malformed_view_service_lists_are_refused_at_bind() -> anyhow::Result<()> {
+async fn q2_malformed_view_service_lists_are_refused_at_bind() -> anyhow::Result<()> {
     let list = |l: &[&str]| l.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
     for (bad, why) in [
         (list(&[]), "at least one"),
@@ -216,7 +216,7 @@ async fn fake_follower(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn v11_a_followers_redirect_leads_servers_coordinators_and_clients_to_the_leader()
+async fn q2_a_followers_redirect_leads_servers_coordinators_and_clients_to_the_leader()
 -> anyhow::Result<()> {
     let setup = view_service_behind_a_dead_node().await?;
     let answered = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));

@@ -1,6 +1,6 @@
-//! The view-service process as a Raft group (V10-V14), in process on loopback: three
-//! `ViewServer` nodes elect a leader, followers redirect (V11), the table survives a restart of
-//! every node from its data directory (V14), membership changes online, and a damaged
+//! The view-service process as a Raft group (Q1-Q5), in process on loopback: three
+//! `ViewServer` nodes elect a leader, followers redirect (Q2), the table survives a restart of
+//! every node from its data directory (Q5), membership changes online, and a damaged
 //! `raft.log` refuses to start. Pings are sent on raw connections with a server id the test
 //! controls; every wait polls with a deadline.
 
@@ -33,6 +33,7 @@ const ASK_TIMEOUT: Duration = Duration::from_secs(2);
 struct Node {
     id: u64,
     addr: String,
+    admin: Option<std::net::SocketAddr>,
     dir: PathBuf,
     trigger: ShutdownTrigger,
     task: JoinHandle<Result<(), RuntimeError>>,
@@ -70,14 +71,21 @@ async fn start(
     peers: &BTreeMap<u64, String>,
     dir: PathBuf,
 ) -> anyhow::Result<Node> {
+    start_with(config(id, peers, dir), listener).await
+}
+
+async fn start_with(config: ViewServerConfig, listener: TcpListener) -> anyhow::Result<Node> {
+    let (id, dir) = (config.id, config.data_dir.clone().expect("a data dir"));
     let addr = listener.local_addr()?.to_string();
-    let server = ViewServer::with_listener(config(id, peers, dir.clone()), listener, None).await?;
+    let server = ViewServer::with_listener(config, listener, None).await?;
+    let admin = server.admin_addr();
     assert_eq!(server.addr(), addr);
     let (trigger, shutdown) = shutdown_channel();
     let task = tokio::spawn(server.run(shutdown));
     Ok(Node {
         id,
         addr,
+        admin,
         dir,
         trigger,
         task,
@@ -143,7 +151,7 @@ async fn ping(addr: &str, server: &str, viewnum: u64) -> anyhow::Result<Message>
     ask(addr, Endpoint::Server(server), msg).await
 }
 
-/// The node statuses once every node agrees on one leader that leads (V10); returns the
+/// The node statuses once every node agrees on one leader that leads (Q1); returns the
 /// leader's index in `nodes`.
 async fn elected(nodes: &[Node]) -> anyhow::Result<usize> {
     wait_until("the nodes agree on one leader", || async {
@@ -183,7 +191,7 @@ async fn make_primary(leader: &str, server: &str) -> anyhow::Result<()> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn v10_v11_three_nodes_elect_a_leader_and_followers_redirect_to_it() -> anyhow::Result<()> {
+async fn q1_v11_three_nodes_elect_a_leader_and_followers_redirect_to_it() -> anyhow::Result<()> {
     let root = test_dir("elect");
     let nodes = start_group(&root).await?;
     let leader = elected(&nodes).await?;
@@ -193,7 +201,7 @@ async fn v10_v11_three_nodes_elect_a_leader_and_followers_redirect_to_it() -> an
         .context("node status")?;
     assert_eq!(node.members.len(), 3, "{node:?}");
     assert_eq!(node.addr, nodes[leader].addr);
-    // V11: a follower answers a ping with the leader's address.
+    // Q2: a follower answers a ping with the leader's address.
     for (i, follower) in nodes.iter().enumerate().filter(|(i, _)| *i != leader) {
         let reply = ping(&follower.addr, "127.0.0.1:1", 0).await?;
         assert_eq!(
@@ -204,9 +212,9 @@ async fn v10_v11_three_nodes_elect_a_leader_and_followers_redirect_to_it() -> an
             "follower {i}"
         );
     }
-    // The leader decides (V10): the first pinging server becomes primary.
+    // The leader decides (Q1): the first pinging server becomes primary.
     make_primary(&nodes[leader].addr, "127.0.0.1:1").await?;
-    // Every node applies the committed view (V12), followers included.
+    // Every node applies the committed view (Q3), followers included.
     for node in &nodes {
         wait_until("every node applied view 1", || async {
             let status = status(&node.addr).await.ok()?;
@@ -222,7 +230,7 @@ async fn v10_v11_three_nodes_elect_a_leader_and_followers_redirect_to_it() -> an
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn v14_all_three_restarted_from_their_data_dirs_keep_the_table() -> anyhow::Result<()> {
+async fn q5_all_three_restarted_from_their_data_dirs_keep_the_table() -> anyhow::Result<()> {
     let root = test_dir("restart");
     let nodes = start_group(&root).await?;
     let leader = elected(&nodes).await?;
@@ -270,7 +278,7 @@ async fn v14_all_three_restarted_from_their_data_dirs_keep_the_table() -> anyhow
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn v14_add_node_then_remove_node_online() -> anyhow::Result<()> {
+async fn q5_add_node_then_remove_node_online() -> anyhow::Result<()> {
     let root = test_dir("members");
     let mut nodes = start_group(&root).await?;
     elected(&nodes).await?;
@@ -338,7 +346,7 @@ async fn v14_add_node_then_remove_node_online() -> anyhow::Result<()> {
 }
 
 #[tokio::test]
-async fn v14_a_corrupt_raft_log_refuses_to_start_naming_the_file() -> anyhow::Result<()> {
+async fn q5_a_corrupt_raft_log_refuses_to_start_naming_the_file() -> anyhow::Result<()> {
     let root = test_dir("corrupt");
     let dir = root.join("vs1");
     std::fs::create_dir_all(&dir)?;
@@ -386,5 +394,146 @@ async fn peers_without_a_data_dir_or_with_a_wrong_own_address_are_refused() -> a
         .expect_err("bad address");
     assert!(error.to_string().contains("no-port"), "{error}");
     let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
+
+/// The value of an unlabelled sample in a Prometheus text exposition.
+fn sample(text: &str, name: &str) -> Option<f64> {
+    text.lines().find_map(|line| {
+        line.strip_prefix(name)?
+            .strip_prefix(' ')?
+            .trim()
+            .parse()
+            .ok()
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn q1_status_metrics_and_dashboard_show_the_nodes_and_the_leader() -> anyhow::Result<()> {
+    let root = test_dir("admin");
+    let mut listeners = Vec::new();
+    for _ in 0..3 {
+        listeners.push(TcpListener::bind("127.0.0.1:0").await?);
+    }
+    let peers: BTreeMap<u64, String> = (1..)
+        .zip(&listeners)
+        .map(|(id, l)| (id, l.local_addr().expect("bound").to_string()))
+        .collect();
+    let mut nodes = Vec::new();
+    for (id, listener) in (1..).zip(listeners) {
+        let mut config = config(id, &peers, root.join(format!("vs{id}")));
+        config.admin = Some("127.0.0.1:0".to_owned());
+        nodes.push(start_with(config, listener).await?);
+    }
+    let leader = elected(&nodes).await?;
+    make_primary(&nodes[leader].addr, "127.0.0.1:3").await?;
+    let get = |addr: std::net::SocketAddr, path: &'static str| async move {
+        let (code, body) = tandem_runtime::http_get(&addr.to_string(), path, ASK_TIMEOUT)
+            .await
+            .ok()?;
+        (code == 200).then_some(body)
+    };
+    // Every node's /status lists all members and flags the same single leader.
+    for node in &nodes {
+        let admin = node.admin.context("admin endpoint")?;
+        let body = get(admin, "/status").await.context("/status")?;
+        let status: serde_json::Value = serde_json::from_str(&body)?;
+        let members = status["node"]["members"].as_array().context("members")?;
+        assert_eq!(members.len(), 3, "{status}");
+        let leaders: Vec<u64> = members
+            .iter()
+            .filter(|m| m["leader"] == true)
+            .filter_map(|m| m["id"].as_u64())
+            .collect();
+        assert_eq!(leaders, [nodes[leader].id], "{status}");
+        assert_eq!(status["node"]["id"], node.id);
+        assert!(status["node"]["log_bytes"].as_u64() > Some(0), "{status}");
+    }
+    // Metrics: one leader among the nodes, a term, a committed proposal timed on the leader.
+    let mut leaders = 0.0;
+    for node in &nodes {
+        let admin = node.admin.context("admin endpoint")?;
+        let text = wait_until("the node's metrics show the applied view", || async {
+            let text = get(admin, "/metrics").await?;
+            (sample(
+                &text,
+                "tandem_viewservice_view_changes_total{reason=\"first_primary\"}",
+            ) >= Some(1.0))
+            .then_some(text)
+        })
+        .await?;
+        leaders += sample(&text, "tandem_viewservice_is_leader").context("is_leader")?;
+        assert!(
+            sample(&text, "tandem_viewservice_term") >= Some(1.0),
+            "{text}"
+        );
+        assert!(
+            sample(&text, "tandem_viewservice_log_bytes") > Some(0.0),
+            "{text}"
+        );
+        assert!(
+            sample(&text, "tandem_viewservice_log_entries").is_some(),
+            "{text}"
+        );
+        assert!(
+            sample(&text, "tandem_viewservice_elections_total").is_some(),
+            "{text}"
+        );
+        if node.id == nodes[leader].id {
+            assert!(
+                sample(&text, "tandem_viewservice_proposals_total") >= Some(1.0),
+                "{text}"
+            );
+            assert!(
+                sample(&text, "tandem_viewservice_commit_latency_seconds_count") >= Some(1.0),
+                "{text}"
+            );
+        }
+    }
+    assert_eq!(leaders, 1.0);
+    let admin = nodes[0].admin.context("admin endpoint")?;
+    let page = get(admin, "/").await.context("dashboard")?;
+    assert!(
+        page.contains("view-service-nodes"),
+        "the dashboard renders the nodes"
+    );
+    for node in nodes {
+        node.stop().await?;
+    }
+    let _ = std::fs::remove_dir_all(&root);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn q1_dev_cluster_runs_three_view_service_nodes_that_elect_a_leader() -> anyhow::Result<()> {
+    let (trigger, shutdown) = shutdown_channel();
+    let options = tandem_runtime::DevOptions {
+        port: 0,
+        servers: 0,
+        ..tandem_runtime::DevOptions::default()
+    };
+    let cluster = tandem_runtime::DevCluster::start(options, &shutdown).await?;
+    assert_eq!(cluster.view_services.len(), 3);
+    assert_eq!(cluster.view_service, cluster.view_services[0]);
+    let addrs: Vec<String> = cluster
+        .view_services
+        .iter()
+        .map(|a| a.to_string())
+        .collect();
+    let leader = wait_until("the dev view service elects a leader", || async {
+        let mut leaders = Vec::new();
+        for addr in &addrs {
+            let node = status(addr).await.ok()?.node?;
+            if node.members.len() != 3 || node.leader == 0 {
+                return None;
+            }
+            leaders.push(node.leader);
+        }
+        leaders.windows(2).all(|w| w[0] == w[1]).then(|| leaders[0])
+    })
+    .await?;
+    assert!((1..=3).contains(&leader));
+    trigger.trigger();
+    cluster.wait().await?;
     Ok(())
 }

@@ -1,20 +1,30 @@
-//! The deterministic cluster harness: one view service, N replica servers and M client
-//! sessions, driven by virtual time and one seeded random generator, so that a seed replays a
-//! whole run exactly. Scenario tests drive it directly; `run` drives it with random workloads
-//! and faults.
+//! The deterministic cluster harness: a replicated view service of `vs_nodes` Raft nodes, each
+//! with a simulated disk, N replica servers and M client sessions, driven by virtual time and
+//! one seeded random generator, so that a seed replays a whole run exactly. Scenario tests drive
+//! it directly; `run` drives it with random workloads and faults.
+//!
+//! The simulated disk of a view-service node (Q5): the ops of a `Persist` land in a page cache
+//! at once; a sync completes after 1-10 ms drawn from the seed and only then is the node told
+//! `persisted`. The "OS" writes the page cache back after [`WRITEBACK_MS`]. A crash keeps what
+//! is on disk and in the page cache (the kernel survives a process crash); a power loss keeps
+//! only what was synced or written back. A restart builds the node from what was kept.
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, VecDeque};
 use std::sync::Arc;
 
 use tandem_kv::{Command, Reply};
-use tandem_protocol::message::{Endpoint, Message, Transmit};
+use tandem_protocol::consensus::{
+    DiskOp, DiskState, NodeConfig, NodeEvent, Persist, ViewServiceNode,
+};
+use tandem_protocol::locator::MAX_UNANSWERED;
+use tandem_protocol::message::{Endpoint, Message, Transmit, ViewReply};
 use tandem_protocol::replica::Replica;
 use tandem_protocol::rng::SplitMix64;
 use tandem_protocol::{
     Clerk, ClerkConfig, ClientId, Completion, Failure, GroupId, Incarnation, Now, Outcome,
-    ReplicaConfig, Seq, ServerId, ViewChangeCause, ViewEvent, ViewNum, ViewService,
-    ViewServiceConfig,
+    ReplicaConfig, Seq, ServerId, View, ViewChangeCause, ViewEvent, ViewNum, ViewService,
+    ViewServiceConfig, VsAddr,
 };
 
 use crate::history::{HistoryOp, Invariants};
@@ -25,6 +35,12 @@ const WALL_EPOCH_MS: u64 = 1_700_000_000_000;
 /// View-service pauses remembered for the V3 invariant; far more than a run applies. Forgetting
 /// one only makes the invariant stricter.
 const MAX_REMEMBERED_PAUSES: usize = 1024;
+/// The simulated OS writes a view-service node's page cache back to disk after this long.
+pub const WRITEBACK_MS: u64 = 1000;
+/// A sync takes 1 to this many ms (drawn from the seed).
+const SYNC_MAX_MS: u64 = 10;
+/// How long `Cluster::new` lets the view-service nodes elect a leader before servers start.
+const BOOTSTRAP_MAX_MS: u64 = 10_000;
 
 /// How to build a cluster.
 #[derive(Clone, Debug)]
@@ -35,6 +51,8 @@ pub struct ClusterConfig {
     pub servers: usize,
     /// Client sessions.
     pub clients: usize,
+    /// View-service Raft nodes (named vs1, vs2, ...): 1, 3 or 5.
+    pub vs_nodes: usize,
     /// View service settings.
     pub view_service: ViewServiceConfig,
     /// Replica settings.
@@ -53,6 +71,7 @@ impl Default for ClusterConfig {
             seed: 1,
             servers: 3,
             clients: 3,
+            vs_nodes: 3,
             view_service: ViewServiceConfig::default(),
             replica: ReplicaConfig::default(),
             clerk: ClerkConfig::default(),
@@ -81,6 +100,13 @@ enum EventKind {
     },
     Submit {
         client: usize,
+    },
+    /// A view-service node's sync of persist request `id` completes (if the node was not
+    /// crashed since: `epoch`).
+    SyncDone {
+        vs: usize,
+        epoch: u64,
+        id: u64,
     },
 }
 
@@ -120,6 +146,31 @@ struct ServerSlot {
     disrupted_at_ms: u64,
 }
 
+/// One view-service node, its disk and its harness state.
+struct VsSlot {
+    addr: VsAddr,
+    node: Option<ViewServiceNode>,
+    /// What survives a power loss: synced or written back.
+    durable: DiskState,
+    /// Written, not yet synced nor written back: `(written_at_ms, persist id, op)`, in order.
+    cache: VecDeque<(u64, u64, DiskOp)>,
+    /// When the last requested sync completes (syncs complete in order).
+    last_sync_at_ms: u64,
+    /// Bumped on every crash: sync completions of an earlier life are void.
+    epoch: u64,
+    timer_at_ms: Option<u64>,
+    paused_until_ms: u64,
+    /// When this node was paused, as `(from_ms, until_ms)`, oldest first (bounded).
+    pauses: VecDeque<(u64, u64)>,
+    /// Since when this node decides (Q4), while it does.
+    leading_since_ms: Option<u64>,
+    /// The last view this node applied and whether it applied its acknowledgement (per-node
+    /// V6 on the applied log); `None` after a snapshot install (unknown).
+    applied_view: Option<(ViewNum, bool)>,
+    /// Restarts so far (mixed into the node's seed).
+    lives: u64,
+}
+
 struct ClientSlot {
     clerk: Clerk,
     timer_at_ms: Option<u64>,
@@ -139,12 +190,12 @@ pub struct Cluster {
     pub net: Network,
     queue: BinaryHeap<Reverse<Event>>,
     next_seq: u64,
-    vs: ViewService,
-    vs_timer_at_ms: Option<u64>,
-    /// Like a server's pause: deliveries to the view service and its timers wait until then.
-    vs_paused_until_ms: u64,
-    /// When the view service was paused, as `(from_ms, until_ms)`, oldest first (bounded).
-    vs_pauses: VecDeque<(u64, u64)>,
+    vs: Vec<VsSlot>,
+    /// The committed history: for each group and view number, the `NewView` some node applied
+    /// first, and the acknowledgements applied (agreement and log matching are checked against
+    /// it).
+    committed_views: BTreeMap<(GroupId, ViewNum), ViewEvent>,
+    committed_acks: BTreeMap<GroupId, ViewNum>,
     servers: Vec<ServerSlot>,
     by_id: BTreeMap<ServerId, usize>,
     clients: Vec<ClientSlot>,
@@ -181,12 +232,13 @@ impl Cluster {
             } else {
                 rng.below(2 * config.clock_skew_max_ms + 1) as i64 - config.clock_skew_max_ms as i64
             };
-            let replica = Replica::new(
+            let mut replica = Replica::new(
                 id.clone(),
                 GroupId(0),
                 Incarnation(rng.next_u64()),
                 config.replica.clone(),
             );
+            replica.set_view_services(vs_addrs(config.vs_nodes));
             by_id.insert(id.clone(), i);
             servers.push(ServerSlot {
                 id,
@@ -199,14 +251,35 @@ impl Cluster {
         }
         let clients = (0..config.clients)
             .map(|i| ClientSlot {
-                clerk: Clerk::new(ClientId(i as u64 + 1), GroupId(0), config.clerk.clone()),
+                clerk: {
+                    let mut clerk =
+                        Clerk::new(ClientId(i as u64 + 1), GroupId(0), config.clerk.clone());
+                    clerk.set_view_services(vs_addrs(config.vs_nodes));
+                    clerk
+                },
                 timer_at_ms: None,
                 outstanding: None,
                 completions: VecDeque::new(),
                 submit_pending: false,
             })
             .collect();
-        let vs = ViewService::new(config.view_service.clone());
+        let vs = vs_addrs(config.vs_nodes)
+            .into_iter()
+            .map(|addr| VsSlot {
+                addr,
+                node: None,
+                durable: DiskState::default(),
+                cache: VecDeque::new(),
+                last_sync_at_ms: 0,
+                epoch: 0,
+                timer_at_ms: None,
+                paused_until_ms: 0,
+                pauses: VecDeque::new(),
+                leading_since_ms: None,
+                applied_view: None,
+                lives: 0,
+            })
+            .collect();
         let mut cluster = Cluster {
             config,
             now_ms: 0,
@@ -215,9 +288,8 @@ impl Cluster {
             queue: BinaryHeap::new(),
             next_seq: 0,
             vs,
-            vs_timer_at_ms: None,
-            vs_paused_until_ms: 0,
-            vs_pauses: VecDeque::new(),
+            committed_views: BTreeMap::new(),
+            committed_acks: BTreeMap::new(),
             servers,
             by_id,
             clients,
@@ -228,14 +300,59 @@ impl Cluster {
             events_processed: 0,
             vs_requests: BTreeMap::new(),
         };
-        // Servers start one ping interval apart so that s1 is the first primary (V5). The view
-        // service arms its timer once it has heard from anyone (its poll_timeout).
+        // The view-service nodes start from empty disks and elect a leader first (bounded);
+        // then servers start one ping interval apart so that s1 is the first primary (V5).
+        for i in 0..cluster.vs.len() {
+            cluster.start_vs(i);
+        }
+        cluster.run_until(BOOTSTRAP_MAX_MS, |c| c.leader().is_some());
+        let start = cluster.now_ms;
         for i in 0..cluster.servers.len() {
-            let at = i as u64 * cluster.config.replica.ping_interval_ms / 2;
+            let at = start + i as u64 * cluster.config.replica.ping_interval_ms / 2;
             cluster.servers[i].disrupted_at_ms = at;
             cluster.arm_timer(NodeId::Server(i), at);
         }
         cluster
+    }
+
+    /// Builds view-service node `i` from what its disk kept, and starts driving it.
+    fn start_vs(&mut self, i: usize) {
+        let n = self.vs.len();
+        let addrs = vs_addrs(n);
+        let seed = fnv(fnv(self.config.seed, i as u64), self.vs[i].lives);
+        let mut config = NodeConfig::single(addrs[i].clone());
+        config.id = i as u64 + 1;
+        config.peers = addrs
+            .iter()
+            .enumerate()
+            .map(|(j, a)| (j as u64 + 1, a.clone()))
+            .collect();
+        config.seed = seed;
+        config.view_service = self.config.view_service.clone();
+        let disk = self.vs[i].durable.clone();
+        let node = match ViewServiceNode::new(config, disk) {
+            Ok(node) => node,
+            Err(e) => {
+                self.invariants
+                    .violate(format!("Q5: vs{} cannot start from its disk: {e}", i + 1));
+                return;
+            }
+        };
+        let slot = &mut self.vs[i];
+        slot.applied_view = Some(
+            node.table()
+                .group(GroupId(0))
+                .and_then(|g| g.view.as_ref().map(|v| (v.num, g.acked)))
+                .unwrap_or((ViewNum::NONE, true)),
+        );
+        slot.node = Some(node);
+        slot.lives += 1;
+        slot.leading_since_ms = None;
+        slot.timer_at_ms = None;
+        slot.paused_until_ms = 0;
+        let now = self.now_ms;
+        self.after_vs(i);
+        self.arm_timer(NodeId::Vs(i), now);
     }
 
     // ---- observation ----
@@ -245,25 +362,81 @@ impl Cluster {
         self.now_ms
     }
 
-    /// The view service.
-    pub fn view_service(&self) -> &ViewService {
-        &self.vs
+    /// Number of view-service nodes.
+    pub fn vs_count(&self) -> usize {
+        self.vs.len()
     }
 
-    /// The view service's current view of group 0.
-    pub fn view(&self) -> Option<tandem_protocol::View> {
-        self.vs.view(GroupId(0)).cloned()
+    /// View-service node `i` (0-based, address `vs{i+1}`), if it is up.
+    pub fn vs_node(&self, i: usize) -> Option<&ViewServiceNode> {
+        self.vs[i].node.as_ref()
+    }
+
+    /// The address of view-service node `i`.
+    pub fn vs_addr(&self, i: usize) -> VsAddr {
+        self.vs[i].addr.clone()
+    }
+
+    /// The view-service node that decides now: up, not paused, leading and ready (Q1). When
+    /// a deposed leader has not noticed yet, the one with the highest term.
+    pub fn leader(&self) -> Option<usize> {
+        (0..self.vs.len())
+            .filter(|i| self.vs[*i].paused_until_ms <= self.now_ms)
+            .filter_map(|i| self.vs[i].node.as_ref().map(|n| (i, n)))
+            .filter(|(_, n)| n.is_leader())
+            .max_by_key(|(i, n)| (n.term(), std::cmp::Reverse(*i)))
+            .map(|(i, _)| i)
+    }
+
+    /// The node whose table is the most advanced: the leader, else the up node that applied
+    /// the most.
+    fn table_node(&self) -> Option<&ViewServiceNode> {
+        if let Some(l) = self.leader() {
+            return self.vs[l].node.as_ref();
+        }
+        self.vs
+            .iter()
+            .filter_map(|s| s.node.as_ref())
+            .max_by_key(|n| n.applied())
+    }
+
+    /// The leader's decision logic (`None` while no node leads).
+    pub fn view_service(&self) -> Option<&ViewService> {
+        self.leader()
+            .and_then(|l| self.vs[l].node.as_ref())
+            .map(|n| n.view_service())
+    }
+
+    /// The current committed view of group 0, as the most advanced node applied it.
+    pub fn view(&self) -> Option<View> {
+        self.table_node()
+            .and_then(|n| n.table().group(GroupId(0)))
+            .and_then(|g| g.view.clone())
     }
 
     /// Why the group cannot make progress by the rules, if it cannot (see
-    /// `ViewService::stuck_reason`).
+    /// `ViewService::stuck_reason`; asked of the leader, `None` without one).
     pub fn stuck_reason(&self) -> Option<String> {
-        self.vs.stuck_reason(GroupId(0), self.now())
+        self.view_service()
+            .and_then(|vs| vs.stuck_reason(GroupId(0), self.now()))
     }
 
-    /// Is the current view acknowledged by its primary?
+    /// Is the current view acknowledged by its primary (committed)?
     pub fn view_acked(&self) -> bool {
-        self.vs.table().group(GroupId(0)).is_some_and(|g| g.acked)
+        self.table_node()
+            .and_then(|n| n.table().group(GroupId(0)))
+            .is_some_and(|g| g.acked)
+    }
+
+    /// Every committed view of group 0 so far, by number.
+    pub fn committed_views(&self) -> Vec<View> {
+        self.committed_views
+            .values()
+            .filter_map(|e| match e {
+                ViewEvent::NewView { view, .. } => Some(view.clone()),
+                ViewEvent::Acked { .. } => None,
+            })
+            .collect()
     }
 
     /// Server `i` (0-based), if it is up.
@@ -333,13 +506,76 @@ impl Cluster {
 
     /// Every node, for partitions.
     pub fn nodes(&self) -> Vec<NodeId> {
-        let mut nodes = vec![NodeId::ViewService];
+        let mut nodes = self.vs_nodes();
         nodes.extend((0..self.servers.len()).map(NodeId::Server));
         nodes.extend((0..self.clients.len()).map(NodeId::Client));
         nodes
     }
 
+    /// Every view-service node.
+    pub fn vs_nodes(&self) -> Vec<NodeId> {
+        (0..self.vs.len()).map(NodeId::Vs).collect()
+    }
+
     // ---- faults ----
+
+    /// Crashes view-service node `i` (the process dies; the kernel survives, so the page cache
+    /// reaches the disk). With `power_loss`, the machine dies too: only what was synced or
+    /// already written back survives (Q5).
+    pub fn crash_vs(&mut self, i: usize, power_loss: bool) {
+        let now = self.now_ms;
+        let slot = &mut self.vs[i];
+        if slot.node.is_none() {
+            return;
+        }
+        slot.node = None;
+        slot.epoch += 1;
+        slot.timer_at_ms = None;
+        slot.leading_since_ms = None;
+        slot.last_sync_at_ms = 0;
+        let mut kept = Vec::new();
+        while let Some((written_ms, _, op)) = slot.cache.pop_front() {
+            if !power_loss || written_ms + WRITEBACK_MS <= now {
+                kept.push(op);
+            }
+        }
+        for op in kept {
+            apply_op(&mut self.vs[i].durable, &op, &mut self.invariants, i);
+        }
+    }
+
+    /// Starts crashed view-service node `i` again from its disk.
+    pub fn restart_vs(&mut self, i: usize) {
+        if self.vs[i].node.is_none() {
+            self.start_vs(i);
+        }
+    }
+
+    /// Is view-service node `i` up?
+    pub fn is_vs_up(&self, i: usize) -> bool {
+        self.vs[i].node.is_some()
+    }
+
+    /// Freezes view-service node `i` for `duration_ms` (like SIGSTOP): messages to it, its
+    /// timers and the completions of its syncs wait.
+    pub fn pause_vs(&mut self, i: usize, duration_ms: u64) {
+        let now = self.now_ms;
+        let until_ms = now + duration_ms;
+        let slot = &mut self.vs[i];
+        match slot.pauses.back_mut() {
+            Some((_, end_ms)) if *end_ms >= now => *end_ms = (*end_ms).max(until_ms),
+            _ => slot.pauses.push_back((now, until_ms)),
+        }
+        while slot.pauses.len() > MAX_REMEMBERED_PAUSES {
+            slot.pauses.pop_front();
+        }
+        slot.paused_until_ms = slot.paused_until_ms.max(until_ms);
+    }
+
+    /// Is view-service node `i` paused now?
+    pub fn is_vs_paused(&self, i: usize) -> bool {
+        self.vs[i].paused_until_ms > self.now_ms
+    }
 
     /// Crashes server `i`: it stops and loses its memory (R3).
     pub fn crash(&mut self, i: usize) {
@@ -352,13 +588,16 @@ impl Cluster {
     pub fn restart(&mut self, i: usize) {
         let incarnation = Incarnation(self.rng.next_u64());
         self.invariants.server_restarted(&self.servers[i].id);
+        let addrs = vs_addrs(self.vs.len());
         let slot = &mut self.servers[i];
-        slot.replica = Some(Replica::new(
+        let mut replica = Replica::new(
             slot.id.clone(),
             GroupId(0),
             incarnation,
             self.config.replica.clone(),
-        ));
+        );
+        replica.set_view_services(addrs);
+        slot.replica = Some(replica);
         slot.paused_until_ms = 0;
         slot.timer_at_ms = None;
         let now = self.now_ms;
@@ -378,24 +617,19 @@ impl Cluster {
         self.disrupted(i, until_ms);
     }
 
-    /// Freezes the view service for `duration_ms` (like SIGSTOP): messages to it and its timers
-    /// wait. The servers stay healthy; the view service must not count its own stall against
-    /// them (V3).
+    /// Freezes every view-service node for `duration_ms` (like SIGSTOP on all of them): no
+    /// election can happen meanwhile. The servers stay healthy; the view service must not count
+    /// its own stall against them (V3).
     pub fn pause_view_service(&mut self, duration_ms: u64) {
-        let until_ms = self.now_ms + duration_ms;
-        match self.vs_pauses.back_mut() {
-            Some((_, end_ms)) if *end_ms >= self.now_ms => *end_ms = (*end_ms).max(until_ms),
-            _ => self.vs_pauses.push_back((self.now_ms, until_ms)),
+        for i in 0..self.vs.len() {
+            self.pause_vs(i, duration_ms);
         }
-        while self.vs_pauses.len() > MAX_REMEMBERED_PAUSES {
-            self.vs_pauses.pop_front();
-        }
-        self.vs_paused_until_ms = self.vs_paused_until_ms.max(until_ms);
     }
 
-    /// How long the view service was paused between `from_ms` and `to_ms`.
-    fn view_service_paused_ms(&self, from_ms: u64, to_ms: u64) -> u64 {
-        self.vs_pauses
+    /// How long view-service node `vs` was paused between `from_ms` and `to_ms`.
+    fn vs_paused_ms(&self, vs: usize, from_ms: u64, to_ms: u64) -> u64 {
+        self.vs[vs]
+            .pauses
             .iter()
             .map(|(start_ms, end_ms)| {
                 (*end_ms)
@@ -540,7 +774,7 @@ impl Cluster {
         let slot = match node {
             NodeId::Server(i) => &mut self.servers[i].timer_at_ms,
             NodeId::Client(c) => &mut self.clients[c].timer_at_ms,
-            NodeId::ViewService => &mut self.vs_timer_at_ms,
+            NodeId::Vs(i) => &mut self.vs[i].timer_at_ms,
         };
         if slot.is_some_and(|t| t <= at_ms) {
             return;
@@ -551,9 +785,7 @@ impl Cluster {
 
     fn endpoint(&self, node: NodeId) -> Endpoint {
         match node {
-            NodeId::ViewService => Endpoint::ViewService(tandem_protocol::VsAddr::new(
-                tandem_protocol::locator::DEFAULT_VIEW_SERVICE,
-            )),
+            NodeId::Vs(i) => Endpoint::ViewService(self.vs[i].addr.clone()),
             NodeId::Server(i) => Endpoint::Server(self.servers[i].id.clone()),
             NodeId::Client(c) => Endpoint::Client(self.clients[c].clerk.id()),
         }
@@ -561,7 +793,9 @@ impl Cluster {
 
     fn node(&self, endpoint: &Endpoint) -> Option<NodeId> {
         match endpoint {
-            Endpoint::ViewService(_) => Some(NodeId::ViewService),
+            Endpoint::ViewService(addr) => {
+                self.vs.iter().position(|s| s.addr == *addr).map(NodeId::Vs)
+            }
             Endpoint::Server(id) => self.by_id.get(id).map(|i| NodeId::Server(*i)),
             Endpoint::Client(id) => {
                 let c = id.0.checked_sub(1)? as usize;
@@ -574,7 +808,7 @@ impl Cluster {
         let Some(to) = self.node(&transmit.to) else {
             return;
         };
-        if to == NodeId::ViewService {
+        if matches!(to, NodeId::Vs(_)) && !matches!(from, NodeId::Vs(_)) {
             *self.vs_requests.entry(from).or_default() += 1;
         }
         let delays = self.net.deliveries(&mut self.rng, from, to);
@@ -598,9 +832,7 @@ impl Cluster {
     /// to the links, without each of them having to report it.
     fn observe_view_service_link(&mut self, from: NodeId, to: NodeId, delays: &[u64]) {
         let server = match (from, to) {
-            (NodeId::Server(i), NodeId::ViewService) | (NodeId::ViewService, NodeId::Server(i)) => {
-                i
-            }
+            (NodeId::Server(i), NodeId::Vs(_)) | (NodeId::Vs(_), NodeId::Server(i)) => i,
             _ => return,
         };
         let normal_delay_ms = self.config.net.delay_max_ms;
@@ -616,7 +848,7 @@ impl Cluster {
 
     fn trace_event(&mut self, tag: u64, node: NodeId, extra: u64) {
         let node_code = match node {
-            NodeId::ViewService => 0,
+            NodeId::Vs(i) => 3000 + i as u64,
             NodeId::Server(i) => 1000 + i as u64,
             NodeId::Client(c) => 2000 + c as u64,
         };
@@ -632,22 +864,30 @@ impl Cluster {
             EventKind::Deliver { from, to, msg } => self.deliver(event.at_ms, from, to, msg),
             EventKind::Timer { node } => self.timer(node, event.at_ms),
             EventKind::Submit { client } => self.workload_submit(client),
+            EventKind::SyncDone { vs, epoch, id } => self.sync_done(event.at_ms, vs, epoch, id),
         }
     }
 
     fn deliver(&mut self, at_ms: u64, from: NodeId, to: NodeId, msg: Message) {
         match to {
-            NodeId::ViewService => {
-                if self.vs_paused_until_ms > at_ms {
-                    let until_ms = self.vs_paused_until_ms;
-                    self.schedule_at(until_ms, EventKind::Deliver { from, to, msg });
+            NodeId::Vs(v) => {
+                let paused_until = self.vs[v].paused_until_ms;
+                if paused_until > at_ms {
+                    self.schedule_at(paused_until, EventKind::Deliver { from, to, msg });
+                    return;
+                }
+                if self.vs[v].node.is_none() {
                     return;
                 }
                 self.trace_event(1, to, 0);
                 let from_endpoint = self.endpoint(from);
                 let now = self.now();
-                self.vs.handle(now, from_endpoint, msg);
-                self.after_view_service();
+                self.vs[v]
+                    .node
+                    .as_mut()
+                    .expect("up")
+                    .handle(now, from_endpoint, msg);
+                self.after_vs(v);
             }
             NodeId::Server(i) => {
                 let paused_until = self.servers[i].paused_until_ms;
@@ -658,6 +898,7 @@ impl Cluster {
                 if self.servers[i].replica.is_none() {
                     return;
                 }
+                self.check_offered_view(to, from, &msg);
                 let from_endpoint = self.endpoint(from);
                 let now = self.server_now(i);
                 self.servers[i]
@@ -668,6 +909,7 @@ impl Cluster {
                 self.after_server(i);
             }
             NodeId::Client(c) => {
+                self.check_offered_view(to, from, &msg);
                 let from_endpoint = self.endpoint(from);
                 let now = self.now();
                 self.clients[c].clerk.handle(now, from_endpoint, msg);
@@ -678,19 +920,22 @@ impl Cluster {
 
     fn timer(&mut self, node: NodeId, at_ms: u64) {
         match node {
-            NodeId::ViewService => {
-                if self.vs_timer_at_ms != Some(at_ms) {
+            NodeId::Vs(v) => {
+                if self.vs[v].timer_at_ms != Some(at_ms) {
                     return; // Superseded.
                 }
-                self.vs_timer_at_ms = None;
-                if self.vs_paused_until_ms > at_ms {
-                    let until_ms = self.vs_paused_until_ms;
-                    self.arm_timer(node, until_ms);
+                self.vs[v].timer_at_ms = None;
+                let paused_until = self.vs[v].paused_until_ms;
+                if paused_until > at_ms {
+                    self.arm_timer(node, paused_until);
                     return;
                 }
                 let now = self.now();
-                self.vs.handle_timeout(now);
-                self.after_view_service();
+                let Some(vs) = self.vs[v].node.as_mut() else {
+                    return;
+                };
+                vs.handle_timeout(now);
+                self.after_vs(v);
             }
             NodeId::Server(i) => {
                 if self.servers[i].timer_at_ms != Some(at_ms) {
@@ -823,56 +1068,285 @@ impl Cluster {
         }
     }
 
-    /// Sends the view service's outputs, checks its decisions and re-arms its timer.
-    fn after_view_service(&mut self) {
+    /// Drives view-service node `v` after an input: its writes go to the simulated disk (a sync
+    /// completes later, then `persisted`), its messages to the network, its events to the
+    /// checkers; then its timer is re-armed.
+    fn after_vs(&mut self, v: usize) {
         let now = self.now();
-        while let Some(t) = self.vs.poll_transmit(now) {
-            self.send(NodeId::ViewService, t);
-        }
-        while let Some(event) = self.vs.poll_event() {
-            if let ViewEvent::NewView { view, causes, .. } = &event {
-                self.trace_event(4, NodeId::ViewService, view.num.0);
-                for cause in causes {
-                    self.check_declared_dead(cause);
+        loop {
+            let Some(node) = self.vs[v].node.as_mut() else {
+                return;
+            };
+            let mut persists: Vec<Persist> = Vec::new();
+            while let Some(p) = node.poll_persist() {
+                persists.push(p);
+            }
+            let mut out = Vec::new();
+            while let Some(t) = node.poll_transmit(now) {
+                out.push(t);
+            }
+            let mut events = Vec::new();
+            while let Some(e) = node.poll_event() {
+                events.push(e);
+            }
+            if persists.is_empty() && out.is_empty() && events.is_empty() {
+                break;
+            }
+            for event in events {
+                self.vs_event(v, event);
+            }
+            for t in out {
+                self.send(NodeId::Vs(v), t);
+            }
+            for p in persists {
+                let slot = &mut self.vs[v];
+                for op in p.ops {
+                    slot.cache.push_back((self.now_ms, p.id, op));
+                }
+                if p.sync {
+                    let delay = 1 + self.rng.below(SYNC_MAX_MS);
+                    let slot = &mut self.vs[v];
+                    let at = (self.now_ms + delay).max(slot.last_sync_at_ms);
+                    slot.last_sync_at_ms = at;
+                    let epoch = slot.epoch;
+                    self.schedule_at(
+                        at,
+                        EventKind::SyncDone {
+                            vs: v,
+                            epoch,
+                            id: p.id,
+                        },
+                    );
+                } else {
+                    // A write without a sync returns at once (only `vs-skips-sync` asks this).
+                    self.vs[v].node.as_mut().expect("up").persisted(now, p.id);
                 }
             }
-            self.invariants.view_event(&event);
         }
-        if let Some(next) = self.vs.poll_timeout() {
-            self.arm_timer(NodeId::ViewService, next.max(self.now_ms + 1));
+        let node = self.vs[v].node.as_ref().expect("up");
+        let leading = node.is_leader();
+        let next = node.poll_timeout();
+        let term = node.term();
+        let slot = &mut self.vs[v];
+        match (leading, slot.leading_since_ms) {
+            (true, None) => {
+                slot.leading_since_ms = Some(self.now_ms);
+                self.trace_event(5, NodeId::Vs(v), term);
+            }
+            (false, Some(_)) => slot.leading_since_ms = None,
+            _ => {}
+        }
+        if let Some(next) = next {
+            self.arm_timer(NodeId::Vs(v), next.max(self.now_ms + 1));
         }
     }
 
-    /// V3: the view service declares a server dead only for silence while the view service
-    /// itself was running. A server that was up, unpaused and connected to the view service
-    /// (both directions, at the normal delay) for the whole detection window of view-service
-    /// running time before the decision was never silent: declaring it dead is a violation.
-    /// (Time the view service spent paused does not count towards the window: a server silent
-    /// while the view service ran, whose death V6 held back until after a pause, may be
-    /// declared dead when the view service resumes.)
-    fn check_declared_dead(&mut self, cause: &ViewChangeCause) {
+    /// A sync of view-service node `v` completed: everything written up to persist request
+    /// `id` is on disk; the node hears of it (unless it crashed since, or waits while paused).
+    fn sync_done(&mut self, at_ms: u64, v: usize, epoch: u64, id: u64) {
+        if self.vs[v].epoch != epoch || self.vs[v].node.is_none() {
+            return;
+        }
+        let paused_until = self.vs[v].paused_until_ms;
+        if paused_until > at_ms {
+            self.schedule_at(paused_until, EventKind::SyncDone { vs: v, epoch, id });
+            return;
+        }
+        let mut synced = Vec::new();
+        while self.vs[v].cache.front().is_some_and(|(_, p, _)| *p <= id) {
+            synced.push(self.vs[v].cache.pop_front().expect("front").2);
+        }
+        for op in synced {
+            apply_op(&mut self.vs[v].durable, &op, &mut self.invariants, v);
+        }
+        let now = self.now();
+        self.vs[v].node.as_mut().expect("up").persisted(now, id);
+        self.after_vs(v);
+    }
+
+    /// Checks one event of view-service node `v` against the committed history.
+    fn vs_event(&mut self, v: usize, event: NodeEvent) {
+        match event {
+            NodeEvent::Applied(event) => self.vs_applied(v, event),
+            NodeEvent::Rejected(e) => self.invariants.violate(format!(
+                "Q3: vs{} rejected a committed decision: {e}",
+                v + 1
+            )),
+            NodeEvent::RoleChanged { term, leader, .. } => {
+                self.trace_event(6, NodeId::Vs(v), term ^ (leader << 32));
+            }
+            NodeEvent::MembersChanged => self.vs[v].applied_view = None,
+            NodeEvent::Committed { .. } => {}
+            NodeEvent::Failed(why) => self.invariants.violate(format!("Q5: {why}")),
+        }
+    }
+
+    /// A node applied a committed decision: log matching (every node applies the same decision
+    /// for a view number), V6 on that node's applied sequence and on the committed history,
+    /// V3 and Q4 on the deciding leader's declarations.
+    fn vs_applied(&mut self, v: usize, event: ViewEvent) {
+        let name = format!("vs{}", v + 1);
+        match &event {
+            ViewEvent::NewView {
+                group,
+                view,
+                causes,
+                at_ms,
+                ..
+            } => {
+                // V6 on this node's applied sequence: a NewView(N+1) only after Acked(N).
+                if let Some((num, acked)) = self.vs[v].applied_view
+                    && num != ViewNum::NONE
+                    && !(view.num == num.next() && acked)
+                {
+                    self.invariants.violate(format!(
+                        "V6: {name} applied view {} after view {num} (acknowledged: {acked})",
+                        view.num
+                    ));
+                }
+                self.vs[v].applied_view = Some((view.num, false));
+                match self.committed_views.get(&(*group, view.num)) {
+                    Some(first) if *first != event => {
+                        // Compared whole: the same view decided twice (another time, another
+                        // cause) is still two different log entries for one number.
+                        self.invariants.violate(format!(
+                            "log matching: {name} applied view {} as {event:?} but it was \
+                             committed as {first:?}",
+                            view.num,
+                        ));
+                    }
+                    Some(_) => {}
+                    None => {
+                        self.committed_views
+                            .insert((*group, view.num), event.clone());
+                        self.trace_event(4, NodeId::Vs(v), view.num.0);
+                        self.invariants.view_event(&event);
+                    }
+                }
+                // The deciding leader: this node, if it decided it in its current leadership.
+                if let Some(since_ms) = self.vs[v].leading_since_ms
+                    && *at_ms >= since_ms
+                {
+                    for cause in causes {
+                        self.check_declared_dead(cause, v, since_ms, *at_ms);
+                    }
+                }
+            }
+            ViewEvent::Acked { group, viewnum } => {
+                if let Some((num, acked)) = &mut self.vs[v].applied_view
+                    && *num == *viewnum
+                {
+                    *acked = true;
+                }
+                if self.committed_acks.get(group) < Some(viewnum) {
+                    self.committed_acks.insert(*group, *viewnum);
+                    self.invariants.view_event(&event);
+                }
+            }
+        }
+    }
+
+    /// Agreement (Q3): a view a server or a coordinator receives from a view-service node is
+    /// the view the committed history holds for that number.
+    fn check_offered_view(&mut self, to: NodeId, from: NodeId, msg: &Message) {
+        if !matches!(from, NodeId::Vs(_)) {
+            return;
+        }
+        let (Message::PingReply(ViewReply {
+            group,
+            view: Some(view),
+            ..
+        })
+        | Message::ViewReply(ViewReply {
+            group,
+            view: Some(view),
+            ..
+        })) = msg
+        else {
+            return;
+        };
+        let committed = match self.committed_views.get(&(*group, view.num)) {
+            Some(ViewEvent::NewView { view, .. }) => Some(view),
+            _ => None,
+        };
+        if committed != Some(view) {
+            let what = format!(
+                "Q3: {to:?} received view {} = {view:?} from {from:?}, but the committed view {} is {committed:?}",
+                view.num, view.num
+            );
+            self.invariants.violate(what);
+        }
+    }
+
+    /// Q4 and V3 on a declaration of death by view-service node `vs`, leader since
+    /// `since_ms`, decided at `at_ms`.
+    ///
+    /// Q4: a new leader gives every member a full detection period from its election, so no
+    /// member is declared silent sooner than that after it (whatever the member did).
+    ///
+    /// V3: the view service declares a server dead only for silence while it was running. A
+    /// server that was up, unpaused and connected to the view service (both directions, at the
+    /// normal delay) for the whole detection window of the leader's running time, counted from
+    /// the later of its last disruption and the leader's election, was never silent: declaring
+    /// it dead is a violation. The window allows for finding the new leader (Q2: a server moves
+    /// on from an unanswering node after a few pings, possibly through every node).
+    fn check_declared_dead(
+        &mut self,
+        cause: &ViewChangeCause,
+        vs: usize,
+        since_ms: u64,
+        at_ms: u64,
+    ) {
         if !matches!(
             cause.failure(),
             Some(Failure::MissedPings { .. } | Failure::NeverPinged)
         ) {
             return;
         }
+        let dead_after_ms = self.config.view_service.dead_after_ms();
+        if at_ms.saturating_sub(since_ms) < dead_after_ms {
+            self.invariants.violate(format!(
+                "Q4: vs{} declared {} silent ({cause}) {} ms after it started leading, \
+                 before a full detection period of {dead_after_ms} ms",
+                vs + 1,
+                cause.server(),
+                at_ms.saturating_sub(since_ms)
+            ));
+        }
         let Some(&i) = self.by_id.get(cause.server()) else {
             return;
         };
         let slot = &self.servers[i];
-        let since_ms = slot.disrupted_at_ms;
-        let healthy_for_ms =
-            (slot.replica.is_some() && slot.paused_until_ms <= self.now_ms).then(|| {
-                self.now_ms.saturating_sub(since_ms)
-                    - self.view_service_paused_ms(since_ms, self.now_ms)
-            });
-        let vs = &self.config.view_service;
+        // After an election, a server may need to try every node before it finds the leader.
+        let locate_ms = (u64::from(MAX_UNANSWERED) + 1)
+            * self.config.replica.ping_interval_ms
+            * self.vs.len() as u64;
+        let from_ms = slot.disrupted_at_ms.max(since_ms + locate_ms).min(at_ms);
+        let healthy_for_ms = (slot.replica.is_some() && slot.paused_until_ms <= self.now_ms)
+            .then(|| at_ms.saturating_sub(from_ms) - self.vs_paused_ms(vs, from_ms, at_ms));
+        let config = &self.config.view_service;
         // Detection takes dead_after_ms; a ping may be in flight for one interval plus the
         // network's delay, and the view service may judge up to a ping interval late.
-        let window_ms = vs.dead_after_ms() + 2 * vs.ping_interval_ms + self.config.net.delay_max_ms;
+        let window_ms =
+            config.dead_after_ms() + 2 * config.ping_interval_ms + self.config.net.delay_max_ms;
         self.invariants
-            .declared_dead(cause, self.now_ms, healthy_for_ms, window_ms);
+            .declared_dead(cause, at_ms, healthy_for_ms, window_ms);
+    }
+}
+
+/// The addresses of `n` view-service nodes: vs1, vs2, ...
+pub fn vs_addrs(n: usize) -> Vec<VsAddr> {
+    (1..=n).map(|i| VsAddr::new(format!("vs{i}"))).collect()
+}
+
+/// Applies one op to a simulated disk; an op the disk cannot take is a violation (the node
+/// asked for an impossible write).
+fn apply_op(disk: &mut DiskState, op: &DiskOp, invariants: &mut Invariants, vs: usize) {
+    if let Err(e) = disk.apply(op) {
+        invariants.violate(format!(
+            "Q5: vs{} wrote an op its disk refused: {e}",
+            vs + 1
+        ));
     }
 }
 

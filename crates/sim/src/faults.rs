@@ -47,6 +47,30 @@ pub enum Action {
     },
     /// Undo every network fault.
     HealNetwork,
+    /// Crash a view-service node (`None`: the leader); with `power_loss` its page cache is
+    /// lost too (Q5).
+    CrashVs(Option<usize>, bool),
+    /// Power loss of `count` view-service nodes at once (the leader among them) right after
+    /// the next view is committed: whatever was synced must survive (Q5).
+    PowerLossAfterViewChange(usize),
+    /// Crash the view-service leader and the primary together (Q4: the new leader must give
+    /// every member a full detection period).
+    CrashLeaderAndPrimary,
+    /// Start a crashed view-service node again from its disk.
+    RestartVs(usize),
+    /// Start every crashed view-service node again.
+    RestartAllVs,
+    /// Freeze one view-service node (`None`: the leader) for a while (a stalled leader resumed
+    /// must not act as leader once deposed).
+    PauseVs(Option<usize>, u64),
+    /// Split the view-service nodes into two sides.
+    SplitVs(u64),
+    /// Isolate the view-service leader together with the servers in the bit set (the primary
+    /// when `with_primary`) from everyone else: an isolated leader must reveal nothing the
+    /// majority decides differently (Q3).
+    IsolateLeaderWithServers(u64, bool),
+    /// Cut a server from the view-service leader only.
+    CutFromLeader(usize),
 }
 
 /// Draws the next fault episode: actions with their delays from now.
@@ -54,9 +78,14 @@ pub fn next_episode(cluster: &mut Cluster) -> Vec<(u64, Action)> {
     let servers = cluster.server_count();
     let clients = cluster.client_count();
     let detect_ms = cluster.config().view_service.dead_after_ms();
+    let vs_nodes = cluster.vs_count();
     let rng = cluster.rng();
     let server = rng.below(servers as u64) as usize;
     let length = 200 + rng.below(2500);
+    let vs = rng.below(vs_nodes as u64) as usize;
+    if vs_nodes > 1 && rng.below(2) == 0 {
+        return vs_episode(rng, vs_nodes, servers, vs, length);
+    }
     match rng.below(14) {
         0 => vec![
             (0, Action::Crash(server)),
@@ -105,7 +134,7 @@ pub fn next_episode(cluster: &mut Cluster) -> Vec<(u64, Action)> {
         9 => {
             let a = NodeId::Server(server);
             let b = if rng.below(2) == 0 {
-                NodeId::ViewService
+                NodeId::Vs(rng.below(vs_nodes as u64) as usize)
             } else {
                 NodeId::Server((server + 1) % servers)
             };
@@ -140,6 +169,67 @@ pub fn next_episode(cluster: &mut Cluster) -> Vec<(u64, Action)> {
             (0, Action::Crash(server)),
             (0, Action::Pause((server + 1) % servers, length)),
             (length, Action::Restart(server)),
+        ],
+    }
+}
+
+/// Draws an episode of view-service faults.
+fn vs_episode(
+    rng: &mut tandem_protocol::rng::SplitMix64,
+    vs_nodes: usize,
+    servers: usize,
+    vs: usize,
+    length: u64,
+) -> Vec<(u64, Action)> {
+    let majority = vs_nodes / 2 + 1;
+    match rng.below(10) {
+        0 => vec![
+            (0, Action::CrashVs(None, rng.below(2) == 0)),
+            (length, Action::RestartAllVs),
+        ],
+        1 => vec![
+            (0, Action::CrashVs(Some(vs), rng.below(2) == 0)),
+            (length, Action::RestartVs(vs)),
+        ],
+        2 => {
+            let count = if rng.below(2) == 0 {
+                majority
+            } else {
+                vs_nodes
+            };
+            vec![
+                (0, Action::PowerLossAfterViewChange(count)),
+                (3000 + rng.below(1000), Action::RestartAllVs),
+            ]
+        }
+        3 => vec![
+            (0, Action::CrashLeaderAndPrimary),
+            (length + 1000, Action::RestartAllVs),
+            (length + 1000, Action::RestartAll),
+        ],
+        4 => {
+            let target = if rng.below(3) == 0 { Some(vs) } else { None };
+            vec![(0, Action::PauseVs(target, 100 + rng.below(2500)))]
+        }
+        5 => vec![
+            (0, Action::SplitVs(rng.next_u64())),
+            (length, Action::HealNetwork),
+        ],
+        6 | 7 => vec![
+            (
+                0,
+                Action::IsolateLeaderWithServers(rng.below(1 << servers), rng.below(2) == 0),
+            ),
+            (length + 500, Action::HealNetwork),
+        ],
+        8 => vec![
+            (0, Action::CutFromLeader(rng.below(servers as u64) as usize)),
+            (length, Action::HealNetwork),
+        ],
+        _ => vec![
+            (0, Action::CrashVs(None, rng.below(2) == 0)),
+            (300 + rng.below(700), Action::CrashVs(None, false)),
+            (length + 1000, Action::RestartAllVs),
         ],
     }
 }
@@ -227,7 +317,80 @@ pub fn apply(cluster: &mut Cluster, action: &Action) {
                 cluster.net.partition(&side, &everyone);
             }
         }
-        Action::CutFromViewService(i) => cluster.net.cut(NodeId::Server(*i), NodeId::ViewService),
+        Action::CutFromViewService(i) => {
+            for v in cluster.vs_nodes() {
+                cluster.net.cut(NodeId::Server(*i), v);
+            }
+        }
+        Action::CutFromLeader(i) => {
+            if let Some(l) = cluster.leader() {
+                cluster.net.cut(NodeId::Server(*i), NodeId::Vs(l));
+            }
+        }
+        Action::CrashVs(target, power_loss) => {
+            let up = (0..cluster.vs_count())
+                .filter(|v| cluster.is_vs_up(*v))
+                .count();
+            // Keep a majority up (power losses of a majority are their own episode).
+            if up.saturating_sub(1) * 2 > cluster.vs_count()
+                && let Some(v) = target.or_else(|| cluster.leader())
+            {
+                cluster.crash_vs(v, *power_loss);
+            }
+        }
+        Action::PowerLossAfterViewChange(count) => {
+            let before = cluster.committed_views().len();
+            let until = cluster.now_ms() + 3000;
+            cluster.run_until(until, |c| c.committed_views().len() > before);
+            let first = cluster.leader().unwrap_or(0);
+            let n = cluster.vs_count();
+            for k in 0..*count {
+                cluster.crash_vs((first + k) % n, true);
+            }
+        }
+        Action::CrashLeaderAndPrimary => {
+            if healthy(cluster)
+                && let (Some(l), Some(p)) = (cluster.leader(), primary_index(cluster))
+            {
+                cluster.crash_vs(l, false);
+                cluster.crash(p);
+            }
+        }
+        Action::RestartVs(v) => cluster.restart_vs(*v),
+        Action::RestartAllVs => {
+            for v in 0..cluster.vs_count() {
+                cluster.restart_vs(v);
+            }
+        }
+        Action::PauseVs(target, ms) => {
+            if let Some(v) = target.or_else(|| cluster.leader()) {
+                cluster.pause_vs(v, *ms);
+            }
+        }
+        Action::SplitVs(bits) => {
+            let side: Vec<NodeId> = (0..cluster.vs_count())
+                .filter(|i| bits >> i & 1 == 1)
+                .map(NodeId::Vs)
+                .collect();
+            let all = cluster.vs_nodes();
+            cluster.net.partition(&side, &all);
+        }
+        Action::IsolateLeaderWithServers(bits, with_primary) => {
+            if let Some(l) = cluster.leader() {
+                let mut side = vec![NodeId::Vs(l)];
+                side.extend(
+                    (0..cluster.server_count())
+                        .filter(|i| bits >> i & 1 == 1)
+                        .map(NodeId::Server),
+                );
+                if *with_primary && let Some(p) = primary_index(cluster) {
+                    side.push(NodeId::Server(p));
+                }
+                side.sort();
+                side.dedup();
+                cluster.net.partition(&side, &everyone);
+            }
+        }
         Action::CutOneWay(a, b) => cluster.net.cut_one_way(*a, *b),
         Action::SplitServers(bits) => {
             let side: Vec<NodeId> = (0..cluster.server_count())

@@ -35,7 +35,8 @@ pub struct Invariants {
 }
 
 impl Invariants {
-    fn violate(&mut self, what: String) {
+    /// Records a violation (bounded).
+    pub fn violate(&mut self, what: String) {
         if self.violations.len() < 100 {
             self.violations.push(what);
         }

@@ -2,7 +2,8 @@
 //!
 //! # Layout
 //! - [`net`]: the simulated network (delay, loss, duplication, reordering, partitions).
-//! - [`cluster`]: the harness: view service, servers and client sessions on virtual time.
+//! - [`cluster`]: the harness: the replicated view service (Raft nodes with simulated disks),
+//!   servers and client sessions on virtual time.
 //! - [`history`]: recorded operations and the invariants checked on every step.
 //! - [`model`]: the key/value store as a sequential model, per key, for the linearizability
 //!   checker.

@@ -8,8 +8,8 @@ use tandem_protocol::rng::SplitMix64;
 /// A node of the simulated cluster.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum NodeId {
-    /// The view service.
-    ViewService,
+    /// View-service node number `n` (address `vs{n+1}`).
+    Vs(usize),
     /// Replica server number `n`.
     Server(usize),
     /// Client session number `n`.

@@ -29,6 +29,8 @@ pub struct RunOptions {
     pub duration_ms: u64,
     /// Planted bugs.
     pub bugs: Bugs,
+    /// View-service Raft nodes (1, 3 or 5).
+    pub vs_nodes: usize,
     /// Whether a panic inside the run also prints the standard panic message (it is reported
     /// as a violation either way).
     pub panic_print: PanicPrint,
@@ -46,6 +48,7 @@ impl RunOptions {
             seed,
             duration_ms: 60_000,
             bugs: Bugs::NONE,
+            vs_nodes: 3,
             panic_print: PanicPrint::Silent,
             panic_at_ms: None,
         }
@@ -98,6 +101,7 @@ fn cluster_config(options: &RunOptions) -> ClusterConfig {
         seed: options.seed,
         servers,
         clients: 3 + rng.below(6) as usize,
+        vs_nodes: options.vs_nodes,
         view_service: ViewServiceConfig {
             backups,
             bugs: options.bugs,
@@ -223,9 +227,14 @@ fn exercise(
     // Heal: network back to normal, every server up again.
     faults::apply(cluster, &Action::HealNetwork);
     faults::apply(cluster, &Action::RestartAll);
+    faults::apply(cluster, &Action::RestartAllVs);
     cluster.set_workload(None);
     // Give the view service time to notice restarts, then ask whether the rules allow progress:
     // when every server holding the state crashed, V6/V7 keep the group stuck (never wrong).
+    // A view-service leader first (a paused or crashed majority may still be coming back); it
+    // knows every server's liveness a detection period after its election (Q4).
+    let until = cluster.now_ms() + LIVENESS_BOUND_MS;
+    cluster.run_until(until, |c| c.leader().is_some());
     cluster.run_for(cluster.config().view_service.dead_after_ms() + 500);
     let stuck = cluster.stuck_reason();
     if stuck.is_none() {
@@ -314,11 +323,36 @@ fn check_convergence(cluster: &mut Cluster, violations: &mut Vec<String>) {
 pub fn describe(cluster: &Cluster) -> String {
     let mut out = format!("view {:?} acked={}", cluster.view(), cluster.view_acked());
     let group = tandem_protocol::GroupId(0);
-    if let Some(g) = cluster.view_service().table().group(group) {
-        let _ = write!(out, " joined={:?}", g.incarnations);
+    for v in 0..cluster.vs_count() {
+        match cluster.vs_node(v) {
+            None => {
+                let _ = write!(out, "; vs{} down", v + 1);
+            }
+            Some(n) => {
+                let _ = write!(
+                    out,
+                    "; vs{} term={} leader={} deciding={} applied={}{}",
+                    v + 1,
+                    n.term(),
+                    n.leader_id(),
+                    n.is_leader(),
+                    n.applied(),
+                    if cluster.is_vs_paused(v) {
+                        " paused"
+                    } else {
+                        ""
+                    }
+                );
+            }
+        }
     }
-    for (id, live) in cluster.view_service().liveness(group) {
-        let _ = write!(out, " {id}:{:?}", live);
+    if let Some(vs) = cluster.view_service() {
+        if let Some(g) = vs.table().group(group) {
+            let _ = write!(out, " joined={:?}", g.incarnations);
+        }
+        for (id, live) in vs.liveness(group) {
+            let _ = write!(out, " {id}:{:?}", live);
+        }
     }
     for i in 0..cluster.server_count() {
         match cluster.server(i) {
@@ -390,8 +424,8 @@ fn model_key(model: &model::KeyModel) -> String {
 /// The command that replays `options` exactly.
 pub fn replay_command(options: &RunOptions) -> String {
     let mut cmd = format!(
-        "tandem sim --seed {} --duration-ms {}",
-        options.seed, options.duration_ms
+        "tandem sim --seed {} --duration-ms {} --vs-nodes {}",
+        options.seed, options.duration_ms, options.vs_nodes
     );
     for bug in tandem_protocol::Bug::ALL {
         if options.bugs.has(bug) {

@@ -83,7 +83,7 @@ fn v5_first_server_to_ping_becomes_primary_of_view_1() {
     // s1 starts late, so s2 pings first: a view service that picked s1 by name or index fails.
     let mut c = cluster(2, 0);
     c.crash(0);
-    assert!(c.run_until(1000, |c| c.view_acked()));
+    assert!(c.run_until(c.now_ms() + 1000, |c| c.view_acked()));
     let view = c.view().unwrap();
     assert_eq!(view.num, ViewNum(1));
     assert_eq!(view.primary, id("s2"));
@@ -199,21 +199,30 @@ struct StallOutcome {
     violations: Vec<String>,
 }
 
-/// Primary s1 and backup s2 under load from two clients; the view service is paused for each of
-/// `stalls_ms` in turn (like SIGSTOP), with two seconds of normal running after each.
+/// Primary s1 and backups s2, s3 under load from two clients; every view-service node is paused
+/// for each of `stalls_ms` in turn (like SIGSTOP on all of them, so no election happens), with
+/// two seconds of normal running after each. (Two backups: with the planted bug, a server whose
+/// ping the resumed leader reads first survives and the others are replaced by it.)
 fn view_service_stalls_under_load(bugs: Bugs, stalls_ms: &[u64]) -> StallOutcome {
     let mut c = Cluster::new(ClusterConfig {
-        servers: 2,
+        servers: 3,
         clients: 2,
         view_service: ViewServiceConfig {
+            backups: 2,
             bugs,
             ..ViewServiceConfig::default()
         },
         ..ClusterConfig::default()
     });
-    assert!(wait_view(&mut c, "s1", &["s2"], 3000), "{:?}", c.view());
+    assert!(
+        wait_view(&mut c, "s1", &["s2", "s3"], 3000),
+        "{:?}",
+        c.view()
+    );
     c.set_workload(Some(Box::new(RandomWorkload::new(20))));
-    c.run_for(1000);
+    // Long enough that the servers have been healthy for a whole detection window since the
+    // leader's election, counting the time they may need to find it.
+    c.run_for(3000);
     let view_before = c.view().unwrap().num;
     for stall_ms in stalls_ms {
         c.pause_view_service(*stall_ms);
@@ -269,8 +278,10 @@ fn v6_view_service_waits_for_the_primary_ack() {
     let mut c = cluster(2, 0);
     // s1 becomes primary of view 1 but its pings never reach the view service again, so it
     // never acknowledges view 1.
-    c.run_until(1000, |c| c.view().is_some());
-    c.net.cut_one_way(NodeId::Server(0), NodeId::ViewService);
+    c.run_until(c.now_ms() + 1000, |c| c.view().is_some());
+    for v in c.vs_nodes() {
+        c.net.cut_one_way(NodeId::Server(0), v);
+    }
     c.run_for(3000);
     let view = c.view().unwrap();
     assert_eq!(
@@ -318,7 +329,7 @@ fn p8_at_most_once_appends_under_20_percent_message_loss() {
         },
         ..ClusterConfig::default()
     });
-    assert!(c.run_until(5000, |c| c.view_acked()
+    assert!(c.run_until(c.now_ms() + 5000, |c| c.view_acked()
         && c.view().is_some_and(|v| !v.backups.is_empty())));
     let mut expected = String::new();
     for i in 0..100 {
@@ -397,6 +408,21 @@ fn repeated_crash_restart_with_concurrent_updates_for_20_simulated_seconds() {
     while c.now_ms() < start + 20_000 {
         round += 1;
         if round.is_multiple_of(10) {
+            // One holder of the state at a time: the previous victim has rejoined as an
+            // up-to-date backup first (committing each view change through the view service's
+            // log takes a few ms more than a single view service did).
+            let until = c.now_ms() + 5000;
+            let rejoined = c.run_until(until, |c| {
+                c.view_acked()
+                    && c.view().is_some_and(|v| {
+                        !v.backups.is_empty()
+                            && v.members().all(|m| {
+                                c.server(c.server_index(m)).map(|r| r.state().last)
+                                    == c.server(c.server_index(&v.primary)).map(|r| r.state().last)
+                            })
+                    })
+            });
+            assert!(rejoined, "{}", tandem_sim::run::describe(&c));
             let victim = (round / 10 % 3) as usize;
             c.crash(victim);
             c.run_for(300);
@@ -415,9 +441,9 @@ fn repeated_crash_restart_with_concurrent_updates_for_20_simulated_seconds() {
                 );
             } else {
                 panic!(
-                    "writer {w} timed out at {} ms; view {:?}",
+                    "writer {w} timed out at {} ms; {}",
                     c.now_ms(),
-                    c.view()
+                    tandem_sim::run::describe(&c)
                 );
             }
         }
@@ -689,7 +715,9 @@ fn p3_backup_in_newer_view_rejects_deposed_primary() {
     // Client 0 caches the view in which s1 is primary, so its next request goes to s1.
     c.call(0, "SET a before", 2000).unwrap();
     // s1 is cut from the view service only; s2 takes over with s3 as backup.
-    c.net.cut(NodeId::Server(0), NodeId::ViewService);
+    for v in c.vs_nodes() {
+        c.net.cut(NodeId::Server(0), v);
+    }
     assert!(wait_view(&mut c, "s2", &["s3"], 3000), "{:?}", c.view());
     let rejected = |c: &Cluster, s: usize| c.server(s).unwrap().stats().forwards_rejected;
     let (primary_before, backup_before) = (rejected(&c, 1), rejected(&c, 2));
@@ -798,7 +826,7 @@ fn p7_primary_failing_during_state_transfer_never_promotes_the_incomplete_backup
     });
     // s1 alone holds 50 KB; s2 joins late and must receive it in 1 KB chunks.
     c.crash(1);
-    assert!(c.run_until(3000, |c| c.view_acked()));
+    assert!(c.run_until(c.now_ms() + 3000, |c| c.view_acked()));
     start_slow_transfer(&mut c, 50, |c| c.restart(1));
     c.crash(0);
     c.run_for(3000);
@@ -934,7 +962,7 @@ fn p6_backup_that_falls_behind_the_log_gets_a_fresh_transfer() {
         ..ClusterConfig::default()
     });
     c.crash(1);
-    assert!(c.run_until(3000, |c| c.view_acked()));
+    assert!(c.run_until(c.now_ms() + 3000, |c| c.view_acked()));
     // A slow link makes the transfer take seconds; meanwhile far more than 100 writes commit.
     start_slow_transfer(&mut c, 40, |c| c.restart(1));
     let mut written = 0;
@@ -1015,4 +1043,223 @@ fn p4_backup_confirms_a_read_without_executing_it_and_a_retry_after_failover_run
         c.server(2).unwrap().state().digest(),
         "R1: records of re-run reads stay equal on every replica"
     );
+}
+
+// ---- the replicated view service (Q1-Q5) ----
+
+/// A three-server cluster under a view service of `vs_nodes` Raft nodes with `bugs` planted,
+/// steady with s1 primary and s2 backup.
+fn steady_with(vs_nodes: usize, bugs: Bugs) -> Cluster {
+    let mut c = Cluster::new(ClusterConfig {
+        servers: 3,
+        clients: 1,
+        vs_nodes,
+        view_service: ViewServiceConfig {
+            bugs,
+            ..ViewServiceConfig::default()
+        },
+        ..ClusterConfig::default()
+    });
+    assert!(
+        wait_view(&mut c, "s1", &["s2"], 5000),
+        "initial view: {}",
+        tandem_sim::run::describe(&c)
+    );
+    c
+}
+
+/// Runs until some node leads again, other than `not`.
+fn wait_leader(c: &mut Cluster, not: Option<usize>, deadline_ms: u64) -> usize {
+    let until = c.now_ms() + deadline_ms;
+    assert!(
+        c.run_until(until, |c| c.leader().is_some_and(|l| Some(l) != not)),
+        "no new leader: {}",
+        tandem_sim::run::describe(c)
+    );
+    c.leader().expect("a leader")
+}
+
+#[test]
+fn q1_every_node_applies_the_same_views_and_servers_find_the_leader() {
+    for vs_nodes in [1, 3, 5] {
+        let mut c = steady_with(vs_nodes, Bugs::NONE);
+        c.call(0, "SET a 1", 2000).expect("served");
+        let leader = c.leader().expect("a leader");
+        c.run_for(500);
+        let view = c.view();
+        for v in 0..vs_nodes {
+            let node = c.vs_node(v).expect("up");
+            assert_eq!(
+                node.table().group(GroupId(0)).and_then(|g| g.view.clone()),
+                view,
+                "vs{} applied the same views ({vs_nodes} nodes)",
+                v + 1
+            );
+            assert_eq!(node.is_leader(), v == leader);
+        }
+        assert_eq!(c.committed_views().len(), 2, "view 1, then s2 added");
+        assert!(c.violations().is_empty(), "{:?}", c.violations());
+    }
+}
+
+#[test]
+fn q4_leader_killed_during_a_failover_keeps_one_view_per_number() {
+    let mut c = steady_with(3, Bugs::NONE);
+    let leader = c.leader().unwrap();
+    let before = c.view().unwrap().num;
+    // The primary dies; the leader dies too before (or while) the failover commits.
+    c.crash(0);
+    c.run_for(c.config().view_service.dead_after_ms() - 50);
+    c.crash_vs(leader, false);
+    let new_leader = wait_leader(&mut c, Some(leader), 5000);
+    assert!(
+        wait_view(&mut c, "s2", &["s3"], 8000),
+        "the new leader fails the primary over: {}",
+        tandem_sim::run::describe(&c)
+    );
+    assert!(c.view().unwrap().num > before);
+    // The old leader comes back from its disk, follows and applies the same views.
+    c.restart_vs(leader);
+    c.run_for(1000);
+    assert!(!c.vs_node(leader).unwrap().is_leader());
+    assert_eq!(
+        c.vs_node(leader)
+            .unwrap()
+            .table()
+            .group(GroupId(0))
+            .and_then(|g| g.view.clone()),
+        c.view()
+    );
+    assert_eq!(c.leader(), Some(new_leader));
+    assert!(c.violations().is_empty(), "{:?}", c.violations());
+}
+
+/// The leader and the backup are cut off from everyone else while the primary dies.
+fn leader_isolated_with_the_backup_while_the_primary_dies(bugs: Bugs) -> Cluster {
+    let mut c = steady_with(3, bugs);
+    let leader = c.leader().unwrap();
+    let side = [NodeId::Vs(leader), NodeId::Server(1)];
+    let everyone = c.nodes();
+    c.net.partition(&side, &everyone);
+    c.crash(0);
+    c.run_for(3000);
+    c.net.heal_all();
+    c.restart(0);
+    c.run_for(5000);
+    c
+}
+
+#[test]
+fn q3_leader_isolated_with_the_backup_while_the_primary_dies_reveals_nothing_uncommitted() {
+    let c = leader_isolated_with_the_backup_while_the_primary_dies(Bugs::NONE);
+    assert!(c.violations().is_empty(), "{:?}", c.violations());
+    // Once healed, s2 (the only holder of the state) is primary of a committed view.
+    let view = c.view().unwrap();
+    assert_eq!(view.primary, id("s2"), "{}", tandem_sim::run::describe(&c));
+    assert!(c.committed_views().contains(&view));
+    // With the planted bug, the isolated leader pushes a view it could never commit.
+    let c = leader_isolated_with_the_backup_while_the_primary_dies(Bugs::only(
+        Bug::RevealUncommittedView,
+    ));
+    assert!(
+        c.violations().iter().any(|v| v.starts_with("Q3:")),
+        "{:?}",
+        c.violations()
+    );
+}
+
+/// Commits a view change, then cuts the power of every view-service node at once, restarts
+/// them from their disks and returns the cluster with the views committed before the loss.
+fn power_loss_of_every_vs_node(bugs: Bugs) -> (Cluster, Vec<tandem_protocol::View>) {
+    let mut c = steady_with(3, bugs);
+    // s2 dies: s3 replaces it (a committed view change), and the power goes right after.
+    c.crash(1);
+    let until = c.now_ms() + 5000;
+    let committed = c.committed_views().len();
+    assert!(c.run_until(until, |c| c.committed_views().len() > committed));
+    let before = c.committed_views();
+    for v in 0..c.vs_count() {
+        c.crash_vs(v, true);
+    }
+    c.run_for(200);
+    for v in 0..c.vs_count() {
+        c.restart_vs(v);
+    }
+    wait_leader(&mut c, None, 5000);
+    c.run_for(3000);
+    (c, before)
+}
+
+#[test]
+fn q5_power_loss_of_every_vs_node_keeps_every_committed_view() {
+    let (c, before) = power_loss_of_every_vs_node(Bugs::NONE);
+    assert!(c.violations().is_empty(), "{:?}", c.violations());
+    let last = before.last().unwrap().clone();
+    let leader = c.leader().unwrap();
+    let table = c.vs_node(leader).unwrap().table();
+    let history: Vec<_> = table
+        .group(GroupId(0))
+        .unwrap()
+        .history
+        .iter()
+        .map(|h| h.view.clone())
+        .collect();
+    assert_eq!(
+        &history[..before.len()],
+        &before[..],
+        "every committed view survived, in order"
+    );
+    assert!(table.group(GroupId(0)).unwrap().view.as_ref().unwrap().num >= last.num);
+    // A node that never syncs loses what it acknowledged, and the checkers see it.
+    let (c, _) = power_loss_of_every_vs_node(Bugs::only(Bug::VsSkipsSync));
+    assert!(!c.violations().is_empty(), "vs-skips-sync went unnoticed");
+}
+
+#[test]
+fn q4_a_stalled_leader_resumed_does_not_act_as_leader() {
+    let mut c = steady_with(3, Bugs::NONE);
+    let old = c.leader().unwrap();
+    c.pause_vs(old, 4000);
+    let new = wait_leader(&mut c, Some(old), 3000);
+    c.crash(0);
+    assert!(
+        wait_view(&mut c, "s2", &["s3"], 5000),
+        "{}",
+        tandem_sim::run::describe(&c)
+    );
+    let until = c.now_ms() + 5000;
+    c.run_until(until, |c| !c.is_vs_paused(old));
+    c.run_for(500);
+    let node = c.vs_node(old).unwrap();
+    assert!(!node.is_leader(), "the deposed leader stepped down");
+    assert_eq!(
+        node.table().group(GroupId(0)).and_then(|g| g.view.clone()),
+        c.view()
+    );
+    assert_eq!(c.leader(), Some(new));
+    assert!(c.violations().is_empty(), "{:?}", c.violations());
+}
+
+#[test]
+fn q4_a_leader_change_alone_changes_no_view() {
+    for bugs in [Bugs::NONE, Bugs::only(Bug::NewLeaderJudgesImmediately)] {
+        let mut c = steady_with(3, bugs);
+        c.set_workload(Some(Box::new(RandomWorkload::new(20))));
+        c.run_for(1000);
+        let before = c.view().unwrap();
+        let leader = c.leader().unwrap();
+        c.crash_vs(leader, false);
+        wait_leader(&mut c, Some(leader), 5000);
+        c.run_for(3000);
+        if bugs == Bugs::NONE {
+            assert_eq!(c.view(), Some(before), "{:?}", c.violations());
+            assert!(c.violations().is_empty(), "{:?}", c.violations());
+        } else {
+            assert!(
+                c.violations().iter().any(|v| v.starts_with("Q4:")),
+                "{:?}",
+                c.violations()
+            );
+        }
+    }
 }

@@ -71,7 +71,7 @@ impl RoleArgs {
 }
 
 /// The `--viewserver` list in force (flag or environment, then file), validated: 1 to 64
-/// `HOST:PORT` entries without duplicates (V11), trimmed.
+/// `HOST:PORT` entries without duplicates (Q2), trimmed.
 pub fn view_service_list(
     cli: Option<Vec<String>>,
     file: Option<Vec<String>>,

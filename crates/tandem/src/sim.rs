@@ -31,6 +31,9 @@ pub struct SimArgs {
     /// Simulated time under load and faults, per seed.
     #[arg(long, default_value_t = 60_000, value_parser = clap::value_parser!(u64).range(1000..=3_600_000))]
     duration_ms: u64,
+    /// Nodes of the replicated view service (a Raft group): 1, 3 or 5.
+    #[arg(long, default_value_t = 3, value_parser = parse_vs_nodes)]
+    vs_nodes: usize,
     /// Plant a known protocol bug (to prove the checkers catch it).
     #[arg(long = "inject-bug", value_name = "NAME", value_parser = parse_bug)]
     inject_bug: Vec<Bug>,
@@ -49,6 +52,13 @@ fn parse_bug(name: &str) -> Result<Bug, String> {
     name.parse()
 }
 
+fn parse_vs_nodes(text: &str) -> Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(n @ (1 | 3 | 5)) => Ok(n),
+        _ => Err(format!("--vs-nodes must be 1, 3 or 5, not '{text}'")),
+    }
+}
+
 fn options(args: &SimArgs, seed: u64) -> RunOptions {
     let mut bugs = Bugs::NONE;
     for bug in &args.inject_bug {
@@ -58,6 +68,7 @@ fn options(args: &SimArgs, seed: u64) -> RunOptions {
         seed,
         duration_ms: args.duration_ms,
         bugs,
+        vs_nodes: args.vs_nodes,
         // A sweep reports a panicking seed with its location and replay command; the replay is
         // where the standard message (and a backtrace) are wanted.
         panic_print: match args.seed {
@@ -256,5 +267,21 @@ impl Summary {
             writeln!(out, "first failing seed: {replay}")?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_vs_nodes;
+
+    #[test]
+    fn vs_nodes_accepts_one_three_or_five() {
+        for n in [1, 3, 5] {
+            assert_eq!(parse_vs_nodes(&n.to_string()), Ok(n));
+        }
+        for bad in ["0", "2", "4", "7", "x", ""] {
+            let err = parse_vs_nodes(bad).unwrap_err();
+            assert!(err.contains("1, 3 or 5"), "{bad}: {err}");
+        }
     }
 }

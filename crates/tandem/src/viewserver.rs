@@ -17,7 +17,7 @@ use crate::config::{ViewServerFile, pick, print_settings, require};
 use crate::role::{RoleArgs, SharedFileKeys, run_role};
 
 const VIEWSERVER_HELP: &str = "\
-The view service is a Raft group of view-service nodes (V10); only the leader decides.
+The view service is a Raft group of view-service nodes (Q1); only the leader decides.
 
 A group of three, each node with its own data directory:
   tandem viewserver --id 1 --listen 10.0.0.1:7000 --data-dir /var/lib/tandem/vs \\
@@ -35,7 +35,7 @@ then, from anywhere:
   tandem viewserver add-node --viewserver 10.0.0.1:7000,10.0.0.2:7000 --id 4 --addr 10.0.0.4:7000
 and to take a node out:
   tandem viewserver remove-node --viewserver 10.0.0.1:7000 --id 2
-Both print the new membership once a node has applied the change (V14: one change at a time).";
+Both print the new membership once a node has applied the change (Q5: one change at a time).";
 
 /// Options of `tandem viewserver`. Each flag can also come from its `TANDEM_*` variable or the
 /// `--config` file.
@@ -101,7 +101,7 @@ pub struct ViewServerArgs {
     role: RoleArgs,
 }
 
-/// Online membership changes (V14).
+/// Online membership changes (Q5).
 #[derive(Subcommand, Debug)]
 pub enum MembersCommand {
     /// Add a node (running, with an empty data directory and an id not in its --peers).

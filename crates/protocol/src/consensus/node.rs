@@ -148,6 +148,10 @@ pub enum NodeEvent {
     },
     /// The membership changed (a committed add or remove).
     MembersChanged,
+    /// This node found that its log lost entries it had acknowledged (its disk did not keep
+    /// what it synced, Q5) and stopped: it ignores every input from now on. The driver stops
+    /// the process with this message; the operator wipes the node's data and adds it back.
+    Failed(String),
 }
 
 /// Counters.
@@ -203,6 +207,8 @@ pub struct ViewServiceNode {
     /// This leader's proposals: log index and when proposed.
     proposed_at: VecDeque<(u64, u64)>,
     stats: NodeStats,
+    /// Why this node stopped, if it did (see `NodeEvent::Failed`).
+    failed: Option<String>,
 }
 
 impl std::fmt::Debug for ViewServiceNode {
@@ -339,6 +345,7 @@ impl ViewServiceNode {
             events: VecDeque::new(),
             proposed_at: VecDeque::new(),
             stats: NodeStats::default(),
+            failed: None,
         };
         node.rearm_election();
         if single {
@@ -353,6 +360,9 @@ impl ViewServiceNode {
     /// Handles one message: Raft traffic from another node, a server's ping, a coordinator's
     /// view query, an operator's status query or membership change.
     pub fn handle(&mut self, now: Now, from: Endpoint, msg: Message) {
+        if self.failed.is_some() {
+            return;
+        }
         match msg {
             Message::Raft(bytes) => self.on_raft(now, from, bytes),
             Message::GetStatus {} => {
@@ -396,6 +406,9 @@ impl ViewServiceNode {
     /// Timers: one Raft tick when due (a stall of this node never counts as more than one tick,
     /// like the view service's running clock, V3), and the view service's judgment (leader).
     pub fn handle_timeout(&mut self, now: Now) {
+        if self.failed.is_some() {
+            return;
+        }
         let tick_due = self.next_tick_ms.is_none_or(|at| now.mono_ms >= at);
         if tick_due {
             self.next_tick_ms = Some(now.mono_ms + self.config.tick_ms);
@@ -411,6 +424,9 @@ impl ViewServiceNode {
 
     /// The driver made persist request `id` (and every earlier one) durable.
     pub fn persisted(&mut self, now: Now, id: u64) {
+        if self.failed.is_some() {
+            return;
+        }
         while let Some(front) = self.inflight.front() {
             if front.persist_id.is_some_and(|p| p > id) {
                 break;
@@ -458,6 +474,11 @@ impl ViewServiceNode {
     }
 
     // ---- accessors ----
+
+    /// Why this node stopped, if it did.
+    pub fn failure(&self) -> Option<&str> {
+        self.failed.as_deref()
+    }
 
     /// Raft id.
     pub fn id(&self) -> u64 {
@@ -601,9 +622,55 @@ impl ViewServiceNode {
             self.last_contact_ms
                 .retain(|id, _| members.contains_key(id));
         }
+        if let Some(why) = self.lost_acknowledged(&m) {
+            self.fail(why);
+            return;
+        }
         // Errors are messages raft will not take (a stranger, a stale term): dropping them is
         // what a lost message would do.
         let _ = self.raw.step(m);
+    }
+
+    /// Whether `m`, from the leader of our term, shows that this node lost log entries it had
+    /// acknowledged: the leader says an index beyond our log is committed, or sends an entry
+    /// that contradicts one we hold as committed. Only a disk that lost synced writes (or a
+    /// peer that lies) gets here; raft-rs would panic on it.
+    fn lost_acknowledged(&self, m: &RaftMessage) -> Option<String> {
+        use raft::eraftpb::MessageType;
+        let log = &self.raw.raft.raft_log;
+        if m.term != self.raw.raft.term {
+            return None;
+        }
+        match m.get_msg_type() {
+            MessageType::MsgHeartbeat if m.commit > log.last_index() => Some(format!(
+                "node {}: leader {} says index {} is committed but this node's log ends at {}: \
+                 its disk lost entries it had acknowledged",
+                self.config.id,
+                m.from,
+                m.commit,
+                log.last_index()
+            )),
+            MessageType::MsgAppend => m
+                .entries
+                .iter()
+                .filter(|e| e.index <= log.committed)
+                .find(|e| log.term(e.index).is_ok_and(|t| t != 0 && t != e.term))
+                .map(|e| {
+                    format!(
+                        "node {}: leader {} sends entry {} of term {} where this node committed \
+                         another: its disk lost entries it had acknowledged",
+                        self.config.id, m.from, e.index, e.term
+                    )
+                }),
+            _ => None,
+        }
+    }
+
+    fn fail(&mut self, why: String) {
+        self.failed = Some(why.clone());
+        self.outbox.clear();
+        self.persists.clear();
+        self.events.push_back(NodeEvent::Failed(why));
     }
 
     /// Moves the decision logic's outputs out: answers, pushes and proposals.

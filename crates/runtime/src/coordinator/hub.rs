@@ -12,7 +12,7 @@
 //! submits, and a `GetView` from a session is not sent when another was sent within
 //! [`VIEW_QUERY_GAP_MS`]: the answer to that one is given to every busy session.
 //!
-//! The hub finds the view service's leader itself (V11) with its own [`Locator`] over the
+//! The hub finds the view service's leader itself (Q2) with its own [`Locator`] over the
 //! `--viewserver` list: every `GetView` goes to the locator's target; a `ViewReply` from the
 //! target counts as its answer; a `NotLeader` moves the target to the leader named (asked at
 //! once, a few times in a row at most) or, with none named, to the next node (asked at the
@@ -85,7 +85,7 @@ pub(crate) struct Hub {
     last_view_query_ms: Option<u64>,
     /// The configured view-service list, given to every clerk.
     view_services: Vec<VsAddr>,
-    /// Which view-service node to ask (V11).
+    /// Which view-service node to ask (Q2).
     locator: Locator,
     /// `locator.moves()` last published.
     seen_moves: u64,
@@ -178,7 +178,7 @@ impl Hub {
     /// view service now instead of waiting out its attempt timeout (C1).
     fn on_unreachable(&mut self, addr: &str) {
         if self.locator.target_addr().as_str() == addr {
-            // V11: a refused connection is a node that will not answer: count the queries
+            // Q2: a refused connection is a node that will not answer: count the queries
             // as unanswered until the locator moves on. The next query (refresh or a
             // session's) goes to the new target; not at once, so that a list of dead nodes is
             // not cycled through in a tight loop.
@@ -261,7 +261,7 @@ impl Hub {
             }
             Message::NotLeader { leader } => {
                 if let Endpoint::ViewService(node) = &from {
-                    // V11: follow the redirect and ask the leader named now, not after the gap
+                    // Q2: follow the redirect and ask the leader named now, not after the gap
                     // (at most MAX_REDIRECTS_AT_ONCE times in a row: two stale nodes naming each
                     // other must not make a loop). Without a leader named (an election), the
                     // next node is asked at the normal pace.
@@ -411,7 +411,7 @@ impl Hub {
             event = "view_service_target",
             %target,
             moves,
-            "asking another view-service node (V11: redirected or the last one went silent)"
+            "asking another view-service node (Q2: redirected or the last one went silent)"
         );
         self.target_sender.send_replace(target);
         true

@@ -47,7 +47,7 @@ pub(crate) struct Shared {
     listen: SocketAddr,
     /// Per-command counters and latency, recorded by the connection tasks.
     pub(crate) metrics: CoordinatorMetrics,
-    /// The view-service node the hub asks now (V11).
+    /// The view-service node the hub asks now (Q2).
     view_service_target: watch::Receiver<String>,
 }
 

@@ -62,9 +62,13 @@ impl TestCluster {
         self.cluster.coordinator
     }
 
-    /// The view service address list.
+    /// The view service address list (every node; the leader is found from any).
     pub fn view_service(&self) -> Vec<String> {
-        vec![self.cluster.view_service.to_string()]
+        self.cluster
+            .view_services
+            .iter()
+            .map(ToString::to_string)
+            .collect()
     }
 }
 
