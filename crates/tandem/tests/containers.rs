@@ -55,7 +55,10 @@ impl Deployment {
             .env("TANDEM_IMAGE", &self.image)
             .env("TANDEM_PORT", self.port.to_string())
             .env("TANDEM_ADMIN_PORT", self.admin_ports.0.to_string())
-            .env("TANDEM_COORDINATOR_ADMIN_PORT", self.admin_ports.1.to_string()))
+            .env(
+                "TANDEM_COORDINATOR_ADMIN_PORT",
+                self.admin_ports.1.to_string(),
+            ))
     }
 
     fn container(&self, service: &str) -> String {
