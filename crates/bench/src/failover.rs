@@ -1,11 +1,14 @@
-//! The failover benchmark: a replicated store, a steady write load, and the primary killed with
-//! SIGKILL again and again. For each kill it reports the client-visible unavailability window
-//! (the longest time without any acknowledged write around the kill) and, at the end, how many
-//! acknowledged writes were lost (read back and compared).
+//! The failover benchmark: a replicated store, a steady write load, and a process killed with
+//! SIGKILL again and again (the primary, the view-service leader, or both at once: [`KillMode`]).
+//! For each kill it reports the client-visible unavailability window (the longest time without
+//! any acknowledged write around the kill); at the end, the failed client requests, how many
+//! times the view changed, and how many acknowledged writes were lost (read back and compared).
 //!
 //! Two targets share the writers, the measurement and the read-back:
-//! - tandem: a real cluster (view service, three servers, coordinator, each its own process of
-//!   the `tandem` binary); lost writes must be 0.
+//! - tandem: a real cluster (a view service of three Raft nodes with their data dirs, three
+//!   servers, a coordinator, each its own process of the `tandem` binary); lost writes must
+//!   be 0. Each view-service node serves an admin endpoint whose `/status` says whether it
+//!   leads.
 //! - Redis + Sentinel (see `sentinel`): a master, two replicas and three Sentinels from the
 //!   installed `redis-server` and `redis-sentinel`; replication is asynchronous, so lost writes
 //!   are reported, not judged.
@@ -16,7 +19,7 @@ use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -44,11 +47,38 @@ impl FailoverTarget {
     }
 }
 
+/// What is killed in each round.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum KillMode {
+    /// The primary (the only mode of the Redis + Sentinel target).
+    #[default]
+    Primary,
+    /// The view-service leader (tandem only): clients should see nothing (Q4: no view change).
+    VsLeader,
+    /// The view-service leader and the primary at the same instant (tandem only): the group
+    /// fails over once a new leader is elected.
+    VsLeaderAndPrimary,
+}
+
+impl KillMode {
+    /// The name used on the command line and in reports.
+    pub fn label(self) -> &'static str {
+        match self {
+            KillMode::Primary => "primary",
+            KillMode::VsLeader => "vs-leader",
+            KillMode::VsLeaderAndPrimary => "vs-leader+primary",
+        }
+    }
+}
+
 /// What to run.
 #[derive(Clone, Debug)]
 pub struct FailoverConfig {
     /// The store under test.
     pub target: FailoverTarget,
+    /// What is killed in each round; the Redis + Sentinel target supports only
+    /// [`KillMode::Primary`].
+    pub kill: KillMode,
     /// The `tandem` executable whose roles are started (tandem target only).
     pub tandem: PathBuf,
     /// How many times the primary is killed.
@@ -70,6 +100,10 @@ pub struct FailoverReport {
     pub lost: u64,
     /// Failovers nobody asked for: the primary changed without a kill (Redis + Sentinel only).
     pub extra_failovers: u64,
+    /// Client requests that failed: error replies and broken connections.
+    pub client_errors: u64,
+    /// How many times the view changed during the run (tandem only: `None` for Redis).
+    pub view_changes: Option<u64>,
 }
 
 impl FailoverReport {
@@ -194,45 +228,113 @@ pub(crate) trait System {
     fn extra_failovers(&self) -> u64 {
         0
     }
+    /// SIGKILLs what `mode` names; returns the instant just before the first signal. Only
+    /// [`KillMode::Primary`] unless a system says otherwise.
+    fn kill(&mut self, mode: KillMode) -> anyhow::Result<Instant> {
+        match mode {
+            KillMode::Primary => self.kill_primary(),
+            other => bail!("this target cannot kill `{}`", other.label()),
+        }
+    }
+    /// The current view number, if the system has views.
+    fn view_number(&self) -> Option<u64> {
+        None
+    }
 }
+
+/// A removable directory for the view-service nodes' data.
+struct DataDir(PathBuf);
+
+impl Drop for DataDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Views-service nodes in a tandem cluster.
+const VS_NODES: usize = 3;
 
 struct Cluster {
     tandem: PathBuf,
-    vs_addr: String,
+    /// Every view-service node's address, comma-separated (the `--viewserver` list).
+    vs_list: String,
+    /// The admin endpoint of each view-service node.
+    vs_admin: Vec<String>,
+    /// View-service nodes first, then servers, then the coordinator.
     processes: Vec<(String, Vec<String>, Option<Child>)>,
     server_ports: Vec<u16>,
     port: u16,
-    killed: Option<usize>,
+    killed: Vec<usize>,
+    _data: DataDir,
 }
 
 impl Cluster {
     fn spawn(&mut self, args: Vec<String>, name: &str) -> anyhow::Result<()> {
-        let child = Command::new(&self.tandem)
-            .args(&args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .with_context(|| format!("starting {}", self.tandem.display()))?;
+        let child = self.command(&args)?;
         self.processes.push((name.to_string(), args, Some(child)));
         Ok(())
     }
 
+    fn command(&self, args: &[String]) -> anyhow::Result<Child> {
+        Command::new(&self.tandem)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .with_context(|| format!("starting {}", self.tandem.display()))
+    }
+
     fn start(tandem: PathBuf) -> anyhow::Result<Cluster> {
-        let vs_port = free_port()?;
-        let vs_addr = format!("127.0.0.1:{vs_port}");
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .subsec_nanos();
+        let data = DataDir(
+            std::env::temp_dir().join(format!("tandem-failover-{}-{nanos}", std::process::id())),
+        );
+        let mut vs_addrs = Vec::new();
+        let mut vs_admin = Vec::new();
+        for _ in 0..VS_NODES {
+            vs_addrs.push(format!("127.0.0.1:{}", free_port()?));
+            vs_admin.push(format!("127.0.0.1:{}", free_port()?));
+        }
+        let peers: Vec<String> = vs_addrs
+            .iter()
+            .enumerate()
+            .map(|(i, a)| format!("{}={a}", i + 1))
+            .collect();
         let mut cluster = Cluster {
             tandem,
-            vs_addr: vs_addr.clone(),
+            vs_list: vs_addrs.join(","),
+            vs_admin: vs_admin.clone(),
             processes: Vec::new(),
             server_ports: Vec::new(),
             port: 0,
-            killed: None,
+            killed: Vec::new(),
+            _data: data,
         };
-        cluster.spawn(
-            vec!["viewserver".into(), "--listen".into(), vs_addr.clone()],
-            "viewserver",
-        )?;
+        for (i, addr) in vs_addrs.iter().enumerate() {
+            let dir = cluster._data.0.join(format!("vs{}", i + 1));
+            std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+            let args = vec![
+                "viewserver".into(),
+                "--id".into(),
+                (i + 1).to_string(),
+                "--listen".into(),
+                addr.clone(),
+                "--peers".into(),
+                peers.join(","),
+                "--data-dir".into(),
+                dir.display().to_string(),
+                "--admin".into(),
+                vs_admin[i].clone(),
+            ];
+            cluster.spawn(args, &format!("viewserver{}", i + 1))?;
+        }
+        if !wait_for(Duration::from_secs(20), || cluster.vs_leader().is_some()) {
+            bail!("the view service elected no leader within 20 s");
+        }
         for i in 0..3 {
             let port = free_port()?;
             cluster.server_ports.push(port);
@@ -241,7 +343,7 @@ impl Cluster {
                 "--listen".into(),
                 format!("127.0.0.1:{port}"),
                 "--viewserver".into(),
-                vs_addr.clone(),
+                cluster.vs_list.clone(),
             ];
             cluster.spawn(args, &format!("server{i}"))?;
         }
@@ -251,7 +353,7 @@ impl Cluster {
             "--listen".into(),
             format!("127.0.0.1:{}", cluster.port),
             "--viewserver".into(),
-            vs_addr,
+            cluster.vs_list.clone(),
         ];
         cluster.spawn(args, "coordinator")?;
         if !wait_for(Duration::from_secs(20), || cluster.healthy()) {
@@ -260,10 +362,11 @@ impl Cluster {
         Ok(cluster)
     }
 
-    /// (primary port, acked, backup count) from `tandem status --json`.
-    fn status(&self) -> Option<(u16, bool, usize)> {
+    /// (primary port, acked, backup count, view number) from `tandem status --json`, which
+    /// takes the groups from the view-service leader.
+    fn status(&self) -> Option<(u16, bool, usize, u64)> {
         let out = Command::new(&self.tandem)
-            .args(["status", "--viewserver", &self.vs_addr, "--json"])
+            .args(["status", "--viewserver", &self.vs_list, "--json"])
             .output()
             .ok()?;
         let json: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
@@ -272,12 +375,37 @@ impl Cluster {
         let port = primary.rsplit(':').next()?.parse().ok()?;
         let acked = group.get("acked")?.as_bool()?;
         let backups = group.get("backups")?.as_array()?.len();
-        Some((port, acked, backups))
+        let viewnum = group.get("viewnum")?.as_u64()?;
+        Some((port, acked, backups, viewnum))
+    }
+
+    /// (role, term) of view-service node `i`, from the `node` object of its admin `/status`.
+    fn vs_role(&self, i: usize) -> Option<(String, u64)> {
+        self.processes[i].2.as_ref()?;
+        let body = http_get(&self.vs_admin[i], "/status")?;
+        let json: serde_json::Value = serde_json::from_str(&body).ok()?;
+        let node = json.get("node")?;
+        Some((
+            node.get("role")?.as_str()?.to_string(),
+            node.get("term")?.as_u64()?,
+        ))
+    }
+
+    /// The index of the view-service node that leads (the highest term among those that say
+    /// so: a deposed leader may not know yet).
+    fn vs_leader(&self) -> Option<usize> {
+        (0..VS_NODES)
+            .filter_map(|i| {
+                let (role, term) = self.vs_role(i)?;
+                (role == "leader").then_some((term, i))
+            })
+            .max()
+            .map(|(_, i)| i)
     }
 
     fn healthy(&self) -> bool {
         self.status()
-            .is_some_and(|(_, acked, backups)| acked && backups >= 1)
+            .is_some_and(|(_, acked, backups, _)| acked && backups >= 1)
             && Conn::open(self.port)
                 .and_then(|mut c| c.call(&[b"PING"]))
                 .is_ok()
@@ -285,15 +413,35 @@ impl Cluster {
 
     fn server_index(&self, port: u16) -> Option<usize> {
         let position = self.server_ports.iter().position(|p| *p == port)?;
-        Some(position + 1) // processes[0] is the view service
+        Some(position + VS_NODES)
     }
 
-    fn kill(&mut self, index: usize) {
+    fn kill_process(&mut self, index: usize) {
         if let Some(mut child) = self.processes[index].2.take() {
             let _ = child.kill();
             let _ = child.wait();
         }
     }
+}
+
+/// A bounded HTTP/1.0 GET on loopback; the body, if the answer is 200.
+fn http_get(addr: &str, path: &str) -> Option<String> {
+    let timeout = Duration::from_secs(1);
+    let addr: std::net::SocketAddr = addr.parse().ok()?;
+    let mut stream = TcpStream::connect_timeout(&addr, timeout).ok()?;
+    stream.set_read_timeout(Some(timeout)).ok()?;
+    stream.set_write_timeout(Some(timeout)).ok()?;
+    stream
+        .write_all(format!("GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").as_bytes())
+        .ok()?;
+    let mut raw = Vec::new();
+    stream.take(16 << 20).read_to_end(&mut raw).ok()?;
+    let text = String::from_utf8(raw).ok()?;
+    let (head, body) = text.split_once("\r\n\r\n")?;
+    head.split_whitespace()
+        .nth(1)
+        .is_some_and(|code| code == "200")
+        .then(|| body.to_string())
 }
 
 impl System for Cluster {
@@ -303,26 +451,47 @@ impl System for Cluster {
     }
 
     fn kill_primary(&mut self) -> anyhow::Result<Instant> {
-        let (primary, _, _) = self.status().context("tandem status")?;
-        let index = self
-            .server_index(primary)
-            .context("the primary is not one of our servers")?;
+        self.kill(KillMode::Primary)
+    }
+
+    fn kill(&mut self, mode: KillMode) -> anyhow::Result<Instant> {
+        let mut victims = Vec::new();
+        if mode != KillMode::VsLeader {
+            let (primary, _, _, _) = self.status().context("tandem status")?;
+            victims.push(
+                self.server_index(primary)
+                    .context("the primary is not one of our servers")?,
+            );
+        }
+        if mode != KillMode::Primary {
+            victims.push(self.vs_leader().context("no view-service node leads")?);
+        }
         let killed_at = Instant::now();
-        self.kill(index);
-        self.killed = Some(index);
+        for &index in &victims {
+            self.kill_process(index);
+        }
+        self.killed = victims;
         Ok(killed_at)
     }
 
     fn recover(&mut self) -> anyhow::Result<()> {
-        let index = self.killed.take().context("nothing was killed")?;
-        let args = self.processes[index].1.clone();
-        let child = Command::new(&self.tandem)
-            .args(&args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()?;
-        self.processes[index].2 = Some(child);
+        if self.killed.is_empty() {
+            bail!("nothing was killed");
+        }
+        for index in std::mem::take(&mut self.killed) {
+            let child = self.command(&self.processes[index].1)?;
+            self.processes[index].2 = Some(child);
+            if index < VS_NODES {
+                // Rejoined: it answers as a follower (or, rarely, leads again) with a leader
+                // elected, from its data dir.
+                let rejoined = wait_for(Duration::from_secs(30), || {
+                    self.vs_role(index).is_some() && self.vs_leader().is_some()
+                });
+                if !rejoined {
+                    bail!("view-service node {} did not rejoin within 30 s", index + 1);
+                }
+            }
+        }
         if !wait_for(Duration::from_secs(30), || self.healthy()) {
             bail!("the tandem cluster did not get a backup back within 30 s");
         }
@@ -332,12 +501,16 @@ impl System for Cluster {
     fn reader(&self) -> anyhow::Result<Conn> {
         Ok(Conn::open(self.port)?)
     }
+
+    fn view_number(&self) -> Option<u64> {
+        self.status().map(|(_, _, _, viewnum)| viewnum)
+    }
 }
 
 impl Drop for Cluster {
     fn drop(&mut self) {
         for i in 0..self.processes.len() {
-            self.kill(i);
+            self.kill_process(i);
         }
     }
 }
@@ -353,7 +526,13 @@ fn key_value(writer: u32, seq: u32) -> (String, String) {
     (format!("failover:{writer}:{seq}"), format!("v{seq}"))
 }
 
-fn writer(connect: Connector, id: u32, stop: Arc<AtomicBool>, ledger: Arc<Mutex<Vec<Ack>>>) {
+fn writer(
+    connect: Connector,
+    id: u32,
+    stop: Arc<AtomicBool>,
+    ledger: Arc<Mutex<Vec<Ack>>>,
+    errors: Arc<AtomicU64>,
+) {
     let mut conn: Option<Conn> = None;
     let mut seq = 0u32;
     while !stop.load(Ordering::Relaxed) {
@@ -381,9 +560,17 @@ fn writer(connect: Connector, id: u32, stop: Arc<AtomicBool>, ledger: Arc<Mutex<
                 });
             }
             // A demoted Redis master or a replica: find the primary again, as Sentinel clients do.
-            Ok(Frame::Error(e)) if e.starts_with("READONLY") => conn = None,
-            Ok(_) => {}
-            Err(_) => conn = None,
+            Ok(Frame::Error(e)) if e.starts_with("READONLY") => {
+                errors.fetch_add(1, Ordering::Relaxed);
+                conn = None;
+            }
+            Ok(_) => {
+                errors.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(_) => {
+                errors.fetch_add(1, Ordering::Relaxed);
+                conn = None;
+            }
         }
     }
 }
@@ -392,6 +579,12 @@ fn writer(connect: Connector, id: u32, stop: Arc<AtomicBool>, ledger: Arc<Mutex<
 pub fn run_failover(config: &FailoverConfig) -> anyhow::Result<FailoverReport> {
     if config.kills == 0 || config.kills > 1000 || config.writers == 0 || config.writers > 256 {
         bail!("kills must be 1..=1000 and writers 1..=256");
+    }
+    if config.target == FailoverTarget::RedisSentinel && config.kill != KillMode::Primary {
+        bail!(
+            "redis-sentinel has no view-service leader to kill (`--kill {}`)",
+            config.kill.label()
+        );
     }
     match config.target {
         FailoverTarget::Tandem => {
@@ -412,10 +605,17 @@ fn measure(system: &mut dyn System, config: &FailoverConfig) -> anyhow::Result<F
     let label = config.target.label();
     let stop = Arc::new(AtomicBool::new(false));
     let ledger = Arc::new(Mutex::new(Vec::<Ack>::new()));
+    let errors = Arc::new(AtomicU64::new(0));
+    let first_view = system.view_number();
     let writers: Vec<_> = (0..config.writers as u32)
         .map(|id| {
-            let (connect, stop, ledger) = (system.connector(), stop.clone(), ledger.clone());
-            std::thread::spawn(move || writer(connect, id, stop, ledger))
+            let (connect, stop, ledger, errors) = (
+                system.connector(),
+                stop.clone(),
+                ledger.clone(),
+                errors.clone(),
+            );
+            std::thread::spawn(move || writer(connect, id, stop, ledger, errors))
         })
         .collect();
     let acks = || ledger.lock().expect("ledger").len();
@@ -426,9 +626,9 @@ fn measure(system: &mut dyn System, config: &FailoverConfig) -> anyhow::Result<F
             if !wait_for(Duration::from_secs(10), || acks() > acked_before + 100) {
                 bail!("{label} round {round}: no steady write load before the kill (10 s)");
             }
-            let killed_at = system
-                .kill_primary()
-                .with_context(|| format!("{label} round {round}: killing the primary"))?;
+            let killed_at = system.kill(config.kill).with_context(|| {
+                format!("{label} round {round}: killing the {}", config.kill.label())
+            })?;
             let resumed = wait_for(Duration::from_secs(30), || {
                 ledger
                     .lock()
@@ -470,6 +670,10 @@ fn measure(system: &mut dyn System, config: &FailoverConfig) -> anyhow::Result<F
         let _ = w.join();
     }
     result?;
+    let view_changes = match (first_view, system.view_number()) {
+        (Some(first), Some(last)) => Some(last.saturating_sub(first)),
+        _ => None,
+    };
     // Read every acknowledged write back, pipelined so that a long Redis run stays quick.
     let ledger = ledger.lock().expect("ledger");
     let mut conn = system.reader().context("connecting to read back")?;
@@ -494,5 +698,7 @@ fn measure(system: &mut dyn System, config: &FailoverConfig) -> anyhow::Result<F
         acknowledged: ledger.len() as u64,
         lost,
         extra_failovers: system.extra_failovers(),
+        client_errors: errors.load(Ordering::Relaxed),
+        view_changes,
     })
 }

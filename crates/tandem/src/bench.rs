@@ -5,7 +5,9 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Args, ValueEnum};
-use tandem_bench::failover::{FailoverConfig, FailoverReport, FailoverTarget, run_failover};
+use tandem_bench::failover::{
+    FailoverConfig, FailoverReport, FailoverTarget, KillMode, run_failover,
+};
 
 /// Runs `tandem bench`.
 pub fn run(args: tandem_bench::BenchArgs) -> anyhow::Result<ExitCode> {
@@ -28,6 +30,28 @@ enum Target {
     Both,
 }
 
+/// What `tandem bench-failover` kills in each round of the tandem target.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum Kill {
+    /// The primary.
+    Primary,
+    /// The view-service leader (clients should see no error and no view change: Q4).
+    VsLeader,
+    /// The view-service leader and the primary at once.
+    #[value(name = "vs-leader+primary")]
+    VsLeaderPrimary,
+}
+
+impl From<Kill> for KillMode {
+    fn from(kill: Kill) -> KillMode {
+        match kill {
+            Kill::Primary => KillMode::Primary,
+            Kill::VsLeader => KillMode::VsLeader,
+            Kill::VsLeaderPrimary => KillMode::VsLeaderAndPrimary,
+        }
+    }
+}
+
 /// Options of `tandem bench-failover`.
 #[derive(Args, Debug)]
 pub struct FailoverArgs {
@@ -35,7 +59,11 @@ pub struct FailoverArgs {
     /// Redis replicates asynchronously, so its losses are reported, not judged.
     #[arg(long, value_enum, default_value_t = Target::Tandem)]
     target: Target,
-    /// How many times to kill the primary (of each target).
+    /// What to kill in each round of the tandem target. Redis + Sentinel always has its
+    /// master killed (the baseline).
+    #[arg(long, value_enum, default_value_t = Kill::Primary)]
+    kill: Kill,
+    /// How many times to kill (each target).
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=1000))]
     kills: u64,
     /// Concurrent writer connections.
@@ -61,8 +89,13 @@ pub fn run_failover_bench(args: FailoverArgs) -> anyhow::Result<ExitCode> {
     };
     let mut tandem_lost = 0;
     for (i, &target) in targets.iter().enumerate() {
+        let kill = match target {
+            FailoverTarget::Tandem => args.kill.into(),
+            FailoverTarget::RedisSentinel => KillMode::Primary,
+        };
         let config = FailoverConfig {
             target,
+            kill,
             tandem: tandem.clone(),
             kills: args.kills as usize,
             writers: args.writers as usize,
@@ -72,7 +105,7 @@ pub fn run_failover_bench(args: FailoverArgs) -> anyhow::Result<ExitCode> {
         if i > 0 && !args.json {
             println!();
         }
-        print_report(target, &report, args.json);
+        print_report(target, kill, &report, args.json);
         if target == FailoverTarget::Tandem {
             tandem_lost = report.lost;
         }
@@ -84,7 +117,7 @@ pub fn run_failover_bench(args: FailoverArgs) -> anyhow::Result<ExitCode> {
     })
 }
 
-fn print_report(target: FailoverTarget, report: &FailoverReport, json: bool) {
+fn print_report(target: FailoverTarget, kill: KillMode, report: &FailoverReport, json: bool) {
     if json {
         let windows: Vec<String> = report
             .windows_ms
@@ -92,14 +125,19 @@ fn print_report(target: FailoverTarget, report: &FailoverReport, json: bool) {
             .map(|w| format!("{w:.1}"))
             .collect();
         println!(
-            "{{\"target\":\"{}\",\"kills\":{},\"window_p50_ms\":{:.1},\"window_max_ms\":{:.1},\"windows_ms\":[{}],\"acknowledged\":{},\"lost\":{},\"extra_failovers\":{}}}",
+            "{{\"target\":\"{}\",\"kill\":\"{}\",\"kills\":{},\"window_p50_ms\":{:.1},\"window_max_ms\":{:.1},\"windows_ms\":[{}],\"acknowledged\":{},\"lost\":{},\"client_errors\":{},\"view_changes\":{},\"extra_failovers\":{}}}",
             target.label(),
+            kill.label(),
             report.windows_ms.len(),
             report.p50_ms(),
             report.max_ms(),
             windows.join(","),
             report.acknowledged,
             report.lost,
+            report.client_errors,
+            report
+                .view_changes
+                .map_or_else(|| "null".to_string(), |v| v.to_string()),
             report.extra_failovers
         );
     } else {
@@ -109,12 +147,17 @@ fn print_report(target: FailoverTarget, report: &FailoverReport, json: bool) {
             .map(|w| format!("{w:.0}"))
             .collect();
         println!("target:               {}", target.label());
+        println!("killed each round:    {}", kill.label());
         println!("kills:                {}", report.windows_ms.len());
         println!("window p50:           {:.0} ms", report.p50_ms());
         println!("window max:           {:.0} ms", report.max_ms());
         println!("windows (ms):         {}", windows.join(" "));
         println!("acknowledged writes:  {}", report.acknowledged);
         println!("lost acknowledged:    {}", report.lost);
+        println!("failed requests:      {}", report.client_errors);
+        if let Some(changes) = report.view_changes {
+            println!("view changes:         {changes}");
+        }
         if target == FailoverTarget::RedisSentinel {
             println!("extra failovers:      {}", report.extra_failovers);
         }

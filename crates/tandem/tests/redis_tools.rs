@@ -42,7 +42,7 @@ fn c2_redis_cli_and_redis_benchmark_work_unchanged() {
         have("redis-cli") && have("redis-benchmark"),
         "redis-cli and redis-benchmark must run (Debian package redis-tools)"
     );
-    let cluster = Cluster::start(3, &[]);
+    let cluster = Cluster::start(3);
     assert_eq!(
         redis_cli(cluster.port, &["set", "greeting", "hello world"]),
         "OK"

@@ -1,19 +1,31 @@
 //! Test support for multi-process tests: real `tandem` processes on loopback, a TCP proxy to
 //! cut one link, a small blocking RESP client, and recorded histories checked for
 //! linearizability with the simulator's model.
+//!
+//! The view service is a Raft group of three nodes by default ([`ViewService::group`]), each
+//! with its own data dir and a [`Proxy`] in front of it whose address is the one it advertises
+//! and the others list in `--peers`: cutting node i's proxy cuts all Raft traffic TO node i
+//! (an asymmetric partition: it hears nothing, but what it sends still arrives). Servers and
+//! coordinators are given the proxies' addresses too (a node's answers name its advertised
+//! address: an asker given another one would not recognise them); the tests' status queries
+//! go to the nodes' own listen addresses, so a cut-off node can still be watched.
 
 #![allow(dead_code)]
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use tandem_kv::Reply;
+use tandem_protocol::{ClientId, Endpoint, Message, Status};
 use tandem_resp::{Frame, Limits};
+use tandem_runtime::NetConfig;
+use tandem_runtime::wire::{Envelope, decode_frame, encode_frame};
 use tandem_sim::history::HistoryOp;
 
 /// A free loopback port (bound then released; the OS does not hand it out again at once).
@@ -280,71 +292,461 @@ pub fn to_reply(frame: &Frame) -> Reply {
     }
 }
 
-/// A cluster of real processes: view service, servers, a coordinator.
+/// A directory under the system temp dir, removed when dropped.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(name: &str) -> TempDir {
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        let path = std::env::temp_dir().join(format!(
+            "tandem-test-{}-{}-{name}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        ));
+        let _ = std::fs::remove_dir_all(&path);
+        std::fs::create_dir_all(&path).unwrap();
+        TempDir(path)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A unique prefix for process names (and so log files) of one cluster.
+fn cluster_tag() -> String {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    format!("c{}", NEXT.fetch_add(1, Ordering::Relaxed))
+}
+
+/// How long one status query may take: a SIGSTOPped node accepts the connection (the kernel
+/// does) but never answers.
+const STATUS_TIMEOUT: Duration = Duration::from_millis(700);
+
+/// Asks one view-service node for its status (`GetStatus`, answered by every node: Q1) over
+/// the wire protocol; `None` if it does not answer in time.
+pub fn node_status(addr: &str) -> Option<Status> {
+    let max = NetConfig::default().max_frame_bytes;
+    let addr: std::net::SocketAddr = addr.parse().ok()?;
+    let mut stream = TcpStream::connect_timeout(&addr, STATUS_TIMEOUT).ok()?;
+    let deadline = Instant::now() + STATUS_TIMEOUT;
+    stream.set_write_timeout(Some(STATUS_TIMEOUT)).ok()?;
+    let envelope = Envelope {
+        from: Endpoint::Client(ClientId(0x7e57_0000 + u64::from(std::process::id()))),
+        msg: Message::GetStatus {},
+    };
+    stream.write_all(&encode_frame(&envelope, max).ok()?).ok()?;
+    let mut buf = BytesMut::new();
+    loop {
+        while let Some(envelope) = decode_frame(&mut buf, max).ok()? {
+            if let Message::StatusReply(status) = envelope.msg {
+                return Some(status);
+            }
+        }
+        let left = deadline.checked_duration_since(Instant::now())?;
+        stream
+            .set_read_timeout(Some(left.max(Duration::from_millis(1))))
+            .ok()?;
+        let mut chunk = [0u8; 64 * 1024];
+        let n = stream.read(&mut chunk).ok()?;
+        if n == 0 {
+            return None;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+}
+
+/// What one view-service node says of itself (the `node` part of its status).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeInfo {
+    pub id: u64,
+    pub role: String,
+    pub term: u64,
+    pub leader: u64,
+    pub commit: u64,
+    pub applied: u64,
+    pub members: Vec<u64>,
+}
+
+impl NodeInfo {
+    fn of(status: &Status) -> Option<NodeInfo> {
+        let node = status.node.as_ref()?;
+        Some(NodeInfo {
+            id: node.id,
+            role: node.role.clone(),
+            term: node.term,
+            leader: node.leader,
+            commit: node.commit,
+            applied: node.applied,
+            members: node.members.iter().map(|m| m.id).collect(),
+        })
+    }
+
+    pub fn leads(&self) -> bool {
+        self.role == "leader"
+    }
+}
+
+/// One node of the view service: its process, its data dir, and the proxy in front of it that
+/// the other nodes send their Raft traffic through (its advertised address).
+pub struct VsNode {
+    /// Raft id (1-based).
+    pub id: u64,
+    /// Where it listens; the tests' status queries come here directly (so a cut-off node can
+    /// still be observed).
+    pub listen: String,
+    /// The address it advertises, the others list in `--peers`, and servers and coordinators
+    /// are given: a proxy to `listen`. Cutting it cuts everything sent TO this node (Raft
+    /// traffic from the other nodes, pings, queries): an asymmetric partition, the node hears
+    /// nothing, but what it sends on its own connections still arrives.
+    pub proxy: Option<Proxy>,
+    pub data: Option<TempDir>,
+    pub proc: Proc,
+    pub stopped: bool,
+}
+
+impl VsNode {
+    pub fn advertised(&self) -> String {
+        self.proxy
+            .as_ref()
+            .map_or_else(|| self.listen.clone(), Proxy::addr)
+    }
+
+    pub fn status(&self) -> Option<Status> {
+        if self.stopped || !self.proc.is_running() {
+            return None;
+        }
+        node_status(&self.listen)
+    }
+
+    pub fn info(&self) -> Option<NodeInfo> {
+        NodeInfo::of(&self.status()?)
+    }
+}
+
+/// The view service: one node (no Raft peers, nothing on disk) or a Raft group of nodes.
+pub struct ViewService {
+    pub nodes: Vec<VsNode>,
+    tag: String,
+}
+
+impl ViewService {
+    /// A single node, as before the view service was replicated.
+    pub fn single() -> ViewService {
+        let tag = cluster_tag();
+        let listen = format!("127.0.0.1:{}", free_port());
+        let proc = Proc::spawn(
+            &format!("{tag}-vs"),
+            &["viewserver".into(), "--listen".into(), listen.clone()],
+        );
+        ViewService {
+            nodes: vec![VsNode {
+                id: 1,
+                listen,
+                proxy: None,
+                data: None,
+                proc,
+                stopped: false,
+            }],
+            tag,
+        }
+    }
+
+    /// `n` nodes with ids 1..=n, each with its own data dir, all listed in every `--peers`;
+    /// returns once one of them leads.
+    pub fn group(n: usize) -> ViewService {
+        ViewService::group_with(n, &[])
+    }
+
+    /// [`ViewService::group`] with `extra` flags for every node (e.g. Raft timing).
+    pub fn group_with(n: usize, extra: &[&str]) -> ViewService {
+        let tag = cluster_tag();
+        let listens: Vec<String> = (0..n)
+            .map(|_| format!("127.0.0.1:{}", free_port()))
+            .collect();
+        let proxies: Vec<Proxy> = listens.iter().map(|l| Proxy::start(l.clone())).collect();
+        let peers = proxies
+            .iter()
+            .enumerate()
+            .map(|(i, p)| format!("{}={}", i + 1, p.addr()))
+            .collect::<Vec<_>>()
+            .join(",");
+        let mut nodes = Vec::new();
+        for (i, (listen, proxy)) in listens.into_iter().zip(proxies).enumerate() {
+            let id = i as u64 + 1;
+            let data = TempDir::new(&format!("{tag}-vs{id}"));
+            let mut args = vs_args(id, &listen, &proxy.addr(), &peers, data.path());
+            args.extend(extra.iter().map(|a| a.to_string()));
+            let proc = Proc::spawn(&format!("{tag}-vs{id}"), &args);
+            nodes.push(VsNode {
+                id,
+                listen,
+                proxy: Some(proxy),
+                data: Some(data),
+                proc,
+                stopped: false,
+            });
+        }
+        let vs = ViewService { nodes, tag };
+        vs.wait_leader(Duration::from_secs(20), None);
+        vs
+    }
+
+    /// The list servers, coordinators and tools are given: every node's advertised address
+    /// (the one its answers declare, and the one leaders redirect to).
+    pub fn list(&self) -> String {
+        self.nodes
+            .iter()
+            .map(VsNode::advertised)
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// The `--peers` value naming every node by its advertised address.
+    pub fn peers(&self) -> String {
+        self.nodes
+            .iter()
+            .map(|n| format!("{}={}", n.id, n.advertised()))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// Every node's self-description, `None` for those that do not answer.
+    pub fn infos(&self) -> Vec<Option<NodeInfo>> {
+        self.nodes.iter().map(VsNode::info).collect()
+    }
+
+    /// The node that leads, as the answering nodes say: among those claiming to lead, the one
+    /// of the highest term (a deposed leader that has not noticed yet has a lower one).
+    pub fn leader(&self) -> Option<usize> {
+        if self.nodes.len() == 1 {
+            return self.nodes[0].status().map(|_| 0);
+        }
+        self.infos()
+            .iter()
+            .enumerate()
+            .filter_map(|(i, info)| info.as_ref().filter(|n| n.leads()).map(|n| (n.term, i)))
+            .max()
+            .map(|(_, i)| i)
+    }
+
+    /// Waits until a node other than `not` leads; panics after `deadline` with every status.
+    pub fn wait_leader(&self, deadline: Duration, not: Option<usize>) -> usize {
+        let mut found = None;
+        let ok = wait_for(deadline, || {
+            found = self.leader().filter(|l| Some(*l) != not);
+            found.is_some()
+        });
+        assert!(
+            ok,
+            "no view-service leader (other than {not:?}) within {deadline:?}: {:?}",
+            self.infos()
+        );
+        found.unwrap()
+    }
+
+    /// The table as the leader has it (or, with no leader answering, the node that applied
+    /// most).
+    pub fn status(&self) -> Option<Status> {
+        if let Some(l) = self.leader()
+            && let Some(s) = self.nodes[l].status()
+        {
+            return Some(s);
+        }
+        self.nodes
+            .iter()
+            .filter_map(VsNode::status)
+            .max_by_key(|s| s.node.as_ref().map_or(0, |n| n.applied))
+    }
+
+    /// SIGKILL node `i`.
+    pub fn kill(&mut self, i: usize) {
+        self.nodes[i].proc.kill();
+        self.nodes[i].stopped = false;
+    }
+
+    /// Starts node `i` again with the same arguments (so the same data dir).
+    pub fn restart(&mut self, i: usize) {
+        self.nodes[i].proc.kill();
+        self.nodes[i].proc.start();
+        self.nodes[i].stopped = false;
+    }
+
+    /// SIGSTOP node `i`: it keeps its sockets but does nothing.
+    pub fn stop(&mut self, i: usize) {
+        self.nodes[i].proc.signal("STOP");
+        self.nodes[i].stopped = true;
+    }
+
+    /// SIGCONT node `i`.
+    pub fn cont(&mut self, i: usize) {
+        self.nodes[i].proc.signal("CONT");
+        self.nodes[i].stopped = false;
+    }
+
+    /// Cuts the proxy in front of node `i`: nothing the other nodes send reaches it any more
+    /// (see [`VsNode::proxy`]: asymmetric, it can still send).
+    pub fn cut(&self, i: usize) {
+        self.nodes[i].proxy.as_ref().expect("a group node").cut();
+    }
+
+    pub fn heal(&self, i: usize) {
+        self.nodes[i].proxy.as_ref().expect("a group node").heal();
+    }
+
+    /// Starts node `id` that is not yet a member: own id not in `--peers` means "join" (it
+    /// waits to be added). Returns its index.
+    pub fn start_joining(&mut self, id: u64) -> usize {
+        let listen = format!("127.0.0.1:{}", free_port());
+        let proxy = Proxy::start(listen.clone());
+        let data = TempDir::new(&format!("{}-vs{id}", self.tag));
+        let args = vs_args(id, &listen, &proxy.addr(), &self.peers(), data.path());
+        let proc = Proc::spawn(&format!("{}-vs{id}", self.tag), &args);
+        self.nodes.push(VsNode {
+            id,
+            listen,
+            proxy: Some(proxy),
+            data: Some(data),
+            proc,
+            stopped: false,
+        });
+        self.nodes.len() - 1
+    }
+
+    /// Runs `tandem viewserver <args> --viewserver <list>`: (success, output).
+    pub fn admin(&self, args: &[&str]) -> (bool, String) {
+        let out = Command::new(env!("CARGO_BIN_EXE_tandem"))
+            .arg("viewserver")
+            .args(args)
+            .args(["--viewserver", &self.list()])
+            .output()
+            .expect("run tandem viewserver");
+        (
+            out.status.success(),
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        )
+    }
+}
+
+fn vs_args(id: u64, listen: &str, advertise: &str, peers: &str, data: &Path) -> Vec<String> {
+    vec![
+        "viewserver".into(),
+        "--id".into(),
+        id.to_string(),
+        "--listen".into(),
+        listen.into(),
+        "--advertise".into(),
+        advertise.into(),
+        "--peers".into(),
+        peers.into(),
+        "--data-dir".into(),
+        data.display().to_string(),
+    ]
+}
+
+/// Proxies between one server and every view-service node (its `--viewserver` list), cut and
+/// healed together.
+pub struct VsLink(pub Vec<Proxy>);
+
+impl VsLink {
+    pub fn cut(&self) {
+        self.0.iter().for_each(Proxy::cut);
+    }
+
+    pub fn heal(&self) {
+        self.0.iter().for_each(Proxy::heal);
+    }
+}
+
+/// A cluster of real processes: the view service, servers, a coordinator.
 pub struct Cluster {
-    pub vs_port: u16,
-    pub vs: Proc,
+    pub vs: ViewService,
     pub servers: Vec<Proc>,
     pub server_ports: Vec<u16>,
     pub coordinator: Proc,
     pub port: u16,
-    /// Proxies between server i and the view service, when requested.
-    pub vs_links: Vec<Option<Proxy>>,
+    /// Links between server i and the view service, when requested.
+    pub vs_links: Vec<Option<VsLink>>,
 }
 
 impl Cluster {
-    /// Starts a view service, `n` servers (server `i` reaches the view service through a
-    /// cuttable proxy if `proxied[i]`), and a coordinator; waits until the coordinator serves.
-    pub fn start(n: usize, proxied: &[bool]) -> Cluster {
-        let vs_port = free_port();
-        let vs_addr = format!("127.0.0.1:{vs_port}");
-        let vs = Proc::spawn(
-            "vs",
-            &["viewserver".into(), "--listen".into(), vs_addr.clone()],
-        );
+    /// Starts a view service of three nodes, `n` servers and a coordinator (every one given the
+    /// whole node list: Q2); waits until the coordinator serves.
+    pub fn start(n: usize) -> Cluster {
+        Cluster::with(ViewService::group(3), n, &[])
+    }
+
+    /// Starts a single view-service node, `n` servers (server `i` reaches the view service
+    /// through a cuttable proxy if `proxied[i]`) and a coordinator.
+    ///
+    /// A proxied server needs the single node: with a group, a follower's redirect names the
+    /// leader's own address, and a server that followed it would bypass its proxy.
+    pub fn start_single(n: usize, proxied: &[bool]) -> Cluster {
+        Cluster::with(ViewService::single(), n, proxied)
+    }
+
+    /// Servers and a coordinator around a view service already started.
+    pub fn with(vs: ViewService, n: usize, proxied: &[bool]) -> Cluster {
+        let tag = vs.tag.clone();
         let mut servers = Vec::new();
         let mut server_ports = Vec::new();
         let mut vs_links = Vec::new();
         for i in 0..n {
             let port = free_port();
-            let link = proxied
-                .get(i)
-                .copied()
-                .unwrap_or(false)
-                .then(|| Proxy::start(vs_addr.clone()));
-            let target = link.as_ref().map_or(vs_addr.clone(), |p| p.addr());
+            let link = proxied.get(i).copied().unwrap_or(false).then(|| {
+                VsLink(
+                    vs.nodes
+                        .iter()
+                        .map(|node| Proxy::start(node.listen.clone()))
+                        .collect(),
+                )
+            });
+            let list = link.as_ref().map_or_else(
+                || vs.list(),
+                |l| l.0.iter().map(Proxy::addr).collect::<Vec<_>>().join(","),
+            );
             let args = vec![
                 "server".into(),
                 "--listen".into(),
                 format!("127.0.0.1:{port}"),
                 "--viewserver".into(),
-                target,
+                list,
             ];
-            servers.push(Proc::spawn(&format!("s{i}"), &args));
+            servers.push(Proc::spawn(&format!("{tag}-s{i}"), &args));
             server_ports.push(port);
             vs_links.push(link);
             // Start in order so that server 0 becomes the first primary (V5).
             if i == 0 {
                 assert!(
-                    wait_for(Duration::from_secs(10), || status_primary(vs_port)
-                        .is_some()),
-                    "first primary"
+                    wait_for(Duration::from_secs(15), || group_of(vs.status().as_ref())
+                        .is_some_and(|g| g.primary.is_some())),
+                    "first primary: {:?}",
+                    vs.infos()
                 );
             }
         }
         let port = free_port();
         let coordinator = Proc::spawn(
-            "coord",
+            &format!("{tag}-coord"),
             &[
                 "coordinator".into(),
                 "--listen".into(),
                 format!("127.0.0.1:{port}"),
                 "--viewserver".into(),
-                vs_addr,
+                vs.list(),
             ],
         );
         let cluster = Cluster {
-            vs_port,
             vs,
             servers,
             server_ports,
@@ -353,13 +755,13 @@ impl Cluster {
             vs_links,
         };
         assert!(
-            wait_for(Duration::from_secs(15), || cluster
+            wait_for(Duration::from_secs(20), || cluster
                 .acked_with_backups(1.min(n - 1))),
             "cluster did not form: {:?}",
-            status(vs_port)
+            cluster.status()
         );
         assert!(
-            wait_for(Duration::from_secs(10), || RespClient::connect(port)
+            wait_for(Duration::from_secs(15), || RespClient::connect(port)
                 .and_then(|mut c| c.call(&["SET", "__ready", "1"]))
                 .is_ok_and(|f| f == Frame::Simple("OK".into()))),
             "coordinator did not serve"
@@ -367,87 +769,199 @@ impl Cluster {
         cluster
     }
 
+    /// Group 0 as the view-service leader has it.
+    pub fn status(&self) -> Option<GroupStatus> {
+        group_of(self.vs.status().as_ref())
+    }
+
     pub fn acked_with_backups(&self, backups: usize) -> bool {
-        status(self.vs_port).is_some_and(|s| s.acked && s.backups.len() >= backups)
+        self.status()
+            .is_some_and(|s| s.acked && s.backups.len() >= backups)
     }
 
     /// Index of the current primary.
     pub fn primary(&self) -> Option<usize> {
-        let primary = status(self.vs_port)?.primary?;
+        let primary = self.status()?.primary?;
+        self.server_index(&primary)
+    }
+
+    /// Index of the server `id` names.
+    pub fn server_index(&self, id: &str) -> Option<usize> {
         self.server_ports
             .iter()
-            .position(|p| primary.ends_with(&format!(":{p}")))
+            .position(|p| id.ends_with(&format!(":{p}")))
     }
 
     pub fn client(&self) -> RespClient {
         RespClient::connect(self.port).expect("connect to coordinator")
     }
+
+    /// Every view the view service remembers, with when and why it started, for failure
+    /// messages.
+    pub fn history(&self) -> String {
+        let Some(status) = self.vs.status() else {
+            return "(no view-service node answered)".into();
+        };
+        status
+            .groups
+            .iter()
+            .flat_map(|g| g.history.iter())
+            .map(|c| format!("view {} at {} ms: {}\n", c.view.num.0, c.at_ms, c.reason()))
+            .collect()
+    }
 }
 
-/// What `tandem status --json` says of group 0.
-#[derive(Debug, Clone)]
+/// Group 0 of a status.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GroupStatus {
     pub viewnum: u64,
     pub primary: Option<String>,
     pub backups: Vec<String>,
     pub acked: bool,
+    /// Servers the answering node heard from within the dead interval (only the leader knows).
+    pub alive: Vec<String>,
 }
 
-pub fn status(vs_port: u16) -> Option<GroupStatus> {
-    let out = Command::new(env!("CARGO_BIN_EXE_tandem"))
-        .args([
-            "status",
-            "--viewserver",
-            &format!("127.0.0.1:{vs_port}"),
-            "--json",
-        ])
-        .output()
-        .ok()?;
-    if !out.status.success() {
-        return None;
-    }
-    let text = String::from_utf8(out.stdout).ok()?;
-    parse_status(&text)
-}
-
-fn status_primary(vs_port: u16) -> Option<String> {
-    status(vs_port)?.primary
-}
-
-/// A tiny reader for the fixed status JSON shape (avoids a JSON dependency in tests).
-fn parse_status(text: &str) -> Option<GroupStatus> {
-    let field = |name: &str| -> Option<&str> {
-        let start = text.find(&format!("\"{name}\":"))? + name.len() + 3;
-        Some(&text[start..])
-    };
-    let viewnum = field("viewnum")?
-        .split(|c: char| !c.is_ascii_digit())
-        .next()?
-        .parse()
-        .ok()?;
-    let primary = field("primary")?;
-    let primary = if primary.starts_with("null") {
-        None
-    } else {
-        Some(primary[1..].split('"').next()?.to_string())
-    };
-    let list = |name: &str| -> Option<Vec<String>> {
-        let text = field(name)?;
-        let text = &text[1..text.find(']')?];
-        Some(
-            text.split(',')
-                .map(|s| s.trim().trim_matches('"').to_string())
-                .filter(|s| !s.is_empty())
-                .collect(),
-        )
-    };
-    let acked = field("acked")?.starts_with("true");
+pub fn group_of(status: Option<&Status>) -> Option<GroupStatus> {
+    let group = status?.groups.first()?;
+    let view = group.view.as_ref();
     Some(GroupStatus {
-        viewnum,
-        primary,
-        backups: list("backups")?,
-        acked,
+        viewnum: view.map_or(0, |v| v.num.0),
+        primary: view.map(|v| v.primary.to_string()),
+        backups: view.map_or_else(Vec::new, |v| {
+            v.backups.iter().map(ToString::to_string).collect()
+        }),
+        acked: group.acked,
+        alive: group
+            .servers
+            .iter()
+            .filter(|s| s.alive)
+            .map(|s| s.server.to_string())
+            .collect(),
     })
+}
+
+/// Client threads doing a mix of writes and reads through the coordinator until stopped,
+/// recording every call in a [`History`].
+pub struct Load {
+    pub history: History,
+    stop: Arc<AtomicBool>,
+    /// Requests answered with something other than an error.
+    pub acked: Arc<AtomicU64>,
+    /// Error replies and failed connections or calls (outcome unknown).
+    pub errors: Arc<AtomicU64>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+/// The keys the load uses.
+pub const KEYS: [&str; 5] = ["a", "b", "c", "n", "log"];
+
+impl Load {
+    /// Starts `threads` clients on the coordinator at `port`; returns once they have made
+    /// progress.
+    pub fn start(port: u16, threads: usize) -> Load {
+        let history = History::default();
+        let stop = Arc::new(AtomicBool::new(false));
+        let acked = Arc::new(AtomicU64::new(0));
+        let errors = Arc::new(AtomicU64::new(0));
+        let threads = (0..threads)
+            .map(|who| {
+                let (history, stop, acked, errors) =
+                    (history.clone(), stop.clone(), acked.clone(), errors.clone());
+                std::thread::spawn(move || {
+                    let mut client = None;
+                    let mut i = 0u64;
+                    while !stop.load(Ordering::Relaxed) {
+                        i += 1;
+                        let c = match client.as_mut() {
+                            Some(c) => c,
+                            None => match RespClient::connect(port) {
+                                Ok(c) => client.insert(c),
+                                Err(_) => {
+                                    errors.fetch_add(1, Ordering::Relaxed);
+                                    std::thread::sleep(Duration::from_millis(20));
+                                    continue;
+                                }
+                            },
+                        };
+                        let value = format!("w{who}i{i}");
+                        let key = KEYS[(i as usize + who) % 3];
+                        let args: Vec<&str> = match i % 6 {
+                            0 => vec!["SET", key, &value],
+                            1 => vec!["GET", key],
+                            2 => vec!["INCR", "n"],
+                            3 => vec!["APPEND", "log", &value],
+                            4 => vec!["GET", "n"],
+                            _ => vec!["SET", key, &value],
+                        };
+                        match history.call(who, c, &args) {
+                            Some(Frame::Error(e)) => {
+                                eprintln!("client {who}: error reply {e}");
+                                errors.fetch_add(1, Ordering::Relaxed);
+                            }
+                            Some(_) => {
+                                acked.fetch_add(1, Ordering::Relaxed);
+                            }
+                            None => {
+                                eprintln!("client {who}: call failed");
+                                errors.fetch_add(1, Ordering::Relaxed);
+                                client = None;
+                            }
+                        }
+                    }
+                })
+            })
+            .collect();
+        let load = Load {
+            history,
+            stop,
+            acked,
+            errors,
+            threads,
+        };
+        assert!(load.progress(200, Duration::from_secs(15)), "load started");
+        load
+    }
+
+    pub fn acked(&self) -> u64 {
+        self.acked.load(Ordering::Relaxed)
+    }
+
+    pub fn errors(&self) -> u64 {
+        self.errors.load(Ordering::Relaxed)
+    }
+
+    /// Waits until `more` further requests succeed.
+    pub fn progress(&self, more: u64, deadline: Duration) -> bool {
+        let before = self.acked();
+        wait_for(deadline, || self.acked() >= before + more)
+    }
+
+    /// Stops the clients, reads every key once more through `port` (so every acknowledged
+    /// write must be visible: the reads are part of the checked history), and checks the
+    /// history for linearizability (R2). Returns the number of operations checked.
+    pub fn finish(mut self, port: u16) -> usize {
+        self.stop.store(true, Ordering::Relaxed);
+        for t in self.threads.drain(..) {
+            t.join().unwrap();
+        }
+        let mut client = RespClient::connect(port).expect("connect to coordinator");
+        for key in KEYS {
+            assert!(
+                self.history.call(99, &mut client, &["GET", key]).is_some(),
+                "final read of {key}"
+            );
+        }
+        self.history
+            .check(&KEYS)
+            .unwrap_or_else(|e| panic!("R2 violated: {e}"))
+    }
+}
+
+impl Drop for Load {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
 }
 
 /// A history shared by client threads.
@@ -522,19 +1036,4 @@ impl History {
         }
         Ok(ops.len())
     }
-}
-
-/// `tandem status --history`: every view the view service remembers, with when and why it
-/// started, for failure messages (empty if the view service did not answer).
-pub fn status_history(vs_port: u16) -> String {
-    Command::new(env!("CARGO_BIN_EXE_tandem"))
-        .args([
-            "status",
-            "--viewserver",
-            &format!("127.0.0.1:{vs_port}"),
-            "--history",
-        ])
-        .output()
-        .map(|out| String::from_utf8_lossy(&out.stdout).into_owned())
-        .unwrap_or_default()
 }
