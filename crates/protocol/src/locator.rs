@@ -18,7 +18,7 @@ use crate::message::Endpoint;
 pub const DEFAULT_VIEW_SERVICE: &str = "viewservice";
 
 /// Requests sent to the target without an answer before moving on to the next node.
-pub const MAX_UNANSWERED: u32 = 3;
+pub const MAX_UNANSWERED: u32 = 2;
 
 /// Which view-service node to ask.
 #[derive(Clone, Debug)]
@@ -79,6 +79,14 @@ impl Locator {
     pub fn answered(&mut self, from: &VsAddr) {
         if *from == self.target {
             self.unanswered = 0;
+        }
+    }
+
+    /// The transport could not reach `addr` (connection refused or dropped): if it is the
+    /// target, move on to the next node without waiting for unanswered requests to pile up.
+    pub fn unreachable(&mut self, addr: &VsAddr) {
+        if *addr == self.target {
+            self.advance();
         }
     }
 

@@ -14,6 +14,8 @@ struct Net {
     nodes: BTreeMap<u64, ViewServiceNode>,
     disks: BTreeMap<u64, DiskState>,
     down: Vec<u64>,
+    /// Nodes that receive nothing (what they send still arrives).
+    deaf: Vec<u64>,
     now_ms: u64,
     /// Messages addressed to servers.
     to_servers: Vec<(Endpoint, Message)>,
@@ -25,27 +27,39 @@ fn addr(id: u64) -> VsAddr {
 }
 
 fn config(id: u64, n: u64) -> NodeConfig {
+    config_with(id, n, 6)
+}
+
+fn config_with(id: u64, n: u64, election_ticks: usize) -> NodeConfig {
     let mut c = NodeConfig::single(addr(id));
     c.id = id;
     c.peers = (1..=n).map(|i| (i, addr(i))).collect();
     c.seed = 7;
+    c.election_ticks = election_ticks;
     c.view_service = ViewServiceConfig::default();
     c
 }
 
 impl Net {
     fn new(n: u64) -> Net {
+        Net::with(n, 6)
+    }
+
+    fn with(n: u64, election_ticks: usize) -> Net {
         let mut net = Net {
             nodes: BTreeMap::new(),
             disks: BTreeMap::new(),
             down: Vec::new(),
+            deaf: Vec::new(),
             now_ms: 1,
             to_servers: Vec::new(),
             queue: VecDeque::new(),
         };
         for id in 1..=n {
             net.disks.insert(id, DiskState::default());
-            let node = ViewServiceNode::new(config(id, n), DiskState::default()).unwrap();
+            let node =
+                ViewServiceNode::new(config_with(id, n, election_ticks), DiskState::default())
+                    .unwrap();
             net.nodes.insert(id, node);
         }
         net
@@ -104,7 +118,7 @@ impl Net {
                 match &to {
                     Endpoint::ViewService(a) => {
                         let id = Net::id_of(a);
-                        if self.down.contains(&id) {
+                        if self.down.contains(&id) || self.deaf.contains(&id) {
                             continue;
                         }
                         if let Endpoint::ViewService(f) = &from
@@ -324,4 +338,74 @@ fn q5_a_node_added_online_catches_up_from_a_snapshot_and_a_removed_one_is_gone()
                 .contains(&ServerId::new("s2"))
         }
     );
+}
+
+#[test]
+fn q4_a_leader_that_hears_no_quorum_judges_nobody() {
+    // An election timeout (1-2 s) longer than the detection period (500 ms): the cut-off
+    // leader would see the servers' silence long before raft deposes it.
+    let mut net = Net::with(3, 20);
+    net.run(5000);
+    let leader = net.leader().unwrap();
+    let ping_all = |net: &mut Net, v: u64| {
+        for to in 1..=3 {
+            net.ping(to, "s1", v);
+            net.ping(to, "s2", v);
+        }
+    };
+    ping_all(&mut net, 0);
+    net.run(50);
+    for _ in 0..40 {
+        let v = net.nodes[&leader]
+            .table()
+            .group(GroupId(0))
+            .unwrap()
+            .view
+            .as_ref()
+            .unwrap()
+            .num
+            .0;
+        ping_all(&mut net, v);
+        net.run(25);
+    }
+    let before = net.nodes[&leader]
+        .table()
+        .group(GroupId(0))
+        .unwrap()
+        .clone();
+    assert_eq!(before.view.as_ref().unwrap().backups.len(), 1, "{before:?}");
+    assert!(before.acked);
+    // The backup's pings land earlier in each round than the primary's, so a leader that
+    // judged the silence would find the backup dead first and drop it (a view change).
+    let v = before.view.as_ref().unwrap().num.0;
+    let (primary, backup) = {
+        let view = before.view.as_ref().unwrap();
+        (
+            view.primary.as_str().to_owned(),
+            view.backups[0].as_str().to_owned(),
+        )
+    };
+    let round = |net: &mut Net| {
+        for to in 1..=3 {
+            net.ping(to, &backup, v);
+        }
+        net.run(40);
+        for to in 1..=3 {
+            net.ping(to, &primary, v);
+        }
+        net.run(10);
+    };
+    for _ in 0..10 {
+        round(&mut net);
+    }
+    // The leader hears nothing from now on: not the servers, not the other nodes. Its own
+    // messages still arrive, so anything it proposed would be committed by its successor.
+    net.deaf.push(leader);
+    for _ in 0..100 {
+        round(&mut net);
+    }
+    let new_leader = net.leader().expect("a new leader");
+    assert_ne!(new_leader, leader);
+    let after = net.nodes[&new_leader].table().group(GroupId(0)).unwrap();
+    assert_eq!(after.view, before.view, "the partition changed no view");
 }

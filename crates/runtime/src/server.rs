@@ -138,6 +138,7 @@ impl Server {
             routes: ClientRoutes::new(self.config.net.max_client_routes),
             net,
         };
+        let mut unreachable = driver.net.subscribe_unreachable();
         loop {
             driver.tick_if_due();
             driver.flush();
@@ -155,6 +156,8 @@ impl Server {
                         driver.handle(inbound);
                     }
                 }
+                // Q2: a view-service node that refuses connections is left at once.
+                Some(addr) = unreachable.recv() => driver.replica.view_service_unreachable(&addr),
                 _ = sleep_until(wake.into()) => {}
             }
         }

@@ -415,7 +415,10 @@ impl ViewServiceNode {
             self.raw.tick();
             self.process(now);
         }
-        if self.vs.is_deciding() && self.vs.poll_timeout().is_some_and(|at| now.mono_ms >= at) {
+        if self.vs.is_deciding()
+            && self.hears_quorum(now)
+            && self.vs.poll_timeout().is_some_and(|at| now.mono_ms >= at)
+        {
             self.vs.handle_timeout(now);
             self.drain_view_service(now);
             self.process(now);
@@ -447,8 +450,10 @@ impl ViewServiceNode {
     #[must_use]
     pub fn poll_timeout(&self) -> Option<u64> {
         let tick = self.next_tick_ms.unwrap_or(0);
+        // Out of touch with a quorum, the leader does not judge (Q4); the next tick rechecks.
         let judge = if self.vs.is_deciding() {
-            self.vs.poll_timeout()
+            let heard_until = self.quorum_heard_until_ms();
+            self.vs.poll_timeout().filter(|at| *at < heard_until)
         } else {
             None
         };
@@ -474,6 +479,39 @@ impl ViewServiceNode {
     }
 
     // ---- accessors ----
+
+    /// Until when (monotonic ms) this node has heard from a quorum: a majority of the members,
+    /// itself included, each sent it a Raft message within the last half detection period (or
+    /// election timeout, if shorter). A leader judges servers' silence only until then (Q4): a
+    /// leader cut off from the other nodes may well be cut off from the servers too, and what it
+    /// would take for their silence is its own isolation; with half a detection period it stops
+    /// before any server can look dead. Raft's quorum check deposes such a leader soon after.
+    /// Pausing judgment is always safe: it only delays a failover.
+    fn quorum_heard_until_ms(&self) -> u64 {
+        let window = (self.config.election_ticks as u64 * self.config.tick_ms)
+            .min(self.config.view_service.dead_after_ms() / 2);
+        let mut heard: Vec<u64> = self
+            .members
+            .keys()
+            .map(|id| {
+                if *id == self.config.id {
+                    u64::MAX
+                } else {
+                    self.last_contact_ms.get(id).map_or(0, |at| at + window)
+                }
+            })
+            .collect();
+        if heard.is_empty() {
+            return u64::MAX;
+        }
+        // The time the majority-th most recent contact expires.
+        heard.sort_unstable_by(|a, b| b.cmp(a));
+        heard[heard.len() / 2]
+    }
+
+    fn hears_quorum(&self, now: Now) -> bool {
+        self.quorum_heard_until_ms() > now.mono_ms
+    }
 
     /// Why this node stopped, if it did.
     pub fn failure(&self) -> Option<&str> {

@@ -359,6 +359,13 @@ impl Replica {
         self.locator = Locator::new(addrs);
     }
 
+    /// The transport could not reach `addr`. If it is the view-service node this server pings,
+    /// the next ping goes to the next node of the list (Q2); not sooner, so that a list of dead
+    /// nodes is not cycled through in a tight loop.
+    pub fn view_service_unreachable(&mut self, addr: &str) {
+        self.locator.unreachable(&VsAddr::new(addr));
+    }
+
     /// Which view-service node this server pings now, and how often it changed (Q2).
     pub fn locator(&self) -> &Locator {
         &self.locator
