@@ -158,5 +158,10 @@ mod tests {
         assert_eq!(loc.target_addr().as_str(), "d");
         loc.redirected(&VsAddr::new("d"), None);
         assert_eq!(loc.target_addr().as_str(), "a");
+        // A refused connection to the target moves on at once; one to another node does not.
+        loc.unreachable(&VsAddr::new("c"));
+        assert_eq!(loc.target_addr().as_str(), "a");
+        loc.unreachable(&VsAddr::new("a"));
+        assert_eq!(loc.target_addr().as_str(), "b");
     }
 }
