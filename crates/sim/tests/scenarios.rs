@@ -203,8 +203,9 @@ struct StallOutcome {
 /// for each of `stalls_ms` in turn (like SIGSTOP on all of them, so no election happens), with
 /// two seconds of normal running after each. (Two backups: with the planted bug, a server whose
 /// ping the resumed leader reads first survives and the others are replaced by it.)
-fn view_service_stalls_under_load(bugs: Bugs, stalls_ms: &[u64]) -> StallOutcome {
+fn view_service_stalls_under_load(vs_nodes: usize, bugs: Bugs, stalls_ms: &[u64]) -> StallOutcome {
     let mut c = Cluster::new(ClusterConfig {
+        vs_nodes,
         servers: 3,
         clients: 2,
         view_service: ViewServiceConfig {
@@ -241,36 +242,24 @@ fn view_service_stalls_under_load(bugs: Bugs, stalls_ms: &[u64]) -> StallOutcome
 
 #[test]
 fn v3_a_view_service_stall_never_counts_against_servers() {
-    let outcome = view_service_stalls_under_load(Bugs::NONE, &[800, 2000]);
-    assert_eq!(
-        outcome.view_after, outcome.view_before,
-        "a stall of the view service failed over a healthy server: {:?}",
-        outcome.violations
-    );
-    assert!(outcome.violations.is_empty(), "{:?}", outcome.violations);
-    assert!(
-        outcome.completed_at_end > 10,
-        "clients are served after the stalls: {}",
-        outcome.completed_at_end
-    );
-    // The planted bug counts each stall against the servers: the same runs change views, and
-    // the harness's invariant reports the healthy server declared dead.
-    for stall_ms in [800, 2000] {
-        let outcome =
-            view_service_stalls_under_load(Bugs::only(Bug::VsJudgesAfterStall), &[stall_ms]);
-        assert_ne!(
+    for vs_nodes in [1, 3] {
+        let outcome = view_service_stalls_under_load(vs_nodes, Bugs::NONE, &[800, 2000]);
+        assert_eq!(
             outcome.view_after, outcome.view_before,
-            "stall of {stall_ms} ms with the planted bug"
-        );
-        assert!(
-            outcome
-                .violations
-                .iter()
-                .any(|v| v.starts_with("V3: healthy server declared dead")),
-            "stall of {stall_ms} ms: {:?}",
+            "{vs_nodes} nodes: a stall of the view service failed over a healthy server: {:?}",
             outcome.violations
         );
+        assert!(outcome.violations.is_empty(), "{:?}", outcome.violations);
+        assert!(
+            outcome.completed_at_end > 10,
+            "clients are served after the stalls: {}",
+            outcome.completed_at_end
+        );
     }
+    // The planted bug `vs-judges-after-stall` (each stall counted against the servers) is
+    // caught by the seed sweep on a single-node view service (crates/sim/tests/sweep.rs): there
+    // the stall rule alone protects the servers; in a Raft group a leader resumed from a stall
+    // also judges nobody until it hears from a quorum again (Q4).
 }
 
 #[test]
