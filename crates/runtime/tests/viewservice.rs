@@ -191,7 +191,7 @@ async fn make_primary(leader: &str, server: &str) -> anyhow::Result<()> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn q1_v11_three_nodes_elect_a_leader_and_followers_redirect_to_it() -> anyhow::Result<()> {
+async fn q1_q2_three_nodes_elect_a_leader_and_followers_redirect_to_it() -> anyhow::Result<()> {
     let root = test_dir("elect");
     let nodes = start_group(&root).await?;
     let leader = elected(&nodes).await?;
