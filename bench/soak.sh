@@ -1,18 +1,19 @@
 #!/usr/bin/env bash
-# Soak: a healthy cluster on a saturated machine must never change its view (V3).
+# Soak: a healthy cluster on a saturated machine must never change its view (V3, Q4).
 #
 #   bench/soak.sh                       # 10 minutes
 #   bench/soak.sh --short               # 60 s: what CI runs
 #   bench/soak.sh --duration SECONDS    # any length, at least 30 s
-#   bench/soak.sh --pause-every SECONDS # SIGSTOP the view service for 1 s this often (0: never)
+#   bench/soak.sh --pause-every SECONDS # SIGSTOP the view-service leader for 1 s this often (0: never)
 #
-# Starts a view service (target: two backups, so every server's liveness shows in the view),
-# three servers and a coordinator, then for the whole duration:
+# Starts a view service of three Raft nodes (target: two backups, so every server's liveness
+# shows in the view), three servers and a coordinator, then for the whole duration:
 #   - `tandem bench`: 4 connections, 50% GET, no pipelining (closed loop, so a modest rate);
 #   - `stress-ng --cpu-load 100` with twice as many busy workers as cores (4 on the project's
 #     2-core machine), for a load average of 4 and more;
-#   - SIGSTOP of the view service for 1 s every 30 s (15 s with --short), the last one at least
-#     10 s before the end so that its consequences are seen.
+#   - SIGSTOP of the view-service leader for 1 s every 30 s (15 s with --short), the last one at
+#     least 10 s before the end so that its consequences are seen: longer than an election
+#     timeout, so each pause also changes the leader (which must change no view: Q4).
 # No server is killed, so every view change is spurious. Reports them (with the view service's
 # reasons), the client throughput and p99, and the 1-minute load average seen. Exits 1 if any
 # view changed, a role process died or the cluster did not form; 2 on bad options or without
@@ -41,14 +42,21 @@ tandem="${CARGO_TARGET_DIR:-$root/target}/release/tandem"
 cargo build --release --quiet --manifest-path "$root/Cargo.toml" --bin tandem
 
 source "$root/bench/lib.sh"
-vs_pid=""; pauser_pid=""
-# A stopped view service would never see the SIGTERM of the cleanup: stop pausing, wake it first.
-trap '[ -n "$pauser_pid" ] && kill "$pauser_pid" 2>/dev/null; [ -n "$vs_pid" ] && kill -CONT "$vs_pid" 2>/dev/null; cleanup' EXIT
+vs_pids=(); pauser_pid=""
+# A stopped node would never see the SIGTERM of the cleanup: stop pausing, wake the nodes first.
+trap '[ -n "$pauser_pid" ] && kill "$pauser_pid" 2>/dev/null; for p in "${vs_pids[@]}"; do kill -CONT "$p" 2>/dev/null; done; cleanup' EXIT
 
-vs="127.0.0.1:$(free_port)"; coord=$(free_port)
-"$tandem" viewserver --listen "$vs" --backups 2 2>"$work/vs.log" & pids+=($!); vs_pid=$!
-roles=("viewserver:$vs_pid")
-wait_port "${vs##*:}"
+vs_addrs=(); coord=$(free_port)
+for i in 1 2 3; do vs_addrs+=("127.0.0.1:$(free_port)"); done
+vs=$(IFS=,; echo "${vs_addrs[*]}")
+peers="1=${vs_addrs[0]},2=${vs_addrs[1]},3=${vs_addrs[2]}"
+roles=()
+for i in 1 2 3; do
+  "$tandem" viewserver --id "$i" --listen "${vs_addrs[$((i - 1))]}" --peers "$peers" \
+    --data-dir "$work/vs$i" --backups 2 2>"$work/vs$i.log" & pids+=($!); vs_pids+=($!)
+  roles+=("view-service node $i:$!")
+done
+for a in "${vs_addrs[@]}"; do wait_port "${a##*:}"; done
 for i in 0 1 2; do
   port=$(free_port)
   "$tandem" server --listen "127.0.0.1:$port" --viewserver "$vs" 2>"$work/s$i.log" & pids+=($!)
@@ -73,8 +81,13 @@ pids+=($!)
   while [ "$pause_every" -gt 0 ] && [ $((at + pause_secs + 10)) -le "$duration" ]; do
     delay=$((start + at - $(date +%s)))
     [ "$delay" -le 0 ] || sleep "$delay"
-    kill -STOP "$vs_pid"; sleep "$pause_secs"; kill -CONT "$vs_pid"
-    echo $(($(date +%s) - start - pause_secs))
+    leader=$("$tandem" status --viewserver "$vs" --json \
+      | python3 -c 'import json,sys; print(next((n["id"] for n in json.load(sys.stdin)["nodes"] if n["role"] == "leader"), 0))')
+    if [ "$leader" -ge 1 ] && [ "$leader" -le 3 ]; then
+      victim=${vs_pids[$((leader - 1))]}
+      kill -STOP "$victim"; sleep "$pause_secs"; kill -CONT "$victim"
+      echo "$(($(date +%s) - start - pause_secs))"
+    fi
     at=$((at + pause_every))
   done
 ) >"$work/pauses.txt" &
@@ -96,9 +109,9 @@ work, duration, workers, first, last = sys.argv[1], int(sys.argv[2]), int(sys.ar
 pauses = open(os.path.join(work, "pauses.txt")).read().split()
 loads = [float(x) for x in open(os.path.join(work, "load.txt")).read().split()]
 b = json.load(open(os.path.join(work, "bench.json")))
-paused = (f"SIGSTOPped for 1 s at {', '.join(p + ' s' for p in pauses)}" if pauses
+paused = (f"leader SIGSTOPped for 1 s at {', '.join(p + ' s' for p in pauses)}" if pauses
           else "never paused")
-print(f"soak {duration} s: view service, 3 servers (primary + 2 backups), coordinator; "
+print(f"soak {duration} s: view service of 3 Raft nodes, 3 servers (primary + 2 backups), coordinator; "
       f"stress-ng {workers} CPU workers; view service {paused}")
 if loads:
     print(f"load average (1 min): max {max(loads):.1f}, mean {sum(loads)/len(loads):.1f}, "
