@@ -110,9 +110,10 @@ pub enum MembersCommand {
     RemoveNode(RemoveNodeArgs),
 }
 
-/// Options of `tandem viewserver add-node`.
+/// Where a membership change is sent, and how long to wait for it (shared by `add-node` and
+/// `remove-node`).
 #[derive(Args, Debug)]
-pub struct AddNodeArgs {
+pub struct MembersTarget {
     /// Addresses of current members, comma-separated (the leader is found from any of them).
     #[arg(
         long = "viewserver",
@@ -121,34 +122,32 @@ pub struct AddNodeArgs {
         required = true
     )]
     view_service: Vec<String>,
+    /// Give up unless the change is applied within this long.
+    #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..=600_000))]
+    timeout_ms: u64,
+}
+
+/// Options of `tandem viewserver add-node`.
+#[derive(Args, Debug)]
+pub struct AddNodeArgs {
+    #[command(flatten)]
+    target: MembersTarget,
     /// The new node's Raft id (non-zero, unused).
     #[arg(long)]
     id: u64,
     /// The new node's address (its --listen or --advertise).
     #[arg(long, value_name = "HOST:PORT")]
     addr: String,
-    /// Give up unless the change is applied within this long.
-    #[arg(long, default_value_t = 10_000)]
-    timeout_ms: u64,
 }
 
 /// Options of `tandem viewserver remove-node`.
 #[derive(Args, Debug)]
 pub struct RemoveNodeArgs {
-    /// Addresses of current members, comma-separated (the leader is found from any of them).
-    #[arg(
-        long = "viewserver",
-        value_name = "ADDRS",
-        value_delimiter = ',',
-        required = true
-    )]
-    view_service: Vec<String>,
+    #[command(flatten)]
+    target: MembersTarget,
     /// The Raft id of the node to remove.
     #[arg(long)]
     id: u64,
-    /// Give up unless the change is applied within this long.
-    #[arg(long, default_value_t = 10_000)]
-    timeout_ms: u64,
 }
 
 /// Parses `ID=HOST:PORT` entries (at most [`MAX_VIEW_SERVICE_PEERS`], ids unique).
@@ -177,26 +176,22 @@ pub fn parse_peers(entries: &[String]) -> anyhow::Result<BTreeMap<u64, String>> 
 
 /// Runs `add-node` or `remove-node`: prints the membership once applied.
 fn change(action: MembersCommand) -> anyhow::Result<ExitCode> {
-    let (addrs, change, timeout_ms) = match action {
+    let (target, change) = match action {
         MembersCommand::AddNode(args) => {
             if args.id == 0 {
                 bail!("--id must be non-zero");
             }
             (
-                args.view_service,
+                args.target,
                 MemberChange::Add {
                     id: args.id,
                     addr: VsAddr::new(&args.addr),
                 },
-                args.timeout_ms,
             )
         }
-        MembersCommand::RemoveNode(args) => (
-            args.view_service,
-            MemberChange::Remove { id: args.id },
-            args.timeout_ms,
-        ),
+        MembersCommand::RemoveNode(args) => (args.target, MemberChange::Remove { id: args.id }),
     };
+    let (addrs, timeout_ms) = (target.view_service, target.timeout_ms);
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
