@@ -939,7 +939,11 @@ impl ViewServiceNode {
         while self.events.len() > MAX_QUEUED {
             self.events.pop_front();
         }
-        self.drain_view_service(now);
+        // Only the answers and pushes: this runs between raft-rs's `ready` and `advance`,
+        // where proposing is not allowed (a committed decision proposes nothing by itself).
+        while let Some(t) = self.vs.poll_transmit(now) {
+            self.send(t.to, t.msg);
+        }
     }
 
     fn apply_conf_change(&mut self, cc: &ConfChange) {

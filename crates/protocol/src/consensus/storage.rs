@@ -145,7 +145,6 @@ impl LogStore {
         let drop = covered.saturating_sub(keep);
         // Entries kept before the snapshot index stay readable (raft can still send them).
         self.entries.drain(..drop);
-        let _ = index;
     }
 
     /// Whether raft asked for a newer snapshot than the one held.
