@@ -72,7 +72,28 @@ pub enum Message {
     /// Operator tool -> view service: change the Raft membership (Q5).
     ChangeMembers(MemberChange),
     /// View service -> operator tool: the change was proposed (`Ok`) or why not.
-    MembersReply(Result<(), String>),
+    MembersReply(Result<(), MembersRefusal>),
+}
+
+/// Why a view-service node did not propose a membership change.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+pub enum MembersRefusal {
+    /// This node does not lead: ask `leader`, or again shortly when no leader is known.
+    #[error("not the leader{}", match .leader { Some(l) => format!("; the leader is {l}"), None => "; no leader is known yet".to_owned() })]
+    NotLeader {
+        /// The leader this node knows of.
+        leader: Option<VsAddr>,
+    },
+    /// The leader was asked to remove itself and is handing leadership to node `to`: ask
+    /// again shortly (Q5).
+    #[error("this node leads: leadership is moving to node {to}; ask again")]
+    HandingOver {
+        /// The node taking over.
+        to: u64,
+    },
+    /// The change itself is refused (the text says why); asking again will not help.
+    #[error("{0}")]
+    Invalid(String),
 }
 
 /// An online change of the view service's membership (Q5).

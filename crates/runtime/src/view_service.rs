@@ -33,7 +33,7 @@ use std::time::{Duration, Instant};
 use bytes::BytesMut;
 use serde_json::{Value, json};
 use tandem_protocol::consensus::{NodeEvent, NodeStats, ViewServiceNode};
-use tandem_protocol::message::{MemberChange, NodeStatus};
+use tandem_protocol::message::{MemberChange, MembersRefusal, NodeStatus};
 use tandem_protocol::view::reason;
 use tandem_protocol::{
     ClientId, Endpoint, Message, Now, Status, Transmit, ViewChangeCause, ViewEvent, VsAddr,
@@ -827,26 +827,25 @@ pub async fn change_members(
                 leader = Some(addr);
                 break;
             }
-            Ok(Message::MembersReply(Err(reason))) => {
-                if let Some((_, to)) = reason.split_once("the leader is ") {
-                    redirects += 1;
-                    queue.push_front(to.trim().to_owned());
-                } else if reason.starts_with("no leader is known") || reason.ends_with("ask again")
-                {
-                    // No leader yet, or the leader is handing over (it was asked to remove
-                    // itself): ask again shortly.
-                    failures.push(format!("{addr}: {reason}"));
-                    queue.push_back(addr);
-                    sleep(Duration::from_millis(CHANGE_RETRY_MS)).await;
-                } else {
-                    return Err(RuntimeError::Node(format!(
-                        "{addr} refused the change: {reason}"
-                    )));
-                }
-            }
-            Ok(Message::NotLeader { leader: Some(to) }) => {
+            Ok(Message::MembersReply(Err(MembersRefusal::NotLeader { leader: Some(to) })))
+            | Ok(Message::NotLeader { leader: Some(to) }) => {
                 redirects += 1;
                 queue.push_front(to.to_string());
+            }
+            Ok(Message::MembersReply(Err(
+                refusal @ (MembersRefusal::NotLeader { leader: None }
+                | MembersRefusal::HandingOver { .. }),
+            ))) => {
+                // No leader yet, or the leader is handing over (it was asked to remove
+                // itself): ask again shortly.
+                failures.push(format!("{addr}: {refusal}"));
+                queue.push_back(addr);
+                sleep(Duration::from_millis(CHANGE_RETRY_MS)).await;
+            }
+            Ok(Message::MembersReply(Err(refusal @ MembersRefusal::Invalid(_)))) => {
+                return Err(RuntimeError::Node(format!(
+                    "{addr} refused the change: {refusal}"
+                )));
             }
             Ok(other) => failures.push(format!("{addr}: unexpected answer {other:?}")),
             Err(error) => {

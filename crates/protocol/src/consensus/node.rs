@@ -33,7 +33,9 @@ use super::storage::LogStore;
 use crate::bug::Bug;
 use crate::config::{ConfigError, ViewServiceConfig, check};
 use crate::ids::VsAddr;
-use crate::message::{Endpoint, MemberChange, MemberStatus, Message, NodeStatus, Status, Transmit};
+use crate::message::{
+    Endpoint, MemberChange, MemberStatus, MembersRefusal, Message, NodeStatus, Status, Transmit,
+};
 use crate::rng::SplitMix64;
 use crate::time::Now;
 use crate::view_service::{TableError, ViewEvent, ViewService, ViewTable};
@@ -381,10 +383,10 @@ impl ViewServiceNode {
             Message::ChangeMembers(change) => {
                 let reply = if self.vs.is_deciding() {
                     self.propose_change(now, change)
-                } else if let Some(leader) = self.leader_addr() {
-                    Err(format!("not the leader; the leader is {leader}"))
                 } else {
-                    Err("no leader is known; try again".to_owned())
+                    Err(MembersRefusal::NotLeader {
+                        leader: self.leader_addr(),
+                    })
                 };
                 self.send(from, Message::MembersReply(reply));
             }
@@ -735,18 +737,24 @@ impl ViewServiceNode {
         }
     }
 
-    fn propose_change(&mut self, now: Now, change: MemberChange) -> Result<(), String> {
+    fn propose_change(&mut self, now: Now, change: MemberChange) -> Result<(), MembersRefusal> {
         let mut cc = ConfChange::default();
         match change {
             MemberChange::Add { id, addr } => {
                 if id == 0 {
-                    return Err("node id 0 is not allowed".to_owned());
+                    return Err(MembersRefusal::Invalid(
+                        "node id 0 is not allowed".to_owned(),
+                    ));
                 }
                 if self.members.contains_key(&id) {
-                    return Err(format!("node {id} is already a member"));
+                    return Err(MembersRefusal::Invalid(format!(
+                        "node {id} is already a member"
+                    )));
                 }
                 if addr.as_str().is_empty() || addr.as_str().len() > 256 {
-                    return Err("the address must be 1 to 256 bytes".to_owned());
+                    return Err(MembersRefusal::Invalid(
+                        "the address must be 1 to 256 bytes".to_owned(),
+                    ));
                 }
                 cc.set_change_type(ConfChangeType::AddNode);
                 cc.node_id = id;
@@ -754,10 +762,14 @@ impl ViewServiceNode {
             }
             MemberChange::Remove { id } => {
                 if !self.members.contains_key(&id) {
-                    return Err(format!("node {id} is not a member"));
+                    return Err(MembersRefusal::Invalid(format!(
+                        "node {id} is not a member"
+                    )));
                 }
                 if self.members.len() == 1 {
-                    return Err("the last member cannot be removed".to_owned());
+                    return Err(MembersRefusal::Invalid(
+                        "the last member cannot be removed".to_owned(),
+                    ));
                 }
                 if id == self.config.id {
                     // A leader does not remove itself: it hands leadership to the most
@@ -773,20 +785,21 @@ impl ViewServiceNode {
                     if let Some(target) = target {
                         self.raw.transfer_leader(target);
                         self.process(now);
-                        return Err(format!(
-                            "node {id} leads: leadership is moving to node {target}; ask again"
-                        ));
+                        return Err(MembersRefusal::HandingOver { to: target });
                     }
-                    return Err("no other member to hand leadership to".to_owned());
+                    return Err(MembersRefusal::Invalid(
+                        "no other member to hand leadership to".to_owned(),
+                    ));
                 }
                 cc.set_change_type(ConfChangeType::RemoveNode);
                 cc.node_id = id;
             }
         }
-        let result = self
-            .raw
-            .propose_conf_change(Vec::new(), cc)
-            .map_err(|e| format!("the change was refused: {e} (one change at a time)"));
+        let result = self.raw.propose_conf_change(Vec::new(), cc).map_err(|e| {
+            MembersRefusal::Invalid(format!(
+                "the change was refused: {e} (one change at a time)"
+            ))
+        });
         if result.is_ok() {
             self.stats.proposals += 1;
             let index = self.raw.raft.raft_log.last_index();
