@@ -48,7 +48,7 @@ use crate::admin::{AdminListener, AdminSource, http_get, render_net};
 use crate::clock::{Clock, random_u64};
 use crate::config::{NetConfig, ViewServerConfig};
 use crate::disk::LogFile;
-use crate::error::{RuntimeError, bind};
+use crate::error::{RuntimeError, bind, parse_view_services};
 use crate::metrics::{Exposition, ViewServiceMetrics};
 use crate::net::{Inbound, Net, Peers, ReplyPath, serve_inbound};
 use crate::shutdown::Shutdown;
@@ -809,12 +809,9 @@ pub async fn change_members(
     change: MemberChange,
     timeout: Duration,
 ) -> Result<NodeStatus, RuntimeError> {
-    if view_service_addrs.is_empty() {
-        return Err(RuntimeError::Address {
-            addr: String::new(),
-            reason: "at least one view service address is required",
-        });
-    }
+    // The same bounds as every other holder of the list (Q2).
+    let list = parse_view_services(view_service_addrs)?;
+    let view_service_addrs: Vec<String> = list.iter().map(|a| a.as_str().to_owned()).collect();
     let deadline = tokio::time::Instant::now() + timeout;
     let mut queue: VecDeque<String> = view_service_addrs.iter().cloned().collect();
     let mut failures: Vec<String> = Vec::new();

@@ -53,6 +53,21 @@ pub struct ViewServiceArg {
     pub addrs: Option<Vec<String>>,
 }
 
+/// The `--viewserver` list of the operator tools (`status`, `viewserver add-node|remove-node`),
+/// which have no configuration file: required on the command line.
+#[derive(Args, Debug, Clone)]
+pub struct ViewServiceList {
+    /// View-service node addresses, comma-separated (1 to 64 HOST:PORT, no duplicates); the
+    /// leader is found among them.
+    #[arg(
+        long = "viewserver",
+        value_name = "ADDRS",
+        value_delimiter = ',',
+        required = true
+    )]
+    pub addrs: Vec<String>,
+}
+
 /// The first value present: flag or environment (clap), then the file, then the default.
 pub fn pick<T>(cli: Option<T>, file: Option<T>, default: T) -> T {
     cli.or(file).unwrap_or(default)

@@ -5,19 +5,16 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Args;
+
+use crate::config::ViewServiceList;
 use tandem_runtime::status;
 
 /// Options of `tandem status`.
 #[derive(Args, Debug)]
 pub struct StatusArgs {
-    /// View-service node addresses, comma-separated (1 to 64 HOST:PORT); every one is asked.
-    #[arg(
-        long = "viewserver",
-        value_name = "ADDRS",
-        value_delimiter = ',',
-        required = true
-    )]
-    view_service: Vec<String>,
+    /// Every node of the list is asked at once.
+    #[command(flatten)]
+    view_service: ViewServiceList,
     /// Print JSON: {"nodes":[{"id","address","role","term","commit","applied","leader",
     /// "last_contact_ms","error"}],"groups":[{"group","viewnum","primary","backups","acked",
     /// "idle"}]}.
@@ -38,7 +35,7 @@ pub fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()?;
     let timeout = Duration::from_millis(args.timeout_ms);
-    let cluster = runtime.block_on(status::cluster_status(&args.view_service, timeout))?;
+    let cluster = runtime.block_on(status::cluster_status(&args.view_service.addrs, timeout))?;
     let groups = cluster.groups();
     if args.history && args.json {
         println!("{}", tandem_runtime::status_history_json(groups));

@@ -13,7 +13,7 @@ use tandem_protocol::message::{MemberChange, NodeStatus};
 use tandem_runtime::config::MAX_VIEW_SERVICE_PEERS;
 use tandem_runtime::{ViewServer, ViewServerConfig};
 
-use crate::config::{ViewServerFile, pick, print_settings, require};
+use crate::config::{ViewServerFile, ViewServiceList, pick, print_settings, require};
 use crate::role::{RoleArgs, SharedFileKeys, run_role};
 
 const VIEWSERVER_HELP: &str = "\
@@ -114,14 +114,9 @@ pub enum MembersCommand {
 /// `remove-node`).
 #[derive(Args, Debug)]
 pub struct MembersTarget {
-    /// Addresses of current members, comma-separated (the leader is found from any of them).
-    #[arg(
-        long = "viewserver",
-        value_name = "ADDRS",
-        value_delimiter = ',',
-        required = true
-    )]
-    view_service: Vec<String>,
+    /// Current members (the leader is found from any of them).
+    #[command(flatten)]
+    view_service: ViewServiceList,
     /// Give up unless the change is applied within this long.
     #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..=600_000))]
     timeout_ms: u64,
@@ -191,7 +186,7 @@ fn change(action: MembersCommand) -> anyhow::Result<ExitCode> {
         }
         MembersCommand::RemoveNode(args) => (args.target, MemberChange::Remove { id: args.id }),
     };
-    let (addrs, timeout_ms) = (target.view_service, target.timeout_ms);
+    let (addrs, timeout_ms) = (target.view_service.addrs, target.timeout_ms);
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
