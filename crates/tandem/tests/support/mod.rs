@@ -412,6 +412,30 @@ pub struct VsNode {
 }
 
 impl VsNode {
+    /// Starts node `id` of group `tag` on `listen` behind `proxy` (its advertised address),
+    /// with a fresh data directory.
+    fn spawn(
+        tag: &str,
+        id: u64,
+        listen: String,
+        proxy: Proxy,
+        peers: &str,
+        extra: &[&str],
+    ) -> VsNode {
+        let data = TempDir::new(&format!("{tag}-vs{id}"));
+        let mut args = vs_args(id, &listen, &proxy.addr(), peers, data.path());
+        args.extend(extra.iter().map(|a| a.to_string()));
+        let proc = Proc::spawn(&format!("{tag}-vs{id}"), &args);
+        VsNode {
+            id,
+            listen,
+            proxy: Some(proxy),
+            data: Some(data),
+            proc,
+            stopped: false,
+        }
+    }
+
     pub fn advertised(&self) -> String {
         self.proxy
             .as_ref()
@@ -479,19 +503,14 @@ impl ViewService {
             .join(",");
         let mut nodes = Vec::new();
         for (i, (listen, proxy)) in listens.into_iter().zip(proxies).enumerate() {
-            let id = i as u64 + 1;
-            let data = TempDir::new(&format!("{tag}-vs{id}"));
-            let mut args = vs_args(id, &listen, &proxy.addr(), &peers, data.path());
-            args.extend(extra.iter().map(|a| a.to_string()));
-            let proc = Proc::spawn(&format!("{tag}-vs{id}"), &args);
-            nodes.push(VsNode {
-                id,
+            nodes.push(VsNode::spawn(
+                &tag,
+                i as u64 + 1,
                 listen,
-                proxy: Some(proxy),
-                data: Some(data),
-                proc,
-                stopped: false,
-            });
+                proxy,
+                &peers,
+                extra,
+            ));
         }
         let vs = ViewService { nodes, tag };
         vs.wait_leader(Duration::from_secs(20), None);
@@ -605,17 +624,8 @@ impl ViewService {
     pub fn start_joining(&mut self, id: u64) -> usize {
         let listen = format!("127.0.0.1:{}", free_port());
         let proxy = Proxy::start(listen.clone());
-        let data = TempDir::new(&format!("{}-vs{id}", self.tag));
-        let args = vs_args(id, &listen, &proxy.addr(), &self.peers(), data.path());
-        let proc = Proc::spawn(&format!("{}-vs{id}", self.tag), &args);
-        self.nodes.push(VsNode {
-            id,
-            listen,
-            proxy: Some(proxy),
-            data: Some(data),
-            proc,
-            stopped: false,
-        });
+        let node = VsNode::spawn(&self.tag, id, listen, proxy, &self.peers(), &[]);
+        self.nodes.push(node);
         self.nodes.len() - 1
     }
 
