@@ -28,7 +28,7 @@ mod scan;
 
 pub use frame::{Frame, Protocol, encode};
 pub use reply_parse::{encode_request, parse_frame};
-pub use request::parse_request;
+pub use request::{RequestParser, parse_request};
 
 /// Bounds on what a peer may make the parsers accept or buffer.
 ///

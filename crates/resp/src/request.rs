@@ -11,7 +11,11 @@ use bytes::{Buf, Bytes, BytesMut};
 use crate::scan::Cursor;
 use crate::{Limits, ParseError};
 
-/// Takes the next complete request off the front of `buf`.
+/// Longest `*` or `$` count line looked at, in bytes: no valid count (an `i64` without a
+/// leading zero) is longer, so a longer line is refused without waiting for its end.
+const MAX_COUNT_LINE_BYTES: usize = 32;
+
+/// Takes the next complete request off the front of `buf`, with no memory of earlier calls.
 ///
 /// Returns `Ok(Some(args))` and consumes the request's bytes; `Ok(None)` when more bytes are
 /// needed (nothing of the pending request is consumed, so call again after the next read);
@@ -24,39 +28,184 @@ use crate::{Limits, ParseError};
 ///
 /// Beyond the length limits, a pending incomplete request longer than
 /// [`Limits::max_buffer_bytes`] is rejected.
+///
+/// Each call walks the pending request from its start: a connection should keep a
+/// [`RequestParser`] instead, which resumes where the previous call stopped.
 pub fn parse_request(
     buf: &mut BytesMut,
     limits: &Limits,
 ) -> Result<Option<Vec<Bytes>>, ParseError> {
-    // Every round either returns or consumes at least one byte, so this ends.
-    while !buf.is_empty() {
-        let checked = match check_request(buf, limits) {
-            Ok(checked) => checked,
-            Err(ParseError::Incomplete) if buf.len() > limits.max_buffer_bytes => {
-                return Err(ParseError::protocol("query buffer limit exceeded"));
-            }
-            Err(ParseError::Incomplete) => return Ok(None),
-            Err(error) => return Err(error),
-        };
-        match checked {
-            Checked::Skip { len } => buf.advance(len),
-            Checked::Multibulk { len, arg_count } => {
-                return take_multibulk(buf, len, arg_count, limits).map(Some);
-            }
-            Checked::Inline { line_len, len } => {
-                let args = split_inline(&buf[..line_len])?;
-                let request = buf.split_to(len).freeze();
-                if !args.is_empty() {
-                    return Ok(Some(
-                        args.into_iter()
-                            .map(|arg| arg.into_bytes(&request))
-                            .collect(),
-                    ));
+    RequestParser::new().parse(buf, limits)
+}
+
+/// [`parse_request`] that remembers, between calls, how far the pending request was found
+/// valid, so that a request trickled in small reads costs work linear in its bytes (rule L2 of
+/// docs/PROTOCOL.md) instead of a walk from its start on every read.
+///
+/// The memory is a few integers: a position in the buffer and a count of checked arguments
+/// (nothing is allocated on a declared length). The caller must feed the same buffer, only
+/// appending to it, and take requests off it only through [`RequestParser::parse`].
+#[derive(Debug, Default, Clone)]
+pub struct RequestParser {
+    pending: Pending,
+    steps: u64,
+}
+
+/// How much of the request at the front of the buffer is known valid.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+enum Pending {
+    /// Nothing known: start at the first byte.
+    #[default]
+    Nothing,
+    /// A multibulk request of `arg_count` arguments whose header and first `args_done`
+    /// arguments, the first `position` bytes, are complete and valid.
+    Multibulk {
+        arg_count: usize,
+        args_done: usize,
+        position: usize,
+    },
+    /// An inline line whose first `scanned` bytes hold no `\n`.
+    Inline { scanned: usize },
+}
+
+impl RequestParser {
+    /// A parser with nothing pending.
+    pub fn new() -> Self {
+        RequestParser::default()
+    }
+
+    /// Bytes looked at since this parser was made: the work done, which stays within a small
+    /// multiple of the bytes received however they are split into reads.
+    pub fn steps(&self) -> u64 {
+        self.steps
+    }
+
+    /// Takes the next complete request off the front of `buf`: see [`parse_request`].
+    pub fn parse(
+        &mut self,
+        buf: &mut BytesMut,
+        limits: &Limits,
+    ) -> Result<Option<Vec<Bytes>>, ParseError> {
+        // Every round either returns or consumes at least one byte, so this ends.
+        while !buf.is_empty() {
+            let checked = match self.check(buf, limits) {
+                Ok(checked) => checked,
+                Err(ParseError::Incomplete) if buf.len() > limits.max_buffer_bytes => {
+                    self.pending = Pending::Nothing;
+                    return Err(ParseError::protocol("query buffer limit exceeded"));
+                }
+                Err(ParseError::Incomplete) => return Ok(None),
+                Err(error) => {
+                    self.pending = Pending::Nothing;
+                    return Err(error);
+                }
+            };
+            self.pending = Pending::Nothing;
+            match checked {
+                Checked::Skip { len } => buf.advance(len),
+                Checked::Multibulk { len, arg_count } => {
+                    self.steps += len as u64;
+                    return take_multibulk(buf, len, arg_count, limits).map(Some);
+                }
+                Checked::Inline { line_len, len } => {
+                    self.steps += len as u64;
+                    let args = split_inline(&buf[..line_len])?;
+                    let request = buf.split_to(len).freeze();
+                    if !args.is_empty() {
+                        return Ok(Some(
+                            args.into_iter()
+                                .map(|arg| arg.into_bytes(&request))
+                                .collect(),
+                        ));
+                    }
                 }
             }
         }
+        Ok(None)
     }
-    Ok(None)
+
+    /// The check phase, resumed where the last one stopped: no allocation, nothing consumed.
+    /// An `Incomplete` answer records how far the request is known valid.
+    fn check(&mut self, bytes: &[u8], limits: &Limits) -> Result<Checked, ParseError> {
+        match self.pending {
+            Pending::Inline { scanned } => self.check_inline(bytes, limits, scanned),
+            Pending::Multibulk {
+                arg_count,
+                args_done,
+                position,
+            } => self.check_args(bytes, limits, arg_count, args_done, position),
+            Pending::Nothing if bytes.first() == Some(&b'*') => {
+                let mut cursor = Cursor::new(bytes);
+                let header = multibulk_header(&mut cursor, limits);
+                self.steps += cursor.examined();
+                match header? {
+                    None => Ok(Checked::Skip {
+                        len: cursor.position(),
+                    }),
+                    Some(arg_count) => {
+                        self.check_args(bytes, limits, arg_count, 0, cursor.position())
+                    }
+                }
+            }
+            Pending::Nothing => self.check_inline(bytes, limits, 0),
+        }
+    }
+
+    /// Checks arguments from `args_done` (which end at `position`) on.
+    fn check_args(
+        &mut self,
+        bytes: &[u8],
+        limits: &Limits,
+        arg_count: usize,
+        mut args_done: usize,
+        mut position: usize,
+    ) -> Result<Checked, ParseError> {
+        let mut cursor = Cursor::at(bytes, position);
+        let result = loop {
+            if args_done == arg_count {
+                break Ok(Checked::Multibulk {
+                    len: cursor.position(),
+                    arg_count,
+                });
+            }
+            match multibulk_arg(&mut cursor, limits) {
+                Ok(_) => {
+                    args_done += 1;
+                    position = cursor.position();
+                }
+                Err(error) => break Err(error),
+            }
+        };
+        self.steps += cursor.examined();
+        if result == Err(ParseError::Incomplete) {
+            self.pending = Pending::Multibulk {
+                arg_count,
+                args_done,
+                position,
+            };
+        }
+        result
+    }
+
+    /// Looks for the end of an inline line from byte `scanned` on (the bytes before hold no
+    /// `\n`).
+    fn check_inline(
+        &mut self,
+        bytes: &[u8],
+        limits: &Limits,
+        scanned: usize,
+    ) -> Result<Checked, ParseError> {
+        let window_end = bytes.len().min(limits.max_inline_bytes.saturating_add(1));
+        let window = bytes.get(scanned..window_end).unwrap_or_default();
+        self.steps += window.len() as u64;
+        let result = check_inline(bytes, window, scanned, limits);
+        if result == Err(ParseError::Incomplete) {
+            self.pending = Pending::Inline {
+                scanned: window_end,
+            };
+        }
+        result
+    }
 }
 
 /// What the check phase found at the front of the buffer.
@@ -70,55 +219,40 @@ enum Checked {
     Inline { line_len: usize, len: usize },
 }
 
-/// The check phase: no allocation, nothing consumed.
-fn check_request(bytes: &[u8], limits: &Limits) -> Result<Checked, ParseError> {
-    if bytes.first() == Some(&b'*') {
-        scan_multibulk(bytes, limits, |_| {})
-    } else {
-        check_inline(bytes, limits)
-    }
+/// The longest count line accepted.
+fn count_line_bytes(limits: &Limits) -> usize {
+    limits.max_inline_bytes.min(MAX_COUNT_LINE_BYTES)
 }
 
-/// Walks one multibulk request, reporting each argument's byte range to `on_arg`.
-///
-/// The check phase calls this with a no-op callback; the parse phase calls it again over the
-/// same bytes, now frozen, to collect the arguments.
-fn scan_multibulk(
-    bytes: &[u8],
-    limits: &Limits,
-    mut on_arg: impl FnMut(Range<usize>),
-) -> Result<Checked, ParseError> {
-    let mut cursor = Cursor::new(bytes);
+/// Reads `*N\r\n`: `None` for an empty request (`*0`, `*-1`), else the argument count.
+fn multibulk_header(cursor: &mut Cursor<'_>, limits: &Limits) -> Result<Option<usize>, ParseError> {
     cursor.next_byte()?; // the '*'
-    let count = cursor.integer_line(limits.max_inline_bytes, "invalid multibulk length")?;
+    let count = cursor.integer_line(count_line_bytes(limits), "invalid multibulk length")?;
     if count == 0 || count == -1 {
-        return Ok(Checked::Skip {
-            len: cursor.position(),
-        });
+        return Ok(None);
     }
-    let arg_count = usize::try_from(count)
+    usize::try_from(count)
         .ok()
         .filter(|&count| count <= limits.max_args)
-        .ok_or_else(|| ParseError::protocol("invalid multibulk length"))?;
-    for _ in 0..arg_count {
-        let marker = cursor.next_byte()?;
-        if marker != b'$' {
-            return Err(ParseError::protocol(&format!(
-                "expected '$', got '{}'",
-                printable(marker)
-            )));
-        }
-        let len = cursor.integer_line(limits.max_inline_bytes, "invalid bulk length")?;
-        let len = usize::try_from(len)
-            .ok()
-            .filter(|&len| len <= limits.max_bulk_bytes)
-            .ok_or_else(|| ParseError::protocol("invalid bulk length"))?;
-        on_arg(cursor.payload(len)?);
+        .map(Some)
+        .ok_or_else(|| ParseError::protocol("invalid multibulk length"))
+}
+
+/// Reads one `$len\r\npayload\r\n` argument: the payload's range.
+fn multibulk_arg(cursor: &mut Cursor<'_>, limits: &Limits) -> Result<Range<usize>, ParseError> {
+    let marker = cursor.next_byte()?;
+    if marker != b'$' {
+        return Err(ParseError::protocol(&format!(
+            "expected '$', got '{}'",
+            printable(marker)
+        )));
     }
-    Ok(Checked::Multibulk {
-        len: cursor.position(),
-        arg_count,
-    })
+    let len = cursor.integer_line(count_line_bytes(limits), "invalid bulk length")?;
+    let len = usize::try_from(len)
+        .ok()
+        .filter(|&len| len <= limits.max_bulk_bytes)
+        .ok_or_else(|| ParseError::protocol("invalid bulk length"))?;
+    cursor.payload(len)
 }
 
 /// The parse phase for a multibulk request the check phase found complete.
@@ -129,8 +263,13 @@ fn take_multibulk(
     limits: &Limits,
 ) -> Result<Vec<Bytes>, ParseError> {
     let request = buf.split_to(len).freeze();
+    let mut cursor = Cursor::new(&request);
+    multibulk_header(&mut cursor, limits)?;
     let mut args = Vec::with_capacity(arg_count);
-    scan_multibulk(&request, limits, |range| args.push(request.slice(range)))?;
+    for _ in 0..arg_count {
+        let range = multibulk_arg(&mut cursor, limits)?;
+        args.push(request.slice(range));
+    }
     Ok(args)
 }
 
@@ -143,15 +282,20 @@ fn printable(byte: u8) -> String {
     }
 }
 
-/// Finds the end of an inline line: `\n`, with an optional `\r` before it.
+/// Finds the end of an inline line: `\n`, with an optional `\r` before it. `window` is
+/// `bytes[scanned..]` cut at `max_inline_bytes + 1` bytes; the bytes before it hold no `\n`.
 ///
 /// The text of the line (a trailing `\r` included) may be at most `max_inline_bytes` long;
 /// that is checked the same way whether or not the `\n` has arrived yet.
-fn check_inline(bytes: &[u8], limits: &Limits) -> Result<Checked, ParseError> {
-    let max_len = limits.max_inline_bytes;
-    let window = &bytes[..bytes.len().min(max_len.saturating_add(1))];
+fn check_inline(
+    bytes: &[u8],
+    window: &[u8],
+    scanned: usize,
+    limits: &Limits,
+) -> Result<Checked, ParseError> {
     match window.iter().position(|&byte| byte == b'\n') {
-        Some(newline) => {
+        Some(found) => {
+            let newline = scanned + found;
             let line_len = if newline > 0 && bytes[newline - 1] == b'\r' {
                 newline - 1
             } else {
@@ -162,7 +306,9 @@ fn check_inline(bytes: &[u8], limits: &Limits) -> Result<Checked, ParseError> {
                 len: newline + 1,
             })
         }
-        None if bytes.len() > max_len => Err(ParseError::protocol("too big inline request")),
+        None if bytes.len() > limits.max_inline_bytes => {
+            Err(ParseError::protocol("too big inline request"))
+        }
         None => Err(ParseError::Incomplete),
     }
 }
@@ -611,5 +757,64 @@ mod tests {
         assert_eq!(parse_all(b"GET 12345", &limits), too_big);
         assert_eq!(parse_all(b"GET 12345\n", &limits), too_big);
         assert_eq!(parse_all(b"GET 1234", &limits), Ok(vec![]));
+    }
+
+    /// Feeds `wire` to one parser in `chunk_bytes` reads; the requests and the parser's steps.
+    fn trickle(wire: &[u8], chunk_bytes: usize, limits: &Limits) -> (Vec<Vec<Bytes>>, u64) {
+        let mut parser = RequestParser::new();
+        let mut buf = BytesMut::new();
+        let mut requests = Vec::new();
+        for chunk in wire.chunks(chunk_bytes) {
+            buf.extend_from_slice(chunk);
+            while let Some(request) = parser.parse(&mut buf, limits).expect("valid") {
+                requests.push(request);
+            }
+        }
+        assert!(buf.is_empty());
+        (requests, parser.steps())
+    }
+
+    #[test]
+    fn l2_trickled_million_argument_request_costs_linear_work() {
+        let arg_count = 1 << 20;
+        let mut wire = format!("*{arg_count}\r\n").into_bytes();
+        for _ in 0..arg_count {
+            wire.extend_from_slice(b"$1\r\na\r\n");
+        }
+        let limits = Limits::default();
+        let (all_at_once, steps_at_once) = trickle(&wire, wire.len(), &limits);
+        assert_eq!(all_at_once.len(), 1);
+        assert_eq!(all_at_once[0].len(), arg_count);
+        // 7 MiB in 100-byte reads: 73k reads. Walking from the start on each read would be
+        // ~2.7e11 steps; resuming keeps it a small multiple of the bytes.
+        let (trickled, steps_trickled) = trickle(&wire, 100, &limits);
+        assert_eq!(trickled, all_at_once);
+        let bytes = wire.len() as u64;
+        assert!(
+            steps_at_once <= 3 * bytes,
+            "{steps_at_once} steps for {bytes} bytes"
+        );
+        assert!(
+            steps_trickled <= 4 * bytes,
+            "{steps_trickled} steps for {bytes} bytes in 100-byte reads"
+        );
+    }
+
+    #[test]
+    fn l2_trickled_inline_line_costs_linear_work() {
+        let mut wire = vec![b'a'; 60_000];
+        wire.extend_from_slice(b"\r\n");
+        let (requests, steps) = trickle(&wire, 1, &Limits::default());
+        assert_eq!(requests.len(), 1);
+        assert!(steps <= 3 * wire.len() as u64, "{steps} steps");
+    }
+
+    #[test]
+    fn l2_overlong_count_line_is_refused_before_its_end() {
+        let mut buf = BytesMut::from(&b"*1\r\n$000000000000000000000000000000001"[..]);
+        assert_eq!(
+            RequestParser::new().parse(&mut buf, &Limits::default()),
+            Err(protocol_error("Protocol error: invalid bulk length"))
+        );
     }
 }

@@ -11,12 +11,29 @@ use crate::ParseError;
 pub(crate) struct Cursor<'a> {
     bytes: &'a [u8],
     position: usize,
+    /// Bytes looked at so far, a line scanned without finding its end included: the parser's
+    /// work, which the incremental request parser keeps linear in the bytes received (L2).
+    examined: u64,
 }
 
 impl<'a> Cursor<'a> {
     /// A cursor at the start of `bytes`.
     pub(crate) fn new(bytes: &'a [u8]) -> Self {
-        Cursor { bytes, position: 0 }
+        Cursor::at(bytes, 0)
+    }
+
+    /// A cursor at `position` of `bytes` (a resumed parse).
+    pub(crate) fn at(bytes: &'a [u8], position: usize) -> Self {
+        Cursor {
+            bytes,
+            position,
+            examined: 0,
+        }
+    }
+
+    /// How many bytes this cursor looked at.
+    pub(crate) fn examined(&self) -> u64 {
+        self.examined
     }
 
     /// How many bytes have been read so far.
@@ -26,6 +43,7 @@ impl<'a> Cursor<'a> {
 
     /// The next byte, consumed.
     pub(crate) fn next_byte(&mut self) -> Result<u8, ParseError> {
+        self.examined += 1;
         let byte = *self
             .bytes
             .get(self.position)
@@ -43,7 +61,9 @@ impl<'a> Cursor<'a> {
     pub(crate) fn line(&mut self, max_len: usize, too_long: &str) -> Result<&'a [u8], ParseError> {
         let rest = &self.bytes[self.position..];
         let window = &rest[..rest.len().min(max_len.saturating_add(1))];
-        let Some(end) = window.iter().position(|&byte| byte == b'\r') else {
+        let found = window.iter().position(|&byte| byte == b'\r');
+        self.examined += found.map_or(window.len(), |end| end + 2) as u64;
+        let Some(end) = found else {
             return Err(if rest.len() > max_len {
                 ParseError::protocol(too_long)
             } else {
@@ -72,6 +92,7 @@ impl<'a> Cursor<'a> {
 
     /// The range of the next `len` bytes, which must be followed by CRLF; both are consumed.
     pub(crate) fn payload(&mut self, len: usize) -> Result<Range<usize>, ParseError> {
+        self.examined += 2;
         let start = self.position;
         let end = start.checked_add(len).ok_or(ParseError::Incomplete)?;
         let after = end.checked_add(2).ok_or(ParseError::Incomplete)?;

@@ -4,7 +4,7 @@ mod common;
 
 use bytes::Bytes;
 use common::{Outcome, Rng, feed_in_chunks, random_request};
-use tandem_resp::{Limits, parse_request};
+use tandem_resp::{Limits, RequestParser, parse_request};
 
 /// A random pipeline: its bytes and the requests it must parse into.
 fn random_pipeline(rng: &mut Rng, request_count: usize) -> (Vec<u8>, Vec<Vec<Bytes>>) {
@@ -31,6 +31,13 @@ fn pipeline_split_at_every_byte() {
 
         let byte_by_byte = feed_in_chunks(&wire, 1..wire.len(), &limits, parse_request);
         assert_eq!(byte_by_byte, expected, "seed {seed}, byte by byte");
+
+        // The resumable parser answers the same, however the bytes are split (L2).
+        let mut parser = RequestParser::new();
+        let resumed = feed_in_chunks(&wire, 1..wire.len(), &limits, |buf, limits| {
+            parser.parse(buf, limits)
+        });
+        assert_eq!(resumed, expected, "seed {seed}, byte by byte, resumed");
 
         for split in 0..=wire.len() {
             let two_reads = feed_in_chunks(&wire, [split], &limits, parse_request);
@@ -134,6 +141,11 @@ fn garbage_never_panics() {
                 "round {round}: {:?}",
                 String::from_utf8_lossy(&wire)
             );
+            let mut parser = RequestParser::new();
+            let resumed = feed_in_chunks(&wire, 1..wire.len(), &limits, |buf, limits| {
+                parser.parse(buf, limits)
+            });
+            assert_eq!(resumed, whole, "round {round}, resumed");
         }
     }
 }

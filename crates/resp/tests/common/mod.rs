@@ -166,7 +166,7 @@ pub fn feed_in_chunks<T>(
     wire: &[u8],
     chunk_ends: impl IntoIterator<Item = usize>,
     limits: &Limits,
-    parse: impl Fn(&mut BytesMut, &Limits) -> Result<Option<T>, ParseError>,
+    mut parse: impl FnMut(&mut BytesMut, &Limits) -> Result<Option<T>, ParseError>,
 ) -> Outcome<T> {
     let mut buf = BytesMut::new();
     let mut items = Vec::new();
