@@ -276,6 +276,44 @@ pub struct CoordinatorConfig {
     pub view_refresh_ms: u64,
     /// Where to serve the admin HTTP endpoint (`None`: off).
     pub admin: Option<String>,
+    /// TLS for clients (L5): a second, TLS-only listener beside the plain one (`None`: off).
+    pub tls: Option<ClientTlsConfig>,
+    /// An unfinished request must be complete within this long, else the connection gets an
+    /// error and is closed (L3).
+    pub unfinished_request_timeout_ms: u64,
+    /// A client that sends nothing for this long is closed; 0: never (Redis's `timeout`) (L3).
+    pub client_idle_timeout_s: u64,
+    /// Bytes of unfinished requests buffered across all client connections (L6).
+    pub max_total_query_bytes: usize,
+    /// Largest reply sent; a larger one is answered with an error instead (L7).
+    pub max_reply_bytes: usize,
+}
+
+/// Who must show a client certificate on the TLS port (Redis's `tls-auth-clients`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum TlsAuthClients {
+    /// No client certificate asked for.
+    No,
+    /// A client certificate, if shown, must be signed by the CA.
+    Optional,
+    /// Every client must show a certificate signed by the CA (the default when a CA is given).
+    #[default]
+    Yes,
+}
+
+/// The coordinator's TLS port (L5).
+#[derive(Clone, Debug)]
+pub struct ClientTlsConfig {
+    /// Where to accept TLS clients.
+    pub listen: String,
+    /// The server certificate chain (PEM).
+    pub cert: PathBuf,
+    /// The certificate's private key (PEM).
+    pub key: PathBuf,
+    /// The CA that signs client certificates (PEM); without it no client certificate is asked.
+    pub ca: Option<PathBuf>,
+    /// Whether clients must show a certificate (only with `ca`).
+    pub auth_clients: TlsAuthClients,
 }
 
 impl Default for CoordinatorConfig {
@@ -294,6 +332,11 @@ impl Default for CoordinatorConfig {
             },
             view_refresh_ms: 1000,
             admin: None,
+            tls: None,
+            unfinished_request_timeout_ms: 30_000,
+            client_idle_timeout_s: 0,
+            max_total_query_bytes: 512 << 20,
+            max_reply_bytes: 64 << 20,
         }
     }
 }
@@ -324,6 +367,26 @@ impl CoordinatorConfig {
             1,
             frame / 2,
             "1 to half of max-frame-bytes",
+        )?;
+        check(
+            "unfinished-request-timeout-ms",
+            self.unfinished_request_timeout_ms,
+            10,
+            3_600_000,
+        )?;
+        check("timeout", self.client_idle_timeout_s, 0, 365 * 86_400)?;
+        check_with(
+            "max-total-query-bytes",
+            self.max_total_query_bytes as u64,
+            self.resp_limits.max_buffer_bytes as u64,
+            1 << 40,
+            "at least one connection's query buffer limit",
+        )?;
+        check(
+            "max-reply-bytes",
+            self.max_reply_bytes as u64,
+            1024,
+            1 << 32,
         )?;
         check("view-refresh-ms", self.view_refresh_ms, 10, 3_600_000)
     }

@@ -3,18 +3,24 @@
 //! Data commands that arrive together (a pipeline) travel as ONE request through the hub,
 //! bounded in commands and bytes; a connection-local command splits the batch so that it keeps
 //! its place (HELLO 3 in the middle of a pipeline changes how the replies after it encode).
+//!
+//! The connection is generic over its byte stream (plain TCP or TLS, L5). Its bounds (rules L*
+//! of docs/PROTOCOL.md): a resumable parser (L2), a deadline on an unfinished request and an
+//! optional idle timeout (L3), a share of a coordinator-wide byte budget for unfinished
+//! requests (L6), replies bounded in size and output written out in small steps (L7).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use bytes::{BufMut, Bytes, BytesMut};
 use tandem_kv::{Command, Reply};
 use tandem_protocol::{ClientId, Outcome};
-use tandem_resp::{Frame, ParseError, Protocol, encode, parse_request};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tandem_resp::{Frame, ParseError, Protocol, RequestParser, encode};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::oneshot;
+use tokio::time::Instant;
 use tracing::debug;
 
 use super::Shared;
@@ -23,8 +29,16 @@ use super::local::{self, Local};
 use crate::clock::random_u64;
 use crate::shutdown::Shutdown;
 
-/// Read buffer growth step.
+/// Read buffer growth step, and the most bytes one read takes in (L6 counts reads).
 const READ_CHUNK_BYTES: usize = 16 << 10;
+/// Encoded replies are written out once this many are pending, so a batch's output is never
+/// held whole (L7).
+const OUTPUT_FLUSH_BYTES: usize = 256 << 10;
+/// The reply to a client whose unfinished request passed its deadline (L3).
+pub(crate) const UNFINISHED_TIMEOUT: &str = "ERR request not completed in time, closing";
+/// The reply when the unfinished requests of all clients hold the whole budget (L6).
+pub(crate) const QUERY_BUDGET_FULL: &str =
+    "ERR the coordinator's buffer for unfinished requests is full, closing";
 /// The reply to each command of a request that timed out (C3).
 pub(crate) const TRYAGAIN: &str = "TRYAGAIN no primary for this key";
 
@@ -41,15 +55,33 @@ pub(crate) struct ConnState {
     pub peer: SocketAddr,
 }
 
+/// What ended a wait for the client's next bytes.
+enum Wake {
+    Shutdown,
+    Read(std::io::Result<usize>),
+    Deadline,
+}
+
 /// A reply slot of a batch: answered by the cluster, or already known (a parse error).
 enum Slot {
     Data,
     Ready(Frame),
 }
 
-struct Connection {
-    stream: TcpStream,
+/// A client's byte stream: plain TCP or TLS.
+pub(crate) trait ClientStream: AsyncRead + AsyncWrite + Unpin + Send + 'static {}
+
+impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> ClientStream for S {}
+
+struct Connection<S> {
+    stream: S,
     input: BytesMut,
+    /// Resumes the pending request where the last read left it (L2).
+    parser: RequestParser,
+    /// Bytes of `input` counted in the shared budget (L6).
+    accounted_bytes: usize,
+    /// When the unfinished request at the front of `input` started (L3).
+    unfinished_since: Option<Instant>,
     output: BytesMut,
     state: ConnState,
     client: ClientId,
@@ -61,20 +93,22 @@ struct Connection {
     batch_bytes: usize,
 }
 
-/// Serves one client until it closes, QUITs, breaks the protocol, or shutdown.
-pub(crate) async fn serve(
-    stream: TcpStream,
+/// Serves one client until it closes, QUITs, breaks the protocol, times out, or shutdown.
+pub(crate) async fn serve<S: ClientStream>(
+    stream: S,
     peer: SocketAddr,
     shared: Arc<Shared>,
     shutdown: Shutdown,
 ) {
-    let _ = stream.set_nodelay(true);
     shared.connected.fetch_add(1, Ordering::Relaxed);
     let id = shared.next_connection_id.fetch_add(1, Ordering::Relaxed);
     let client = ClientId(random_u64());
     let mut connection = Connection {
         stream,
         input: BytesMut::with_capacity(READ_CHUNK_BYTES),
+        parser: RequestParser::new(),
+        accounted_bytes: 0,
+        unfinished_since: None,
         output: BytesMut::new(),
         state: ConnState {
             proto: Protocol::Resp2,
@@ -92,11 +126,14 @@ pub(crate) async fn serve(
     if let Err(error) = connection.run().await {
         debug!(%peer, %error, "client connection ended with an error");
     }
+    shared
+        .query_bytes
+        .fetch_sub(connection.accounted_bytes, Ordering::Relaxed);
     let _ = shared.hub.send(HubRequest::Close { client });
     shared.connected.fetch_sub(1, Ordering::Relaxed);
 }
 
-impl Connection {
+impl<S: ClientStream> Connection<S> {
     async fn run(&mut self) -> std::io::Result<()> {
         let mut eof = false;
         loop {
@@ -106,10 +143,30 @@ impl Connection {
                 if eof {
                     return self.stream.shutdown().await;
                 }
+                if let Some(refusal) = self.account() {
+                    return self.refuse(refusal).await;
+                }
+                let deadline = self.read_deadline();
                 self.input.reserve(READ_CHUNK_BYTES);
-                let read = tokio::select! {
-                    _ = self.shutdown.wait() => return Ok(()),
-                    read = self.stream.read_buf(&mut self.input) => read?,
+                let wake = {
+                    let mut spare = (&mut self.input).limit(READ_CHUNK_BYTES);
+                    tokio::select! {
+                        _ = self.shutdown.wait() => Wake::Shutdown,
+                        read = self.stream.read_buf(&mut spare) => Wake::Read(read),
+                        _ = sleep_until_some(deadline) => Wake::Deadline,
+                    }
+                };
+                let read = match wake {
+                    Wake::Shutdown => return Ok(()),
+                    Wake::Read(read) => read?,
+                    Wake::Deadline if self.unfinished_since.is_some() => {
+                        self.shared
+                            .unfinished_timeouts
+                            .fetch_add(1, Ordering::Relaxed);
+                        return self.refuse(UNFINISHED_TIMEOUT).await;
+                    }
+                    // Idle (Redis's `timeout`): closed without a word, like Redis.
+                    Wake::Deadline => return self.stream.shutdown().await,
                 };
                 eof = read == 0;
                 continue;
@@ -132,15 +189,74 @@ impl Connection {
         let limits = &self.shared.config.resp_limits;
         let max = self.shared.config.max_batch_commands;
         let mut requests = Vec::new();
+        let mut error = None;
         while requests.len() < max {
-            match parse_request(&mut self.input, limits) {
+            match self.parser.parse(&mut self.input, limits) {
                 Ok(Some(args)) => requests.push(args),
                 Ok(None) => break,
-                Err(ParseError::Protocol(text)) => return (requests, Some(text)),
+                Err(ParseError::Protocol(text)) => {
+                    error = Some(text);
+                    break;
+                }
                 Err(ParseError::Incomplete) => break,
             }
         }
-        (requests, None)
+        // A request completed: the deadline of the next one starts with its first byte (L3).
+        if !requests.is_empty() || self.input.is_empty() {
+            self.unfinished_since = None;
+        }
+        if !self.input.is_empty() && self.unfinished_since.is_none() {
+            self.unfinished_since = Some(Instant::now());
+        }
+        (requests, error)
+    }
+
+    /// Brings this connection's share of the coordinator-wide budget for unfinished requests
+    /// up to date (L6); the refusal when the budget is exceeded while this connection holds an
+    /// unfinished request.
+    fn account(&mut self) -> Option<&'static str> {
+        let now = self.input.len();
+        let total = &self.shared.query_bytes;
+        let total_bytes = if now >= self.accounted_bytes {
+            total.fetch_add(now - self.accounted_bytes, Ordering::Relaxed)
+                + (now - self.accounted_bytes)
+        } else {
+            total.fetch_sub(self.accounted_bytes - now, Ordering::Relaxed)
+                - (self.accounted_bytes - now)
+        };
+        self.accounted_bytes = now;
+        if now > 0 && total_bytes > self.shared.config.max_total_query_bytes {
+            self.shared.query_budget_refusals.fetch_add(1, Ordering::Relaxed);
+            return Some(QUERY_BUDGET_FULL);
+        }
+        None
+    }
+
+    /// When the next read must have arrived: the unfinished request's deadline, else the idle
+    /// timeout (if any).
+    fn read_deadline(&self) -> Option<Instant> {
+        let config = &self.shared.config;
+        match self.unfinished_since {
+            Some(since) => {
+                Some(since + Duration::from_millis(config.unfinished_request_timeout_ms))
+            }
+            None if config.client_idle_timeout_s > 0 => {
+                Some(Instant::now() + Duration::from_secs(config.client_idle_timeout_s))
+            }
+            None => None,
+        }
+    }
+
+    /// Sends `error` and closes.
+    async fn refuse(&mut self, error: &str) -> std::io::Result<()> {
+        debug!(peer = %self.state.peer, error, "client connection refused");
+        encode(
+            &Frame::Error(error.to_owned()),
+            self.state.proto,
+            &mut self.output,
+        );
+        self.write_output().await?;
+        self.stream.shutdown().await
     }
 
     /// Executes requests in order; returns true after QUIT.
@@ -151,6 +267,7 @@ impl Connection {
                 let close = matches!(local, Local::Quit);
                 let frame = local::execute(local, &args, &mut self.state, &self.shared);
                 encode(&frame, self.state.proto, &mut self.output);
+                let _ = self.write_if_full().await;
                 if close {
                     return true;
                 }
@@ -189,17 +306,34 @@ impl Connection {
             Outcome::Replies(replies) => Some(replies.iter()),
             Outcome::TimedOut => None,
         };
+        let max_reply_bytes = self.shared.config.max_reply_bytes;
         for slot in slots {
             let frame = match slot {
                 Slot::Ready(frame) => frame,
                 Slot::Data => match replies.as_mut().map(|r| r.next()) {
-                    Some(Some(reply)) => reply_frame(reply),
+                    Some(Some(reply)) => match reply_bytes(reply, max_reply_bytes) {
+                        Some(_) => reply_frame(reply),
+                        None => {
+                            self.shared.replies_too_big.fetch_add(1, Ordering::Relaxed);
+                            Frame::Error(reply_too_big(max_reply_bytes))
+                        }
+                    },
                     Some(None) => Frame::Error("ERR missing reply".to_owned()),
                     None => Frame::Error(TRYAGAIN.to_owned()),
                 },
             };
             encode(&frame, self.state.proto, &mut self.output);
+            // A failed write shows again (and ends the connection) at the next write.
+            let _ = self.write_if_full().await;
         }
+    }
+
+    /// Writes the pending output out once it passes [`OUTPUT_FLUSH_BYTES`] (L7).
+    async fn write_if_full(&mut self) -> std::io::Result<()> {
+        if self.output.len() >= OUTPUT_FLUSH_BYTES {
+            self.write_output().await?;
+        }
+        Ok(())
     }
 
     async fn submit(&mut self, cmds: Vec<Command>) -> Outcome {
@@ -225,10 +359,54 @@ impl Connection {
         if self.output.is_empty() {
             return Ok(());
         }
-        self.stream.write_all(&self.output).await?;
+        let written = self.stream.write_all(&self.output).await;
         self.output.clear();
-        Ok(())
+        written?;
+        self.stream.flush().await
     }
+}
+
+/// Sleeps until `deadline`, or forever without one.
+async fn sleep_until_some(deadline: Option<Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The error answered instead of a reply larger than `max_reply_bytes` (L7).
+pub(crate) fn reply_too_big(max_reply_bytes: usize) -> String {
+    format!(
+        "ERR reply exceeds max-reply-bytes ({max_reply_bytes} bytes); ask for less per command"
+    )
+}
+
+/// About how many bytes `reply` takes encoded, or `None` once that passes `max_bytes`: the
+/// walk stops there, so a huge reply costs no more than the bound to measure.
+pub(crate) fn reply_bytes(reply: &Reply, max_bytes: usize) -> Option<usize> {
+    // Type byte, a length or value of up to 20 digits, CRLF.
+    const HEADER_BYTES: usize = 24;
+    let mut total = 0usize;
+    let mut stack = vec![reply];
+    while let Some(reply) = stack.pop() {
+        total = total.saturating_add(HEADER_BYTES);
+        match reply {
+            Reply::Simple(text) | Reply::Error(text) => total = total.saturating_add(text.len()),
+            Reply::Bulk(bytes) => total = total.saturating_add(bytes.len() + 2),
+            Reply::Integer(_) | Reply::Nil => {}
+            Reply::Array(items) => stack.extend(items.iter()),
+            Reply::Map(pairs) => {
+                for (key, value) in pairs.iter() {
+                    stack.push(key);
+                    stack.push(value);
+                }
+            }
+        }
+        if total > max_bytes {
+            return None;
+        }
+    }
+    Some(total)
 }
 
 /// A command's reply as a RESP frame.

@@ -1,8 +1,10 @@
 //! The Redis-protocol coordinator: the front end that clients (redis-cli, redis-benchmark, any
 //! Redis library) talk to.
 //!
-//! - `mod.rs`: binding, the accept loop (bounded by a semaphore) and the state shared by the
-//!   connection tasks.
+//! - `mod.rs`: binding, the accept loops (plain and TLS ports, bounded together by
+//!   `max_connections`: the client beyond it is answered `-ERR max number of clients reached`
+//!   and closed, L4) and the state shared by the connection tasks.
+//! - `tls`: the TLS port's rustls settings (L5).
 //! - `connection`: one task per client connection: parse pipelined requests, answer
 //!   connection-local commands, send data commands as one batch through the hub, write replies
 //!   in order.
@@ -15,23 +17,25 @@
 mod connection;
 mod hub;
 mod local;
+mod tls;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use tandem_protocol::{GroupId, View};
-use tokio::net::TcpListener;
-use tokio::sync::{mpsc, watch};
-use tracing::info;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Semaphore, mpsc, watch};
+use tokio_rustls::TlsAcceptor;
+use tracing::{debug, info, warn};
 
 use crate::admin::{AdminListener, AdminSource, render_net};
 use crate::config::CoordinatorConfig;
 use crate::error::{RuntimeError, bind, parse_view_services};
 use crate::metrics::{CoordinatorMetrics, Exposition};
-use crate::net::{Net, accept_bounded};
+use crate::net::Net;
 use crate::shutdown::Shutdown;
 use hub::{Hub, HubRequest};
 
@@ -49,20 +53,50 @@ pub(crate) struct Shared {
     pub(crate) metrics: CoordinatorMetrics,
     /// The view-service node the hub asks now (Q2).
     view_service_target: watch::Receiver<String>,
+    /// Bytes of unfinished requests buffered by all connections (L6).
+    query_bytes: AtomicUsize,
+    /// Connections refused because the budget of unfinished-request bytes was full (L6).
+    query_budget_refusals: AtomicU64,
+    /// Connections closed because their unfinished request passed its deadline (L3).
+    unfinished_timeouts: AtomicU64,
+    /// Clients refused beyond `max_connections` (L4).
+    max_clients_refusals: AtomicU64,
+    /// Replies answered with an error for being larger than `max_reply_bytes` (L7).
+    replies_too_big: AtomicU64,
 }
 
+/// The answer to a client beyond `max_connections` (Redis's text, L4).
+pub const MAX_CLIENTS_REACHED: &str = "-ERR max number of clients reached\r\n";
+/// How long a TLS client has to finish its handshake.
+const TLS_HANDSHAKE_TIMEOUT_MS: u64 = 10_000;
+/// Most TLS clients beyond `max_connections` being told so at once; more are just closed.
+const MAX_TLS_REFUSALS_IN_FLIGHT: usize = 64;
+
 /// A bound coordinator, ready to run.
-#[derive(Debug)]
 pub struct Coordinator {
     config: CoordinatorConfig,
     listener: TcpListener,
+    /// The TLS port and its settings (L5).
+    tls: Option<(TcpListener, TlsAcceptor)>,
     view_services: Vec<tandem_protocol::VsAddr>,
     admin: Option<AdminListener>,
 }
 
+impl std::fmt::Debug for Coordinator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Coordinator")
+            .field("listen", &self.listener.local_addr().ok())
+            .field("tls_listen", &self.tls_addr())
+            .field("view_services", &self.view_services)
+            .field("admin", &self.admin)
+            .finish_non_exhaustive()
+    }
+}
+
 impl Coordinator {
     /// Validates `config` and the view-service list (see [`parse_view_services`]) and binds
-    /// `listen` (the Redis port).
+    /// `listen` (the Redis port), and the TLS port if `config.tls` asks for one (its
+    /// certificate and key are loaded now, so a bad file fails here).
     pub async fn bind(
         config: CoordinatorConfig,
         listen: &str,
@@ -70,11 +104,19 @@ impl Coordinator {
     ) -> Result<Coordinator, RuntimeError> {
         config.validate()?;
         let view_services = parse_view_services(view_service_addrs)?;
+        let tls = match &config.tls {
+            Some(tls_config) => {
+                let acceptor = tls::acceptor(tls_config)?;
+                Some((bind(&tls_config.listen).await?, acceptor))
+            }
+            None => None,
+        };
         let listener = bind(listen).await?;
         let admin = AdminListener::bind_configured(config.admin.as_deref()).await?;
         Ok(Coordinator {
             config,
             listener,
+            tls,
             view_services,
             admin,
         })
@@ -90,9 +132,17 @@ impl Coordinator {
         self.listener.local_addr().expect("bound listener")
     }
 
+    /// The TLS port's bound address, if one is configured.
+    pub fn tls_addr(&self) -> Option<SocketAddr> {
+        self.tls
+            .as_ref()
+            .map(|(listener, _)| listener.local_addr().expect("bound listener"))
+    }
+
     /// Serves clients until `shutdown`.
     pub async fn run(self, shutdown: Shutdown) -> Result<(), RuntimeError> {
         let listen = self.local_addr();
+        let tls_listen = self.tls_addr();
         let (hub_sender, hub_requests) = mpsc::unbounded_channel();
         let (view_sender, view) = watch::channel(None);
         let (target_sender, view_service_target) =
@@ -119,6 +169,11 @@ impl Coordinator {
             listen,
             metrics: CoordinatorMetrics::default(),
             view_service_target,
+            query_bytes: AtomicUsize::new(0),
+            query_budget_refusals: AtomicU64::new(0),
+            unfinished_timeouts: AtomicU64::new(0),
+            max_clients_refusals: AtomicU64::new(0),
+            replies_too_big: AtomicU64::new(0),
         });
         if let Some(listener) = self.admin {
             let source = Arc::new(CoordinatorAdmin {
@@ -128,22 +183,100 @@ impl Coordinator {
             listener.spawn(source, shutdown.clone());
         }
         let list = crate::server::join_addrs(&self.view_services);
-        info!(%listen, view_services = %list, "coordinator started");
-        accept_bounded(
-            &self.listener,
-            self.config.max_connections,
-            shutdown.clone(),
-            |result| {
-                match result {
-                    Ok(()) => shared.metrics.connections_accepted.inc(),
-                    Err(_) => shared.metrics.accept_errors.inc(),
-                };
-            },
-            |stream, peer| connection::serve(stream, peer, shared.clone(), shutdown.clone()),
-        )
-        .await;
+        info!(%listen, ?tls_listen, view_services = %list, "coordinator started");
+        let slots = Arc::new(Semaphore::new(self.config.max_connections));
+        let plain = accept_clients(self.listener, None, slots.clone(), &shared, &shutdown);
+        match self.tls {
+            Some((listener, acceptor)) => {
+                let tls = accept_clients(listener, Some(acceptor), slots, &shared, &shutdown);
+                tokio::join!(plain, tls);
+            }
+            None => plain.await,
+        }
         info!("coordinator stopped");
         Ok(())
+    }
+}
+
+/// Accepts clients on `listener` until `shutdown`, each served on its own task while it holds
+/// one of `slots`; a client beyond them is answered [`MAX_CLIENTS_REACHED`] and closed (L4).
+/// With `tls`, every client first completes a TLS handshake (L5).
+async fn accept_clients(
+    listener: TcpListener,
+    tls: Option<TlsAcceptor>,
+    slots: Arc<Semaphore>,
+    shared: &Arc<Shared>,
+    shutdown: &Shutdown,
+) {
+    let mut stop = shutdown.clone();
+    let refusals = Arc::new(Semaphore::new(MAX_TLS_REFUSALS_IN_FLIGHT));
+    loop {
+        let (stream, peer) = tokio::select! {
+            _ = stop.wait() => return,
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    // Typically out of file descriptors: back off instead of spinning.
+                    shared.metrics.accept_errors.inc();
+                    warn!(%error, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        shared.metrics.connections_accepted.inc();
+        let _ = stream.set_nodelay(true);
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            shared.max_clients_refusals.fetch_add(1, Ordering::Relaxed);
+            debug!(%peer, "client refused: max number of clients reached");
+            match &tls {
+                // A fresh socket's send buffer is empty: the short reply fits without waiting.
+                None => drop(stream.try_write(MAX_CLIENTS_REACHED.as_bytes())),
+                Some(acceptor) => {
+                    if let Ok(refusal) = refusals.clone().try_acquire_owned() {
+                        tokio::spawn(refuse_tls(stream, acceptor.clone(), refusal));
+                    }
+                }
+            }
+            continue;
+        };
+        let shared = shared.clone();
+        let shutdown = shutdown.clone();
+        let tls = tls.clone();
+        tokio::spawn(async move {
+            match tls {
+                None => connection::serve(stream, peer, shared, shutdown).await,
+                Some(acceptor) => match handshake(stream, &acceptor).await {
+                    Ok(stream) => connection::serve(stream, peer, shared, shutdown).await,
+                    Err(error) => debug!(%peer, %error, "TLS handshake failed"),
+                },
+            }
+            drop(slot);
+        });
+    }
+}
+
+/// The server side of a TLS handshake, within [`TLS_HANDSHAKE_TIMEOUT_MS`].
+async fn handshake(
+    stream: TcpStream,
+    acceptor: &TlsAcceptor,
+) -> std::io::Result<tokio_rustls::server::TlsStream<TcpStream>> {
+    let timeout = Duration::from_millis(TLS_HANDSHAKE_TIMEOUT_MS);
+    tokio::time::timeout(timeout, acceptor.accept(stream))
+        .await
+        .map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))?
+}
+
+/// Tells a TLS client beyond `max_connections` so, then closes.
+async fn refuse_tls(stream: TcpStream, acceptor: TlsAcceptor, _refusal: tokio::sync::OwnedSemaphorePermit) {
+    use tokio::io::AsyncWriteExt;
+    if let Ok(mut stream) = handshake(stream, &acceptor).await {
+        let refuse = async {
+            stream.write_all(MAX_CLIENTS_REACHED.as_bytes()).await?;
+            stream.shutdown().await
+        };
+        let timeout = Duration::from_millis(TLS_HANDSHAKE_TIMEOUT_MS);
+        let _ = tokio::time::timeout(timeout, refuse).await;
     }
 }
 
@@ -185,6 +318,14 @@ impl AdminSource for CoordinatorAdmin {
             "requests_total": ok + timed_out,
             "requests_timed_out": timed_out,
             "commands_total": shared.metrics.commands_total(),
+            "tls_listen": shared.config.tls.as_ref().map(|tls| tls.listen.clone()),
+            "query_buffer_bytes": shared.query_bytes.load(Ordering::Relaxed),
+            "refused": {
+                "max_clients": shared.max_clients_refusals.load(Ordering::Relaxed),
+                "query_budget": shared.query_budget_refusals.load(Ordering::Relaxed),
+                "unfinished_timeout": shared.unfinished_timeouts.load(Ordering::Relaxed),
+                "reply_too_big": shared.replies_too_big.load(Ordering::Relaxed),
+            },
         })
     }
 
@@ -211,6 +352,37 @@ impl AdminSource for CoordinatorAdmin {
             "tandem_coordinator_errors_total",
             &[("kind", "timeout")],
             shared.metrics.requests().1 as f64,
+        );
+        out.single(
+            "tandem_coordinator_query_buffer_bytes",
+            "gauge",
+            "Bytes of unfinished client requests buffered, all connections together (L6).",
+            shared.query_bytes.load(Ordering::Relaxed) as f64,
+        );
+        out.family(
+            "tandem_coordinator_client_refusals_total",
+            "counter",
+            "Client connections or replies refused by a limit, by limit (L3, L4, L6, L7).",
+        )
+        .sample(
+            "tandem_coordinator_client_refusals_total",
+            &[("limit", "max_clients")],
+            shared.max_clients_refusals.load(Ordering::Relaxed) as f64,
+        )
+        .sample(
+            "tandem_coordinator_client_refusals_total",
+            &[("limit", "query_budget")],
+            shared.query_budget_refusals.load(Ordering::Relaxed) as f64,
+        )
+        .sample(
+            "tandem_coordinator_client_refusals_total",
+            &[("limit", "unfinished_timeout")],
+            shared.unfinished_timeouts.load(Ordering::Relaxed) as f64,
+        )
+        .sample(
+            "tandem_coordinator_client_refusals_total",
+            &[("limit", "reply_too_big")],
+            shared.replies_too_big.load(Ordering::Relaxed) as f64,
         );
         out.single(
             "tandem_coordinator_viewnum",
