@@ -226,7 +226,9 @@ impl<S: ClientStream> Connection<S> {
         };
         self.accounted_bytes = now;
         if now > 0 && total_bytes > self.shared.config.max_total_query_bytes {
-            self.shared.query_budget_refusals.fetch_add(1, Ordering::Relaxed);
+            self.shared
+                .query_budget_refusals
+                .fetch_add(1, Ordering::Relaxed);
             return Some(QUERY_BUDGET_FULL);
         }
         None
@@ -376,9 +378,7 @@ async fn sleep_until_some(deadline: Option<Instant>) {
 
 /// The error answered instead of a reply larger than `max_reply_bytes` (L7).
 pub(crate) fn reply_too_big(max_reply_bytes: usize) -> String {
-    format!(
-        "ERR reply exceeds max-reply-bytes ({max_reply_bytes} bytes); ask for less per command"
-    )
+    format!("ERR reply exceeds max-reply-bytes ({max_reply_bytes} bytes); ask for less per command")
 }
 
 /// About how many bytes `reply` takes encoded, or `None` once that passes `max_bytes`: the

@@ -268,7 +268,11 @@ async fn handshake(
 }
 
 /// Tells a TLS client beyond `max_connections` so, then closes.
-async fn refuse_tls(stream: TcpStream, acceptor: TlsAcceptor, _refusal: tokio::sync::OwnedSemaphorePermit) {
+async fn refuse_tls(
+    stream: TcpStream,
+    acceptor: TlsAcceptor,
+    _refusal: tokio::sync::OwnedSemaphorePermit,
+) {
     use tokio::io::AsyncWriteExt;
     if let Ok(mut stream) = handshake(stream, &acceptor).await {
         let refuse = async {

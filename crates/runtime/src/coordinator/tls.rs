@@ -49,7 +49,10 @@ pub(crate) fn acceptor(config: &ClientTlsConfig) -> Result<TlsAcceptor, RuntimeE
     Ok(TlsAcceptor::from(Arc::new(server)))
 }
 
-fn load_certs(key: &'static str, path: &Path) -> Result<Vec<CertificateDer<'static>>, RuntimeError> {
+fn load_certs(
+    key: &'static str,
+    path: &Path,
+) -> Result<Vec<CertificateDer<'static>>, RuntimeError> {
     let certs = CertificateDer::pem_file_iter(path)
         .and_then(|iter| iter.collect::<Result<Vec<_>, _>>())
         .map_err(|error| setting(key, path, &error))?;
