@@ -68,3 +68,39 @@ fn is_executable(path: &Path) -> bool {
     std::fs::metadata(path)
         .is_ok_and(|metadata| metadata.is_file() && metadata.permissions().mode() & 0o111 != 0)
 }
+
+/// A Python module that some tests import (a client library), run with `python3`.
+#[allow(dead_code)] // Not every crate's tests import one.
+pub struct PythonModule {
+    /// The module's import name.
+    pub module: &'static str,
+    /// The cfg set when `python3 -c "import MODULE"` succeeds.
+    pub cfg: &'static str,
+    /// The pip package that provides it, named in the CI warning.
+    pub package: &'static str,
+}
+
+/// Like [`probe`], for Python modules: the cfg is set when `python3` imports the module, or
+/// under CI whether it does or not (so a missing module fails its tests there).
+#[allow(dead_code)] // Not every crate's tests import one.
+pub fn probe_python(modules: &[PythonModule]) {
+    let under_ci = env::var("CI").is_ok_and(|value| !matches!(value.as_str(), "" | "0" | "false"));
+    for module in modules {
+        println!("cargo::rustc-check-cfg=cfg({})", module.cfg);
+        let found = std::process::Command::new("python3")
+            .arg("-c")
+            .arg(format!("import {}", module.module))
+            .output()
+            .is_ok_and(|output| output.status.success());
+        if found {
+            println!("cargo::rustc-cfg={}", module.cfg);
+        } else if under_ci {
+            println!(
+                "cargo::warning=CI is set and python3 cannot import `{}` (pip package {}): \
+                 the tests that need it will run and fail",
+                module.module, module.package
+            );
+            println!("cargo::rustc-cfg={}", module.cfg);
+        }
+    }
+}

@@ -4,7 +4,7 @@
 #[path = "../../build-support/outside_tools.rs"]
 mod outside_tools;
 
-use outside_tools::{OutsideTool, probe};
+use outside_tools::{OutsideTool, PythonModule, probe, probe_python};
 
 fn main() {
     probe(&[
@@ -39,4 +39,9 @@ fn main() {
             package: "docker-compose",
         },
     ]);
+    probe_python(&[PythonModule {
+        module: "redis",
+        cfg: "has_redis_py",
+        package: "redis",
+    }]);
 }

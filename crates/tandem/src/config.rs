@@ -7,7 +7,7 @@
 //! under that. A file with an unknown key, a value of the wrong type or bad TOML is refused
 //! with the file, line and key named.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, anyhow};
@@ -228,6 +228,33 @@ pub struct CoordinatorFile {
     /// `max-connections`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_connections: Option<usize>,
+    /// `tls-listen`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_listen: Option<String>,
+    /// `tls-cert`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_cert: Option<PathBuf>,
+    /// `tls-key`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_key: Option<PathBuf>,
+    /// `tls-ca`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_ca: Option<PathBuf>,
+    /// `tls-auth-clients`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_auth_clients: Option<TlsAuthClientsArg>,
+    /// `unfinished-request-timeout-ms`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unfinished_request_timeout_ms: Option<u64>,
+    /// `timeout` (Redis's name: idle seconds).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<u64>,
+    /// `max-total-query-bytes`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_total_query_bytes: Option<usize>,
+    /// `max-reply-bytes`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_reply_bytes: Option<usize>,
     /// `admin`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub admin: Option<String>,
@@ -237,6 +264,18 @@ pub struct CoordinatorFile {
     /// `log-format`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub log_format: Option<LogFormat>,
+}
+
+/// `--tls-auth-clients`: Redis's `tls-auth-clients` values.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TlsAuthClientsArg {
+    /// No client certificate asked for.
+    No,
+    /// A certificate, if shown, must be signed by --tls-ca.
+    Optional,
+    /// Every client shows a certificate signed by --tls-ca.
+    Yes,
 }
 
 /// The role whose example `tandem config example` prints.
@@ -345,8 +384,27 @@ viewserver = ["127.0.0.1:7000"]
 # A request not answered within this long gets -TRYAGAIN (C3).
 request-timeout-ms = 5000
 
-# Most client connections served at once.
+# Most client connections served at once; the one beyond gets
+# -ERR max number of clients reached.
 max-connections = 10000
+
+# TLS port beside the plain one (like Redis's tls-port beside port), off unless set.
+# With tls-ca, clients must show a certificate signed by it (tls-auth-clients = "yes").
+# tls-listen = "127.0.0.1:6380"
+# tls-cert = "coordinator.pem"
+# tls-key = "coordinator.key"
+# tls-ca = "ca.pem"
+# tls-auth-clients = "yes"
+
+# An unfinished request must be complete within this long, else the client is closed.
+unfinished-request-timeout-ms = 30000
+
+# Close a client idle this many seconds (Redis's timeout; 0: never).
+timeout = 0
+
+# Bytes of unfinished requests held across all clients, and the largest reply sent.
+max-total-query-bytes = 536870912
+max-reply-bytes = 67108864
 
 # Admin HTTP endpoint: /status, /metrics, /healthz, /readyz. Off unless set.
 # admin = "127.0.0.1:9100"
