@@ -101,6 +101,9 @@ pub struct ViewServerConfig {
     pub net: NetConfig,
     /// Where to serve the admin HTTP endpoint and the dashboard (`None`: off).
     pub admin: Option<String>,
+    /// Bearer token the admin endpoint asks for on every route but `/healthz`; required to
+    /// bind `admin` on an address that is not loopback (L8).
+    pub admin_token: Option<String>,
     /// Admin endpoints of coordinators, whose request counters the dashboard shows.
     pub coordinator_admin: Vec<String>,
     /// This node's Raft id (non-zero).
@@ -133,6 +136,7 @@ impl Default for ViewServerConfig {
             view_service: ViewServiceConfig::default(),
             net: NetConfig::default(),
             admin: None,
+            admin_token: None,
             coordinator_admin: Vec::new(),
             id: 1,
             peers: BTreeMap::new(),
@@ -246,6 +250,9 @@ pub struct ServerConfig {
     pub group: GroupId,
     /// Where to serve the admin HTTP endpoint (`None`: off).
     pub admin: Option<String>,
+    /// Bearer token the admin endpoint asks for on every route but `/healthz`; required to
+    /// bind `admin` on an address that is not loopback (L8).
+    pub admin_token: Option<String>,
 }
 
 impl ServerConfig {
@@ -276,6 +283,9 @@ pub struct CoordinatorConfig {
     pub view_refresh_ms: u64,
     /// Where to serve the admin HTTP endpoint (`None`: off).
     pub admin: Option<String>,
+    /// Bearer token the admin endpoint asks for on every route but `/healthz`; required to
+    /// bind `admin` on an address that is not loopback (L8).
+    pub admin_token: Option<String>,
     /// TLS for clients (L5): a second, TLS-only listener beside the plain one (`None`: off).
     pub tls: Option<ClientTlsConfig>,
     /// An unfinished request must be complete within this long, else the connection gets an
@@ -332,6 +342,7 @@ impl Default for CoordinatorConfig {
             },
             view_refresh_ms: 1000,
             admin: None,
+            admin_token: None,
             tls: None,
             unfinished_request_timeout_ms: 30_000,
             client_idle_timeout_s: 0,

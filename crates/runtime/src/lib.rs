@@ -43,7 +43,7 @@ pub mod status;
 pub mod view_service;
 pub mod wire;
 
-pub use admin::{AdminListener, AdminSource, http_get};
+pub use admin::{AdminListener, AdminSource, http_get, http_get_with_token};
 pub use client::{Client, ClientError};
 pub use config::{CoordinatorConfig, NetConfig, ServerConfig, ViewServerConfig};
 pub use coordinator::{Coordinator, run_coordinator};

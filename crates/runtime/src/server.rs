@@ -74,7 +74,9 @@ impl Server {
             }
             None => ServerId::new(local.to_string()),
         };
-        let admin = AdminListener::bind_configured(config.admin.as_deref()).await?;
+        let admin =
+            AdminListener::bind_configured(config.admin.as_deref(), config.admin_token.as_deref())
+                .await?;
         Ok(Server {
             config,
             listener,

@@ -44,7 +44,7 @@ use tokio::sync::mpsc;
 use tokio::time::{MissedTickBehavior, interval, sleep, sleep_until, timeout_at};
 use tracing::{error, info, warn};
 
-use crate::admin::{AdminListener, AdminSource, http_get, render_net};
+use crate::admin::{AdminListener, AdminSource, http_get_with_token, render_net};
 use crate::clock::{Clock, random_u64};
 use crate::config::{NetConfig, ViewServerConfig};
 use crate::disk::LogFile;
@@ -114,7 +114,9 @@ impl ViewServer {
                 .map_or_else(|| "memory".to_owned(), |l| l.path().display().to_string());
             RuntimeError::Node(format!("cannot start on the state of {place}: {e}"))
         })?;
-        let admin = AdminListener::bind_configured(config.admin.as_deref()).await?;
+        let admin =
+            AdminListener::bind_configured(config.admin.as_deref(), config.admin_token.as_deref())
+                .await?;
         Ok(ViewServer {
             config,
             listener,
@@ -185,6 +187,7 @@ impl ViewServer {
             if !self.config.coordinator_admin.is_empty() {
                 tokio::spawn(poll_coordinators(
                     self.config.coordinator_admin.clone(),
+                    self.config.admin_token.clone(),
                     admin.clone(),
                     shutdown.clone(),
                 ));
@@ -719,9 +722,10 @@ fn node_document(node: &NodeStatus) -> Value {
 }
 
 /// Reads every coordinator's admin `/status` each [`COORDINATOR_POLL_MS`] and keeps the
-/// counters and rates for the dashboard.
+/// counters and rates for the dashboard, with this node's admin token (one per cluster, L8).
 async fn poll_coordinators(
     addrs: Vec<String>,
+    token: Option<String>,
     admin: Arc<ViewServiceAdmin>,
     mut shutdown: Shutdown,
 ) {
@@ -733,7 +737,8 @@ async fn poll_coordinators(
             _ = every.tick() => {}
         }
         for addr in &addrs {
-            let reply = http_get(addr, "/status", Duration::from_millis(500)).await;
+            let timeout = Duration::from_millis(500);
+            let reply = http_get_with_token(addr, "/status", token.as_deref(), timeout).await;
             let document = reply
                 .ok()
                 .filter(|(code, _)| *code == 200)

@@ -268,3 +268,73 @@ async fn l7_reply_over_the_bound_is_an_error_and_the_connection_keeps_serving() 
     assert_eq!(client.call(&[b"GET", b"small"]).await?, bulk("1"));
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn l8_admin_beyond_loopback_is_refused_without_a_token() -> anyhow::Result<()> {
+    let refused = tandem_runtime::AdminListener::bind("0.0.0.0:0").await;
+    let error = refused
+        .expect_err("a wildcard bind without a token")
+        .to_string();
+    assert!(error.contains("admin-token"), "{error}");
+    // Loopback needs no token; beyond it, a token makes the bind acceptable.
+    tandem_runtime::AdminListener::bind("127.0.0.1:0").await?;
+    tandem_runtime::AdminListener::bind_with_token("0.0.0.0:0", Some("s3cret-token")).await?;
+    // A token that would not fit a header or a cookie is refused.
+    let bad = tandem_runtime::AdminListener::bind_with_token("127.0.0.1:0", Some("a b;c")).await;
+    assert!(bad.is_err());
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn l8_admin_routes_answer_401_without_the_token_and_200_with_it() -> anyhow::Result<()> {
+    const TOKEN: &str = "s3cret-token";
+    let coordinator = alone(CoordinatorConfig {
+        admin_token: Some(TOKEN.to_owned()),
+        ..CoordinatorConfig::default()
+    })
+    .await?;
+    let admin = coordinator.admin.to_string();
+    for path in ["/status", "/metrics", "/readyz", "/"] {
+        let (code, _) = http_get(&admin, path, DEADLINE).await?;
+        assert_eq!(code, 401, "{path} without a token");
+        let (code, _) =
+            tandem_runtime::http_get_with_token(&admin, path, Some("wrong-token"), DEADLINE)
+                .await?;
+        assert_eq!(code, 401, "{path} with a wrong token");
+    }
+    let (code, _) =
+        tandem_runtime::http_get_with_token(&admin, "/status", Some(TOKEN), DEADLINE).await?;
+    assert_eq!(code, 200);
+    let (code, _) =
+        tandem_runtime::http_get_with_token(&admin, "/metrics", Some(TOKEN), DEADLINE).await?;
+    assert_eq!(code, 200);
+    // Liveness stays open.
+    assert_eq!(http_get(&admin, "/healthz", DEADLINE).await?.0, 200);
+    // The dashboard link: `/?token=` is let through and sets the cookie the page's fetches use.
+    let mut stream = TcpStream::connect(coordinator.admin).await?;
+    stream
+        .write_all(
+            format!("GET /?token={TOKEN} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                .as_bytes(),
+        )
+        .await?;
+    let answer = String::from_utf8_lossy(&read_to_close(&mut stream).await?).into_owned();
+    assert!(!answer.starts_with("HTTP/1.1 401"), "{answer}");
+    assert!(
+        answer.contains(&format!("tandem_admin_token={TOKEN}")),
+        "{answer}"
+    );
+    let mut stream = TcpStream::connect(coordinator.admin).await?;
+    stream
+        .write_all(
+            format!(
+                "GET /status HTTP/1.1\r\nHost: x\r\nCookie: tandem_admin_token={TOKEN}\r\n\
+                 Connection: close\r\n\r\n"
+            )
+            .as_bytes(),
+        )
+        .await?;
+    let answer = String::from_utf8_lossy(&read_to_close(&mut stream).await?).into_owned();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    Ok(())
+}

@@ -159,6 +159,9 @@ pub struct ViewServerFile {
     /// `admin`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub admin: Option<String>,
+    /// `admin-token` (never printed by --print-config).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub admin_token: Option<String>,
     /// `coordinator-admin`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub coordinator_admin: Option<Vec<String>>,
@@ -204,6 +207,9 @@ pub struct ServerFile {
     /// `admin`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub admin: Option<String>,
+    /// `admin-token` (never printed by --print-config).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub admin_token: Option<String>,
     /// `log-level`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub log_level: Option<String>,
@@ -258,6 +264,9 @@ pub struct CoordinatorFile {
     /// `admin`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub admin: Option<String>,
+    /// `admin-token` (never printed by --print-config).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub admin_token: Option<String>,
     /// `log-level`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub log_level: Option<String>,
@@ -324,6 +333,8 @@ election-ticks = 6
 # Admin HTTP endpoint: /status, /metrics, /healthz, /readyz and the dashboard at /.
 # Off unless set; a bare port means 127.0.0.1:PORT.
 # admin = "127.0.0.1:9000"
+# Bearer token the admin endpoint asks for (required to bind it beyond loopback).
+# admin-token = "change-me"
 
 # Admin endpoints of the coordinators, read every second for the dashboard's throughput.
 # coordinator-admin = ["127.0.0.1:9100"]
@@ -366,6 +377,8 @@ ping-interval-ms = 100
 
 # Admin HTTP endpoint: /status, /metrics, /healthz, /readyz. Off unless set.
 # admin = "127.0.0.1:9001"
+# Bearer token the admin endpoint asks for (required to bind it beyond loopback).
+# admin-token = "change-me"
 
 log-level = "info"
 log-format = "text"
@@ -408,6 +421,8 @@ max-reply-bytes = 67108864
 
 # Admin HTTP endpoint: /status, /metrics, /healthz, /readyz. Off unless set.
 # admin = "127.0.0.1:9100"
+# Bearer token the admin endpoint asks for (required to bind it beyond loopback).
+# admin-token = "change-me"
 
 log-level = "info"
 log-format = "text"

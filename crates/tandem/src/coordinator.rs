@@ -70,6 +70,7 @@ pub fn run(args: CoordinatorArgs) -> anyhow::Result<ExitCode> {
     let file: CoordinatorFile = args.role.load_file()?;
     let shared = args.role.resolve(SharedFileKeys {
         admin: file.admin,
+        admin_token: file.admin_token,
         log_level: file.log_level,
         log_format: file.log_format,
     });
@@ -83,6 +84,7 @@ pub fn run(args: CoordinatorArgs) -> anyhow::Result<ExitCode> {
             defaults.max_connections,
         ),
         admin: shared.admin.clone(),
+        admin_token: shared.admin_token.clone(),
         unfinished_request_timeout_ms: pick(
             args.unfinished_request_timeout_ms,
             file.unfinished_request_timeout_ms,
@@ -143,6 +145,7 @@ pub fn run(args: CoordinatorArgs) -> anyhow::Result<ExitCode> {
             max_total_query_bytes: Some(config.max_total_query_bytes),
             max_reply_bytes: Some(config.max_reply_bytes),
             admin: shared.admin,
+            admin_token: None,
             log_level: Some(shared.log.level),
             log_format: Some(shared.log.format),
         });

@@ -23,6 +23,15 @@ pub struct RoleArgs {
     /// [default: off].
     #[arg(long, value_name = "HOST:PORT", env = "TANDEM_ADMIN")]
     admin: Option<String>,
+    /// Bearer token the admin endpoint asks for on every route but /healthz (the dashboard:
+    /// open /?token=TOKEN once); required to bind --admin beyond loopback [default: none].
+    #[arg(
+        long,
+        value_name = "TOKEN",
+        env = "TANDEM_ADMIN_TOKEN",
+        hide_env_values = true
+    )]
+    admin_token: Option<String>,
     #[command(flatten)]
     config: ConfigArg,
     #[command(flatten)]
@@ -35,6 +44,8 @@ pub struct RoleArgs {
 pub struct SharedFileKeys {
     /// `admin`.
     pub admin: Option<String>,
+    /// `admin-token`.
+    pub admin_token: Option<String>,
     /// `log-level`.
     pub log_level: Option<String>,
     /// `log-format`.
@@ -46,6 +57,8 @@ pub struct SharedFileKeys {
 pub struct RoleSettings {
     /// Where to serve the admin endpoint, if anywhere.
     pub admin: Option<String>,
+    /// The token the admin endpoint asks for, if any.
+    pub admin_token: Option<String>,
     /// Logging.
     pub log: LogSettings,
 }
@@ -60,6 +73,7 @@ impl RoleArgs {
     pub fn resolve(&self, file: SharedFileKeys) -> RoleSettings {
         RoleSettings {
             admin: self.admin.clone().or(file.admin),
+            admin_token: self.admin_token.clone().or(file.admin_token),
             log: self.log.resolve(file.log_level, file.log_format),
         }
     }

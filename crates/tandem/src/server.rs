@@ -37,6 +37,7 @@ pub fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
     let file: ServerFile = args.role.load_file()?;
     let shared = args.role.resolve(SharedFileKeys {
         admin: file.admin,
+        admin_token: file.admin_token,
         log_level: file.log_level,
         log_format: file.log_format,
     });
@@ -47,6 +48,7 @@ pub fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
     let mut config = ServerConfig {
         group: GroupId(pick(args.group, file.group, 0)),
         admin: shared.admin.clone(),
+        admin_token: shared.admin_token.clone(),
         ..ServerConfig::default()
     };
     config.replica.ping_interval_ms = pick(
@@ -63,6 +65,7 @@ pub fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
             group: Some(config.group.0),
             ping_interval_ms: Some(config.replica.ping_interval_ms),
             admin: shared.admin,
+            admin_token: None,
             log_level: Some(shared.log.level),
             log_format: Some(shared.log.format),
         });

@@ -227,6 +227,7 @@ pub fn run(args: ViewServerArgs) -> anyhow::Result<ExitCode> {
     let file: ViewServerFile = args.role.load_file()?;
     let shared = args.role.resolve(SharedFileKeys {
         admin: file.admin,
+        admin_token: file.admin_token,
         log_level: file.log_level,
         log_format: file.log_format,
     });
@@ -234,6 +235,7 @@ pub fn run(args: ViewServerArgs) -> anyhow::Result<ExitCode> {
     let mut config = ViewServerConfig::default();
     let listen = require(args.listen, file.listen, "listen")?;
     config.admin = shared.admin.clone();
+    config.admin_token = shared.admin_token.clone();
     config.coordinator_admin = pick(args.coordinator_admin, file.coordinator_admin, Vec::new());
     let core = &mut config.view_service;
     core.ping_interval_ms = pick(
@@ -275,6 +277,7 @@ pub fn run(args: ViewServerArgs) -> anyhow::Result<ExitCode> {
             election_ticks: Some(config.election_ticks),
             listen: Some(listen),
             admin: shared.admin,
+            admin_token: None,
             coordinator_admin: Some(config.coordinator_admin.clone()),
             ping_interval_ms: Some(core.ping_interval_ms),
             dead_pings: Some(core.dead_pings),

@@ -9,6 +9,11 @@
 //! - `GET /`: the dashboard, only on the view service: one HTML page (no external assets)
 //!   that polls `/status` of the same endpoint.
 //!
+//! Access (rule L8 of docs/PROTOCOL.md): a bare port binds loopback; a non-loopback address
+//! is refused unless a bearer token is configured (`--admin-token`). With a token, every route
+//! but `/healthz` needs `Authorization: Bearer TOKEN`, or the cookie the dashboard link
+//! `/?token=TOKEN` sets (so the page's own fetches of `/status` carry it); else 401.
+//!
 //! Each role implements [`AdminSource`] over state it already shares or a snapshot its task
 //! publishes a few times a second, so a scrape never waits for (or slows) the role's task.
 
@@ -17,8 +22,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::State;
-use axum::http::{StatusCode, header};
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
+use axum::middleware::{self, Next};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -56,26 +62,73 @@ pub fn admin_addr(value: &str) -> String {
     }
 }
 
+/// The cookie the dashboard link `/?token=TOKEN` sets (L8).
+pub const TOKEN_COOKIE: &str = "tandem_admin_token";
+/// Longest admin token accepted.
+pub const MAX_ADMIN_TOKEN_BYTES: usize = 256;
+
+/// Checks an admin token: 1 to [`MAX_ADMIN_TOKEN_BYTES`] characters of `A-Z a-z 0-9 - . _ ~
+/// + / =` (HTTP's token68, so it fits a header, a cookie and a query string unescaped).
+pub fn check_admin_token(token: &str) -> Result<(), RuntimeError> {
+    let allowed = |byte: u8| byte.is_ascii_alphanumeric() || b"-._~+/=".contains(&byte);
+    if token.is_empty() || token.len() > MAX_ADMIN_TOKEN_BYTES || !token.bytes().all(allowed) {
+        return Err(RuntimeError::Setting {
+            key: "admin-token",
+            reason: format!(
+                "must be 1 to {MAX_ADMIN_TOKEN_BYTES} characters of A-Z a-z 0-9 - . _ ~ + / ="
+            ),
+        });
+    }
+    Ok(())
+}
+
 /// A bound admin endpoint, not yet serving.
 #[derive(Debug)]
 pub struct AdminListener {
     listener: TcpListener,
+    token: Option<Arc<str>>,
 }
 
 impl AdminListener {
-    /// Binds `addr` (see [`admin_addr`]).
+    /// Binds `addr` (see [`admin_addr`]) with no token: only a loopback address (L8).
     pub async fn bind(addr: &str) -> Result<AdminListener, RuntimeError> {
+        AdminListener::bind_with_token(addr, None).await
+    }
+
+    /// Binds `addr` (see [`admin_addr`]); with `token`, every route but `/healthz` asks for
+    /// it. Without one, an address that is not loopback is refused (L8).
+    pub async fn bind_with_token(
+        addr: &str,
+        token: Option<&str>,
+    ) -> Result<AdminListener, RuntimeError> {
+        if let Some(token) = token {
+            check_admin_token(token)?;
+        }
+        let listener = bind(&admin_addr(addr)).await?;
+        let local = listener.local_addr()?;
+        if token.is_none() && !local.ip().is_loopback() {
+            return Err(RuntimeError::Setting {
+                key: "admin",
+                reason: format!(
+                    "{addr} is not a loopback address: anyone who can reach it could read the \
+                     cluster's state; set --admin-token, or bind 127.0.0.1"
+                ),
+            });
+        }
         Ok(AdminListener {
-            listener: bind(&admin_addr(addr)).await?,
+            listener,
+            token: token.map(Arc::from),
         })
     }
 
-    /// Binds `addr` if one is configured (the admin endpoint is off by default).
+    /// Binds `addr` if one is configured (the admin endpoint is off by default), asking for
+    /// `token` if one is given.
     pub async fn bind_configured(
         addr: Option<&str>,
+        token: Option<&str>,
     ) -> Result<Option<AdminListener>, RuntimeError> {
         match addr {
-            Some(addr) => Ok(Some(AdminListener::bind(addr).await?)),
+            Some(addr) => Ok(Some(AdminListener::bind_with_token(addr, token).await?)),
             None => Ok(None),
         }
     }
@@ -92,10 +145,15 @@ impl AdminListener {
             .route("/", get(dashboard))
             .route("/status", get(status))
             .route("/metrics", get(metrics))
-            .route("/healthz", get(|| async { "ok\n" }))
             .route("/readyz", get(ready))
+            .route_layer(middleware::from_fn_with_state(
+                self.token.clone(),
+                require_token,
+            ))
+            // Liveness stays open: it tells nothing but "the process runs".
+            .route("/healthz", get(|| async { "ok\n" }))
             .with_state(source);
-        info!(admin = %addr, "admin endpoint started");
+        info!(admin = %addr, token = self.token.is_some(), "admin endpoint started");
         tokio::spawn(async move {
             let served = axum::serve(self.listener, router)
                 .with_graceful_shutdown(async move { shutdown.wait().await })
@@ -108,6 +166,73 @@ impl AdminListener {
 }
 
 type Source = State<Arc<dyn AdminSource>>;
+
+/// Lets a request through when no token is configured or it carries the token (L8): as
+/// `Authorization: Bearer`, as the [`TOKEN_COOKIE`] cookie, or (the dashboard link only) as
+/// `?token=` on `/`, which then sets the cookie for the page's own requests.
+async fn require_token(
+    State(token): State<Option<Arc<str>>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let Some(token) = token else {
+        return next.run(request).await;
+    };
+    let from_query = request.uri().path() == "/" && query_token(request.uri()) == Some(&*token);
+    if !(from_query || carries_token(request.headers(), &token)) {
+        return (
+            StatusCode::UNAUTHORIZED,
+            [(header::WWW_AUTHENTICATE, "Bearer")],
+            "admin token required: Authorization: Bearer TOKEN\n",
+        )
+            .into_response();
+    }
+    let mut response = next.run(request).await;
+    if from_query {
+        let cookie = format!("{TOKEN_COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict");
+        if let Ok(cookie) = HeaderValue::from_str(&cookie) {
+            response.headers_mut().insert(header::SET_COOKIE, cookie);
+        }
+    }
+    response
+}
+
+/// Whether `headers` carry `token` as a bearer token or in the cookie.
+fn carries_token(headers: &HeaderMap, token: &str) -> bool {
+    let bearer = headers
+        .get_all(header::AUTHORIZATION)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .filter_map(|value| value.strip_prefix("Bearer "))
+        .any(|given| same(given.trim(), token));
+    let cookie = headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .any(|(name, given)| name == TOKEN_COOKIE && same(given, token));
+    bearer || cookie
+}
+
+/// The `token` query parameter of `uri`.
+fn query_token(uri: &Uri) -> Option<&str> {
+    uri.query()?
+        .split('&')
+        .filter_map(|pair| pair.split_once('='))
+        .find(|(name, _)| *name == "token")
+        .map(|(_, value)| value)
+}
+
+/// Compares without stopping at the first differing byte.
+fn same(given: &str, token: &str) -> bool {
+    given.len() == token.len()
+        && given
+            .bytes()
+            .zip(token.bytes())
+            .fold(0u8, |diff, (a, b)| diff | (a ^ b))
+            == 0
+}
 
 async fn dashboard(State(source): Source) -> Response {
     if source.dashboard() {
@@ -177,9 +302,24 @@ pub(crate) fn render_net(out: &mut Exposition, stats: &NetStats) {
 /// minimal client (no chunked encoding: the admin endpoints answer with a length) used by the
 /// view service to read coordinators' `/status`, and by tests.
 pub async fn http_get(addr: &str, path: &str, timeout: Duration) -> std::io::Result<(u16, String)> {
+    http_get_with_token(addr, path, None, timeout).await
+}
+
+/// [`http_get`] with `Authorization: Bearer TOKEN` when a token is given (L8).
+pub async fn http_get_with_token(
+    addr: &str,
+    path: &str,
+    token: Option<&str>,
+    timeout: Duration,
+) -> std::io::Result<(u16, String)> {
     let exchange = async {
         let mut stream = TcpStream::connect(addr).await?;
-        let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+        let authorization = token
+            .map(|token| format!("Authorization: Bearer {token}\r\n"))
+            .unwrap_or_default();
+        let request = format!(
+            "GET {path} HTTP/1.1\r\nHost: {addr}\r\n{authorization}Connection: close\r\n\r\n"
+        );
         stream.write_all(request.as_bytes()).await?;
         let mut raw = Vec::new();
         stream.read_to_end(&mut raw).await?;

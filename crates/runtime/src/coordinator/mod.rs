@@ -112,7 +112,9 @@ impl Coordinator {
             None => None,
         };
         let listener = bind(listen).await?;
-        let admin = AdminListener::bind_configured(config.admin.as_deref()).await?;
+        let admin =
+            AdminListener::bind_configured(config.admin.as_deref(), config.admin_token.as_deref())
+                .await?;
         Ok(Coordinator {
             config,
             listener,
