@@ -48,7 +48,14 @@ struct InFlight {
     resend_at_ms: Option<u64>,
     /// Sends so far.
     attempts: u32,
+    /// The servers this request was sent to, most recent last (at most
+    /// [`MAX_TARGETS_REMEMBERED`]): only they may answer it (C4).
+    sent_to: Vec<ServerId>,
 }
+
+/// Servers a request's answer is accepted from: the last few it was sent to (a late answer from
+/// a previous primary is still a true one).
+const MAX_TARGETS_REMEMBERED: usize = 8;
 
 /// Statistics for operators and the "view service is not flooded" check.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -59,6 +66,9 @@ pub struct ClerkStats {
     pub sends: u64,
     /// Errors and timeouts that led to a retry.
     pub retries: u64,
+    /// Answers refused: a response from a server the request was not sent to, a view reply
+    /// from a node that is not a known view-service node, or an ill-formed view (C4).
+    pub refused: u64,
 }
 
 /// One coordinator session.
@@ -140,6 +150,7 @@ impl Clerk {
             deadline_ms,
             resend_at_ms: Some(now.mono_ms),
             attempts: 0,
+            sent_to: Vec::new(),
         });
         self.drive(now);
         seq
@@ -149,7 +160,10 @@ impl Clerk {
     /// Anything else, or from anyone else, is ignored rather than trusted.
     pub fn handle(&mut self, now: Now, from: Endpoint, msg: Message) {
         match (from, msg) {
-            (Endpoint::ViewService(node), Message::ViewReply(reply)) => {
+            // C4: views only from a view-service node we know.
+            (Endpoint::ViewService(node), Message::ViewReply(reply))
+                if self.locator.knows(&node) =>
+            {
                 self.locator.answered(&node);
                 self.on_view(now, reply);
             }
@@ -164,9 +178,19 @@ impl Clerk {
                 }
                 self.drive(now);
             }
-            (Endpoint::Server(_), Message::Response(response)) => {
-                self.on_response(now, response);
+            (Endpoint::Server(server), Message::Response(response)) => {
+                // C4: only a server the request went to answers it.
+                if self
+                    .inflight
+                    .as_ref()
+                    .is_some_and(|i| i.sent_to.contains(&server))
+                {
+                    self.on_response(now, response);
+                } else {
+                    self.stats.refused += 1;
+                }
             }
+            (Endpoint::ViewService(_), Message::ViewReply(_)) => self.stats.refused += 1,
             _ => {}
         }
         self.drive(now);
@@ -233,6 +257,10 @@ impl Clerk {
             return;
         }
         let Some(view) = reply.view else { return };
+        if !view.is_well_formed() {
+            self.stats.refused += 1;
+            return;
+        }
         let newer = self.view.as_ref().is_none_or(|v| view.num > v.num);
         if !newer {
             return;
@@ -304,6 +332,12 @@ impl Clerk {
                         seq: inflight.seq,
                         cmds: inflight.cmds.clone(),
                     };
+                    if !inflight.sent_to.contains(&view.primary) {
+                        if inflight.sent_to.len() >= MAX_TARGETS_REMEMBERED {
+                            inflight.sent_to.remove(0);
+                        }
+                        inflight.sent_to.push(view.primary.clone());
+                    }
                     let to = Endpoint::Server(view.primary.clone());
                     self.outbox.push_back(Transmit {
                         to,

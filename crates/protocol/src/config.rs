@@ -67,6 +67,13 @@ pub struct ViewServiceConfig {
     pub backups: usize,
     /// View changes remembered per group for operators.
     pub history_len: usize,
+    /// Most groups the view service knows (V11): a ping for another group is refused.
+    pub max_groups: usize,
+    /// Most servers it tracks per group besides the view's members (V11): a ping from another
+    /// server is refused.
+    pub max_servers_per_group: usize,
+    /// A server outside every view silent for this many dead intervals (V3) is forgotten (V12).
+    pub forget_after_dead_intervals: u32,
     /// Planted bugs (simulator only).
     pub bugs: Bugs,
 }
@@ -78,6 +85,9 @@ impl Default for ViewServiceConfig {
             dead_pings: 5,
             backups: 1,
             history_len: 64,
+            max_groups: 1024,
+            max_servers_per_group: 64,
+            forget_after_dead_intervals: 100,
             bugs: Bugs::NONE,
         }
     }
@@ -89,7 +99,26 @@ impl ViewServiceConfig {
         check("ping-interval-ms", self.ping_interval_ms, 1, 60_000)?;
         check("dead-pings", self.dead_pings.into(), 2, 1000)?;
         check("backups", self.backups as u64, 0, 16)?;
-        check("history-len", self.history_len as u64, 1, 100_000)
+        check("history-len", self.history_len as u64, 1, 100_000)?;
+        check("max-groups", self.max_groups as u64, 1, 1_000_000)?;
+        check(
+            "max-servers-per-group",
+            self.max_servers_per_group as u64,
+            1,
+            10_000,
+        )?;
+        check(
+            "forget-after-dead-intervals",
+            self.forget_after_dead_intervals.into(),
+            2,
+            1_000_000,
+        )
+    }
+
+    /// Silence after which a server outside every view is forgotten (V12).
+    pub fn forget_after_ms(&self) -> u64 {
+        self.dead_after_ms()
+            .saturating_mul(u64::from(self.forget_after_dead_intervals))
     }
 
     /// Silence after which a server is dead (V3).

@@ -7,6 +7,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::ids::{ServerId, ViewNum};
 
+/// Most backups a view can have (the view service's `backups` setting allows at most 16).
+pub const MAX_BACKUPS: usize = 64;
+
 /// One view of one replica group.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct View {
@@ -27,6 +30,20 @@ impl View {
     /// True if `server` is a backup of this view.
     pub fn is_backup(&self, server: &ServerId) -> bool {
         self.backups.contains(server)
+    }
+
+    /// V1: numbered from 1, the primary not among the backups, no backup twice. The view
+    /// service only makes such views; anything else came from a peer that lies (P11).
+    pub fn is_well_formed(&self) -> bool {
+        if self.backups.len() > MAX_BACKUPS {
+            return false;
+        }
+        let distinct = self
+            .backups
+            .iter()
+            .enumerate()
+            .all(|(i, b)| !self.backups[..i].contains(b));
+        self.num != ViewNum::NONE && !self.is_backup(&self.primary) && distinct
     }
 
     /// Every member, primary first.

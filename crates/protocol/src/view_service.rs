@@ -181,10 +181,37 @@ impl ViewTable {
         self.groups.get(&group)
     }
 
+    /// Number of groups with a view.
+    pub fn len(&self) -> usize {
+        self.groups.len()
+    }
+
+    /// True before any group has a view.
+    pub fn is_empty(&self) -> bool {
+        self.groups.is_empty()
+    }
+
     /// Every group, by id.
     pub fn groups(&self) -> impl Iterator<Item = (GroupId, &GroupViews)> {
         self.groups.iter().map(|(g, s)| (*g, s))
     }
+}
+
+/// Why a ping was refused (V10, V11). Counted in [`ViewServiceStats::pings_refused`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+enum PingRefusal {
+    /// V10: the ping names another server than the endpoint it came from.
+    #[error("the ping names another server than its sender")]
+    NotTheSender,
+    /// V11: the server id is longer than any address.
+    #[error("server id longer than {MAX_SERVER_ID_BYTES} bytes")]
+    IdTooLong,
+    /// V11: a new group while `max_groups` are known.
+    #[error("too many groups")]
+    TooManyGroups,
+    /// V11: a new server while `max_servers_per_group` servers outside the view are known.
+    #[error("too many servers in the group")]
+    TooManyServers,
 }
 
 /// A decision that does not fit the table it is applied to.
@@ -278,10 +305,27 @@ impl RunningClock {
     }
 }
 
+/// Longest server id a ping may carry (a `HOST:PORT` or a name): longer ones are refused (V11).
+pub const MAX_SERVER_ID_BYTES: usize = 255;
+
+/// Counters for operators and tests.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ViewServiceStats {
+    /// Pings refused without creating state (V10, V11): sent by another endpoint than the
+    /// server they name, naming a group beyond `max_groups`, a server beyond
+    /// `max_servers_per_group`, or an over-long server id.
+    pub pings_refused: u64,
+    /// Servers outside every view forgotten after a long silence (V12).
+    pub servers_forgotten: u64,
+}
+
 /// The view service state machine.
 #[derive(Debug)]
 pub struct ViewService {
     config: ViewServiceConfig,
+    stats: ViewServiceStats,
+    /// Running-clock time of the next sweep for servers to forget (V12).
+    next_forget_running_ms: u64,
     table: ViewTable,
     servers: BTreeMap<GroupId, BTreeMap<ServerId, Liveness>>,
     clock: RunningClock,
@@ -304,6 +348,8 @@ impl ViewService {
         let table = ViewTable::new(config.history_len);
         ViewService {
             config,
+            stats: ViewServiceStats::default(),
+            next_forget_running_ms: 0,
             table,
             servers: BTreeMap::new(),
             clock: RunningClock::default(),
@@ -421,7 +467,14 @@ impl ViewService {
     pub fn handle(&mut self, now: Now, from: Endpoint, msg: Message) {
         self.advance(now);
         let reply = match msg {
-            Message::Ping(ping) => Message::PingReply(self.on_ping(now, &ping)),
+            Message::Ping(ping) => {
+                if let Err(why) = self.admit(&from, &ping) {
+                    let _ = why; // The reason documents the rule; operators see the count.
+                    self.stats.pings_refused += 1;
+                    return;
+                }
+                Message::PingReply(self.on_ping(now, &ping))
+            }
             Message::GetView { group } => Message::ViewReply(ViewReply {
                 group,
                 view: self.view(group).cloned(),
@@ -453,10 +506,75 @@ impl ViewService {
         if self.mode == Mode::Follower {
             return;
         }
+        self.forget_silent();
         let groups: Vec<GroupId> = self.table.groups().map(|(g, _)| g).collect();
         for group in groups {
             self.reconsider(group, now);
         }
+    }
+
+    /// V10, V11: whether a ping may be taken. Checked before it changes anything.
+    fn admit(&self, from: &Endpoint, ping: &Ping) -> Result<(), PingRefusal> {
+        if *from != Endpoint::Server(ping.server.clone()) {
+            return Err(PingRefusal::NotTheSender);
+        }
+        if ping.server.as_str().len() > MAX_SERVER_ID_BYTES {
+            return Err(PingRefusal::IdTooLong);
+        }
+        let known_group =
+            self.table.group(ping.group).is_some() || self.servers.contains_key(&ping.group);
+        if !known_group && self.group_count() >= self.config.max_groups {
+            return Err(PingRefusal::TooManyGroups);
+        }
+        let tracked = self.servers.get(&ping.group);
+        let known_server = tracked.is_some_and(|m| m.contains_key(&ping.server))
+            || self
+                .view(ping.group)
+                .is_some_and(|v| v.contains(&ping.server));
+        let outside_views = tracked.map_or(0, |m| {
+            let view = self.view(ping.group);
+            m.keys()
+                .filter(|s| !view.is_some_and(|v| v.contains(s)))
+                .count()
+        });
+        if !known_server && outside_views >= self.config.max_servers_per_group {
+            return Err(PingRefusal::TooManyServers);
+        }
+        Ok(())
+    }
+
+    /// Groups known: with a view, or with pings.
+    fn group_count(&self) -> usize {
+        let without_view = self
+            .servers
+            .keys()
+            .filter(|g| self.table.group(**g).is_none())
+            .count();
+        self.table.len() + without_view
+    }
+
+    /// V12: forgets servers outside every view whose silence reached `forget_after_ms`, at most
+    /// once per dead interval. Liveness is the deciding node's soft state (a follower holds
+    /// none, a new leader starts from the views' members only: Q4), so nothing needs the log.
+    fn forget_silent(&mut self) {
+        let running_ms = self.clock.running_ms;
+        if running_ms < self.next_forget_running_ms {
+            return;
+        }
+        self.next_forget_running_ms = running_ms.saturating_add(self.config.dead_after_ms());
+        let forget_after_ms = self.config.forget_after_ms();
+        let mut forgotten = 0;
+        for (group, servers) in self.servers.iter_mut() {
+            let view = self.table.group(*group).and_then(|g| g.view.as_ref());
+            servers.retain(|id, live| {
+                let keep = view.is_some_and(|v| v.contains(id))
+                    || running_ms.saturating_sub(live.last_ping_running_ms) < forget_after_ms;
+                forgotten += u64::from(!keep);
+                keep
+            });
+        }
+        self.servers.retain(|_, servers| !servers.is_empty());
+        self.stats.servers_forgotten += forgotten;
     }
 
     // ---- outputs ----
@@ -517,6 +635,11 @@ impl ViewService {
     /// Servers known per group, with their last ping.
     pub fn liveness(&self, group: GroupId) -> impl Iterator<Item = (&ServerId, &Liveness)> {
         self.servers.get(&group).into_iter().flat_map(|m| m.iter())
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> &ViewServiceStats {
+        &self.stats
     }
 
     /// The configuration.

@@ -650,6 +650,10 @@ impl ViewServiceNode {
             self.stats.bad_messages += 1;
             return;
         }
+        if !self.sender_matches(&from, m.from) || !self.plausible(&m) {
+            self.stats.bad_messages += 1;
+            return;
+        }
         self.last_contact_ms.insert(m.from, now.mono_ms);
         if let Endpoint::ViewService(addr) = from
             && !self.members.contains_key(&m.from)
@@ -671,6 +675,53 @@ impl ViewServiceNode {
         let _ = self.raw.step(m);
     }
 
+    /// V13: a Raft message claiming to come from member `raft_id` must come from that member's
+    /// address (the transport binds `from` to the connection's identity). A node not (yet) a
+    /// member is taken at its word: it may be a node being added (Q5).
+    fn sender_matches(&self, from: &Endpoint, raft_id: u64) -> bool {
+        let Endpoint::ViewService(addr) = from else {
+            return false;
+        };
+        self.members
+            .get(&raft_id)
+            .is_none_or(|member| member == addr)
+    }
+
+    /// V13: refuses what no correct node sends and raft-rs would panic on or be corrupted by:
+    /// terms and indexes near the end of the number range (raft-rs adds to them unchecked), an
+    /// append whose entries do not follow its index one at a time with terms between its
+    /// `log_term` and its term (raft-rs slices its log by their positions), and an append
+    /// answer acknowledging entries past the end of our log (raft-rs would then send from
+    /// there and panic slicing its log).
+    fn plausible(&self, m: &RaftMessage) -> bool {
+        use raft::eraftpb::MessageType;
+        const ABSURD: u64 = 1 << 62;
+        let snapshot = m.get_snapshot().get_metadata();
+        if [m.term, m.log_term, m.index, m.commit, m.reject_hint]
+            .into_iter()
+            .chain([snapshot.index, snapshot.term])
+            .any(|n| n >= ABSURD)
+        {
+            return false;
+        }
+        match m.get_msg_type() {
+            MessageType::MsgAppend => {
+                let mut before = (m.index, m.log_term);
+                for e in m.entries.iter() {
+                    if e.index != before.0 + 1 || e.term < before.1 || e.term > m.term {
+                        return false;
+                    }
+                    before = (e.index, e.term);
+                }
+                true
+            }
+            MessageType::MsgAppendResponse => {
+                m.reject || m.index <= self.raw.raft.raft_log.last_index()
+            }
+            _ => true,
+        }
+    }
+
     /// Whether `m`, from the leader of our term, shows that this node lost log entries it had
     /// acknowledged: the leader says an index beyond our log is committed, or sends an entry
     /// that contradicts one we hold as committed. Only a disk that lost synced writes (or a
@@ -678,7 +729,8 @@ impl ViewServiceNode {
     fn lost_acknowledged(&self, m: &RaftMessage) -> Option<String> {
         use raft::eraftpb::MessageType;
         let log = &self.raw.raft.raft_log;
-        if m.term != self.raw.raft.term {
+        // A newer term's leader is followed first and then heard the same way.
+        if m.term < self.raw.raft.term {
             return None;
         }
         match m.get_msg_type() {

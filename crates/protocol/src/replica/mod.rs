@@ -34,7 +34,9 @@ use crate::message::{
 use crate::rng::SplitMix64;
 use crate::time::Now;
 use crate::view::View;
-use primary::{Outbound, OutgoingTransfer, PrimaryState, Progress, TransferStep, Waiters, Waiting};
+use primary::{
+    Outbound, OutgoingTransfer, PrimaryState, Progress, ReplyCheck, TransferStep, Waiters, Waiting,
+};
 
 /// The role a replica plays in the view it knows.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -67,6 +69,12 @@ pub struct ReplicaStats {
     pub transfers_started: u64,
     /// State transfers completed as primary.
     pub transfers_completed: u64,
+    /// State transfers put off because one started to the same backup less than a retransmit
+    /// interval before (P10).
+    pub transfers_deferred: u64,
+    /// View-service replies ignored: not from a view-service node this server knows, or for a
+    /// view no correct view service makes (P11).
+    pub views_refused: u64,
     /// Requests refused because this server is not primary (P1).
     pub wrong_server: u64,
     /// Forwards rejected as backup (P3).
@@ -121,6 +129,13 @@ pub(crate) enum ProtocolError {
         chunk: u32,
         /// How many were sent.
         sent: u32,
+    },
+    /// A streaming backup reports a history ending where no correct backup's can: after what
+    /// was sent to it, or off our history (P10).
+    #[error("backup reports its history ends at {last:?}, which it cannot hold")]
+    ImpossiblePosition {
+        /// The position it reports.
+        last: LogPos,
     },
     /// A backup reports a transfer installed at another position than its snapshot (P6).
     #[error("transfer installed at {installed:?}, its snapshot ends at {snapshot:?}")]
@@ -310,10 +325,15 @@ impl Replica {
         self.last_wall_ms = now.wall_ms;
         match msg {
             Message::PingReply(reply) => {
-                if let Endpoint::ViewService(node) = &from {
-                    self.locator.answered(node);
+                // P11: views come only from the view-service nodes we know (our list, or the
+                // leader one of them named).
+                match &from {
+                    Endpoint::ViewService(node) if self.locator.knows(node) => {
+                        self.locator.answered(node);
+                        self.on_view(now, reply);
+                    }
+                    _ => self.stats.views_refused += 1,
                 }
-                self.on_view(now, reply);
             }
             Message::NotLeader { leader } => {
                 if let Endpoint::ViewService(node) = &from {
@@ -390,6 +410,11 @@ impl Replica {
             return;
         }
         let Some(view) = reply.view else { return };
+        if !view.is_well_formed() {
+            // P11: no view service makes it (V1); acting in it could forward to ourselves.
+            self.stats.views_refused += 1;
+            return;
+        }
         let current = self.view.as_ref().map_or(ViewNum::NONE, |v| v.num);
         if view.num <= current {
             return; // View numbers only grow.
@@ -688,6 +713,7 @@ impl Replica {
         let Role::Primary(p) = &mut self.role else {
             return;
         };
+        // P9: only a backup of our current view.
         let Some(progress) = p.backups.get_mut(&backup) else {
             return;
         };
@@ -709,15 +735,23 @@ impl Replica {
             ForwardResult::Ack { last } => (last, Progress::on_ack),
             ForwardResult::Gap { last } => (last, Progress::on_gap),
         };
-        if progress.transfer().is_some() {
-            return; // A stale reply from before the transfer started.
+        if reply.view != viewnum {
+            // P9: a backup accepts forwards only in the view they carry, so a position reported
+            // in another view answers a forward of an earlier view (or a life of the backup
+            // before a restart): it says nothing about what it holds now.
+            return;
         }
-        if self.log.contains(last) && last.index <= last_index {
-            on_reply(progress, last.index, now.mono_ms);
-        } else {
+        match progress.check_reply(last, self.log.contains(last), last_index) {
+            ReplyCheck::Take => on_reply(progress, last.index, now.mono_ms),
+            ReplyCheck::Late => return,
             // Its history is not a prefix of ours (or older than our log): copy the whole
             // state (P6).
-            self.start_transfer(now, &backup);
+            ReplyCheck::Diverged => self.start_transfer(now, &backup),
+            ReplyCheck::Impossible => {
+                // P10: never a reason for a full copy.
+                self.ignore_protocol_error(ProtocolError::ImpossiblePosition { last });
+                return;
+            }
         }
         self.after_progress(now);
     }
@@ -726,12 +760,17 @@ impl Replica {
         let Endpoint::Server(backup) = from else {
             return;
         };
+        let viewnum = self.view.as_ref().map_or(ViewNum::NONE, |v| v.num);
         let Role::Primary(p) = &mut self.role else {
             return;
         };
+        // P9: only a backup of our current view, about a transfer we started in it (the id).
         let Some(progress) = p.backups.get_mut(&backup) else {
             return;
         };
+        if reply.view != viewnum {
+            return; // Stale, or a refusal by a backup in another view: retransmission repairs.
+        }
         match progress.on_transfer_reply(&reply, now.mono_ms) {
             Ok(TransferStep::Ignored | TransferStep::Acknowledged) => {}
             Ok(TransferStep::LostBeginning) => self.start_transfer(now, &backup),
@@ -754,6 +793,12 @@ impl Replica {
         let Some(progress) = p.backups.get_mut(backup) else {
             return;
         };
+        if !progress.may_start_transfer(now.mono_ms, self.config.retransmit_ms) {
+            // P10: one transfer per retransmit interval at most; whatever asked for this one
+            // (a probe's answer, a lost beginning, a log that no longer reaches back) asks again.
+            self.stats.transfers_deferred += 1;
+            return;
+        }
         let transfer = OutgoingTransfer::new(self.rng.next_u64(), self.state.clone());
         progress.start_transfer(transfer, now.mono_ms);
         self.stats.transfers_started += 1;

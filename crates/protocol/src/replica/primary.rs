@@ -31,6 +31,8 @@ pub(crate) struct Progress {
     /// Counted when deciding what is committed. Backups that were members of the previous view
     /// count from the start; a new backup counts once it holds everything committed.
     in_quorum: bool,
+    /// When the last state transfer to it started (P10: at most one per retransmit interval).
+    transfer_started_ms: Option<u64>,
 }
 
 #[derive(Debug)]
@@ -58,6 +60,9 @@ struct Streaming {
     matched: OpIndex,
     /// Highest index sent to it: the entries after `matched` up to here are in flight.
     sent: OpIndex,
+    /// Highest index ever sent to it while streaming (`sent` goes back on a retransmission):
+    /// a correct backup never reports a history ending after it (P10).
+    max_sent: OpIndex,
     /// When entries were last sent to it (or streaming started). Only read while entries are
     /// in flight, and those were sent since streaming started.
     last_send_ms: u64,
@@ -91,6 +96,20 @@ pub(crate) struct Outbound<'a> {
 #[derive(Debug)]
 pub(crate) struct FellBehindLog;
 
+/// What a forward reply's position means for a backup's progress (P10).
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum ReplyCheck {
+    /// A position of our history it may hold: take it.
+    Take,
+    /// Older than what it confirmed and no longer in our log: a late reply, nothing to learn.
+    Late,
+    /// A probed backup whose history is not a prefix of ours: copy the whole state (P6).
+    Diverged,
+    /// No correct backup sends it: a streaming backup holds only our entries, up to what we
+    /// sent.
+    Impossible,
+}
+
 /// What a [`TransferReply`] did to a backup's progress.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum TransferStep {
@@ -114,7 +133,33 @@ impl Progress {
                 probe: Sending::Due,
             },
             in_quorum,
+            transfer_started_ms: None,
         }
+    }
+
+    /// P10: what a forward reply saying its history ends at `last` means. `in_log`: our log
+    /// holds `last`; `our_last`: where our history ends.
+    pub fn check_reply(&self, last: LogPos, in_log: bool, our_last: OpIndex) -> ReplyCheck {
+        match &self.stage {
+            Stage::Probing { .. } if in_log && last.index <= our_last => ReplyCheck::Take,
+            // Its history may be longer than ours or diverge (an old primary's last entries).
+            Stage::Probing { .. } => ReplyCheck::Diverged,
+            Stage::Streaming(streaming) if last.index > streaming.max_sent => {
+                ReplyCheck::Impossible
+            }
+            Stage::Streaming(_) if in_log => ReplyCheck::Take,
+            Stage::Streaming(streaming) if last.index <= streaming.matched => ReplyCheck::Late,
+            Stage::Streaming(_) => ReplyCheck::Impossible,
+            // A stale reply to a forward sent before the transfer started.
+            Stage::Transferring(_) => ReplyCheck::Late,
+        }
+    }
+
+    /// P10: whether a state transfer may start now: at most one per `min_gap_ms`, so that no
+    /// sequence of replies can make the primary copy its whole state over and over.
+    pub fn may_start_transfer(&self, now_ms: u64, min_gap_ms: u64) -> bool {
+        self.transfer_started_ms
+            .is_none_or(|at_ms| now_ms >= at_ms.saturating_add(min_gap_ms))
     }
 
     /// Counted when deciding what is committed.
@@ -176,6 +221,7 @@ impl Progress {
         self.stage = Stage::Streaming(Streaming {
             matched,
             sent: matched,
+            max_sent: matched,
             last_send_ms: now_ms,
             last_progress_ms: now_ms,
         });
@@ -184,6 +230,7 @@ impl Progress {
     /// Copies our state to it (P6); the chunks go at the next flush. Only
     /// `Replica::start_transfer` calls this, which draws the id and takes the snapshot.
     pub fn start_transfer(&mut self, transfer: OutgoingTransfer, now_ms: u64) {
+        self.transfer_started_ms = Some(now_ms);
         self.stage = Stage::Transferring(Transferring {
             transfer: Box::new(transfer),
             chunks: Sending::Due,
@@ -359,8 +406,10 @@ impl Streaming {
             self.matched = last;
             self.last_progress_ms = now_ms;
         }
-        // It may hold more than we sent in this view: what an earlier view's forwards carried.
+        // After a retransmission a late reply may confirm more than `sent` (never more than
+        // `max_sent`: `check_reply`).
         self.sent = self.sent.max(self.matched);
+        self.max_sent = self.max_sent.max(self.sent);
     }
 
     fn poll(
@@ -391,6 +440,7 @@ impl Streaming {
                 entries: Arc::new(entries),
             }));
             self.sent = end;
+            self.max_sent = self.max_sent.max(end);
             self.last_send_ms = now_ms;
         }
         Ok(())
