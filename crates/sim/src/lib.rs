@@ -19,6 +19,7 @@ pub mod catch;
 pub mod cluster;
 pub mod faults;
 pub mod history;
+pub mod hostile;
 pub mod model;
 pub mod net;
 pub mod run;

@@ -688,15 +688,22 @@ impl ViewServiceNode {
     }
 
     /// V13: refuses what no correct node sends and raft-rs would panic on or be corrupted by:
-    /// terms and indexes near the end of the number range (raft-rs adds to them unchecked), an
+    /// term 0 and terms and indexes near the end of the number range (raft-rs adds to them
+    /// unchecked), an
     /// append whose entries do not follow its index one at a time with terms between its
     /// `log_term` and its term (raft-rs slices its log by their positions), and an append
     /// answer acknowledging entries past the end of our log (raft-rs would then send from
-    /// there and panic slicing its log).
+    /// there and panic slicing its log), raft-rs's local message types (it asserts on them),
+    /// a leadership hand-over from anyone but our leader, and a snapshot whose state does not
+    /// decode.
     fn plausible(&self, m: &RaftMessage) -> bool {
         use raft::eraftpb::MessageType;
         const ABSURD: u64 = 1 << 62;
         let snapshot = m.get_snapshot().get_metadata();
+        // raft-rs takes a message with term 0 for a local one, and asserts when it answers it.
+        if m.term == 0 {
+            return false;
+        }
         if [m.term, m.log_term, m.index, m.commit, m.reject_hint]
             .into_iter()
             .chain([snapshot.index, snapshot.term])
@@ -706,9 +713,14 @@ impl ViewServiceNode {
         }
         match m.get_msg_type() {
             MessageType::MsgAppend => {
+                // raft-rs answers term 0 for any index past its log, so `log_term` 0 would
+                // "match" a position we do not have; only the empty log's index 0 has term 0.
+                if m.log_term == 0 && m.index != 0 {
+                    return false;
+                }
                 let mut before = (m.index, m.log_term);
                 for e in m.entries.iter() {
-                    if e.index != before.0 + 1 || e.term < before.1 || e.term > m.term {
+                    if e.index != before.0 + 1 || e.term < before.1.max(1) || e.term > m.term {
                         return false;
                     }
                     before = (e.index, e.term);
@@ -718,7 +730,36 @@ impl ViewServiceNode {
             MessageType::MsgAppendResponse => {
                 m.reject || m.index <= self.raw.raft.raft_log.last_index()
             }
-            _ => true,
+            // Only the leader hands leadership over (Q5); raft-rs would campaign for anyone.
+            MessageType::MsgTimeoutNow => {
+                m.from == self.raw.raft.leader_id && m.term == self.raw.raft.term
+            }
+            MessageType::MsgHeartbeat
+            | MessageType::MsgHeartbeatResponse
+            | MessageType::MsgRequestVote
+            | MessageType::MsgRequestVoteResponse
+            | MessageType::MsgRequestPreVote
+            | MessageType::MsgRequestPreVoteResponse => true,
+            // A snapshot whose state does not decode would be stored by raft-rs but never
+            // applied here, leaving raft's log behind its storage (raft-rs then panics slicing
+            // it at the next election).
+            MessageType::MsgSnapshot => {
+                let snapshot = m.get_snapshot();
+                !snapshot.get_metadata().get_conf_state().voters.is_empty()
+                    && postcard::from_bytes::<SnapshotData>(&snapshot.data).is_ok()
+            }
+            // Local inputs of raft-rs (it asserts on some coming with a term), and what this
+            // service never sends between nodes: proposals are made on the leader only, and
+            // neither read-index nor forwarded transfer requests are used.
+            MessageType::MsgHup
+            | MessageType::MsgBeat
+            | MessageType::MsgPropose
+            | MessageType::MsgUnreachable
+            | MessageType::MsgSnapStatus
+            | MessageType::MsgCheckQuorum
+            | MessageType::MsgTransferLeader
+            | MessageType::MsgReadIndex
+            | MessageType::MsgReadIndexResp => false,
         }
     }
 
