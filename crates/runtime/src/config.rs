@@ -276,6 +276,12 @@ pub struct CoordinatorConfig {
     pub view_refresh_ms: u64,
     /// Where to serve the admin HTTP endpoint (`None`: off).
     pub admin: Option<String>,
+    /// `--requirepass`: the default user's password, set through the cluster at start while
+    /// the default user has none (A9).
+    pub requirepass: Option<String>,
+    /// `--protected-mode`: while the default user needs no password, refuse clients from
+    /// non-loopback addresses with Redis's `-DENIED` (A10).
+    pub protected_mode: bool,
 }
 
 impl Default for CoordinatorConfig {
@@ -294,6 +300,8 @@ impl Default for CoordinatorConfig {
             },
             view_refresh_ms: 1000,
             admin: None,
+            requirepass: None,
+            protected_mode: true,
         }
     }
 }

@@ -228,6 +228,12 @@ pub struct CoordinatorFile {
     /// `max-connections`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_connections: Option<usize>,
+    /// `requirepass` (never printed back by `--print-config`).
+    #[serde(skip_serializing)]
+    pub requirepass: Option<String>,
+    /// `protected-mode`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub protected_mode: Option<YesNo>,
     /// `admin`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub admin: Option<String>,
@@ -237,6 +243,16 @@ pub struct CoordinatorFile {
     /// `log-format`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub log_format: Option<LogFormat>,
+}
+
+/// `yes` or `no`, as Redis spells its boolean settings (`--protected-mode yes`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize, ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum YesNo {
+    /// On.
+    Yes,
+    /// Off.
+    No,
 }
 
 /// The role whose example `tandem config example` prints.
@@ -347,6 +363,13 @@ request-timeout-ms = 5000
 
 # Most client connections served at once.
 max-connections = 10000
+
+# The default user's password, set through the cluster at start if it has none yet (A9).
+# Prefer TANDEM_REQUIREPASS over writing it here.
+# requirepass = "..."
+
+# While the default user has no password, refuse clients from non-loopback addresses (A10).
+protected-mode = "yes"
 
 # Admin HTTP endpoint: /status, /metrics, /healthz, /readyz. Off unless set.
 # admin = "127.0.0.1:9100"

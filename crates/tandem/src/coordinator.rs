@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use clap::Args;
 use tandem_runtime::{Coordinator, CoordinatorConfig};
 
-use crate::config::{CoordinatorFile, ViewServiceArg, pick, print_settings, require};
+use crate::config::{CoordinatorFile, ViewServiceArg, YesNo, pick, print_settings, require};
 use crate::role::{RoleArgs, SharedFileKeys, run_role};
 
 /// Options of `tandem coordinator`. Each flag can also come from its `TANDEM_*` variable or the
@@ -23,6 +23,19 @@ pub struct CoordinatorArgs {
     /// Most client connections served at once [default: 10000].
     #[arg(long, env = "TANDEM_MAX_CONNECTIONS")]
     max_connections: Option<usize>,
+    /// The default user's password, set through the cluster at start while the default user
+    /// has none (A9). Prefer the environment variable to the flag (visible in `ps`).
+    #[arg(
+        long,
+        value_name = "PASSWORD",
+        env = "TANDEM_REQUIREPASS",
+        hide_env_values = true
+    )]
+    requirepass: Option<String>,
+    /// While the default user has no password, refuse clients from non-loopback addresses
+    /// with Redis's -DENIED (A10) [default: yes].
+    #[arg(long, value_enum, env = "TANDEM_PROTECTED_MODE")]
+    protected_mode: Option<YesNo>,
     #[command(flatten)]
     role: RoleArgs,
 }
@@ -45,6 +58,8 @@ pub fn run(args: CoordinatorArgs) -> anyhow::Result<ExitCode> {
             defaults.max_connections,
         ),
         admin: shared.admin.clone(),
+        requirepass: args.requirepass.or(file.requirepass),
+        protected_mode: pick(args.protected_mode, file.protected_mode, YesNo::Yes) == YesNo::Yes,
         ..CoordinatorConfig::default()
     };
     config.clerk.request_timeout_ms = pick(
@@ -59,6 +74,12 @@ pub fn run(args: CoordinatorArgs) -> anyhow::Result<ExitCode> {
             viewserver: Some(view_service),
             request_timeout_ms: Some(config.clerk.request_timeout_ms),
             max_connections: Some(config.max_connections),
+            requirepass: None,
+            protected_mode: Some(if config.protected_mode {
+                YesNo::Yes
+            } else {
+                YesNo::No
+            }),
             admin: shared.admin,
             log_level: Some(shared.log.level),
             log_format: Some(shared.log.format),

@@ -7,11 +7,13 @@
 //!   connection-local commands, send data commands as one batch through the hub, write replies
 //!   in order.
 //! - `local`: the connection-local commands (PING, HELLO, INFO, CONFIG GET, ...).
+//! - `auth`: AUTH state, the NOAUTH gate, protected mode, the cached ACL flag (A2, A3, A10).
 //! - `hub`: the clerk hub, the one task that drives every session's `Clerk`.
 //!
 //! Operability: connection tasks record each batch in [`CoordinatorMetrics`] (atomics only);
 //! the admin endpoint reads those, the cached view and the connection count.
 
+mod auth;
 mod connection;
 mod hub;
 mod local;
@@ -49,6 +51,8 @@ pub(crate) struct Shared {
     pub(crate) metrics: CoordinatorMetrics,
     /// The view-service node the hub asks now (Q2).
     view_service_target: watch::Receiver<String>,
+    /// The cached "default user needs a password" flag (A3).
+    auth: auth::AclCache,
 }
 
 /// A bound coordinator, ready to run.
@@ -119,7 +123,9 @@ impl Coordinator {
             listen,
             metrics: CoordinatorMetrics::default(),
             view_service_target,
+            auth: auth::AclCache::new(self.config.requirepass.is_some()),
         });
+        tokio::spawn(auth::maintain(shared.clone(), shutdown.clone()));
         if let Some(listener) = self.admin {
             let source = Arc::new(CoordinatorAdmin {
                 shared: shared.clone(),
