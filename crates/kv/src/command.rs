@@ -181,6 +181,9 @@ pub enum Command {
     AclUsers,
     /// `ACL CAT [category]`.
     AclCat { category: Option<Bytes> },
+    /// `ACL WHOAMI`: answered by [`Store::execute_as`](crate::Store::execute_as), which knows
+    /// the user, after the permission check (A4).
+    AclWhoAmI,
     /// `ACL DRYRUN user command [arg ...]`.
     AclDryRun { user: Bytes, args: Vec<Bytes> },
     /// `CONFIG SET requirepass password` (A9).
@@ -244,6 +247,7 @@ impl Command {
             | AclList
             | AclUsers
             | AclCat { .. }
+            | AclWhoAmI
             | AclDryRun { .. } => "acl",
             ConfigSetRequirepass { .. } => "config",
             AclDefaultState => "tandem.acl-state",
@@ -261,6 +265,7 @@ impl Command {
             AclList => "acl|list",
             AclUsers => "acl|users",
             AclCat { .. } => "acl|cat",
+            AclWhoAmI => "acl|whoami",
             AclDryRun { .. } => "acl|dryrun",
             ConfigSetRequirepass { .. } => "config|set",
             _ => self.name(),
@@ -322,6 +327,7 @@ impl Command {
                 | AclList
                 | AclUsers
                 | AclCat { .. }
+                | AclWhoAmI
                 | AclDryRun { .. }
                 | AclDefaultState
         )
@@ -465,6 +471,7 @@ impl Command {
             AclGetUser { user } => args.extend([Bytes::from_static(b"GETUSER"), user.clone()]),
             AclList => args.push(Bytes::from_static(b"LIST")),
             AclUsers => args.push(Bytes::from_static(b"USERS")),
+            AclWhoAmI => args.push(Bytes::from_static(b"WHOAMI")),
             AclCat { category } => {
                 args.push(Bytes::from_static(b"CAT"));
                 args.extend(category.iter().cloned());

@@ -336,8 +336,7 @@ fn parse_auth(args: &[Bytes]) -> Result<Command, Error> {
     }
 }
 
-/// `ACL <subcommand> ...` (A8). ACL WHOAMI is answered by the coordinator (it knows the
-/// connection), so it is not parsed here.
+/// `ACL <subcommand> ...` (A8).
 fn parse_acl(args: &[Bytes]) -> Result<Command, Error> {
     let (sub, rest) = args.split_first().ok_or(Error::WrongArity("acl"))?;
     let arity = |name: &'static str, ok: bool| {
@@ -369,6 +368,7 @@ fn parse_acl(args: &[Bytes]) -> Result<Command, Error> {
         }
         b"LIST" => arity("acl|list", rest.is_empty()).map(|_| Command::AclList),
         b"USERS" => arity("acl|users", rest.is_empty()).map(|_| Command::AclUsers),
+        b"WHOAMI" => arity("acl|whoami", rest.is_empty()).map(|_| Command::AclWhoAmI),
         b"CAT" => {
             arity("acl|cat", rest.len() <= 1)?;
             Ok(Command::AclCat {

@@ -127,9 +127,12 @@ impl Store {
     /// Runs one command on behalf of `user` (`None`: a connection that never authenticated),
     /// after checking it against the ACL table (A3..A7); a refused command changes nothing.
     pub fn execute_as(&mut self, user: Option<&str>, cmd: &Command, ctx: &ExecContext) -> Reply {
-        match self.acl.authorize(user, cmd) {
-            Ok(()) => self.execute(cmd, ctx),
-            Err(text) => Reply::Error(text),
+        match (self.acl.authorize(user, cmd), cmd) {
+            (Err(text), _) => Reply::Error(text),
+            (Ok(()), Command::AclWhoAmI) => Reply::Bulk(Bytes::copy_from_slice(
+                user.unwrap_or(crate::acl::DEFAULT_USER).as_bytes(),
+            )),
+            (Ok(()), _) => self.execute(cmd, ctx),
         }
     }
 
@@ -219,6 +222,10 @@ impl Store {
             AclGetUser { user } => Ok(self.acl.get_user(user)),
             AclList => Ok(self.acl.list()),
             AclUsers => Ok(self.acl.users()),
+            // Without a user (a trusted caller), the connection is the default user's.
+            AclWhoAmI => Ok(Reply::Bulk(Bytes::from_static(
+                crate::acl::DEFAULT_USER.as_bytes(),
+            ))),
             AclCat { category } => Ok(Acl::cat(category.as_ref())),
             AclDryRun { user, args } => Ok(self.acl.dry_run(user, args)),
             ConfigSetRequirepass { password } => {

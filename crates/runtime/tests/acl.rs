@@ -156,7 +156,7 @@ async fn a2_hello_auth_authenticates_and_switches_protocol() -> anyhow::Result<(
         &[b"HELLO", b"3"],
         error(
             "NOAUTH HELLO must be called with the client already authenticated, otherwise the \
-             HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and \
+             HELLO AUTH <user> <pass> option can be used to authenticate the client and \
              select the RESP protocol version at the same time",
         ),
     )

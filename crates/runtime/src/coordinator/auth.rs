@@ -49,7 +49,7 @@ the server to start accepting connections from the outside.";
 
 /// HELLO without AUTH on a connection that must authenticate first.
 const HELLO_NOAUTH: &str = "NOAUTH HELLO must be called with the client already authenticated, \
-otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and \
+otherwise the HELLO AUTH <user> <pass> option can be used to authenticate the client and \
 select the RESP protocol version at the same time";
 
 /// The coordinator's cached view of the ACL table (A3).
@@ -152,19 +152,6 @@ pub(crate) fn intercept(args: &[Bytes], state: &ConnState, shared: &Shared) -> I
         b"HELLO" => hello(args, must_auth),
         b"QUIT" | b"RESET" => Intercept::Pass,
         _ if must_auth => Intercept::Reply(Frame::Error(NOAUTH.to_owned())),
-        b"ACL"
-            if args
-                .get(1)
-                .is_some_and(|s| s.eq_ignore_ascii_case(b"WHOAMI")) =>
-        {
-            if args.len() != 2 {
-                return Intercept::Reply(Frame::Error(
-                    "ERR wrong number of arguments for 'acl|whoami' command".to_owned(),
-                ));
-            }
-            let user = state.user.as_deref().unwrap_or(DEFAULT_USER);
-            Intercept::Reply(Frame::Bulk(Bytes::copy_from_slice(user.as_bytes())))
-        }
         b"CONFIG" if args.get(1).is_some_and(|s| s.eq_ignore_ascii_case(b"SET")) => {
             match Command::parse(args) {
                 Ok(cmd) => Intercept::Cluster(cmd),
