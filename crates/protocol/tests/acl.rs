@@ -28,7 +28,7 @@ fn give_view(replica: &mut Replica, at_ms: u64, num: u64, primary: &str, backups
     let view = View {
         num: ViewNum(num),
         primary: ServerId::new(primary),
-        backups: backups.iter().map(|b| ServerId::new(b)).collect(),
+        backups: backups.iter().map(ServerId::new).collect(),
     };
     let reply = ViewReply {
         group: GROUP,
