@@ -14,6 +14,11 @@ fn main() {
             package: "redis-tools",
         },
         OutsideTool {
+            program: "redis-server",
+            cfg: "has_redis_server",
+            package: "redis-server",
+        },
+        OutsideTool {
             program: "redis-benchmark",
             cfg: "has_redis_benchmark",
             package: "redis-tools",

@@ -164,6 +164,36 @@ pub enum Command {
         field: Bytes,
         delta: i64,
     },
+    /// `AUTH [user] password` (A2): checks the pair against the table; changes nothing.
+    Auth {
+        user: Option<Bytes>,
+        password: Bytes,
+    },
+    /// `ACL SETUSER user [rule ...]` (A8).
+    AclSetUser { user: Bytes, rules: Vec<Bytes> },
+    /// `ACL DELUSER user [user ...]`.
+    AclDelUser { users: Vec<Bytes> },
+    /// `ACL GETUSER user`.
+    AclGetUser { user: Bytes },
+    /// `ACL LIST`.
+    AclList,
+    /// `ACL USERS`.
+    AclUsers,
+    /// `ACL CAT [category]`.
+    AclCat { category: Option<Bytes> },
+    /// `ACL WHOAMI`: answered by [`Store::execute_as`](crate::Store::execute_as), which knows
+    /// the user, after the permission check (A4).
+    AclWhoAmI,
+    /// `ACL DRYRUN user command [arg ...]`.
+    AclDryRun { user: Bytes, args: Vec<Bytes> },
+    /// `CONFIG SET requirepass password` (A9).
+    ConfigSetRequirepass { password: Bytes },
+    /// Internal (coordinators only, never parsed from a client): 1 if a connection that never
+    /// authenticated needs a password, else 0 (A3).
+    AclDefaultState,
+    /// Internal: `--requirepass` at a coordinator's start, applied only while the default user
+    /// has no password (A9).
+    RequirepassIfUnset { password: Bytes },
 }
 
 impl Command {
@@ -210,6 +240,64 @@ impl Command {
             HGetAll { .. } => "hgetall",
             HLen { .. } => "hlen",
             HIncrBy { .. } => "hincrby",
+            Auth { .. } => "auth",
+            AclSetUser { .. }
+            | AclDelUser { .. }
+            | AclGetUser { .. }
+            | AclList
+            | AclUsers
+            | AclCat { .. }
+            | AclWhoAmI
+            | AclDryRun { .. } => "acl",
+            ConfigSetRequirepass { .. } => "config",
+            AclDefaultState => "tandem.acl-state",
+            RequirepassIfUnset { .. } => "tandem.requirepass-if-unset",
+        }
+    }
+
+    /// The name ACL rules and NOPERM errors use: `container|subcommand` for subcommands.
+    pub fn acl_name(&self) -> &'static str {
+        use Command::*;
+        match self {
+            AclSetUser { .. } => "acl|setuser",
+            AclDelUser { .. } => "acl|deluser",
+            AclGetUser { .. } => "acl|getuser",
+            AclList => "acl|list",
+            AclUsers => "acl|users",
+            AclCat { .. } => "acl|cat",
+            AclWhoAmI => "acl|whoami",
+            AclDryRun { .. } => "acl|dryrun",
+            ConfigSetRequirepass { .. } => "config|set",
+            _ => self.name(),
+        }
+    }
+
+    /// Commands only a coordinator sends for itself; no client can name them (A6).
+    pub fn is_internal(&self) -> bool {
+        matches!(
+            self,
+            Command::AclDefaultState | Command::RequirepassIfUnset { .. }
+        )
+    }
+
+    /// What the command does to its keys, as (reads, writes), for `%R~`/`%W~` patterns (A5).
+    /// Pure reads read; writes that return or depend on the old value do both; other writes
+    /// only write.
+    pub fn key_access(&self) -> (bool, bool) {
+        use Command::*;
+        match self {
+            GetSet { .. }
+            | GetDel { .. }
+            | Incr { .. }
+            | IncrBy { .. }
+            | Decr { .. }
+            | DecrBy { .. }
+            | LPop { .. }
+            | RPop { .. }
+            | HIncrBy { .. } => (true, true),
+            Set { get, .. } => (*get, true),
+            _ if self.is_write() => (false, true),
+            _ => (true, false),
         }
     }
 
@@ -234,6 +322,14 @@ impl Command {
                 | HGet { .. }
                 | HGetAll { .. }
                 | HLen { .. }
+                | Auth { .. }
+                | AclGetUser { .. }
+                | AclList
+                | AclUsers
+                | AclCat { .. }
+                | AclWhoAmI
+                | AclDryRun { .. }
+                | AclDefaultState
         )
     }
 
@@ -359,6 +455,37 @@ impl Command {
             }
             HIncrBy { key, field, delta } => {
                 args.extend([key.clone(), field.clone(), number(*delta)])
+            }
+            Auth { user, password } => {
+                args.extend(user.iter().cloned());
+                args.push(password.clone());
+            }
+            AclSetUser { user, rules } => {
+                args.extend([Bytes::from_static(b"SETUSER"), user.clone()]);
+                args.extend(rules.iter().cloned());
+            }
+            AclDelUser { users } => {
+                args.push(Bytes::from_static(b"DELUSER"));
+                args.extend(users.iter().cloned());
+            }
+            AclGetUser { user } => args.extend([Bytes::from_static(b"GETUSER"), user.clone()]),
+            AclList => args.push(Bytes::from_static(b"LIST")),
+            AclUsers => args.push(Bytes::from_static(b"USERS")),
+            AclWhoAmI => args.push(Bytes::from_static(b"WHOAMI")),
+            AclCat { category } => {
+                args.push(Bytes::from_static(b"CAT"));
+                args.extend(category.iter().cloned());
+            }
+            AclDryRun { user, args: rest } => {
+                args.extend([Bytes::from_static(b"DRYRUN"), user.clone()]);
+                args.extend(rest.iter().cloned());
+            }
+            ConfigSetRequirepass { password } | RequirepassIfUnset { password } => {
+                args.extend([
+                    Bytes::from_static(b"SET"),
+                    Bytes::from_static(b"requirepass"),
+                    password.clone(),
+                ]);
             }
             _ => args.extend(self.single_key().cloned()),
         }

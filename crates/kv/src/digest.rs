@@ -49,7 +49,8 @@ pub(crate) fn key_hash(key: &[u8]) -> u64 {
 }
 
 impl Store {
-    /// A digest of every key in memory (expired ones too), its value and its expiry.
+    /// A digest of every key in memory (expired ones too), its value and its expiry, and of
+    /// the ACL table.
     /// Equal stores give equal digests on every machine and run; O(size of the store).
     pub fn digest(&self) -> u64 {
         let mut fnv = Fnv::new();
@@ -58,6 +59,7 @@ impl Store {
             fnv.write_field(item.key());
             write_entry(&mut fnv, &item.entry);
         }
+        self.acl.write_digest(&mut fnv); // A1: backups reach identical ACL tables.
         fnv.finish()
     }
 }

@@ -50,6 +50,17 @@ pub(crate) enum Error {
     /// EXPIRE got an option it does not know; carries the option as written.
     #[error("ERR Unsupported option {0}")]
     UnsupportedOption(String),
+    /// A subcommand the container command does not have.
+    #[error("ERR unknown subcommand '{sub}'. Try {command} HELP.")]
+    UnknownSubcommand {
+        /// The subcommand as sent (lossily decoded, at most 128 bytes).
+        sub: String,
+        /// The container, uppercase.
+        command: &'static str,
+    },
+    /// CONFIG SET of a parameter tandem does not have (only requirepass is settable).
+    #[error("ERR Unknown option or number of arguments for CONFIG SET - '{0}'")]
+    UnknownConfig(String),
     /// The command name is not one we implement; carries Redis's full message.
     #[error("ERR unknown command '{name}', with args beginning with: {args}")]
     UnknownCommand {

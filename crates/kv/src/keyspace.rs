@@ -110,7 +110,9 @@ impl Store {
 
     /// FLUSHDB/FLUSHALL: drops everything, expired keys included.
     pub(crate) fn flush(&mut self) -> Reply {
+        let acl = std::mem::take(&mut self.acl);
         *self = Store::new();
+        self.acl = acl; // A1: FLUSHALL empties the keyspace, not the users.
         Reply::ok()
     }
 }

@@ -11,6 +11,7 @@
 //! and copies state to a new backup with [`Store::chunk_after`] / [`Store::insert_entry`].
 //!
 //! # Layout
+//! - `acl`: the replicated ACL table ([`Acl`]): users, passwords, permissions (A1..A9).
 //! - `command`: the [`Command`] type, `name`, `is_write`, `keys`, `to_args`.
 //! - `parse`: [`Command::parse`], arity and option checks with Redis's error texts.
 //! - `error`: every error a command can give, as Redis text.
@@ -28,6 +29,7 @@
 //! clock; every collection is ordered (the bucketed keymap, `imbl::OrdMap`, `imbl::Vector`), so iteration
 //! order, and therefore every reply, is the same on every machine.
 
+pub mod acl;
 mod command;
 mod digest;
 mod error;
@@ -46,6 +48,7 @@ mod transfer;
 #[cfg(test)]
 mod tests;
 
+pub use acl::Acl;
 pub use command::{Command, ExpireCondition, FlushMode, SetCondition, SetExpiry};
 pub use reply::Reply;
 pub use store::{Entry, ExecContext, Store, Value};

@@ -284,7 +284,110 @@ const SPECS: &[Spec] = &[
         arity: 4,
         parse: parse_hincrby,
     },
+    Spec {
+        name: "auth",
+        arity: -2,
+        parse: parse_auth,
+    },
+    Spec {
+        name: "acl",
+        arity: -2,
+        parse: parse_acl,
+    },
+    Spec {
+        name: "config",
+        arity: -2,
+        parse: parse_config,
+    },
 ];
+
+/// `CONFIG SET requirepass password` (A9); the coordinator answers CONFIG GET itself.
+fn parse_config(args: &[Bytes]) -> Result<Command, Error> {
+    let (sub, rest) = args.split_first().ok_or(Error::WrongArity("config"))?;
+    if word(sub).as_slice() != b"SET" {
+        return Err(Error::UnknownSubcommand {
+            sub: sanitize(&sub[..sub.len().min(128)]),
+            command: "CONFIG",
+        });
+    }
+    match rest {
+        [name, password] if word(name).as_slice() == b"REQUIREPASS" => {
+            Ok(Command::ConfigSetRequirepass {
+                password: password.clone(),
+            })
+        }
+        [] | [_] => Err(Error::WrongArity("config|set")),
+        [name, ..] => Err(Error::UnknownConfig(sanitize(&name[..name.len().min(128)]))),
+    }
+}
+
+/// `AUTH [user] password` (A2).
+fn parse_auth(args: &[Bytes]) -> Result<Command, Error> {
+    match args {
+        [password] => Ok(Command::Auth {
+            user: None,
+            password: password.clone(),
+        }),
+        [user, password] => Ok(Command::Auth {
+            user: Some(user.clone()),
+            password: password.clone(),
+        }),
+        _ => Err(Error::Syntax),
+    }
+}
+
+/// `ACL <subcommand> ...` (A8).
+fn parse_acl(args: &[Bytes]) -> Result<Command, Error> {
+    let (sub, rest) = args.split_first().ok_or(Error::WrongArity("acl"))?;
+    let arity = |name: &'static str, ok: bool| {
+        if ok {
+            Ok(())
+        } else {
+            Err(Error::WrongArity(name))
+        }
+    };
+    match word(sub).as_slice() {
+        b"SETUSER" => {
+            arity("acl|setuser", !rest.is_empty())?;
+            Ok(Command::AclSetUser {
+                user: rest[0].clone(),
+                rules: rest[1..].to_vec(),
+            })
+        }
+        b"DELUSER" => {
+            arity("acl|deluser", !rest.is_empty())?;
+            Ok(Command::AclDelUser {
+                users: rest.to_vec(),
+            })
+        }
+        b"GETUSER" => {
+            arity("acl|getuser", rest.len() == 1)?;
+            Ok(Command::AclGetUser {
+                user: rest[0].clone(),
+            })
+        }
+        b"LIST" => arity("acl|list", rest.is_empty()).map(|_| Command::AclList),
+        b"USERS" => arity("acl|users", rest.is_empty()).map(|_| Command::AclUsers),
+        b"WHOAMI" => arity("acl|whoami", rest.is_empty()).map(|_| Command::AclWhoAmI),
+        b"CAT" => {
+            arity("acl|cat", rest.len() <= 1)?;
+            Ok(Command::AclCat {
+                category: rest.first().cloned(),
+            })
+        }
+        b"DRYRUN" => {
+            arity("acl|dryrun", rest.len() >= 2)?;
+            Ok(Command::AclDryRun {
+                user: rest[0].clone(),
+                args: rest[1..].to_vec(),
+            })
+        }
+        _ => Err(Error::UnknownSubcommand {
+            sub: sanitize(&sub[..sub.len().min(128)]),
+            command: "ACL",
+        }),
+    }
+}
 
 impl Command {
     /// Parses `args` (`args[0]` is the case-insensitive command name). The error is a

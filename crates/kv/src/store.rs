@@ -4,6 +4,7 @@ use bytes::Bytes;
 use imbl::{OrdMap, OrdSet, Vector};
 use serde::{Deserialize, Serialize};
 
+use crate::acl::Acl;
 use crate::command::Command;
 use crate::error::Error;
 use crate::keymap::{Keymap, Position};
@@ -97,6 +98,8 @@ pub struct Store {
     pub(crate) data: Keymap,
     /// (expires_at_ms, key) for every key that has an expiry.
     pub(crate) expiries: OrdSet<(u64, Bytes)>,
+    /// The ACL table (A1): replicated with the data, kept by FLUSHALL.
+    pub(crate) acl: Acl,
 }
 
 impl Store {
@@ -119,6 +122,28 @@ impl Store {
     /// and leave the store unchanged.
     pub fn execute(&mut self, cmd: &Command, ctx: &ExecContext) -> Reply {
         self.dispatch(cmd, ctx).unwrap_or_else(Reply::from)
+    }
+
+    /// Runs one command on behalf of `user` (`None`: a connection that never authenticated),
+    /// after checking it against the ACL table (A3..A7); a refused command changes nothing.
+    pub fn execute_as(&mut self, user: Option<&str>, cmd: &Command, ctx: &ExecContext) -> Reply {
+        match (self.acl.authorize(user, cmd), cmd) {
+            (Err(text), _) => Reply::Error(text),
+            (Ok(()), Command::AclWhoAmI) => Reply::Bulk(Bytes::copy_from_slice(
+                user.unwrap_or(crate::acl::DEFAULT_USER).as_bytes(),
+            )),
+            (Ok(()), _) => self.execute(cmd, ctx),
+        }
+    }
+
+    /// The ACL table.
+    pub fn acl(&self) -> &Acl {
+        &self.acl
+    }
+
+    /// Replaces the ACL table (a state transfer's last chunk, P6/A1).
+    pub fn set_acl(&mut self, acl: Acl) {
+        self.acl = acl;
     }
 
     fn dispatch(&mut self, cmd: &Command, ctx: &ExecContext) -> Result<Reply, Error> {
@@ -191,6 +216,27 @@ impl Store {
             HGetAll { key } => self.hgetall(key, now),
             HLen { key } => self.hlen(key, now),
             HIncrBy { key, field, delta } => self.hincrby(key, field, *delta, now),
+            Auth { user, password } => Ok(self.acl.auth(user.as_ref(), password)),
+            AclSetUser { user, rules } => Ok(self.acl.set_user(user, rules)),
+            AclDelUser { users } => Ok(self.acl.del_users(users)),
+            AclGetUser { user } => Ok(self.acl.get_user(user)),
+            AclList => Ok(self.acl.list()),
+            AclUsers => Ok(self.acl.users()),
+            // Without a user (a trusted caller), the connection is the default user's.
+            AclWhoAmI => Ok(Reply::Bulk(Bytes::from_static(
+                crate::acl::DEFAULT_USER.as_bytes(),
+            ))),
+            AclCat { category } => Ok(Acl::cat(category.as_ref())),
+            AclDryRun { user, args } => Ok(self.acl.dry_run(user, args)),
+            ConfigSetRequirepass { password } => {
+                self.acl.set_requirepass(password);
+                Ok(Reply::ok())
+            }
+            AclDefaultState => Ok(Reply::Integer(i64::from(self.acl.default_needs_password()))),
+            RequirepassIfUnset { password } => {
+                self.acl.requirepass_if_unset(password);
+                Ok(Reply::ok())
+            }
         }
     }
 

@@ -43,6 +43,7 @@ pub struct Completion {
 struct InFlight {
     seq: Seq,
     cmds: Arc<Vec<Command>>,
+    user: Option<Arc<str>>,
     deadline_ms: u64,
     /// When to (re)send next; `None` while waiting for a view.
     resend_at_ms: Option<u64>,
@@ -138,8 +139,14 @@ impl Clerk {
         self.inflight.is_none()
     }
 
-    /// Starts a request. Panics if one is outstanding: a session sends one at a time (P8).
+    /// Starts a request of a connection that never authenticated (A3). Panics if one is
+    /// outstanding: a session sends one at a time (P8).
     pub fn submit(&mut self, now: Now, cmds: Arc<Vec<Command>>) -> Seq {
+        self.submit_as(now, cmds, None)
+    }
+
+    /// Starts a request run as ACL user `user` (`None`: never authenticated; A6).
+    pub fn submit_as(&mut self, now: Now, cmds: Arc<Vec<Command>>, user: Option<Arc<str>>) -> Seq {
         assert!(self.inflight.is_none(), "one request at a time per session");
         let seq = self.next_seq;
         self.next_seq = seq.next();
@@ -147,6 +154,7 @@ impl Clerk {
         self.inflight = Some(InFlight {
             seq,
             cmds,
+            user,
             deadline_ms,
             resend_at_ms: Some(now.mono_ms),
             attempts: 0,
@@ -331,6 +339,7 @@ impl Clerk {
                         client: self.id,
                         seq: inflight.seq,
                         cmds: inflight.cmds.clone(),
+                        user: inflight.user.clone(),
                     };
                     if !inflight.sent_to.contains(&view.primary) {
                         if inflight.sent_to.len() >= MAX_TARGETS_REMEMBERED {

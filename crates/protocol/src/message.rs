@@ -254,6 +254,10 @@ pub struct Request {
     pub seq: Seq,
     /// The commands, in order.
     pub cmds: Arc<Vec<Command>>,
+    /// The ACL user the coordinator authenticated the connection as; `None` if it never
+    /// authenticated (A3). Trusted: coordinators are peers, authenticated themselves (A6).
+    #[serde(default)]
+    pub user: Option<Arc<str>>,
 }
 
 /// The answer to a `Request`.
@@ -311,6 +315,10 @@ pub enum Op {
         seq: Seq,
         /// Commands, in order.
         cmds: Arc<Vec<Command>>,
+        /// The request's ACL user (A6): every replica checks the commands against the same
+        /// table, so a refusal is part of the history like any reply.
+        #[serde(default)]
+        user: Option<Arc<str>>,
     },
     /// Keys the primary found expired: deleted on every replica (P5).
     Expire {
@@ -378,6 +386,9 @@ pub struct Transfer {
     pub clients: Vec<(ClientId, ClientRecord)>,
     /// Present on the last chunk: where the snapshot's history ends and its clock.
     pub done: Option<SnapshotEnd>,
+    /// Present on the last chunk: the snapshot's ACL table (A1).
+    #[serde(default)]
+    pub acl: Option<tandem_kv::Acl>,
 }
 
 /// The end of a state snapshot.

@@ -76,6 +76,7 @@ fn set_entry(at: LogPos, key: &str) -> LogEntry {
             client: ClientId(1),
             seq: Seq(at.index.0),
             cmds: Arc::new(vec![cmd]),
+            user: None,
         },
     }
 }
@@ -298,6 +299,7 @@ fn p6_a_snapshot_tagged_after_its_transfer_s_view_is_rejected_not_fatal() {
             last: pos(3, 2),
             clock_ms: 0,
         }),
+        acl: None,
     };
     b.handle(
         Now::at_ms(10),

@@ -324,6 +324,12 @@ pub struct ClientTlsConfig {
     pub ca: Option<PathBuf>,
     /// Whether clients must show a certificate (only with `ca`).
     pub auth_clients: TlsAuthClients,
+    /// `--requirepass`: the default user's password, set through the cluster at start while
+    /// the default user has none (A9).
+    pub requirepass: Option<String>,
+    /// `--protected-mode`: while the default user needs no password, refuse clients from
+    /// non-loopback addresses with Redis's `-DENIED` (A10).
+    pub protected_mode: bool,
 }
 
 impl Default for CoordinatorConfig {
@@ -348,6 +354,8 @@ impl Default for CoordinatorConfig {
             client_idle_timeout_s: 0,
             max_total_query_bytes: 512 << 20,
             max_reply_bytes: 64 << 20,
+            requirepass: None,
+            protected_mode: true,
         }
     }
 }

@@ -491,6 +491,7 @@ fn request_directly(c: &mut Cluster, server: usize) -> Response {
         client: c.clerk(1).id(),
         seq: Seq(1),
         cmds: Arc::new(vec![tandem_sim::workload::parse_line("SET a from-client")]),
+        user: None,
     };
     match c
         .deliver_from_client(1, server, Message::Request(request))

@@ -261,6 +261,12 @@ pub struct CoordinatorFile {
     /// `max-reply-bytes`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_reply_bytes: Option<usize>,
+    /// `requirepass` (never printed back by `--print-config`).
+    #[serde(skip_serializing)]
+    pub requirepass: Option<String>,
+    /// `protected-mode`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub protected_mode: Option<YesNo>,
     /// `admin`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub admin: Option<String>,
@@ -285,6 +291,14 @@ pub enum TlsAuthClientsArg {
     Optional,
     /// Every client shows a certificate signed by --tls-ca.
     Yes,
+/// `yes` or `no`, as Redis spells its boolean settings (`--protected-mode yes`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize, ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum YesNo {
+    /// On.
+    Yes,
+    /// Off.
+    No,
 }
 
 /// The role whose example `tandem config example` prints.
@@ -418,6 +432,12 @@ timeout = 0
 # Bytes of unfinished requests held across all clients, and the largest reply sent.
 max-total-query-bytes = 536870912
 max-reply-bytes = 67108864
+# The default user's password, set through the cluster at start if it has none yet (A9).
+# Prefer TANDEM_REQUIREPASS over writing it here.
+# requirepass = "..."
+
+# While the default user has no password, refuse clients from non-loopback addresses (A10).
+protected-mode = "yes"
 
 # Admin HTTP endpoint: /status, /metrics, /healthz, /readyz. Off unless set.
 # admin = "127.0.0.1:9100"

@@ -10,7 +10,7 @@ use tandem_runtime::config::{ClientTlsConfig, TlsAuthClients};
 use tandem_runtime::{Coordinator, CoordinatorConfig};
 
 use crate::config::{
-    CoordinatorFile, TlsAuthClientsArg, ViewServiceArg, pick, print_settings, require,
+    CoordinatorFile, TlsAuthClientsArg, ViewServiceArg, YesNo, pick, print_settings, require,
 };
 use crate::role::{RoleArgs, SharedFileKeys, run_role};
 
@@ -61,6 +61,19 @@ pub struct CoordinatorArgs {
     /// Largest reply sent; a larger one is answered with an error [default: 67108864].
     #[arg(long, env = "TANDEM_MAX_REPLY_BYTES")]
     max_reply_bytes: Option<usize>,
+    /// The default user's password, set through the cluster at start while the default user
+    /// has none (A9). Prefer the environment variable to the flag (visible in `ps`).
+    #[arg(
+        long,
+        value_name = "PASSWORD",
+        env = "TANDEM_REQUIREPASS",
+        hide_env_values = true
+    )]
+    requirepass: Option<String>,
+    /// While the default user has no password, refuse clients from non-loopback addresses
+    /// with Redis's -DENIED (A10) [default: yes].
+    #[arg(long, value_enum, env = "TANDEM_PROTECTED_MODE")]
+    protected_mode: Option<YesNo>,
     #[command(flatten)]
     role: RoleArgs,
 }
@@ -101,6 +114,8 @@ pub fn run(args: CoordinatorArgs) -> anyhow::Result<ExitCode> {
             file.max_reply_bytes,
             defaults.max_reply_bytes,
         ),
+        requirepass: args.requirepass.or(file.requirepass),
+        protected_mode: pick(args.protected_mode, file.protected_mode, YesNo::Yes) == YesNo::Yes,
         ..CoordinatorConfig::default()
     };
     let tls_listen = args.tls_listen.or(file.tls_listen);
@@ -144,6 +159,12 @@ pub fn run(args: CoordinatorArgs) -> anyhow::Result<ExitCode> {
             timeout: Some(config.client_idle_timeout_s),
             max_total_query_bytes: Some(config.max_total_query_bytes),
             max_reply_bytes: Some(config.max_reply_bytes),
+            requirepass: None,
+            protected_mode: Some(if config.protected_mode {
+                YesNo::Yes
+            } else {
+                YesNo::No
+            }),
             admin: shared.admin,
             admin_token: None,
             log_level: Some(shared.log.level),

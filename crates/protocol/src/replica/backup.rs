@@ -148,6 +148,9 @@ impl Replica {
             for (client, record) in t.clients {
                 receiving.state.remember(client, record);
             }
+            if let Some(acl) = t.acl {
+                receiving.state.store.set_acl(acl); // A1: users move with the data.
+            }
             receiving.next_chunk += 1;
             if let Some(end) = t.done {
                 let mut state = self.receiving.take().expect("receiving").state;

@@ -559,6 +559,7 @@ impl Replica {
                 client,
                 seq,
                 cmds: req.cmds,
+                user: req.user,
             },
         );
         if self.config.bugs.has(Bug::ReplyBeforeBackupAck) {
@@ -582,6 +583,7 @@ impl Replica {
                 client: req.client,
                 seq: req.seq,
                 cmds: req.cmds.clone(),
+                user: req.user.clone(),
             },
         };
         let replies = scratch.apply_as_primary(&entry, self.config.bugs);

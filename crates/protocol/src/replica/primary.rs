@@ -598,6 +598,7 @@ impl OutgoingTransfer {
             entries: Vec::new(),
             clients: Vec::new(),
             done: None,
+            acl: None,
         };
         let mut next = start.clone();
         if !start.keys_done {
@@ -633,6 +634,7 @@ impl OutgoingTransfer {
                     last: self.snapshot.last,
                     clock_ms: self.snapshot.clock_ms,
                 });
+                transfer.acl = Some(self.snapshot.store.acl().clone()); // A1
             }
             if let Some((last, _)) = clients.last() {
                 next.client_cursor = Some(*last);

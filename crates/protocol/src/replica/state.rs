@@ -47,11 +47,16 @@ impl ReplicatedState {
     pub fn apply_as_primary(&mut self, entry: &LogEntry, bugs: Bugs) -> Arc<Vec<Reply>> {
         self.advance_to(entry);
         match &entry.op {
-            Op::Client { client, seq, cmds } => {
+            Op::Client {
+                client,
+                seq,
+                cmds,
+                user,
+            } => {
                 if let Some(saved) = self.duplicate_of(*client, *seq, cmds, bugs) {
                     return saved;
                 }
-                self.execute(entry, *client, *seq, cmds, entry.now_ms)
+                self.execute(entry, *client, *seq, (cmds, user.as_deref()), entry.now_ms)
             }
             Op::Expire { keys } => {
                 self.expire(keys, entry.now_ms);
@@ -76,7 +81,12 @@ impl ReplicatedState {
             entry.now_ms
         };
         match &entry.op {
-            Op::Client { client, seq, cmds } => {
+            Op::Client {
+                client,
+                seq,
+                cmds,
+                user,
+            } => {
                 if self.duplicate_of(*client, *seq, cmds, bugs).is_some() {
                     return;
                 }
@@ -92,7 +102,7 @@ impl ReplicatedState {
                     self.remember(*client, record);
                     return;
                 }
-                self.execute(entry, *client, *seq, cmds, now_ms);
+                self.execute(entry, *client, *seq, (cmds, user.as_deref()), now_ms);
             }
             Op::Expire { keys } => self.expire(keys, now_ms),
             Op::ForgetClients { idle_before_ms } => self.forget_clients(*idle_before_ms),
@@ -137,14 +147,14 @@ impl ReplicatedState {
         already_applied.then(|| record.replies.clone().unwrap_or_default())
     }
 
-    /// Executes a request's commands with the history's time and randomness (P5) and records
-    /// its replies for retries (P8).
+    /// Executes a request's commands as its ACL user (A6) with the history's time and
+    /// randomness (P5) and records its replies for retries (P8).
     fn execute(
         &mut self,
         entry: &LogEntry,
         client: ClientId,
         seq: Seq,
-        cmds: &[Command],
+        (cmds, user): (&[Command], Option<&str>),
         now_ms: u64,
     ) -> Arc<Vec<Reply>> {
         let replies: Vec<Reply> = cmds
@@ -155,7 +165,7 @@ impl ReplicatedState {
                     now_ms,
                     random: command_random(entry.random, position),
                 };
-                self.store.execute(cmd, &ctx)
+                self.store.execute_as(user, cmd, &ctx)
             })
             .collect();
         let replies = Arc::new(replies);

@@ -24,6 +24,7 @@ use tokio::time::Instant;
 use tracing::debug;
 
 use super::Shared;
+use super::auth::{self, Intercept};
 use super::hub::HubRequest;
 use super::local::{self, Local};
 use crate::clock::random_u64;
@@ -53,6 +54,8 @@ pub(crate) struct ConnState {
     pub id: u64,
     /// The peer.
     pub peer: SocketAddr,
+    /// The ACL user this connection authenticated as; `None` until it does (A3).
+    pub user: Option<Arc<str>>,
 }
 
 /// What ended a wait for the client's next bytes.
@@ -115,6 +118,7 @@ pub(crate) async fn serve<S: ClientStream>(
             name: None,
             id,
             peer,
+            user: None,
         },
         client,
         shared: shared.clone(),
@@ -135,6 +139,11 @@ pub(crate) async fn serve<S: ClientStream>(
 
 impl<S: ClientStream> Connection<S> {
     async fn run(&mut self) -> std::io::Result<()> {
+        if let Some(frame) = auth::protected_refusal(self.state.peer, &self.shared) {
+            encode(&frame, self.state.proto, &mut self.output);
+            self.write_output().await?;
+            return self.stream.shutdown().await;
+        }
         let mut eof = false;
         loop {
             let (requests, error) = self.parse_buffered();
@@ -264,6 +273,22 @@ impl<S: ClientStream> Connection<S> {
     /// Executes requests in order; returns true after QUIT.
     async fn execute(&mut self, requests: Vec<Vec<Bytes>>) -> bool {
         for args in requests {
+            match auth::intercept(&args, &self.state, &self.shared) {
+                Intercept::Pass => {}
+                Intercept::Reply(frame) => {
+                    self.slots.push(Slot::Ready(frame));
+                    continue;
+                }
+                Intercept::Cluster(cmd) => {
+                    self.cmds.push(cmd);
+                    self.slots.push(Slot::Data);
+                    continue;
+                }
+                Intercept::Auth { cmd, user, hello } => {
+                    self.authenticate(cmd, user, hello).await;
+                    continue;
+                }
+            }
             if let Some(local) = local::command(&args) {
                 self.flush_batch().await;
                 let close = matches!(local, Local::Quit);
@@ -294,16 +319,41 @@ impl<S: ClientStream> Connection<S> {
         false
     }
 
+    /// AUTH / HELLO ... AUTH: the primary checks the pair (A2); on success the connection runs
+    /// as `user` from its next command on.
+    async fn authenticate(&mut self, cmd: Command, user: Arc<str>, hello: Option<Vec<Bytes>>) {
+        self.flush_batch().await;
+        let outcome = self.submit(vec![cmd]).await;
+        let frame = match auth::auth_outcome(&outcome) {
+            Ok(()) => {
+                self.state.user = Some(user);
+                self.shared.auth.refresh_soon();
+                match hello {
+                    Some(args) => {
+                        local::execute(Local::Hello, &args, &mut self.state, &self.shared)
+                    }
+                    None => Frame::Simple("OK".to_owned()),
+                }
+            }
+            Err(frame) => frame,
+        };
+        encode(&frame, self.state.proto, &mut self.output);
+    }
+
     /// Sends the assembled data commands as one request and encodes every slot's reply.
     async fn flush_batch(&mut self) {
         let cmds = std::mem::take(&mut self.cmds);
         let slots = std::mem::take(&mut self.slots);
         self.batch_bytes = 0;
+        let acl_changed = cmds.iter().any(auth::changes_acl);
         let outcome = if cmds.is_empty() {
             Outcome::Replies(Arc::new(Vec::new()))
         } else {
             self.submit(cmds).await
         };
+        if acl_changed {
+            self.shared.auth.refresh_soon();
+        }
         let mut replies = match &outcome {
             Outcome::Replies(replies) => Some(replies.iter()),
             Outcome::TimedOut => None,
@@ -344,6 +394,7 @@ impl<S: ClientStream> Connection<S> {
         let request = HubRequest::Submit {
             client: self.client,
             cmds,
+            user: self.state.user.clone(),
             done,
         };
         if self.shared.hub.send(request).is_err() {

@@ -53,6 +53,8 @@ pub(crate) enum HubRequest {
         client: ClientId,
         /// The batch.
         cmds: Vec<Command>,
+        /// The connection's ACL user (A6).
+        user: Option<Arc<str>>,
         /// Where the outcome goes.
         done: oneshot::Sender<Outcome>,
     },
@@ -204,7 +206,12 @@ impl Hub {
 
     fn on_request(&mut self, request: HubRequest) {
         match request {
-            HubRequest::Submit { client, cmds, done } => self.submit(client, cmds, done),
+            HubRequest::Submit {
+                client,
+                cmds,
+                user,
+                done,
+            } => self.submit(client, (cmds, user), done),
             HubRequest::Close { client } => {
                 self.sessions.remove(&client);
                 self.busy.remove(&client);
@@ -212,7 +219,12 @@ impl Hub {
         }
     }
 
-    fn submit(&mut self, client: ClientId, cmds: Vec<Command>, done: oneshot::Sender<Outcome>) {
+    fn submit(
+        &mut self,
+        client: ClientId,
+        (cmds, user): (Vec<Command>, Option<Arc<str>>),
+        done: oneshot::Sender<Outcome>,
+    ) {
         let now = self.clock.now();
         let session = self.sessions.entry(client).or_insert_with(|| {
             let mut clerk = Clerk::new(client, self.group, self.config.clone());
@@ -244,7 +256,7 @@ impl Hub {
             }
         }
         session.done = Some(done);
-        session.clerk.submit(now, Arc::new(cmds));
+        session.clerk.submit_as(now, Arc::new(cmds), user);
         self.busy.insert(client);
         self.after(client);
     }

@@ -87,6 +87,7 @@ pub(crate) fn execute(
         Local::Reset => {
             state.proto = Protocol::Resp2;
             state.name = None;
+            state.user = None; // RESET logs the connection out, as in Redis (A3).
             Frame::Simple("RESET".to_owned())
         }
         Local::Wait => match rest {
@@ -120,7 +121,8 @@ fn hello(rest: &[Bytes], state: &mut ConnState) -> Frame {
                     name = Some(value.clone());
                     options = tail;
                 }
-                (b"AUTH", [_, _, ..]) => return error("ERR AUTH is not supported by tandem"),
+                // auth.rs checked the pair through the cluster before calling here (A2).
+                (b"AUTH", [_, _, tail @ ..]) => options = tail,
                 _ => return error("ERR syntax error"),
             }
         }

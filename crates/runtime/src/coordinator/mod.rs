@@ -9,11 +9,13 @@
 //!   connection-local commands, send data commands as one batch through the hub, write replies
 //!   in order.
 //! - `local`: the connection-local commands (PING, HELLO, INFO, CONFIG GET, ...).
+//! - `auth`: AUTH state, the NOAUTH gate, protected mode, the cached ACL flag (A2, A3, A10).
 //! - `hub`: the clerk hub, the one task that drives every session's `Clerk`.
 //!
 //! Operability: connection tasks record each batch in [`CoordinatorMetrics`] (atomics only);
 //! the admin endpoint reads those, the cached view and the connection count.
 
+mod auth;
 mod connection;
 mod hub;
 mod local;
@@ -63,6 +65,8 @@ pub(crate) struct Shared {
     max_clients_refusals: AtomicU64,
     /// Replies answered with an error for being larger than `max_reply_bytes` (L7).
     replies_too_big: AtomicU64,
+    /// The cached "default user needs a password" flag (A3).
+    auth: auth::AclCache,
 }
 
 /// The answer to a client beyond `max_connections` (Redis's text, L4).
@@ -176,7 +180,9 @@ impl Coordinator {
             unfinished_timeouts: AtomicU64::new(0),
             max_clients_refusals: AtomicU64::new(0),
             replies_too_big: AtomicU64::new(0),
+            auth: auth::AclCache::new(self.config.requirepass.is_some()),
         });
+        tokio::spawn(auth::maintain(shared.clone(), shutdown.clone()));
         if let Some(listener) = self.admin {
             let source = Arc::new(CoordinatorAdmin {
                 shared: shared.clone(),
