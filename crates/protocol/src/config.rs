@@ -67,12 +67,12 @@ pub struct ViewServiceConfig {
     pub backups: usize,
     /// View changes remembered per group for operators.
     pub history_len: usize,
-    /// Most groups the view service knows (V11): a ping for another group is refused.
+    /// Most groups the view service knows (V12): a ping for another group is refused.
     pub max_groups: usize,
-    /// Most servers it tracks per group besides the view's members (V11): a ping from another
+    /// Most servers it tracks per group besides the view's members (V12): a ping from another
     /// server is refused.
     pub max_servers_per_group: usize,
-    /// A server outside every view silent for this many dead intervals (V3) is forgotten (V12).
+    /// A server outside every view silent for this many dead intervals (V3) is forgotten (V13).
     pub forget_after_dead_intervals: u32,
     /// Planted bugs (simulator only).
     pub bugs: Bugs,
@@ -115,7 +115,7 @@ impl ViewServiceConfig {
         )
     }
 
-    /// Silence after which a server outside every view is forgotten (V12).
+    /// Silence after which a server outside every view is forgotten (V13).
     pub fn forget_after_ms(&self) -> u64 {
         self.dead_after_ms()
             .saturating_mul(u64::from(self.forget_after_dead_intervals))

@@ -197,19 +197,19 @@ impl ViewTable {
     }
 }
 
-/// Why a ping was refused (V10, V11). Counted in [`ViewServiceStats::pings_refused`].
+/// Why a ping was refused (V11, V12). Counted in [`ViewServiceStats::pings_refused`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
 enum PingRefusal {
-    /// V10: the ping names another server than the endpoint it came from.
+    /// V11: the ping names another server than the endpoint it came from.
     #[error("the ping names another server than its sender")]
     NotTheSender,
-    /// V11: the server id is longer than any address.
+    /// V12: the server id is longer than any address.
     #[error("server id longer than {MAX_SERVER_ID_BYTES} bytes")]
     IdTooLong,
-    /// V11: a new group while `max_groups` are known.
+    /// V12: a new group while `max_groups` are known.
     #[error("too many groups")]
     TooManyGroups,
-    /// V11: a new server while `max_servers_per_group` servers outside the view are known.
+    /// V12: a new server while `max_servers_per_group` servers outside the view are known.
     #[error("too many servers in the group")]
     TooManyServers,
 }
@@ -305,17 +305,17 @@ impl RunningClock {
     }
 }
 
-/// Longest server id a ping may carry (a `HOST:PORT` or a name): longer ones are refused (V11).
+/// Longest server id a ping may carry (a `HOST:PORT` or a name): longer ones are refused (V12).
 pub const MAX_SERVER_ID_BYTES: usize = 255;
 
 /// Counters for operators and tests.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ViewServiceStats {
-    /// Pings refused without creating state (V10, V11): sent by another endpoint than the
+    /// Pings refused without creating state (V11, V12): sent by another endpoint than the
     /// server they name, naming a group beyond `max_groups`, a server beyond
     /// `max_servers_per_group`, or an over-long server id.
     pub pings_refused: u64,
-    /// Servers outside every view forgotten after a long silence (V12).
+    /// Servers outside every view forgotten after a long silence (V13).
     pub servers_forgotten: u64,
 }
 
@@ -324,7 +324,7 @@ pub struct ViewServiceStats {
 pub struct ViewService {
     config: ViewServiceConfig,
     stats: ViewServiceStats,
-    /// Running-clock time of the next sweep for servers to forget (V12).
+    /// Running-clock time of the next sweep for servers to forget (V13).
     next_forget_running_ms: u64,
     table: ViewTable,
     servers: BTreeMap<GroupId, BTreeMap<ServerId, Liveness>>,
@@ -513,7 +513,7 @@ impl ViewService {
         }
     }
 
-    /// V10, V11: whether a ping may be taken. Checked before it changes anything.
+    /// V11, V12: whether a ping may be taken. Checked before it changes anything.
     fn admit(&self, from: &Endpoint, ping: &Ping) -> Result<(), PingRefusal> {
         if *from != Endpoint::Server(ping.server.clone()) {
             return Err(PingRefusal::NotTheSender);
@@ -553,7 +553,7 @@ impl ViewService {
         self.table.len() + without_view
     }
 
-    /// V12: forgets servers outside every view whose silence reached `forget_after_ms`, at most
+    /// V13: forgets servers outside every view whose silence reached `forget_after_ms`, at most
     /// once per dead interval. Liveness is the deciding node's soft state (a follower holds
     /// none, a new leader starts from the views' members only: Q4), so nothing needs the log.
     fn forget_silent(&mut self) {

@@ -1,6 +1,6 @@
 //! Messages from peers that lie: a server or node whose identity is true (the transport checks
 //! it) but whose messages are stale, forged or absurd. Each test is named after the rule it
-//! checks (P9-P11, C4, V10-V13 in docs/PROTOCOL.md). Nothing here may panic a core.
+//! checks (P9-P11, C4, V11-V13, Q6 in docs/PROTOCOL.md). Nothing here may panic a core.
 
 use std::sync::Arc;
 
@@ -382,7 +382,7 @@ fn c4_a_clerk_takes_answers_only_from_the_server_it_asked_and_views_only_from_th
     assert_eq!(clerk.poll_completion().map(|c| c.seq), Some(seq));
 }
 
-// ---- the view service (V10-V12) ----
+// ---- the view service (V11-V13) ----
 
 fn ping_msg(group: u32, server: &str, viewnum: u64, incarnation: u64) -> Message {
     Message::Ping(Ping {
@@ -414,7 +414,7 @@ fn steady_pair(vs: &mut ViewService) -> u64 {
 }
 
 #[test]
-fn v10_a_ping_naming_another_server_than_its_sender_is_refused() {
+fn v11_a_ping_naming_another_server_than_its_sender_is_refused() {
     let mut vs = ViewService::new(ViewServiceConfig::default());
     let mut at_ms = steady_pair(&mut vs);
     // "a restarted": a new incarnation of the primary, from someone else.
@@ -430,7 +430,7 @@ fn v10_a_ping_naming_another_server_than_its_sender_is_refused() {
 }
 
 #[test]
-fn v11_pings_with_20k_group_ids_leave_bounded_state() {
+fn v12_pings_with_20k_group_ids_leave_bounded_state() {
     let config = ViewServiceConfig {
         max_groups: 1024,
         ..ViewServiceConfig::default()
@@ -449,7 +449,7 @@ fn v11_pings_with_20k_group_ids_leave_bounded_state() {
 }
 
 #[test]
-fn v11_servers_outside_the_view_are_bounded_per_group() {
+fn v12_servers_outside_the_view_are_bounded_per_group() {
     let config = ViewServiceConfig {
         max_servers_per_group: 8,
         ..ViewServiceConfig::default()
@@ -474,7 +474,7 @@ fn v11_servers_outside_the_view_are_bounded_per_group() {
 }
 
 #[test]
-fn v12_servers_outside_every_view_silent_for_long_are_forgotten() {
+fn v13_servers_outside_every_view_silent_for_long_are_forgotten() {
     let config = ViewServiceConfig::default();
     let forget_after_ms = config.forget_after_ms();
     let ping_ms = config.ping_interval_ms;
@@ -499,7 +499,7 @@ fn v12_servers_outside_every_view_silent_for_long_are_forgotten() {
 }
 
 #[test]
-fn v12_a_new_leader_knows_only_the_members_of_views_so_forgotten_servers_stay_forgotten() {
+fn v13_a_new_leader_knows_only_the_members_of_views_so_forgotten_servers_stay_forgotten() {
     // Liveness is soft state of the deciding node: a follower holds none and a new leader
     // starts from the views' members (Q4), so every node agrees without a log entry.
     let config = ViewServiceConfig {
@@ -526,7 +526,7 @@ fn v12_a_new_leader_knows_only_the_members_of_views_so_forgotten_servers_stay_fo
     assert_eq!(known, ["a"], "only the view's members");
 }
 
-// ---- the Raft layer (V13) ----
+// ---- the Raft layer (Q6) ----
 
 fn vs_addr(id: u64) -> VsAddr {
     VsAddr::new(format!("vs{id}"))
@@ -545,7 +545,7 @@ fn raft(m: &RaftMessage) -> Message {
 }
 
 #[test]
-fn v13_raft_messages_from_the_wrong_address_or_with_absurd_numbers_are_dropped() {
+fn q6_raft_messages_from_the_wrong_address_or_with_absurd_numbers_are_dropped() {
     let mut n = node(1);
     let term = n.term();
     let base = |t: MessageType| {

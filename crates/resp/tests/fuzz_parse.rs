@@ -102,3 +102,27 @@ fn replies_random_and_mutated_never_panic() {
         feed(&mut rng, &wire, |buf| parse_frame(buf, &limits));
     }
 }
+
+/// Every input the `resp_request` cargo-fuzz target crashed on (`fuzz/regressions/`), replayed
+/// the way the target feeds it.
+#[test]
+fn fuzz_regressions_replay_without_panic() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../fuzz/regressions/resp_request");
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let limits = Limits {
+        max_bulk_bytes: 1 << 16,
+        max_args: 64,
+        max_inline_bytes: 1 << 12,
+        max_buffer_bytes: 1 << 18,
+    };
+    for entry in entries.flatten() {
+        let data = std::fs::read(entry.path()).expect("readable regression input");
+        let mut buf = BytesMut::from(&data[..]);
+        while let Ok(Some(_)) = parse_request(&mut buf, &limits) {}
+        let mut buf = BytesMut::from(&data[..]);
+        while let Ok(Some(_)) = parse_frame(&mut buf, &limits) {}
+    }
+}

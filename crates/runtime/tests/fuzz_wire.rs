@@ -147,3 +147,21 @@ fn a_declared_length_over_the_limit_is_refused_from_the_header() {
         })
     );
 }
+
+/// Every input the `wire_frame` cargo-fuzz target crashed on (`fuzz/regressions/`), replayed
+/// as it is and as the payload of a well-formed frame.
+#[test]
+fn fuzz_regressions_replay_without_panic() {
+    let dir =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/regressions/wire_frame");
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let data = std::fs::read(entry.path()).expect("readable regression input");
+        let mut buf = BytesMut::from(&data[..]);
+        while let Ok(Some(_)) = decode_frame(&mut buf, 1 << 20) {}
+        let mut framed = BytesMut::from(&frame_with_payload(&data)[..]);
+        let _ = decode_frame(&mut framed, 1 << 20);
+    }
+}

@@ -108,6 +108,13 @@ enum EventKind {
         epoch: u64,
         id: u64,
     },
+    /// A hostile peer's message: `from` is a real server, but not one the receiver may take it
+    /// from (checked again at delivery, see `deliver_hostile`).
+    Hostile {
+        from: usize,
+        to: NodeId,
+        msg: Message,
+    },
 }
 
 struct Event {
@@ -204,6 +211,8 @@ pub struct Cluster {
     invariants: Invariants,
     trace: u64,
     events_processed: u64,
+    /// Hostile messages delivered (the hostile-peer fault).
+    hostile_injected: u64,
     /// Messages each view-service-facing sender sent, for the "not flooded" check.
     vs_requests: BTreeMap<NodeId, u64>,
 }
@@ -298,6 +307,7 @@ impl Cluster {
             invariants: Invariants::default(),
             trace: 0xcbf2_9ce4_8422_2325,
             events_processed: 0,
+            hostile_injected: 0,
             vs_requests: BTreeMap::new(),
         };
         // The view-service nodes start from empty disks and elect a leader first (bounded);
@@ -482,6 +492,11 @@ impl Cluster {
     /// A digest of everything that happened: equal for equal seeds.
     pub fn trace_digest(&self) -> u64 {
         self.trace
+    }
+
+    /// Hostile messages delivered so far (the hostile-peer fault).
+    pub fn hostile_injected(&self) -> u64 {
+        self.hostile_injected
     }
 
     /// Events processed so far.
@@ -808,6 +823,7 @@ impl Cluster {
         let Some(to) = self.node(&transmit.to) else {
             return;
         };
+        self.maybe_inject_hostile(to, &transmit.msg);
         if matches!(to, NodeId::Vs(_)) && !matches!(from, NodeId::Vs(_)) {
             *self.vs_requests.entry(from).or_default() += 1;
         }
@@ -822,6 +838,85 @@ impl Cluster {
                     msg: transmit.msg.clone(),
                 },
             );
+        }
+    }
+
+    /// The hostile-peer fault: with `net.hostile_per_mille`, a mutated copy of a message between
+    /// servers and the view service (changed views, positions, transfer ids, entries duplicated
+    /// or reordered: `hostile::Mutator`) is also sent, as from another real server. The
+    /// transport binds a sender's identity to its connection (peer TLS), so a server can only
+    /// lie as itself: the copy is delivered only from a server the receiver must not take it
+    /// from (P9-P11, V11), and the invariants must hold.
+    fn maybe_inject_hostile(&mut self, to: NodeId, msg: &Message) {
+        let per_mille = self.net.config.hostile_per_mille;
+        if per_mille == 0 || self.rng.below(1000) >= per_mille {
+            return;
+        }
+        if !matches!(
+            msg,
+            Message::Forward(_)
+                | Message::ForwardReply(_)
+                | Message::Transfer(_)
+                | Message::TransferReply(_)
+                | Message::Ping(_)
+                | Message::PingReply(_)
+        ) || matches!(to, NodeId::Client(_))
+        {
+            return;
+        }
+        let mutator = crate::hostile::Mutator::new(
+            self.servers.iter().map(|s| s.id.clone()).collect(),
+            self.vs.iter().map(|v| v.addr.clone()).collect(),
+            vec![GroupId(0)],
+        );
+        let (_, mut mutated) = mutator.mutate(&mut self.rng, msg);
+        if let Message::Ping(ping) = &mut mutated {
+            // The simulated cluster and its checkers know one group; V12's bound on made-up
+            // groups has its own tests.
+            ping.group = GroupId(0);
+        }
+        let from = self.rng.below(self.servers.len() as u64) as usize;
+        let delay = 1 + self.rng.below(self.net.config.delay_max_ms.max(1));
+        self.schedule(
+            delay,
+            EventKind::Hostile {
+                from,
+                to,
+                msg: mutated,
+            },
+        );
+    }
+
+    /// Delivers a hostile message if `from` is not a server the receiver may take it from: not
+    /// a member of the receiver's view (a server), or not the server the ping names or not
+    /// outside the view service's current view of the group (a view-service node).
+    fn deliver_hostile(&mut self, from: usize, to: NodeId, msg: Message) {
+        let impostor = self.servers[from].id.clone();
+        let allowed = match to {
+            NodeId::Server(i) => self.servers[i]
+                .replica
+                .as_ref()
+                .is_some_and(|r| r.view().is_none_or(|v| !v.contains(&impostor))),
+            NodeId::Vs(v) => match &msg {
+                // Its own ping, with made-up numbers, only while it is in no view (a member's
+                // false acknowledgement is a lie about its own state, which no check can see).
+                Message::Ping(ping) => {
+                    ping.server != impostor
+                        || self.vs[v].node.as_ref().is_some_and(|n| {
+                            n.table()
+                                .group(ping.group)
+                                .and_then(|g| g.view.as_ref())
+                                .is_none_or(|view| !view.contains(&impostor))
+                        })
+                }
+                _ => true,
+            },
+            NodeId::Client(_) => false,
+        };
+        if allowed {
+            let at_ms = self.now_ms;
+            self.hostile_injected += 1;
+            self.deliver(at_ms, NodeId::Server(from), to, msg);
         }
     }
 
@@ -865,6 +960,7 @@ impl Cluster {
             EventKind::Timer { node } => self.timer(node, event.at_ms),
             EventKind::Submit { client } => self.workload_submit(client),
             EventKind::SyncDone { vs, epoch, id } => self.sync_done(event.at_ms, vs, epoch, id),
+            EventKind::Hostile { from, to, msg } => self.deliver_hostile(from, to, msg),
         }
     }
 

@@ -45,6 +45,9 @@ pub enum Action {
         /// Largest delay (a wider spread reorders more).
         delay_max_ms: u64,
     },
+    /// A hostile peer: this many messages per thousand between servers and the view service
+    /// are followed by a mutated copy sent as from another real server (P9-P11, V11).
+    Hostile(u64),
     /// Undo every network fault.
     HealNetwork,
     /// Crash a view-service node (`None`: the leader); with `power_loss` its page cache is
@@ -85,6 +88,12 @@ pub fn next_episode(cluster: &mut Cluster) -> Vec<(u64, Action)> {
     let vs = rng.below(vs_nodes as u64) as usize;
     if vs_nodes > 1 && rng.below(2) == 0 {
         return vs_episode(rng, vs_nodes, servers, vs, length);
+    }
+    if rng.below(8) == 0 {
+        return vec![
+            (0, Action::Hostile(50 + rng.below(450))),
+            (length * 2, Action::HealNetwork),
+        ];
     }
     match rng.below(14) {
         0 => vec![
@@ -417,6 +426,7 @@ pub fn apply(cluster: &mut Cluster, action: &Action) {
             cluster.net.config.duplicate_per_mille = *duplicate_per_mille;
             cluster.net.config.delay_max_ms = *delay_max_ms;
         }
+        Action::Hostile(per_mille) => cluster.net.config.hostile_per_mille = *per_mille,
         Action::HealNetwork => {
             let base = cluster.config().net.clone();
             cluster.net.heal_all();

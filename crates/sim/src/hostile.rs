@@ -8,20 +8,28 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
+use tandem_protocol::consensus::{DiskState, NodeConfig, ViewServiceNode};
+use tandem_protocol::locator::DEFAULT_VIEW_SERVICE;
 use tandem_protocol::message::{
     ClientRecord, Forward, ForwardReply, ForwardResult, LogEntry, Op, Ping, Request, Response,
     SnapshotEnd, Transfer, TransferReply, ViewReply,
 };
 use tandem_protocol::rng::SplitMix64;
 use tandem_protocol::{
-    ClientId, Endpoint, GroupId, Incarnation, LogPos, Message, OpIndex, Seq, ServerId, View,
-    ViewNum, VsAddr,
+    Clerk, ClerkConfig, ClientId, Endpoint, GroupId, Incarnation, LogPos, Message, Now, OpIndex,
+    Replica, ReplicaConfig, Seq, ServerId, Transmit, View, ViewNum, ViewService, ViewServiceConfig,
+    VsAddr,
 };
 
 /// Where the mutator's choices come from.
 pub trait Source {
     /// The next 64 random bits.
     fn next_u64(&mut self) -> u64;
+
+    /// True when the source has nothing more to give (a fuzzer's input used up): drivers stop.
+    fn is_exhausted(&self) -> bool {
+        false
+    }
 
     /// A value below `bound` (0 when `bound` is 0).
     fn below(&mut self, bound: u64) -> u64 {
@@ -58,6 +66,10 @@ impl<'a> ByteSource<'a> {
 }
 
 impl Source for ByteSource<'_> {
+    fn is_exhausted(&self) -> bool {
+        self.bytes.is_empty()
+    }
+
     fn next_u64(&mut self) -> u64 {
         let take = self.bytes.len().min(8);
         let mut word = [0u8; 8];
@@ -402,4 +414,271 @@ impl Mutator {
         };
         self.mutate(rng, &base)
     }
+}
+
+// ---- drivers: one core (or pair) under a hostile peer, shared by the property tests and the
+// ---- cargo-fuzz targets ----
+
+/// The cast the drivers use: servers `a`, `b`, `c`, the default view-service node, groups 0
+/// and 1.
+pub fn default_mutator() -> Mutator {
+    Mutator::new(
+        vec![ServerId::new("a"), ServerId::new("b"), ServerId::new("c")],
+        vec![VsAddr::new(DEFAULT_VIEW_SERVICE)],
+        vec![GroupId(0), GroupId(1)],
+    )
+}
+
+fn set_command(key: &str) -> Arc<Vec<tandem_kv::Command>> {
+    let args = [
+        Bytes::from("SET"),
+        Bytes::from(key.to_owned()),
+        Bytes::from("v"),
+    ];
+    Arc::new(tandem_kv::Command::parse(&args).ok().into_iter().collect())
+}
+
+/// Primary `a` and backup `b` of view 1 exchanging real traffic (a client writes every seventh
+/// step) while a hostile peer injects mutated copies of it and made-up messages into both, for
+/// up to `steps` steps (fewer if the source runs out). Returns the pair for checks.
+pub fn drive_replicas(rng: &mut impl Source, steps: u64) -> (Replica, Replica) {
+    let m = default_mutator();
+    let group = GroupId(0);
+    let vs = Endpoint::ViewService(VsAddr::new(DEFAULT_VIEW_SERVICE));
+    let new = |name: &str| {
+        Replica::new(
+            ServerId::new(name),
+            group,
+            Incarnation(1),
+            ReplicaConfig::default(),
+        )
+    };
+    let (mut a, mut b) = (new("a"), new("b"));
+    let reply = Message::PingReply(ViewReply {
+        group,
+        view: Some(View {
+            num: ViewNum(1),
+            primary: ServerId::new("a"),
+            backups: vec![ServerId::new("b")],
+        }),
+        member_incarnation: Some(Incarnation(1)),
+    });
+    a.handle(Now::at_ms(0), vs.clone(), reply.clone());
+    b.handle(Now::at_ms(0), vs, reply);
+    let mut seen: Vec<Message> = Vec::new();
+    for step in 0..steps {
+        if rng.is_exhausted() {
+            break;
+        }
+        let now = Now::at_ms(step);
+        if step % 7 == 0 {
+            let request = Request {
+                group,
+                client: ClientId(step),
+                seq: Seq(1),
+                cmds: set_command(&format!("k{}", step % 5)),
+            };
+            a.handle(
+                now,
+                Endpoint::Client(ClientId(step)),
+                Message::Request(request),
+            );
+        }
+        let (from, msg) = if !seen.is_empty() && rng.below(3) != 0 {
+            let i = rng.below(seen.len() as u64) as usize;
+            m.mutate(rng, &seen[i])
+        } else {
+            m.invent(rng)
+        };
+        if rng.below(2) == 0 {
+            a.handle(now, from, msg);
+        } else {
+            b.handle(now, from, msg);
+        }
+        a.handle_timeout(now);
+        b.handle_timeout(now);
+        // Real traffic between them, remembered for mutation.
+        let out: Vec<Transmit> = std::iter::from_fn(|| a.poll_transmit(now))
+            .chain(std::iter::from_fn(|| b.poll_transmit(now)))
+            .collect();
+        for t in out {
+            if seen.len() < 256 {
+                seen.push(t.msg.clone());
+            } else {
+                let i = rng.below(256) as usize;
+                seen[i] = t.msg.clone();
+            }
+            match &t.to {
+                Endpoint::Server(s) if s.as_str() == "a" => {
+                    a.handle(now, Endpoint::Server(ServerId::new("b")), t.msg);
+                }
+                Endpoint::Server(s) if s.as_str() == "b" => {
+                    b.handle(now, Endpoint::Server(ServerId::new("a")), t.msg);
+                }
+                _ => {}
+            }
+        }
+    }
+    (a, b)
+}
+
+/// A standalone view service bounded to 16 groups of at most 4 servers outside their view,
+/// fed made-up messages for up to `steps` steps.
+pub fn drive_standalone_view_service(rng: &mut impl Source, steps: u64) -> ViewService {
+    let m = default_mutator();
+    let config = ViewServiceConfig {
+        max_groups: 16,
+        max_servers_per_group: 4,
+        ..ViewServiceConfig::default()
+    };
+    let mut vs = ViewService::new(config);
+    for step in 0..steps {
+        if rng.is_exhausted() {
+            break;
+        }
+        let now = Now::at_ms(step * 10);
+        let (from, msg) = m.invent(rng);
+        vs.handle(now, from, msg);
+        vs.handle_timeout(now);
+        while vs.poll_transmit(now).is_some() {}
+        while vs.poll_event().is_some() {}
+    }
+    vs
+}
+
+/// A Raft message from node 2 or 3 to node 1 with numbers near the node's own term and
+/// applied index or at the edges of the range, and entries that may not follow one another.
+pub fn raft_message(rng: &mut impl Source, term: u64, last: u64) -> Message {
+    use protobuf::Message as _;
+    use raft::eraftpb::{Entry, MessageType};
+    const TYPES: [MessageType; 19] = [
+        MessageType::MsgHup,
+        MessageType::MsgBeat,
+        MessageType::MsgPropose,
+        MessageType::MsgAppend,
+        MessageType::MsgAppendResponse,
+        MessageType::MsgRequestVote,
+        MessageType::MsgRequestVoteResponse,
+        MessageType::MsgSnapshot,
+        MessageType::MsgHeartbeat,
+        MessageType::MsgHeartbeatResponse,
+        MessageType::MsgUnreachable,
+        MessageType::MsgSnapStatus,
+        MessageType::MsgCheckQuorum,
+        MessageType::MsgTransferLeader,
+        MessageType::MsgTimeoutNow,
+        MessageType::MsgReadIndex,
+        MessageType::MsgReadIndexResp,
+        MessageType::MsgRequestPreVote,
+        MessageType::MsgRequestPreVoteResponse,
+    ];
+    fn near(rng: &mut impl Source, base: u64) -> u64 {
+        match rng.below(6) {
+            0 => base,
+            1 => base + 1,
+            2 => base.saturating_sub(1),
+            3 => rng.below(4),
+            4 => u64::MAX - rng.below(2),
+            _ => base + rng.below(5),
+        }
+    }
+    let mut m = raft::eraftpb::Message::default();
+    m.set_msg_type(TYPES[rng.below(TYPES.len() as u64) as usize]);
+    m.to = 1;
+    m.from = 2 + rng.below(2);
+    m.term = near(rng, term);
+    m.log_term = near(rng, term);
+    m.index = near(rng, last);
+    m.commit = near(rng, last);
+    m.reject = rng.below(4) == 0;
+    m.reject_hint = near(rng, last);
+    for i in 0..rng.below(4) {
+        let mut e = Entry::default();
+        e.index = if rng.below(5) == 0 {
+            near(rng, last)
+        } else {
+            m.index.wrapping_add(1 + i)
+        };
+        e.term = near(rng, term).min(m.term);
+        m.entries.push(e);
+    }
+    if m.get_msg_type() == MessageType::MsgSnapshot {
+        let meta = m.mut_snapshot().mut_metadata();
+        meta.index = near(rng, last);
+        meta.term = near(rng, term);
+        meta.mut_conf_state().voters = vec![1, 2, 3];
+    }
+    Message::Raft(Bytes::from(m.write_to_bytes().unwrap_or_default()))
+}
+
+/// Node 1 of a three-node view service fed Raft messages from nodes 2 and 3 (with their true
+/// addresses) and made-up messages, for up to `steps` steps. A node that stops because a
+/// "leader" claims commits past its log (what a disk that lost acknowledged writes looks
+/// like: not a panic) is replaced by a fresh one. Returns how many were replaced.
+pub fn drive_view_service_node(rng: &mut impl Source, steps: u64) -> u64 {
+    let m = default_mutator();
+    let addr = |i: u64| VsAddr::new(format!("vs{i}"));
+    let mut config = NodeConfig::single(addr(1));
+    config.peers = (1..=3).map(|i| (i, addr(i))).collect();
+    config.seed = rng.next_u64();
+    let fresh = || ViewServiceNode::new(config.clone(), DiskState::default()).ok();
+    let Some(mut node) = fresh() else {
+        return 0;
+    };
+    let mut replaced = 0;
+    for step in 0..steps {
+        if rng.is_exhausted() {
+            break;
+        }
+        if node.failure().is_some() {
+            replaced += 1;
+            match fresh() {
+                Some(n) => node = n,
+                None => break,
+            }
+        }
+        let now = Now::at_ms(step * 10);
+        let (from, msg) = if rng.below(2) == 0 {
+            let raft_from = 2 + rng.below(2);
+            let msg = raft_message(rng, node.term(), node.applied());
+            (Endpoint::ViewService(addr(raft_from)), msg)
+        } else {
+            m.invent(rng)
+        };
+        node.handle(now, from, msg);
+        node.handle_timeout(now);
+        while node.poll_transmit(now).is_some() {}
+        while let Some(p) = node.poll_persist() {
+            node.persisted(now, p.id);
+        }
+        while node.poll_event().is_some() {}
+    }
+    replaced
+}
+
+/// The view service both ways: standalone, and as a node of a replicated group.
+pub fn drive_view_service(rng: &mut impl Source, steps: u64) {
+    drive_standalone_view_service(rng, steps);
+    drive_view_service_node(rng, steps);
+}
+
+/// A clerk with a request always outstanding, fed made-up messages for up to `steps` steps.
+pub fn drive_clerk(rng: &mut impl Source, steps: u64) -> Clerk {
+    let m = default_mutator();
+    let mut clerk = Clerk::new(ClientId(1), GroupId(0), ClerkConfig::default());
+    for step in 0..steps {
+        if rng.is_exhausted() {
+            break;
+        }
+        let now = Now::at_ms(step * 10);
+        if clerk.is_idle() {
+            clerk.submit(now, set_command("k"));
+        }
+        let (from, msg) = m.invent(rng);
+        clerk.handle(now, from, msg);
+        clerk.handle_timeout(now);
+        while clerk.poll_transmit(now).is_some() {}
+        while clerk.poll_completion().is_some() {}
+    }
+    clerk
 }

@@ -27,6 +27,9 @@ pub struct NetConfig {
     pub drop_per_mille: u64,
     /// Messages delivered twice, per thousand.
     pub duplicate_per_mille: u64,
+    /// Messages between servers and the view service followed by a hostile peer's mutated
+    /// copy, per thousand (`Cluster::maybe_inject_hostile`).
+    pub hostile_per_mille: u64,
 }
 
 impl Default for NetConfig {
@@ -36,6 +39,7 @@ impl Default for NetConfig {
             delay_max_ms: 3,
             drop_per_mille: 0,
             duplicate_per_mille: 0,
+            hostile_per_mille: 0,
         }
     }
 }

@@ -121,6 +121,7 @@ fn cluster_config(options: &RunOptions) -> ClusterConfig {
             delay_max_ms: 2 + rng.below(5),
             drop_per_mille: 0,
             duplicate_per_mille: 0,
+            hostile_per_mille: 0,
         },
     }
 }

@@ -675,7 +675,7 @@ impl ViewServiceNode {
         let _ = self.raw.step(m);
     }
 
-    /// V13: a Raft message claiming to come from member `raft_id` must come from that member's
+    /// Q6: a Raft message claiming to come from member `raft_id` must come from that member's
     /// address (the transport binds `from` to the connection's identity). A node not (yet) a
     /// member is taken at its word: it may be a node being added (Q5).
     fn sender_matches(&self, from: &Endpoint, raft_id: u64) -> bool {
@@ -687,7 +687,7 @@ impl ViewServiceNode {
             .is_none_or(|member| member == addr)
     }
 
-    /// V13: refuses what no correct node sends and raft-rs would panic on or be corrupted by:
+    /// Q6: refuses what no correct node sends and raft-rs would panic on or be corrupted by:
     /// term 0 and terms and indexes near the end of the number range (raft-rs adds to them
     /// unchecked), an
     /// append whose entries do not follow its index one at a time with terms between its
