@@ -437,6 +437,17 @@ pub(crate) fn reply_too_big(max_reply_bytes: usize) -> String {
 pub(crate) fn reply_bytes(reply: &Reply, max_bytes: usize) -> Option<usize> {
     // Type byte, a length or value of up to 20 digits, CRLF.
     const HEADER_BYTES: usize = 24;
+    // The common case, one value, without the walk's stack.
+    let single = match reply {
+        Reply::Simple(text) | Reply::Error(text) => Some(text.len()),
+        Reply::Bulk(bytes) => Some(bytes.len() + 2),
+        Reply::Integer(_) | Reply::Nil => Some(0),
+        Reply::Array(_) | Reply::Map(_) => None,
+    };
+    if let Some(len) = single {
+        let total = len.saturating_add(HEADER_BYTES);
+        return (total <= max_bytes).then_some(total);
+    }
     let mut total = 0usize;
     let mut stack = vec![reply];
     while let Some(reply) = stack.pop() {
@@ -475,5 +486,22 @@ pub(crate) fn reply_frame(reply: &Reply) -> Frame {
                 .map(|(k, v)| (reply_frame(k), reply_frame(v)))
                 .collect(),
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn l7_reply_size_is_measured_up_to_the_bound() {
+        let value = Reply::Bulk(Bytes::from(vec![b'v'; 1000]));
+        assert!(reply_bytes(&value, 2000).is_some());
+        assert_eq!(reply_bytes(&value, 500), None);
+        let many = Reply::Array(vec![value.clone(); 3]);
+        assert!(reply_bytes(&many, 4000).is_some());
+        assert_eq!(reply_bytes(&many, 2500), None);
+        let map = Reply::Map(vec![(Reply::Nil, many.clone())]);
+        assert_eq!(reply_bytes(&map, 2500), None);
     }
 }
