@@ -9,7 +9,15 @@
 //!   before one flush, and reads frames coming back on the same connection.
 //!
 //! Every received message goes to one inbox (the task that owns the protocol core). The
-//! transport never inspects messages: it only moves bytes.
+//! transport does not interpret messages; it only checks, per frame, that the connection's
+//! peer may send it ([`crate::identity::admit`], I3-I5).
+//!
+//! With [`NetConfig::tls`] every connection is mutual TLS 1.3 (I2): inbound, the peer's
+//! principal comes from its client certificate; outbound, the peer must prove the principal of
+//! the address dialled. Inbound connections are budgeted in two stages (I6): at most
+//! `max_handshaking_connections` that have not finished the handshake (each given
+//! `handshake_timeout_ms`), and `max_inbound_connections` authenticated ones, so unauthenticated
+//! connections can never take the slots of the cluster's own processes.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -19,15 +27,16 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use tandem_protocol::{Endpoint, Message};
-use tokio::io::{AsyncReadExt, AsyncWriteExt, BufWriter};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufWriter};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Semaphore, mpsc};
-use tokio::time::{Instant, sleep, timeout_at};
-use tracing::{debug, warn};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
+use tokio::time::{Instant, sleep, timeout, timeout_at};
+use tracing::{debug, info, warn};
 
 use crate::config::NetConfig;
+use crate::identity::{Principal, admit, kind};
 use crate::shutdown::Shutdown;
+use crate::tls::{principal_of, server_name};
 use crate::wire::{Envelope, decode_frame, encode_frame};
 
 /// Most frames written before one flush.
@@ -79,6 +88,13 @@ pub struct NetStats {
     pub dropped_frames: AtomicU64,
     /// Connections closed because of a bad frame.
     pub bad_frames: AtomicU64,
+    /// Connections closed because a frame's sender or kind was not the peer's to send (I5).
+    pub refused_frames: AtomicU64,
+    /// Connections refused at or right after the TLS handshake, by a full budget, or because
+    /// an outbound peer proved another principal than the address dialled (I2, I6).
+    pub refused_connections: AtomicU64,
+    /// Connections closed because a frame did not complete within `frame_timeout_ms`.
+    pub stalled_frames: AtomicU64,
 }
 
 /// What every connection task of one process shares.
@@ -112,6 +128,14 @@ impl Net {
         receiver
     }
 
+    /// Counts and logs a connection refused by the handshake, the principal check or a budget.
+    fn refuse_connection(&self, peer: SocketAddr, why: &str) {
+        self.stats
+            .refused_connections
+            .fetch_add(1, Ordering::Relaxed);
+        info!(%peer, why, "internal connection refused");
+    }
+
     fn notify_unreachable(&self, addr: &str) {
         if let Some(sender) = self.unreachable.lock().expect("no poisoned lock").as_ref() {
             let _ = sender.send(addr.to_string());
@@ -136,18 +160,40 @@ impl Net {
     }
 }
 
-/// Accepts internal connections until shutdown, at most `max_inbound_connections` at once.
+/// Accepts internal connections until shutdown (I6): at most `max_handshaking_connections`
+/// not yet authenticated (more are closed at once), each of which must finish its handshake
+/// within `handshake_timeout_ms`, then at most `max_inbound_connections` authenticated ones.
 pub(crate) async fn serve_inbound(listener: TcpListener, net: Arc<Net>) {
-    let shutdown = net.shutdown.clone();
-    let max = net.config.max_inbound_connections;
-    accept_bounded(
-        &listener,
-        max,
-        shutdown,
-        |_| {},
-        |stream, peer| serve_inbound_connection(stream, peer, net.clone()),
-    )
-    .await;
+    let mut shutdown = net.shutdown.clone();
+    let handshaking = Arc::new(Semaphore::new(net.config.max_handshaking_connections));
+    let authenticated = Arc::new(Semaphore::new(net.config.max_inbound_connections));
+    loop {
+        let (stream, peer) = tokio::select! {
+            _ = shutdown.wait() => return,
+            result = listener.accept() => match result {
+                Ok(connection) => connection,
+                Err(error) => {
+                    warn!(%error, "accept failed");
+                    sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let Ok(pending) = handshaking.clone().try_acquire_owned() else {
+            net.stats
+                .refused_connections
+                .fetch_add(1, Ordering::Relaxed);
+            debug!(%peer, "too many unauthenticated connections; closing a new one");
+            continue;
+        };
+        tokio::spawn(serve_inbound_connection(
+            stream,
+            peer,
+            net.clone(),
+            pending,
+            authenticated.clone(),
+        ));
+    }
 }
 
 /// Accepts connections on `listener` until `shutdown`, each served by `serve` on its own task,
@@ -193,18 +239,76 @@ pub(crate) async fn accept_bounded<F, Fut>(
     }
 }
 
-async fn serve_inbound_connection(stream: TcpStream, peer: SocketAddr, net: Arc<Net>) {
+async fn serve_inbound_connection(
+    stream: TcpStream,
+    peer: SocketAddr,
+    net: Arc<Net>,
+    pending: OwnedSemaphorePermit,
+    authenticated: Arc<Semaphore>,
+) {
     let _ = stream.set_nodelay(true);
+    let Some(tls) = net.config.tls.clone() else {
+        let Ok(_slot) = authenticated.try_acquire_owned() else {
+            net.refuse_connection(peer, "too many inbound connections");
+            return;
+        };
+        drop(pending);
+        let (read_half, write_half) = stream.into_split();
+        serve_inbound_halves(read_half, write_half, peer, None, net).await;
+        return;
+    };
+    let handshake = Duration::from_millis(net.config.handshake_timeout_ms);
+    let stream = match timeout(handshake, tls.acceptor().accept(stream)).await {
+        Ok(Ok(stream)) => stream,
+        Ok(Err(error)) => {
+            net.refuse_connection(peer, &format!("TLS handshake failed: {error}"));
+            return;
+        }
+        Err(_) => {
+            net.refuse_connection(peer, "TLS handshake timed out");
+            return;
+        }
+    };
+    let principal = match stream.get_ref().1.peer_certificates() {
+        Some([leaf, ..]) => principal_of(leaf),
+        _ => Err(crate::tls::TlsError::Principal("no certificate".to_owned())),
+    };
+    let principal = match principal {
+        Ok(principal) => principal,
+        Err(error) => {
+            net.refuse_connection(peer, &error.to_string());
+            return;
+        }
+    };
+    let Ok(_slot) = authenticated.try_acquire_owned() else {
+        net.refuse_connection(peer, "too many inbound connections");
+        return;
+    };
+    drop(pending);
+    debug!(%peer, %principal, "peer authenticated");
+    let (read_half, write_half) = tokio::io::split(stream);
+    serve_inbound_halves(read_half, write_half, peer, Some(principal), net).await;
+}
+
+async fn serve_inbound_halves<R, W>(
+    read_half: R,
+    write_half: W,
+    peer: SocketAddr,
+    principal: Option<Principal>,
+    net: Arc<Net>,
+) where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
     let (frames, mut queue) = mpsc::channel(net.config.send_queue_frames);
     let reply = ReplyPath {
         frames,
         net: net.clone(),
     };
-    let (read_half, write_half) = stream.into_split();
     let idle = Duration::from_millis(net.config.idle_timeout_ms);
     let mut shutdown = net.shutdown.clone();
     tokio::select! {
-        _ = read_loop(read_half, peer, Some(reply), &net, Some(idle)) => {}
+        _ = read_loop(read_half, peer, principal.as_ref(), Some(reply), &net, Some(idle)) => {}
         result = write_loop(write_half, &mut queue, None) => {
             if let Err(error) = result {
                 debug!(%peer, %error, "inbound connection write failed");
@@ -214,25 +318,45 @@ async fn serve_inbound_connection(stream: TcpStream, peer: SocketAddr, net: Arc<
     }
 }
 
-/// Reads frames into the inbox until EOF, an error, a bad frame or (inbound only) `idle`
-/// without a frame.
-async fn read_loop(
-    mut read_half: OwnedReadHalf,
+/// Reads frames into the inbox until EOF, an error, a bad or refused frame, a frame left
+/// unfinished for `frame_timeout_ms`, or (inbound only) `idle` without a frame. Each frame is
+/// admitted against `principal` (the peer proved at the handshake; `None` in insecure mode)
+/// before it is delivered (I3-I5).
+async fn read_loop<R: AsyncRead + Unpin>(
+    mut read_half: R,
     peer: SocketAddr,
+    principal: Option<&Principal>,
     reply: Option<ReplyPath>,
     net: &Net,
     idle: Option<Duration>,
 ) {
     let max = net.config.max_frame_bytes;
+    let frame_timeout = Duration::from_millis(net.config.frame_timeout_ms);
     let mut buf = BytesMut::with_capacity(READ_CHUNK_BYTES);
     // Far enough in the future to mean "never" when there is no idle timeout.
     let never = Duration::from_secs(100 * 365 * 24 * 3600);
     let mut deadline = Instant::now() + idle.unwrap_or(never);
+    // When the frame at the front of `buf` started arriving, if it is unfinished.
+    let mut unfinished_since: Option<Instant> = None;
     loop {
+        let mut completed = false;
         loop {
             match decode_frame(&mut buf, max) {
                 Ok(Some(envelope)) => {
+                    completed = true;
                     deadline = Instant::now() + idle.unwrap_or(never);
+                    if let Err(refusal) = admit(principal, &envelope) {
+                        net.stats.refused_frames.fetch_add(1, Ordering::Relaxed);
+                        warn!(
+                            %peer,
+                            principal = %principal.map_or("(insecure)".to_owned(), |p| p.to_string()),
+                            claimed_from = ?envelope.from,
+                            kind = kind(&envelope.msg),
+                            %refusal,
+                            "closing connection after a refused frame"
+                        );
+                        return;
+                    }
                     let inbound = Inbound {
                         from: envelope.from,
                         msg: envelope.msg,
@@ -250,8 +374,24 @@ async fn read_loop(
                 }
             }
         }
+        if buf.is_empty() {
+            unfinished_since = None;
+        } else if completed || unfinished_since.is_none() {
+            unfinished_since = Some(Instant::now());
+        }
+        let stall = unfinished_since.map(|since| since + frame_timeout);
         buf.reserve(READ_CHUNK_BYTES);
-        match timeout_at(deadline, read_half.read_buf(&mut buf)).await {
+        match timeout_at(
+            stall.map_or(deadline, |s| s.min(deadline)),
+            read_half.read_buf(&mut buf),
+        )
+        .await
+        {
+            Err(_) if stall.is_some_and(|s| s <= Instant::now()) => {
+                net.stats.stalled_frames.fetch_add(1, Ordering::Relaxed);
+                warn!(%peer, "closing connection: a frame did not complete in time");
+                return;
+            }
             Err(_) => {
                 debug!(%peer, "closing idle connection");
                 return;
@@ -268,8 +408,8 @@ async fn read_loop(
 
 /// Writes queued frames, every ready one before a single flush. Returns `Ok` when the queue
 /// closed, an error when the socket failed.
-async fn write_loop(
-    write_half: OwnedWriteHalf,
+async fn write_loop<W: AsyncWrite + Unpin>(
+    write_half: W,
     queue: &mut mpsc::Receiver<Bytes>,
     mut first: Option<Bytes>,
 ) -> std::io::Result<()> {
@@ -390,15 +530,38 @@ async fn run_link(addr: String, mut queue: mpsc::Receiver<Bytes>, net: Arc<Net>)
         let peer = stream
             .peer_addr()
             .unwrap_or_else(|_| ([0, 0, 0, 0], 0).into());
-        let (read_half, write_half) = stream.into_split();
         let started = Instant::now();
-        tokio::select! {
-            _ = shutdown.wait() => return,
-            _ = read_loop(read_half, peer, None, &net, None) => {}
-            result = write_loop(write_half, &mut queue, Some(first)) => match result {
-                Ok(()) => return, // Peers dropped.
-                Err(error) => debug!(%addr, %error, "outbound write failed"),
+        let ended = match net.config.tls.clone() {
+            None => {
+                let (read_half, write_half) = stream.into_split();
+                let link = Link {
+                    addr: &addr,
+                    peer,
+                    principal: None,
+                    net: &net,
+                };
+                link.run(read_half, write_half, &mut queue, first).await
+            }
+            Some(tls) => match connect_tls(&tls, &addr, stream, &net).await {
+                Ok((stream, principal)) => {
+                    let (read_half, write_half) = tokio::io::split(stream);
+                    let link = Link {
+                        addr: &addr,
+                        peer,
+                        principal: Some(principal),
+                        net: &net,
+                    };
+                    link.run(read_half, write_half, &mut queue, first).await
+                }
+                Err(error) => {
+                    net.refuse_connection(peer, &format!("{addr}: {error}"));
+                    LinkEnd::Failed
+                }
             },
+        };
+        match ended {
+            LinkEnd::Stop => return,
+            LinkEnd::Failed => {}
         }
         net.notify_unreachable(&addr);
         // A connection that dies at once (a peer accepting then closing) backs off too.
@@ -411,6 +574,81 @@ async fn run_link(addr: String, mut queue: mpsc::Receiver<Bytes>, net: Arc<Net>)
             backoff = min;
         }
     }
+}
+
+/// How an outbound connection ended.
+enum LinkEnd {
+    /// Shutdown, or the link's `Peers` is gone.
+    Stop,
+    /// The connection failed or was refused: reconnect.
+    Failed,
+}
+
+/// One connected outbound link.
+struct Link<'a> {
+    addr: &'a str,
+    peer: SocketAddr,
+    principal: Option<Principal>,
+    net: &'a Arc<Net>,
+}
+
+impl Link<'_> {
+    /// Writes queued frames and reads the frames coming back until either side fails.
+    async fn run<R, W>(
+        self,
+        read_half: R,
+        write_half: W,
+        queue: &mut mpsc::Receiver<Bytes>,
+        first: Bytes,
+    ) -> LinkEnd
+    where
+        R: AsyncRead + Unpin,
+        W: AsyncWrite + Unpin,
+    {
+        let mut shutdown = self.net.shutdown.clone();
+        let addr = self.addr;
+        tokio::select! {
+            _ = shutdown.wait() => LinkEnd::Stop,
+            _ = read_loop(read_half, self.peer, self.principal.as_ref(), None, self.net, None) => {
+                LinkEnd::Failed
+            }
+            result = write_loop(write_half, queue, Some(first)) => match result {
+                Ok(()) => LinkEnd::Stop, // Peers dropped.
+                Err(error) => {
+                    debug!(%addr, %error, "outbound write failed");
+                    LinkEnd::Failed
+                }
+            },
+        }
+    }
+}
+
+/// Runs the TLS handshake on an outbound connection to `addr` (I2): the server name is the
+/// host dialled, and the peer's certificate must name a node (view service or server) whose
+/// address is exactly `addr`. Returns the stream and that principal.
+async fn connect_tls(
+    tls: &crate::tls::PeerTls,
+    addr: &str,
+    stream: TcpStream,
+    net: &Net,
+) -> Result<(tokio_rustls::client::TlsStream<TcpStream>, Principal), String> {
+    let name = server_name(addr).map_err(|e| e.to_string())?;
+    let handshake = Duration::from_millis(net.config.handshake_timeout_ms);
+    let stream = match timeout(handshake, tls.connector().connect(name, stream)).await {
+        Ok(Ok(stream)) => stream,
+        Ok(Err(error)) => return Err(format!("TLS handshake failed: {error}")),
+        Err(_) => return Err("TLS handshake timed out".to_owned()),
+    };
+    let principal = match stream.get_ref().1.peer_certificates() {
+        Some([leaf, ..]) => principal_of(leaf).map_err(|e| e.to_string())?,
+        _ => return Err("no peer certificate".to_owned()),
+    };
+    if !principal.role.is_node() || principal.name != addr {
+        return Err(format!(
+            "the peer proved to be {principal}, not the node at {addr}"
+        ));
+    }
+    Ok((stream, principal))
 }
 
 /// Waits out a reconnect backoff. Frames queued meanwhile are dropped at once and the peer is
