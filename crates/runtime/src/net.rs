@@ -632,8 +632,22 @@ async fn connect_tls(
     stream: TcpStream,
     net: &Net,
 ) -> Result<(tokio_rustls::client::TlsStream<TcpStream>, Principal), String> {
+    handshake_tls(
+        tls,
+        addr,
+        stream,
+        Duration::from_millis(net.config.handshake_timeout_ms),
+    )
+    .await
+}
+
+async fn handshake_tls(
+    tls: &crate::tls::PeerTls,
+    addr: &str,
+    stream: TcpStream,
+    handshake: Duration,
+) -> Result<(tokio_rustls::client::TlsStream<TcpStream>, Principal), String> {
     let name = server_name(addr).map_err(|e| e.to_string())?;
-    let handshake = Duration::from_millis(net.config.handshake_timeout_ms);
     let stream = match timeout(handshake, tls.connector().connect(name, stream)).await {
         Ok(Ok(stream)) => stream,
         Ok(Err(error)) => return Err(format!("TLS handshake failed: {error}")),
@@ -673,6 +687,71 @@ async fn back_off(
                 }
                 None => return false,
             },
+        }
+    }
+}
+
+/// A byte stream of either kind.
+trait Duplex: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Duplex for T {}
+
+/// One request/answer connection of an operator tool (`tandem status`, membership changes):
+/// connects (with TLS when given, I2), sends frames, and reads frames back, each admitted
+/// against the principal proved at the handshake like on any outbound link (I3, I4).
+pub(crate) struct Exchange {
+    stream: Box<dyn Duplex>,
+    principal: Option<Principal>,
+    buf: BytesMut,
+    max_frame_bytes: usize,
+}
+
+impl Exchange {
+    /// Connects to the node at `addr`.
+    pub async fn connect(
+        addr: &str,
+        tls: Option<&crate::tls::PeerTls>,
+    ) -> std::io::Result<Exchange> {
+        let config = NetConfig::default();
+        let stream = TcpStream::connect(addr).await?;
+        let _ = stream.set_nodelay(true);
+        let (stream, principal): (Box<dyn Duplex>, _) = match tls {
+            None => (Box::new(stream), None),
+            Some(tls) => {
+                let handshake = Duration::from_millis(config.handshake_timeout_ms);
+                let (stream, principal) = handshake_tls(tls, addr, stream, handshake)
+                    .await
+                    .map_err(std::io::Error::other)?;
+                (Box::new(stream), Some(principal))
+            }
+        };
+        Ok(Exchange {
+            stream,
+            principal,
+            buf: BytesMut::with_capacity(4096),
+            max_frame_bytes: config.max_frame_bytes,
+        })
+    }
+
+    /// Sends `msg` as `from`.
+    pub async fn send(&mut self, from: Endpoint, msg: Message) -> std::io::Result<()> {
+        let frame = encode_frame(&Envelope { from, msg }, self.max_frame_bytes)
+            .map_err(std::io::Error::other)?;
+        self.stream.write_all(&frame).await?;
+        self.stream.flush().await
+    }
+
+    /// The next frame's message; an error if the connection ends or the peer may not send it.
+    pub async fn recv(&mut self) -> std::io::Result<Message> {
+        loop {
+            if let Some(envelope) =
+                decode_frame(&mut self.buf, self.max_frame_bytes).map_err(std::io::Error::other)?
+            {
+                admit(self.principal.as_ref(), &envelope).map_err(std::io::Error::other)?;
+                return Ok(envelope.msg);
+            }
+            if self.stream.read_buf(&mut self.buf).await? == 0 {
+                return Err(std::io::ErrorKind::UnexpectedEof.into());
+            }
         }
     }
 }

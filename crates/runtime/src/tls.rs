@@ -150,6 +150,39 @@ impl PeerTls {
     }
 }
 
+/// Connects to `addr` and runs the client side of the TLS handshake with our certificate,
+/// without checking which principal the peer proves (operator tools and tests; the transport
+/// checks it, I2).
+pub async fn dial(
+    addr: &str,
+    tls: &PeerTls,
+) -> std::io::Result<tokio_rustls::client::TlsStream<tokio::net::TcpStream>> {
+    let name = server_name(addr).map_err(std::io::Error::other)?;
+    let stream = tokio::net::TcpStream::connect(addr).await?;
+    tls.connector().connect(name, stream).await
+}
+
+/// Checks that our own certificate names the principal we run as (a server with another
+/// node's certificate would only be refused by every peer; say so at startup instead).
+pub fn expect_principal(
+    tls: &PeerTls,
+    role: Role,
+    name: Option<&str>,
+) -> Result<(), crate::error::RuntimeError> {
+    let me = tls.principal();
+    if me.role == role && name.is_none_or(|name| me.name == name) {
+        return Ok(());
+    }
+    let wanted = match name {
+        Some(name) => format!("{role}/{name}"),
+        None => format!("a {role} certificate"),
+    };
+    Err(crate::error::RuntimeError::Setting {
+        key: "cluster-cert",
+        reason: format!("the certificate names {me}, but this process runs as {wanted}"),
+    })
+}
+
 /// The server name to verify when dialling `addr` (`HOST:PORT`, `[V6]:PORT`): its host.
 pub fn server_name(addr: &str) -> Result<ServerName<'static>, TlsError> {
     let host = match addr.rsplit_once(':') {

@@ -180,6 +180,18 @@ pub struct ViewServerFile {
     /// `log-format`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub log_format: Option<LogFormat>,
+    /// `cluster-ca` (I2).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cluster_ca: Option<std::path::PathBuf>,
+    /// `cluster-cert`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cluster_cert: Option<std::path::PathBuf>,
+    /// `cluster-key`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cluster_key: Option<std::path::PathBuf>,
+    /// `insecure`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub insecure: Option<bool>,
 }
 
 /// The settings file of `tandem server`, and what its `--print-config` prints.
@@ -210,6 +222,18 @@ pub struct ServerFile {
     /// `log-format`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub log_format: Option<LogFormat>,
+    /// `cluster-ca` (I2).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cluster_ca: Option<std::path::PathBuf>,
+    /// `cluster-cert`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cluster_cert: Option<std::path::PathBuf>,
+    /// `cluster-key`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cluster_key: Option<std::path::PathBuf>,
+    /// `insecure`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub insecure: Option<bool>,
 }
 
 /// The settings file of `tandem coordinator`, and what its `--print-config` prints.
@@ -237,6 +261,18 @@ pub struct CoordinatorFile {
     /// `log-format`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub log_format: Option<LogFormat>,
+    /// `cluster-ca` (I2).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cluster_ca: Option<std::path::PathBuf>,
+    /// `cluster-cert`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cluster_cert: Option<std::path::PathBuf>,
+    /// `cluster-key`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cluster_key: Option<std::path::PathBuf>,
+    /// `insecure`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub insecure: Option<bool>,
 }
 
 /// The role whose example `tandem config example` prints.
@@ -303,6 +339,14 @@ history-len = 64
 # format ("text" or "json": one object per line).
 log-level = "info"
 log-format = "text"
+
+# The cluster CA and this process's certificate and key for the internal port (mutual TLS;
+# make them with `tandem certs create`). Without them the process refuses to start unless
+# insecure = true (plain TCP, no authentication).
+# cluster-ca = "/etc/tandem/certs/ca.pem"
+# cluster-cert = "/etc/tandem/certs/NAME.pem"
+# cluster-key = "/etc/tandem/certs/NAME.key"
+# insecure = false
 "#;
 
 const SERVER_EXAMPLE: &str = r#"# tandem server --config server.toml
@@ -330,6 +374,14 @@ ping-interval-ms = 100
 
 log-level = "info"
 log-format = "text"
+
+# The cluster CA and this process's certificate and key for the internal port (mutual TLS;
+# make them with `tandem certs create`). Without them the process refuses to start unless
+# insecure = true (plain TCP, no authentication).
+# cluster-ca = "/etc/tandem/certs/ca.pem"
+# cluster-cert = "/etc/tandem/certs/NAME.pem"
+# cluster-key = "/etc/tandem/certs/NAME.key"
+# insecure = false
 "#;
 
 const COORDINATOR_EXAMPLE: &str = r#"# tandem coordinator --config coordinator.toml
@@ -353,6 +405,14 @@ max-connections = 10000
 
 log-level = "info"
 log-format = "text"
+
+# The cluster CA and this process's certificate and key for the internal port (mutual TLS;
+# make them with `tandem certs create`). Without them the process refuses to start unless
+# insecure = true (plain TCP, no authentication).
+# cluster-ca = "/etc/tandem/certs/ca.pem"
+# cluster-cert = "/etc/tandem/certs/NAME.pem"
+# cluster-key = "/etc/tandem/certs/NAME.key"
+# insecure = false
 "#;
 
 #[cfg(test)]

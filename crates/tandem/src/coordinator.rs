@@ -30,6 +30,12 @@ pub struct CoordinatorArgs {
 /// Runs the coordinator until Ctrl-C or SIGTERM.
 pub fn run(args: CoordinatorArgs) -> anyhow::Result<ExitCode> {
     let file: CoordinatorFile = args.role.load_file()?;
+    let tls_file = crate::role::ClusterTlsFile {
+        cluster_ca: file.cluster_ca.clone(),
+        cluster_cert: file.cluster_cert.clone(),
+        cluster_key: file.cluster_key.clone(),
+        insecure: file.insecure,
+    };
     let shared = args.role.resolve(SharedFileKeys {
         admin: file.admin,
         log_level: file.log_level,
@@ -62,9 +68,15 @@ pub fn run(args: CoordinatorArgs) -> anyhow::Result<ExitCode> {
             admin: shared.admin,
             log_level: Some(shared.log.level),
             log_format: Some(shared.log.format),
+            cluster_ca: tls_file.cluster_ca,
+            cluster_cert: tls_file.cluster_cert,
+            cluster_key: tls_file.cluster_key,
+            insecure: tls_file.insecure,
         });
     }
+    config.net.tls = args.role.peer_tls(Some(&tls_file))?;
     run_role(&shared.log, |shutdown| async move {
+        crate::role::warn_if_insecure(config.net.tls.as_ref());
         let coordinator = Coordinator::bind(config, &listen, &view_service).await?;
         coordinator.run(shutdown).await?;
         Ok(())

@@ -35,6 +35,12 @@ pub struct ServerArgs {
 /// Runs the server until Ctrl-C or SIGTERM.
 pub fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
     let file: ServerFile = args.role.load_file()?;
+    let tls_file = crate::role::ClusterTlsFile {
+        cluster_ca: file.cluster_ca.clone(),
+        cluster_cert: file.cluster_cert.clone(),
+        cluster_key: file.cluster_key.clone(),
+        insecure: file.insecure,
+    };
     let shared = args.role.resolve(SharedFileKeys {
         admin: file.admin,
         log_level: file.log_level,
@@ -65,9 +71,15 @@ pub fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
             admin: shared.admin,
             log_level: Some(shared.log.level),
             log_format: Some(shared.log.format),
+            cluster_ca: tls_file.cluster_ca,
+            cluster_cert: tls_file.cluster_cert,
+            cluster_key: tls_file.cluster_key,
+            insecure: tls_file.insecure,
         });
     }
+    config.net.tls = args.role.peer_tls(Some(&tls_file))?;
     run_role(&shared.log, |shutdown| async move {
+        crate::role::warn_if_insecure(config.net.tls.as_ref());
         let server = Server::bind(config, &listen, advertise.as_deref(), &view_service).await?;
         server.run(shutdown).await?;
         Ok(())

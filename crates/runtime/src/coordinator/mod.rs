@@ -70,6 +70,9 @@ impl Coordinator {
     ) -> Result<Coordinator, RuntimeError> {
         config.validate()?;
         let view_services = parse_view_services(view_service_addrs)?;
+        if let Some(tls) = &config.net.tls {
+            crate::tls::expect_principal(tls, crate::identity::Role::Coordinator, None)?;
+        }
         let listener = bind(listen).await?;
         let admin = AdminListener::bind_configured(config.admin.as_deref()).await?;
         Ok(Coordinator {
