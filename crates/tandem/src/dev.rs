@@ -31,9 +31,9 @@ pub struct DevArgs {
     admin: Option<String>,
     /// Where to write the cluster CA and an operator certificate (admin.pem, admin.key) for
     /// `tandem status`; every process gets its certificate in memory from that CA. Replaced
-    /// on every start.
-    #[arg(long, value_name = "DIR", default_value = "tandem-dev-certs")]
-    certs: std::path::PathBuf,
+    /// on every start [default: tandem-dev-certs-PID in the temp directory].
+    #[arg(long, value_name = "DIR")]
+    certs: Option<std::path::PathBuf>,
     /// Run without certificates (plain TCP on the internal ports).
     #[arg(long)]
     insecure: bool,
@@ -43,16 +43,19 @@ pub struct DevArgs {
 
 /// Runs the cluster until Ctrl-C or SIGTERM.
 pub fn run(args: DevArgs) -> anyhow::Result<ExitCode> {
+    let certs_dir = args.certs.clone().unwrap_or_else(|| {
+        std::env::temp_dir().join(format!("tandem-dev-certs-{}", std::process::id()))
+    });
     let ca = match args.insecure {
         true => None,
         false => {
             let specs = [NodeSpec::parse("admin=admin@dev")?];
             let certs = generate_cluster(&specs, 30)?;
-            certs.write(&args.certs, true)?;
+            certs.write(&certs_dir, true)?;
             Some(Arc::new(certs.ca))
         }
     };
-    let certs_dir = args.certs.display().to_string();
+    let certs_dir = certs_dir.display().to_string();
     let insecure = args.insecure;
     let options = DevOptions {
         ca,
