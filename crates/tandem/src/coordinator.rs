@@ -75,9 +75,10 @@ pub fn run(args: CoordinatorArgs) -> anyhow::Result<ExitCode> {
         });
     }
     config.net.tls = args.role.peer_tls(Some(&tls_file))?;
+    let peer_tls = config.net.tls.clone();
     run_role(&shared.log, |shutdown| async move {
-        crate::role::warn_if_insecure(config.net.tls.as_ref());
         let coordinator = Coordinator::bind(config, &listen, &view_service).await?;
+        crate::role::warn_if_insecure(peer_tls.as_ref());
         coordinator.run(shutdown).await?;
         Ok(())
     })

@@ -78,9 +78,10 @@ pub fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
         });
     }
     config.net.tls = args.role.peer_tls(Some(&tls_file))?;
+    let peer_tls = config.net.tls.clone();
     run_role(&shared.log, |shutdown| async move {
-        crate::role::warn_if_insecure(config.net.tls.as_ref());
         let server = Server::bind(config, &listen, advertise.as_deref(), &view_service).await?;
+        crate::role::warn_if_insecure(peer_tls.as_ref());
         server.run(shutdown).await?;
         Ok(())
     })

@@ -303,9 +303,10 @@ pub fn run(args: ViewServerArgs) -> anyhow::Result<ExitCode> {
         });
     }
     config.net.tls = args.role.peer_tls(Some(&tls_file))?;
+    let peer_tls = config.net.tls.clone();
     run_role(&shared.log, |shutdown| async move {
-        crate::role::warn_if_insecure(config.net.tls.as_ref());
         let view_server = ViewServer::bind(config, &listen).await?;
+        crate::role::warn_if_insecure(peer_tls.as_ref());
         if let Some(admin) = view_server.admin_addr() {
             tracing::info!(%admin, "dashboard at http://{admin}/");
         }
