@@ -34,6 +34,12 @@ pub struct NetConfig {
     pub max_client_routes: usize,
     /// Messages buffered between the connection tasks and the task owning a core.
     pub inbox_messages: usize,
+    /// Bytes queued per outbound connection (or per inbound reply path), besides the frame
+    /// count; an empty queue always takes one frame (I6).
+    pub send_queue_bytes: usize,
+    /// Bytes of received messages waiting for the task owning a core; a connection reading
+    /// more waits (I6).
+    pub inbox_bytes: usize,
     /// Mutual TLS on every internal connection (I2); `None` is insecure mode: plain TCP, and
     /// frames are checked only against the sender they claim.
     pub tls: Option<crate::tls::PeerTls>,
@@ -57,6 +63,8 @@ impl Default for NetConfig {
             reconnect_max_ms: 1000,
             max_client_routes: 65_536,
             inbox_messages: 16_384,
+            send_queue_bytes: 64 << 20,
+            inbox_bytes: 256 << 20,
             tls: None,
             handshake_timeout_ms: 5_000,
             max_handshaking_connections: 64,
@@ -115,7 +123,14 @@ impl NetConfig {
             1,
             1 << 20,
         )?;
-        check("frame-timeout-ms", self.frame_timeout_ms, 10, 3_600_000)
+        check("frame-timeout-ms", self.frame_timeout_ms, 10, 3_600_000)?;
+        check(
+            "send-queue-bytes",
+            self.send_queue_bytes as u64,
+            1024,
+            1 << 40,
+        )?;
+        check("inbox-bytes", self.inbox_bytes as u64, 1024, 1 << 40)
     }
 }
 

@@ -22,7 +22,7 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
@@ -46,6 +46,73 @@ const MAX_PEER_LINKS: usize = 4096;
 /// Read buffer growth step.
 const READ_CHUNK_BYTES: usize = 64 << 10;
 
+/// The sending side of a frame queue bounded in frames and in bytes (I6): a frame that would
+/// pass either bound is refused (the caller drops and counts it), except that an empty queue
+/// always takes one frame, however large.
+#[derive(Clone, Debug)]
+pub(crate) struct QueueTx {
+    frames: mpsc::Sender<Bytes>,
+    bytes: Arc<AtomicUsize>,
+    max_bytes: usize,
+}
+
+/// The receiving side of a [`QueueTx`]; taking a frame releases its bytes.
+#[derive(Debug)]
+pub(crate) struct QueueRx {
+    frames: mpsc::Receiver<Bytes>,
+    bytes: Arc<AtomicUsize>,
+}
+
+/// A frame queue of `max_frames` frames and `max_bytes` bytes.
+fn frame_queue(max_frames: usize, max_bytes: usize) -> (QueueTx, QueueRx) {
+    let (sender, receiver) = mpsc::channel(max_frames);
+    let bytes = Arc::new(AtomicUsize::new(0));
+    (
+        QueueTx {
+            frames: sender,
+            bytes: bytes.clone(),
+            max_bytes,
+        },
+        QueueRx {
+            frames: receiver,
+            bytes,
+        },
+    )
+}
+
+impl QueueTx {
+    /// Queues `frame`; `Err` if the queue is full (in frames or bytes) or closed.
+    fn try_send(&self, frame: Bytes) -> Result<(), ()> {
+        let len = frame.len();
+        let queued = self.bytes.fetch_add(len, Ordering::AcqRel);
+        if queued > 0 && queued + len > self.max_bytes {
+            self.bytes.fetch_sub(len, Ordering::AcqRel);
+            return Err(());
+        }
+        self.frames.try_send(frame).map_err(|_| {
+            self.bytes.fetch_sub(len, Ordering::AcqRel);
+        })
+    }
+
+    fn is_closed(&self) -> bool {
+        self.frames.is_closed()
+    }
+}
+
+impl QueueRx {
+    async fn recv(&mut self) -> Option<Bytes> {
+        let frame = self.frames.recv().await?;
+        self.bytes.fetch_sub(frame.len(), Ordering::AcqRel);
+        Some(frame)
+    }
+
+    fn try_recv(&mut self) -> Result<Bytes, ()> {
+        let frame = self.frames.try_recv().map_err(|_| ())?;
+        self.bytes.fetch_sub(frame.len(), Ordering::AcqRel);
+        Ok(frame)
+    }
+}
+
 /// A message received, with where to answer it.
 #[derive(Debug)]
 pub(crate) struct Inbound {
@@ -55,12 +122,14 @@ pub(crate) struct Inbound {
     pub msg: Message,
     /// The inbound connection it came on (`None` for replies on our own outbound links).
     pub reply: Option<ReplyPath>,
+    /// The message's share of the inbox byte budget, released when the owner drops it (I6).
+    _budget: Option<OwnedSemaphorePermit>,
 }
 
 /// Sends frames back on the inbound connection a message came on.
 #[derive(Clone, Debug)]
 pub(crate) struct ReplyPath {
-    frames: mpsc::Sender<Bytes>,
+    frames: QueueTx,
     net: Arc<Net>,
 }
 
@@ -102,6 +171,8 @@ pub struct NetStats {
 pub(crate) struct Net {
     pub config: NetConfig,
     pub inbox: mpsc::Sender<Inbound>,
+    /// Bytes of received frames the inbox may hold (I6).
+    inbox_bytes: Arc<Semaphore>,
     pub shutdown: Shutdown,
     pub stats: NetStats,
     /// Told the address of every outbound peer that refused or dropped a connection.
@@ -112,6 +183,7 @@ impl Net {
     /// Transport state delivering into `inbox`.
     pub fn new(config: NetConfig, inbox: mpsc::Sender<Inbound>, shutdown: Shutdown) -> Arc<Net> {
         Arc::new(Net {
+            inbox_bytes: Arc::new(Semaphore::new(config.inbox_bytes.max(1))),
             config,
             inbox,
             shutdown,
@@ -300,7 +372,8 @@ async fn serve_inbound_halves<R, W>(
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
 {
-    let (frames, mut queue) = mpsc::channel(net.config.send_queue_frames);
+    let (frames, mut queue) =
+        frame_queue(net.config.send_queue_frames, net.config.send_queue_bytes);
     let reply = ReplyPath {
         frames,
         net: net.clone(),
@@ -341,8 +414,10 @@ async fn read_loop<R: AsyncRead + Unpin>(
     loop {
         let mut completed = false;
         loop {
+            let before = buf.len();
             match decode_frame(&mut buf, max) {
                 Ok(Some(envelope)) => {
+                    let frame_len = before - buf.len();
                     completed = true;
                     deadline = Instant::now() + idle.unwrap_or(never);
                     if let Err(refusal) = admit(principal, &envelope) {
@@ -357,10 +432,17 @@ async fn read_loop<R: AsyncRead + Unpin>(
                         );
                         return;
                     }
+                    // The frame's bytes (at most the whole budget) wait for room in the inbox.
+                    let cost = (frame_len.max(1)).min(net.config.inbox_bytes.max(1));
+                    let cost = u32::try_from(cost).unwrap_or(u32::MAX);
+                    let Ok(budget) = net.inbox_bytes.clone().acquire_many_owned(cost).await else {
+                        return;
+                    };
                     let inbound = Inbound {
                         from: envelope.from,
                         msg: envelope.msg,
                         reply: reply.clone(),
+                        _budget: Some(budget),
                     };
                     if net.inbox.send(inbound).await.is_err() {
                         return; // The owner is gone: shutting down.
@@ -410,7 +492,7 @@ async fn read_loop<R: AsyncRead + Unpin>(
 /// closed, an error when the socket failed.
 async fn write_loop<W: AsyncWrite + Unpin>(
     write_half: W,
-    queue: &mut mpsc::Receiver<Bytes>,
+    queue: &mut QueueRx,
     mut first: Option<Bytes>,
 ) -> std::io::Result<()> {
     let mut writer = BufWriter::with_capacity(READ_CHUNK_BYTES, write_half);
@@ -436,7 +518,7 @@ async fn write_loop<W: AsyncWrite + Unpin>(
 /// Outbound links, one per destination address.
 #[derive(Debug)]
 pub(crate) struct Peers {
-    links: HashMap<String, mpsc::Sender<Bytes>>,
+    links: HashMap<String, QueueTx>,
     net: Arc<Net>,
 }
 
@@ -471,7 +553,10 @@ impl Peers {
         let link = match self.links.get(addr) {
             Some(link) if !link.is_closed() => link,
             _ => {
-                let (sender, queue) = mpsc::channel(self.net.config.send_queue_frames);
+                let (sender, queue) = frame_queue(
+                    self.net.config.send_queue_frames,
+                    self.net.config.send_queue_bytes,
+                );
                 tokio::spawn(run_link(addr.to_owned(), queue, self.net.clone()));
                 self.links.insert(addr.to_owned(), sender);
                 &self.links[addr]
@@ -488,7 +573,7 @@ impl Peers {
 
 /// One outbound link: connects when there is something to send, reconnects with backoff, and
 /// ends when its `Peers` is dropped or on shutdown.
-async fn run_link(addr: String, mut queue: mpsc::Receiver<Bytes>, net: Arc<Net>) {
+async fn run_link(addr: String, mut queue: QueueRx, net: Arc<Net>) {
     let min = Duration::from_millis(net.config.reconnect_min_ms);
     let max = Duration::from_millis(net.config.reconnect_max_ms);
     let mut backoff = min;
@@ -598,7 +683,7 @@ impl Link<'_> {
         self,
         read_half: R,
         write_half: W,
-        queue: &mut mpsc::Receiver<Bytes>,
+        queue: &mut QueueRx,
         first: Bytes,
     ) -> LinkEnd
     where
@@ -674,7 +759,7 @@ async fn handshake_tls(
 /// timeouts. Returns false on shutdown or when the link's `Peers` is gone.
 async fn back_off(
     addr: &str,
-    queue: &mut mpsc::Receiver<Bytes>,
+    queue: &mut QueueRx,
     net: &Net,
     shutdown: &mut Shutdown,
     backoff: Duration,
@@ -757,5 +842,30 @@ impl Exchange {
                 return Err(std::io::ErrorKind::UnexpectedEof.into());
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn i6_send_queues_are_bounded_in_bytes_as_well_as_frames() {
+        let (tx, mut rx) = frame_queue(100, 10);
+        // An empty queue takes one frame, however large.
+        assert!(tx.try_send(Bytes::from(vec![0u8; 64])).is_ok());
+        assert!(tx.try_send(Bytes::from_static(b"x")).is_err());
+        assert_eq!(rx.try_recv().map(|f| f.len()), Ok(64));
+        // Then up to the byte budget.
+        assert!(tx.try_send(Bytes::from(vec![0u8; 6])).is_ok());
+        assert!(tx.try_send(Bytes::from(vec![0u8; 4])).is_ok());
+        assert!(tx.try_send(Bytes::from_static(b"x")).is_err());
+        assert!(rx.try_recv().is_ok());
+        assert!(tx.try_send(Bytes::from(vec![0u8; 6])).is_ok());
+        // And the frame bound still holds.
+        let (tx, _rx) = frame_queue(2, 1 << 20);
+        assert!(tx.try_send(Bytes::from_static(b"a")).is_ok());
+        assert!(tx.try_send(Bytes::from_static(b"b")).is_ok());
+        assert!(tx.try_send(Bytes::from_static(b"c")).is_err());
     }
 }

@@ -284,7 +284,9 @@ impl Driver {
     /// Hands one message to the node, then drains its outputs. True if something operators
     /// see changed.
     fn handle(&mut self, now: Now, inbound: Inbound) -> Result<bool, RuntimeError> {
-        let Inbound { from, msg, reply } = inbound;
+        let Inbound {
+            from, msg, reply, ..
+        } = inbound;
         let metrics = &self.admin.metrics;
         let counter = match &msg {
             Message::Ping(_) => Some(&metrics.pings),
