@@ -6,7 +6,9 @@
 #
 # Starts, on loopback:
 #   - Redis standalone (persistence off), and Redis master + async replica (persistence off);
-#   - a tandem cluster as separate processes: view service, primary, backup, coordinator.
+#   - two tandem clusters as separate processes (view service, primary, backup, coordinator):
+#     one with --insecure (plain TCP inside), one with peer TLS (certificates from
+#     `tandem certs create`), to show what mutual TLS between the processes costs.
 # Then runs the workloads below with `tandem bench` against each, and prints throughput, p50
 # latency and the ratio tandem/Redis next to issue 5's target. It is a benchmark, not a test:
 # it never fails on speed. Workloads (100-byte values, 100k keys, 50 connections unless noted):
@@ -54,6 +56,26 @@ wait_port "$vs"
 wait_port "$coord"
 wait_view "127.0.0.1:$vs" 'g["acked"] and g["primary"] and g["backups"]'
 
+# The same cluster on certificates (peer TLS).
+tvs=$(free_port); ts1=$(free_port); ts2=$(free_port); tcoord=$(free_port)
+certs="$work/certs"
+"$tandem" certs create --out "$certs" --days 2 \
+  --nodes "vs=viewservice@127.0.0.1:$tvs,s1=server@127.0.0.1:$ts1,s2=server@127.0.0.1:$ts2,c=coordinator,ops=admin" >/dev/null
+tls() { echo --cluster-ca "$certs/ca.pem" --cluster-cert "$certs/$1.pem" --cluster-key "$certs/$1.key"; }
+# shellcheck disable=SC2046
+env -u TANDEM_INSECURE "$tandem" viewserver --listen "127.0.0.1:$tvs" $(tls vs) 2>"$work/tvs.log" & pids+=($!)
+wait_port "$tvs"
+# shellcheck disable=SC2046
+env -u TANDEM_INSECURE "$tandem" server --listen "127.0.0.1:$ts1" --viewserver "127.0.0.1:$tvs" $(tls s1) 2>"$work/ts1.log" & pids+=($!)
+# shellcheck disable=SC2046
+env -u TANDEM_INSECURE "$tandem" server --listen "127.0.0.1:$ts2" --viewserver "127.0.0.1:$tvs" $(tls s2) 2>"$work/ts2.log" & pids+=($!)
+# shellcheck disable=SC2046
+env -u TANDEM_INSECURE "$tandem" coordinator --listen "127.0.0.1:$tcoord" --viewserver "127.0.0.1:$tvs" $(tls c) 2>"$work/tcoord.log" & pids+=($!)
+wait_port "$tcoord"
+read -r -a status_flags <<<"$(tls ops)"
+(unset TANDEM_INSECURE; wait_view "127.0.0.1:$tvs" 'g["acked"] and g["primary"] and g["backups"]')
+status_flags=()
+
 
 # bench PORT ARGS... -> "ops_per_sec p50_us"
 bench() {
@@ -62,23 +84,30 @@ bench() {
     python3 -c 'import json,sys; r=json.load(sys.stdin); print(int(r["ops_per_sec"]), r["p50_us"], r["errors"])'
 }
 
-printf "%-10s %12s %10s %12s %10s %8s %s\n" workload redis_ops/s p50_us tandem_ops/s p50_us ratio target
-row() { # name redis_result tandem_result target [latency]
-  read -r rops rp50 rerr <<<"$2"; read -r tops tp50 terr <<<"$3"
-  if [ "${5:-}" = latency ]; then ratio=$(python3 -c "print(f'{$tp50/max($rp50,1):.2f}')"); else ratio=$(python3 -c "print(f'{$tops/max($rops,1):.2f}')"); fi
-  printf "%-10s %12s %10s %12s %10s %8s %s\n" "$1" "$rops" "$rp50" "$tops" "$tp50" "$ratio" "$4"
-  if [ "$rerr" != 0 ] || [ "$terr" != 0 ]; then echo "  (errors: redis $rerr, tandem $terr)"; fi
+# tandem = peer TLS off (--insecure); tls = the same cluster with peer TLS on; tls/off is the
+# throughput kept with TLS (latency ratio for one-conn).
+printf "%-10s %12s %10s %12s %10s %12s %10s %8s %8s %s\n" workload redis_ops/s p50_us tandem_ops/s p50_us tls_ops/s p50_us ratio tls/off target
+row() { # name redis_result tandem_result tls_result target [latency]
+  read -r rops rp50 rerr <<<"$2"; read -r tops tp50 terr <<<"$3"; read -r sops sp50 serr <<<"$4"
+  if [ "${6:-}" = latency ]; then
+    ratio=$(python3 -c "print(f'{$tp50/max($rp50,1):.2f}')"); tlsr=$(python3 -c "print(f'{$sp50/max($tp50,1):.2f}')")
+  else
+    ratio=$(python3 -c "print(f'{$tops/max($rops,1):.2f}')"); tlsr=$(python3 -c "print(f'{$sops/max($tops,1):.2f}')")
+  fi
+  printf "%-10s %12s %10s %12s %10s %12s %10s %8s %8s %s\n" "$1" "$rops" "$rp50" "$tops" "$tp50" "$sops" "$sp50" "$ratio" "$tlsr" "$5"
+  if [ "$rerr" != 0 ] || [ "$terr" != 0 ] || [ "$serr" != 0 ]; then echo "  (errors: redis $rerr, tandem $terr, tls $serr)"; fi
 }
 
 bench "$redis_alone" -n "$n1" --keyspace 100000 --warmup -c 50 >/dev/null   # warm both keyspaces
 bench "$coord" -n "$n1" --keyspace 100000 --warmup -c 50 >/dev/null
+bench "$tcoord" -n "$n1" --keyspace 100000 --warmup -c 50 >/dev/null
 
-row set      "$(bench "$redis_alone" -c 50 -n "$n")"                      "$(bench "$coord" -c 50 -n "$n")"       ">= 0.6"
-row set-wait "$(bench "$redis_master" -c 50 -n "$n" --wait-replicas 1)"   "$(bench "$coord" -c 50 -n "$n")"       ">= 1.0"
-row set-p16  "$(bench "$redis_master" -c 50 -P 16 -n "$np")"              "$(bench "$coord" -c 50 -P 16 -n "$np")" ">= 0.5"
-row get      "$(bench "$redis_alone" -c 50 -n "$n" --read-ratio 1)"       "$(bench "$coord" -c 50 -n "$n" --read-ratio 1)" ">= 0.6"
-row get-p16  "$(bench "$redis_alone" -c 50 -P 16 -n "$np" --read-ratio 1)" "$(bench "$coord" -c 50 -P 16 -n "$np" --read-ratio 1)" ">= 0.6"
-row one-conn "$(bench "$redis_master" -c 1 -n "$n1" --wait-replicas 1)"   "$(bench "$coord" -c 1 -n "$n1")"       "p50 <= 2.0x" latency
+row set      "$(bench "$redis_alone" -c 50 -n "$n")"                      "$(bench "$coord" -c 50 -n "$n")"       "$(bench "$tcoord" -c 50 -n "$n")"       ">= 0.6"
+row set-wait "$(bench "$redis_master" -c 50 -n "$n" --wait-replicas 1)"   "$(bench "$coord" -c 50 -n "$n")"       "$(bench "$tcoord" -c 50 -n "$n")"       ">= 1.0"
+row set-p16  "$(bench "$redis_master" -c 50 -P 16 -n "$np")"              "$(bench "$coord" -c 50 -P 16 -n "$np")" "$(bench "$tcoord" -c 50 -P 16 -n "$np")" ">= 0.5"
+row get      "$(bench "$redis_alone" -c 50 -n "$n" --read-ratio 1)"       "$(bench "$coord" -c 50 -n "$n" --read-ratio 1)" "$(bench "$tcoord" -c 50 -n "$n" --read-ratio 1)" ">= 0.6"
+row get-p16  "$(bench "$redis_alone" -c 50 -P 16 -n "$np" --read-ratio 1)" "$(bench "$coord" -c 50 -P 16 -n "$np" --read-ratio 1)" "$(bench "$tcoord" -c 50 -P 16 -n "$np" --read-ratio 1)" ">= 0.6"
+row one-conn "$(bench "$redis_master" -c 1 -n "$n1" --wait-replicas 1)"   "$(bench "$coord" -c 1 -n "$n1")"       "$(bench "$tcoord" -c 1 -n "$n1")"       "p50 <= 2.0x" latency
 
 if command -v redis-benchmark >/dev/null; then
   echo

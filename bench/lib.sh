@@ -1,6 +1,11 @@
 # Helpers shared by the bench scripts (sourced, not run). Expects $root and $tandem to be set.
 
 work="$(mktemp -d)"
+# The bench scripts measure; they run the internal ports without certificates unless a script
+# says otherwise (compare.sh runs a second cluster on certificates).
+export TANDEM_INSECURE=true
+# Extra `tandem status` flags for wait_view (e.g. an operator certificate).
+status_flags=()
 pids=()
 cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
@@ -21,7 +26,7 @@ wait_port() {
 # the condition (SECONDS at most, default 30), e.g. 'g["acked"] and g["backups"]'.
 wait_view() {
   for _ in $(seq $(( ${3:-30} * 20 ))); do
-    "$tandem" status --viewserver "$1" --json 2>/dev/null |
+    "$tandem" status --viewserver "$1" "${status_flags[@]}" --json 2>/dev/null |
       python3 -c "import json,sys; g=json.load(sys.stdin)['groups'][0]; sys.exit(0 if ($2) else 1)" 2>/dev/null && return 0
     sleep 0.05
   done

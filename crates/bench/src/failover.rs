@@ -276,8 +276,10 @@ impl Cluster {
     }
 
     fn command(&self, args: &[String]) -> anyhow::Result<Child> {
+        // A benchmark measures failover, not peer TLS: the processes run --insecure.
         Command::new(&self.tandem)
             .args(args)
+            .env("TANDEM_INSECURE", "true")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -367,6 +369,7 @@ impl Cluster {
     fn status(&self) -> Option<(u16, bool, usize, u64)> {
         let out = Command::new(&self.tandem)
             .args(["status", "--viewserver", &self.vs_list, "--json"])
+            .env("TANDEM_INSECURE", "true")
             .output()
             .ok()?;
         let json: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;

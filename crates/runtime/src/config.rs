@@ -34,6 +34,22 @@ pub struct NetConfig {
     pub max_client_routes: usize,
     /// Messages buffered between the connection tasks and the task owning a core.
     pub inbox_messages: usize,
+    /// Bytes queued per outbound connection (or per inbound reply path), besides the frame
+    /// count; an empty queue always takes one frame (I6).
+    pub send_queue_bytes: usize,
+    /// Bytes of received messages waiting for the task owning a core; a connection reading
+    /// more waits (I6).
+    pub inbox_bytes: usize,
+    /// Mutual TLS on every internal connection (I2); `None` is insecure mode: plain TCP, and
+    /// frames are checked only against the sender they claim.
+    pub tls: Option<crate::tls::PeerTls>,
+    /// An inbound connection must finish its TLS handshake within this (I6).
+    pub handshake_timeout_ms: u64,
+    /// Most inbound connections not yet authenticated at once; more are closed at once (I6).
+    pub max_handshaking_connections: usize,
+    /// A frame that has started arriving must complete within this, or the connection is
+    /// closed (I6).
+    pub frame_timeout_ms: u64,
 }
 
 impl Default for NetConfig {
@@ -47,6 +63,12 @@ impl Default for NetConfig {
             reconnect_max_ms: 1000,
             max_client_routes: 65_536,
             inbox_messages: 16_384,
+            send_queue_bytes: 64 << 20,
+            inbox_bytes: 256 << 20,
+            tls: None,
+            handshake_timeout_ms: 5_000,
+            max_handshaking_connections: 64,
+            frame_timeout_ms: 10_000,
         }
     }
 }
@@ -88,7 +110,27 @@ impl NetConfig {
             1,
             1 << 24,
         )?;
-        check("inbox-messages", self.inbox_messages as u64, 1, 1 << 24)
+        check("inbox-messages", self.inbox_messages as u64, 1, 1 << 24)?;
+        check(
+            "handshake-timeout-ms",
+            self.handshake_timeout_ms,
+            10,
+            600_000,
+        )?;
+        check(
+            "max-handshaking-connections",
+            self.max_handshaking_connections as u64,
+            1,
+            1 << 20,
+        )?;
+        check("frame-timeout-ms", self.frame_timeout_ms, 10, 3_600_000)?;
+        check(
+            "send-queue-bytes",
+            self.send_queue_bytes as u64,
+            1024,
+            1 << 40,
+        )?;
+        check("inbox-bytes", self.inbox_bytes as u64, 1024, 1 << 40)
     }
 }
 

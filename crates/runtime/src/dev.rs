@@ -5,14 +5,18 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+use std::sync::Arc;
+
 use tokio::task::JoinHandle;
 
 use crate::clock::random_u64;
 use crate::config::{CoordinatorConfig, MAX_VIEW_SERVICE_PEERS, ServerConfig, ViewServerConfig};
 use crate::coordinator::Coordinator;
 use crate::error::RuntimeError;
+use crate::identity::Role;
 use crate::server::Server;
 use crate::shutdown::Shutdown;
+use crate::tls::{ClusterCa, PeerTls};
 use crate::view_service::ViewServer;
 
 /// What to start.
@@ -39,6 +43,9 @@ pub struct DevOptions {
     /// coordinator get admin endpoints on ephemeral loopback ports too, and the view service
     /// reads the coordinator's for the dashboard's throughput.
     pub admin: Option<String>,
+    /// The cluster CA: every process gets a certificate from it for its address and runs
+    /// with mutual TLS (I2). `None`: insecure mode (plain TCP).
+    pub ca: Option<Arc<ClusterCa>>,
 }
 
 impl Default for DevOptions {
@@ -52,6 +59,7 @@ impl Default for DevOptions {
             server: ServerConfig::default(),
             coordinator: CoordinatorConfig::default(),
             admin: None,
+            ca: None,
         }
     }
 }
@@ -69,6 +77,9 @@ pub struct DevCluster {
     pub coordinator: SocketAddr,
     /// Admin endpoints (view service, each server, coordinator), when enabled.
     pub admin: Option<DevAdmin>,
+    /// With a CA: an operator's TLS settings (`admin/dev`), for `status` and membership
+    /// changes.
+    pub admin_tls: Option<PeerTls>,
     tasks: Vec<JoinHandle<Result<(), RuntimeError>>>,
     /// A temp directory created for the nodes' data, removed by `wait`.
     temp_dir: Option<PathBuf>,
@@ -153,6 +164,9 @@ impl DevCluster {
                 ephemeral_admin.clone()
             };
             config.id = id;
+            if let Some(ca) = &options.ca {
+                config.net.tls = Some(ca.peer(Role::ViewService, &view_service_addrs[i])?);
+            }
             if let Some(dir) = &data_dir {
                 config.peers = peers.clone();
                 config.data_dir = Some(dir.join(format!("viewservice-{id}")));
@@ -168,18 +182,26 @@ impl DevCluster {
                 admin: ephemeral_admin.clone(),
                 ..options.server.clone()
             };
-            let server = Server::bind(config, &listen, None, &view_service_addrs).await?;
+            let mut server = Server::bind(config, &listen, None, &view_service_addrs).await?;
+            if let Some(ca) = &options.ca {
+                let tls = ca.peer(Role::Server, server.id().as_str())?;
+                server = server.with_peer_tls(tls)?;
+            }
             servers.push(server);
         }
-        let coordinator = Coordinator::bind(
-            CoordinatorConfig {
-                admin: ephemeral_admin,
-                ..options.coordinator.clone()
-            },
-            &port_at(base, 0)?,
-            &view_service_addrs,
-        )
-        .await?;
+        let mut coordinator_config = CoordinatorConfig {
+            admin: ephemeral_admin,
+            ..options.coordinator.clone()
+        };
+        if let Some(ca) = &options.ca {
+            coordinator_config.net.tls = Some(ca.peer(Role::Coordinator, "dev")?);
+        }
+        let admin_tls = match &options.ca {
+            Some(ca) => Some(ca.peer(Role::Admin, "dev")?),
+            None => None,
+        };
+        let coordinator =
+            Coordinator::bind(coordinator_config, &port_at(base, 0)?, &view_service_addrs).await?;
         let admin = match (view_servers[0].admin_addr(), coordinator.admin_addr()) {
             (Some(view_service), Some(coordinator)) => {
                 for view_server in &mut view_servers {
@@ -203,6 +225,7 @@ impl DevCluster {
             servers: servers.iter().map(Server::local_addr).collect(),
             coordinator: coordinator.local_addr(),
             admin,
+            admin_tls,
             tasks: Vec::new(),
             temp_dir,
         };

@@ -46,6 +46,9 @@ pub enum RuntimeError {
     /// Any other I/O failure.
     #[error(transparent)]
     Io(#[from] io::Error),
+    /// Certificates or TLS settings could not be made or loaded (I1, I2).
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
 }
 
 /// Binds a TCP listener, turning the failure into a one-line [`RuntimeError::Listen`].

@@ -13,6 +13,8 @@
 //!   Prometheus text format.
 //! - [`wire`]: internal RPC frames (version, length, CRC-32, postcard [`wire::Envelope`]).
 //! - `net` (private): the internal transport: inbound accept loop, outbound links per peer.
+//! - [`tls`], [`identity`]: mutual TLS between processes, the cluster certificates, and
+//!   which principal may send which frame (I1-I6).
 //! - [`view_service`]: the view-service process (one Raft node of the view service) and
 //!   [`change_members`], the operator's online membership change.
 //! - [`server`]: a replica server process.
@@ -35,11 +37,13 @@ pub mod coordinator;
 pub mod dev;
 pub mod disk;
 pub mod error;
+pub mod identity;
 pub mod metrics;
 mod net;
 pub mod server;
 pub mod shutdown;
 pub mod status;
+pub mod tls;
 pub mod view_service;
 pub mod wire;
 
@@ -55,4 +59,5 @@ pub use server::{Server, run_server};
 pub use shutdown::{Shutdown, ShutdownTrigger, shutdown_channel};
 pub use status::{status, status_history, status_history_json, status_json, status_table};
 pub use tandem_kv::Reply;
+pub use tls::{ClusterCa, PeerTls};
 pub use view_service::{ViewServer, change_members, run_view_service};

@@ -9,25 +9,34 @@
 //!   before one flush, and reads frames coming back on the same connection.
 //!
 //! Every received message goes to one inbox (the task that owns the protocol core). The
-//! transport never inspects messages: it only moves bytes.
+//! transport does not interpret messages; it only checks, per frame, that the connection's
+//! peer may send it ([`crate::identity::admit`], I3-I5).
+//!
+//! With [`NetConfig::tls`] every connection is mutual TLS 1.3 (I2): inbound, the peer's
+//! principal comes from its client certificate; outbound, the peer must prove the principal of
+//! the address dialled. Inbound connections are budgeted in two stages (I6): at most
+//! `max_handshaking_connections` that have not finished the handshake (each given
+//! `handshake_timeout_ms`), and `max_inbound_connections` authenticated ones, so unauthenticated
+//! connections can never take the slots of the cluster's own processes.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use tandem_protocol::{Endpoint, Message};
-use tokio::io::{AsyncReadExt, AsyncWriteExt, BufWriter};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufWriter};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Semaphore, mpsc};
-use tokio::time::{Instant, sleep, timeout_at};
-use tracing::{debug, warn};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
+use tokio::time::{Instant, sleep, timeout, timeout_at};
+use tracing::{debug, info, warn};
 
 use crate::config::NetConfig;
+use crate::identity::{Principal, admit, kind};
 use crate::shutdown::Shutdown;
+use crate::tls::{principal_of, server_name};
 use crate::wire::{Envelope, decode_frame, encode_frame};
 
 /// Most frames written before one flush.
@@ -36,6 +45,73 @@ const MAX_FRAMES_PER_FLUSH: usize = 1024;
 const MAX_PEER_LINKS: usize = 4096;
 /// Read buffer growth step.
 const READ_CHUNK_BYTES: usize = 64 << 10;
+
+/// The sending side of a frame queue bounded in frames and in bytes (I6): a frame that would
+/// pass either bound is refused (the caller drops and counts it), except that an empty queue
+/// always takes one frame, however large.
+#[derive(Clone, Debug)]
+pub(crate) struct QueueTx {
+    frames: mpsc::Sender<Bytes>,
+    bytes: Arc<AtomicUsize>,
+    max_bytes: usize,
+}
+
+/// The receiving side of a [`QueueTx`]; taking a frame releases its bytes.
+#[derive(Debug)]
+pub(crate) struct QueueRx {
+    frames: mpsc::Receiver<Bytes>,
+    bytes: Arc<AtomicUsize>,
+}
+
+/// A frame queue of `max_frames` frames and `max_bytes` bytes.
+fn frame_queue(max_frames: usize, max_bytes: usize) -> (QueueTx, QueueRx) {
+    let (sender, receiver) = mpsc::channel(max_frames);
+    let bytes = Arc::new(AtomicUsize::new(0));
+    (
+        QueueTx {
+            frames: sender,
+            bytes: bytes.clone(),
+            max_bytes,
+        },
+        QueueRx {
+            frames: receiver,
+            bytes,
+        },
+    )
+}
+
+impl QueueTx {
+    /// Queues `frame`; `Err` if the queue is full (in frames or bytes) or closed.
+    fn try_send(&self, frame: Bytes) -> Result<(), ()> {
+        let len = frame.len();
+        let queued = self.bytes.fetch_add(len, Ordering::AcqRel);
+        if queued > 0 && queued + len > self.max_bytes {
+            self.bytes.fetch_sub(len, Ordering::AcqRel);
+            return Err(());
+        }
+        self.frames.try_send(frame).map_err(|_| {
+            self.bytes.fetch_sub(len, Ordering::AcqRel);
+        })
+    }
+
+    fn is_closed(&self) -> bool {
+        self.frames.is_closed()
+    }
+}
+
+impl QueueRx {
+    async fn recv(&mut self) -> Option<Bytes> {
+        let frame = self.frames.recv().await?;
+        self.bytes.fetch_sub(frame.len(), Ordering::AcqRel);
+        Some(frame)
+    }
+
+    fn try_recv(&mut self) -> Result<Bytes, ()> {
+        let frame = self.frames.try_recv().map_err(|_| ())?;
+        self.bytes.fetch_sub(frame.len(), Ordering::AcqRel);
+        Ok(frame)
+    }
+}
 
 /// A message received, with where to answer it.
 #[derive(Debug)]
@@ -46,12 +122,14 @@ pub(crate) struct Inbound {
     pub msg: Message,
     /// The inbound connection it came on (`None` for replies on our own outbound links).
     pub reply: Option<ReplyPath>,
+    /// The message's share of the inbox byte budget, released when the owner drops it (I6).
+    _budget: Option<OwnedSemaphorePermit>,
 }
 
 /// Sends frames back on the inbound connection a message came on.
 #[derive(Clone, Debug)]
 pub(crate) struct ReplyPath {
-    frames: mpsc::Sender<Bytes>,
+    frames: QueueTx,
     net: Arc<Net>,
 }
 
@@ -79,6 +157,13 @@ pub struct NetStats {
     pub dropped_frames: AtomicU64,
     /// Connections closed because of a bad frame.
     pub bad_frames: AtomicU64,
+    /// Connections closed because a frame's sender or kind was not the peer's to send (I5).
+    pub refused_frames: AtomicU64,
+    /// Connections refused at or right after the TLS handshake, by a full budget, or because
+    /// an outbound peer proved another principal than the address dialled (I2, I6).
+    pub refused_connections: AtomicU64,
+    /// Connections closed because a frame did not complete within `frame_timeout_ms`.
+    pub stalled_frames: AtomicU64,
 }
 
 /// What every connection task of one process shares.
@@ -86,6 +171,8 @@ pub struct NetStats {
 pub(crate) struct Net {
     pub config: NetConfig,
     pub inbox: mpsc::Sender<Inbound>,
+    /// Bytes of received frames the inbox may hold (I6).
+    inbox_bytes: Arc<Semaphore>,
     pub shutdown: Shutdown,
     pub stats: NetStats,
     /// Told the address of every outbound peer that refused or dropped a connection.
@@ -96,6 +183,7 @@ impl Net {
     /// Transport state delivering into `inbox`.
     pub fn new(config: NetConfig, inbox: mpsc::Sender<Inbound>, shutdown: Shutdown) -> Arc<Net> {
         Arc::new(Net {
+            inbox_bytes: Arc::new(Semaphore::new(config.inbox_bytes.max(1))),
             config,
             inbox,
             shutdown,
@@ -110,6 +198,14 @@ impl Net {
         let (sender, receiver) = mpsc::unbounded_channel();
         *self.unreachable.lock().expect("no poisoned lock") = Some(sender);
         receiver
+    }
+
+    /// Counts and logs a connection refused by the handshake, the principal check or a budget.
+    fn refuse_connection(&self, peer: SocketAddr, why: &str) {
+        self.stats
+            .refused_connections
+            .fetch_add(1, Ordering::Relaxed);
+        info!(%peer, why, "internal connection refused");
     }
 
     fn notify_unreachable(&self, addr: &str) {
@@ -136,18 +232,40 @@ impl Net {
     }
 }
 
-/// Accepts internal connections until shutdown, at most `max_inbound_connections` at once.
+/// Accepts internal connections until shutdown (I6): at most `max_handshaking_connections`
+/// not yet authenticated (more are closed at once), each of which must finish its handshake
+/// within `handshake_timeout_ms`, then at most `max_inbound_connections` authenticated ones.
 pub(crate) async fn serve_inbound(listener: TcpListener, net: Arc<Net>) {
-    let shutdown = net.shutdown.clone();
-    let max = net.config.max_inbound_connections;
-    accept_bounded(
-        &listener,
-        max,
-        shutdown,
-        |_| {},
-        |stream, peer| serve_inbound_connection(stream, peer, net.clone()),
-    )
-    .await;
+    let mut shutdown = net.shutdown.clone();
+    let handshaking = Arc::new(Semaphore::new(net.config.max_handshaking_connections));
+    let authenticated = Arc::new(Semaphore::new(net.config.max_inbound_connections));
+    loop {
+        let (stream, peer) = tokio::select! {
+            _ = shutdown.wait() => return,
+            result = listener.accept() => match result {
+                Ok(connection) => connection,
+                Err(error) => {
+                    warn!(%error, "accept failed");
+                    sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let Ok(pending) = handshaking.clone().try_acquire_owned() else {
+            net.stats
+                .refused_connections
+                .fetch_add(1, Ordering::Relaxed);
+            debug!(%peer, "too many unauthenticated connections; closing a new one");
+            continue;
+        };
+        tokio::spawn(serve_inbound_connection(
+            stream,
+            peer,
+            net.clone(),
+            pending,
+            authenticated.clone(),
+        ));
+    }
 }
 
 /// Accepts connections on `listener` until `shutdown`, each served by `serve` on its own task,
@@ -193,18 +311,77 @@ pub(crate) async fn accept_bounded<F, Fut>(
     }
 }
 
-async fn serve_inbound_connection(stream: TcpStream, peer: SocketAddr, net: Arc<Net>) {
+async fn serve_inbound_connection(
+    stream: TcpStream,
+    peer: SocketAddr,
+    net: Arc<Net>,
+    pending: OwnedSemaphorePermit,
+    authenticated: Arc<Semaphore>,
+) {
     let _ = stream.set_nodelay(true);
-    let (frames, mut queue) = mpsc::channel(net.config.send_queue_frames);
+    let Some(tls) = net.config.tls.clone() else {
+        let Ok(_slot) = authenticated.try_acquire_owned() else {
+            net.refuse_connection(peer, "too many inbound connections");
+            return;
+        };
+        drop(pending);
+        let (read_half, write_half) = stream.into_split();
+        serve_inbound_halves(read_half, write_half, peer, None, net).await;
+        return;
+    };
+    let handshake = Duration::from_millis(net.config.handshake_timeout_ms);
+    let stream = match timeout(handshake, tls.acceptor().accept(stream)).await {
+        Ok(Ok(stream)) => stream,
+        Ok(Err(error)) => {
+            net.refuse_connection(peer, &format!("TLS handshake failed: {error}"));
+            return;
+        }
+        Err(_) => {
+            net.refuse_connection(peer, "TLS handshake timed out");
+            return;
+        }
+    };
+    let principal = match stream.get_ref().1.peer_certificates() {
+        Some([leaf, ..]) => principal_of(leaf),
+        _ => Err(crate::tls::TlsError::Principal("no certificate".to_owned())),
+    };
+    let principal = match principal {
+        Ok(principal) => principal,
+        Err(error) => {
+            net.refuse_connection(peer, &error.to_string());
+            return;
+        }
+    };
+    let Ok(_slot) = authenticated.try_acquire_owned() else {
+        net.refuse_connection(peer, "too many inbound connections");
+        return;
+    };
+    drop(pending);
+    debug!(%peer, %principal, "peer authenticated");
+    let (read_half, write_half) = tokio::io::split(stream);
+    serve_inbound_halves(read_half, write_half, peer, Some(principal), net).await;
+}
+
+async fn serve_inbound_halves<R, W>(
+    read_half: R,
+    write_half: W,
+    peer: SocketAddr,
+    principal: Option<Principal>,
+    net: Arc<Net>,
+) where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    let (frames, mut queue) =
+        frame_queue(net.config.send_queue_frames, net.config.send_queue_bytes);
     let reply = ReplyPath {
         frames,
         net: net.clone(),
     };
-    let (read_half, write_half) = stream.into_split();
     let idle = Duration::from_millis(net.config.idle_timeout_ms);
     let mut shutdown = net.shutdown.clone();
     tokio::select! {
-        _ = read_loop(read_half, peer, Some(reply), &net, Some(idle)) => {}
+        _ = read_loop(read_half, peer, principal.as_ref(), Some(reply), &net, Some(idle)) => {}
         result = write_loop(write_half, &mut queue, None) => {
             if let Err(error) = result {
                 debug!(%peer, %error, "inbound connection write failed");
@@ -214,29 +391,58 @@ async fn serve_inbound_connection(stream: TcpStream, peer: SocketAddr, net: Arc<
     }
 }
 
-/// Reads frames into the inbox until EOF, an error, a bad frame or (inbound only) `idle`
-/// without a frame.
-async fn read_loop(
-    mut read_half: OwnedReadHalf,
+/// Reads frames into the inbox until EOF, an error, a bad or refused frame, a frame left
+/// unfinished for `frame_timeout_ms`, or (inbound only) `idle` without a frame. Each frame is
+/// admitted against `principal` (the peer proved at the handshake; `None` in insecure mode)
+/// before it is delivered (I3-I5).
+async fn read_loop<R: AsyncRead + Unpin>(
+    mut read_half: R,
     peer: SocketAddr,
+    principal: Option<&Principal>,
     reply: Option<ReplyPath>,
     net: &Net,
     idle: Option<Duration>,
 ) {
     let max = net.config.max_frame_bytes;
+    let frame_timeout = Duration::from_millis(net.config.frame_timeout_ms);
     let mut buf = BytesMut::with_capacity(READ_CHUNK_BYTES);
     // Far enough in the future to mean "never" when there is no idle timeout.
     let never = Duration::from_secs(100 * 365 * 24 * 3600);
     let mut deadline = Instant::now() + idle.unwrap_or(never);
+    // When the frame at the front of `buf` started arriving, if it is unfinished.
+    let mut unfinished_since: Option<Instant> = None;
     loop {
+        let mut completed = false;
         loop {
+            let before = buf.len();
             match decode_frame(&mut buf, max) {
                 Ok(Some(envelope)) => {
+                    let frame_len = before - buf.len();
+                    completed = true;
                     deadline = Instant::now() + idle.unwrap_or(never);
+                    if let Err(refusal) = admit(principal, &envelope) {
+                        net.stats.refused_frames.fetch_add(1, Ordering::Relaxed);
+                        warn!(
+                            %peer,
+                            principal = %principal.map_or("(insecure)".to_owned(), |p| p.to_string()),
+                            claimed_from = ?envelope.from,
+                            kind = kind(&envelope.msg),
+                            %refusal,
+                            "closing connection after a refused frame"
+                        );
+                        return;
+                    }
+                    // The frame's bytes (at most the whole budget) wait for room in the inbox.
+                    let cost = (frame_len.max(1)).min(net.config.inbox_bytes.max(1));
+                    let cost = u32::try_from(cost).unwrap_or(u32::MAX);
+                    let Ok(budget) = net.inbox_bytes.clone().acquire_many_owned(cost).await else {
+                        return;
+                    };
                     let inbound = Inbound {
                         from: envelope.from,
                         msg: envelope.msg,
                         reply: reply.clone(),
+                        _budget: Some(budget),
                     };
                     if net.inbox.send(inbound).await.is_err() {
                         return; // The owner is gone: shutting down.
@@ -250,8 +456,24 @@ async fn read_loop(
                 }
             }
         }
+        if buf.is_empty() {
+            unfinished_since = None;
+        } else if completed || unfinished_since.is_none() {
+            unfinished_since = Some(Instant::now());
+        }
+        let stall = unfinished_since.map(|since| since + frame_timeout);
         buf.reserve(READ_CHUNK_BYTES);
-        match timeout_at(deadline, read_half.read_buf(&mut buf)).await {
+        match timeout_at(
+            stall.map_or(deadline, |s| s.min(deadline)),
+            read_half.read_buf(&mut buf),
+        )
+        .await
+        {
+            Err(_) if stall.is_some_and(|s| s <= Instant::now()) => {
+                net.stats.stalled_frames.fetch_add(1, Ordering::Relaxed);
+                warn!(%peer, "closing connection: a frame did not complete in time");
+                return;
+            }
             Err(_) => {
                 debug!(%peer, "closing idle connection");
                 return;
@@ -268,9 +490,9 @@ async fn read_loop(
 
 /// Writes queued frames, every ready one before a single flush. Returns `Ok` when the queue
 /// closed, an error when the socket failed.
-async fn write_loop(
-    write_half: OwnedWriteHalf,
-    queue: &mut mpsc::Receiver<Bytes>,
+async fn write_loop<W: AsyncWrite + Unpin>(
+    write_half: W,
+    queue: &mut QueueRx,
     mut first: Option<Bytes>,
 ) -> std::io::Result<()> {
     let mut writer = BufWriter::with_capacity(READ_CHUNK_BYTES, write_half);
@@ -296,7 +518,7 @@ async fn write_loop(
 /// Outbound links, one per destination address.
 #[derive(Debug)]
 pub(crate) struct Peers {
-    links: HashMap<String, mpsc::Sender<Bytes>>,
+    links: HashMap<String, QueueTx>,
     net: Arc<Net>,
 }
 
@@ -331,7 +553,10 @@ impl Peers {
         let link = match self.links.get(addr) {
             Some(link) if !link.is_closed() => link,
             _ => {
-                let (sender, queue) = mpsc::channel(self.net.config.send_queue_frames);
+                let (sender, queue) = frame_queue(
+                    self.net.config.send_queue_frames,
+                    self.net.config.send_queue_bytes,
+                );
                 tokio::spawn(run_link(addr.to_owned(), queue, self.net.clone()));
                 self.links.insert(addr.to_owned(), sender);
                 &self.links[addr]
@@ -348,7 +573,7 @@ impl Peers {
 
 /// One outbound link: connects when there is something to send, reconnects with backoff, and
 /// ends when its `Peers` is dropped or on shutdown.
-async fn run_link(addr: String, mut queue: mpsc::Receiver<Bytes>, net: Arc<Net>) {
+async fn run_link(addr: String, mut queue: QueueRx, net: Arc<Net>) {
     let min = Duration::from_millis(net.config.reconnect_min_ms);
     let max = Duration::from_millis(net.config.reconnect_max_ms);
     let mut backoff = min;
@@ -390,15 +615,38 @@ async fn run_link(addr: String, mut queue: mpsc::Receiver<Bytes>, net: Arc<Net>)
         let peer = stream
             .peer_addr()
             .unwrap_or_else(|_| ([0, 0, 0, 0], 0).into());
-        let (read_half, write_half) = stream.into_split();
         let started = Instant::now();
-        tokio::select! {
-            _ = shutdown.wait() => return,
-            _ = read_loop(read_half, peer, None, &net, None) => {}
-            result = write_loop(write_half, &mut queue, Some(first)) => match result {
-                Ok(()) => return, // Peers dropped.
-                Err(error) => debug!(%addr, %error, "outbound write failed"),
+        let ended = match net.config.tls.clone() {
+            None => {
+                let (read_half, write_half) = stream.into_split();
+                let link = Link {
+                    addr: &addr,
+                    peer,
+                    principal: None,
+                    net: &net,
+                };
+                link.run(read_half, write_half, &mut queue, first).await
+            }
+            Some(tls) => match connect_tls(&tls, &addr, stream, &net).await {
+                Ok((stream, principal)) => {
+                    let (read_half, write_half) = tokio::io::split(stream);
+                    let link = Link {
+                        addr: &addr,
+                        peer,
+                        principal: Some(principal),
+                        net: &net,
+                    };
+                    link.run(read_half, write_half, &mut queue, first).await
+                }
+                Err(error) => {
+                    net.refuse_connection(peer, &format!("{addr}: {error}"));
+                    LinkEnd::Failed
+                }
             },
+        };
+        match ended {
+            LinkEnd::Stop => return,
+            LinkEnd::Failed => {}
         }
         net.notify_unreachable(&addr);
         // A connection that dies at once (a peer accepting then closing) backs off too.
@@ -413,12 +661,105 @@ async fn run_link(addr: String, mut queue: mpsc::Receiver<Bytes>, net: Arc<Net>)
     }
 }
 
+/// How an outbound connection ended.
+enum LinkEnd {
+    /// Shutdown, or the link's `Peers` is gone.
+    Stop,
+    /// The connection failed or was refused: reconnect.
+    Failed,
+}
+
+/// One connected outbound link.
+struct Link<'a> {
+    addr: &'a str,
+    peer: SocketAddr,
+    principal: Option<Principal>,
+    net: &'a Arc<Net>,
+}
+
+impl Link<'_> {
+    /// Writes queued frames and reads the frames coming back until either side fails.
+    async fn run<R, W>(
+        self,
+        read_half: R,
+        write_half: W,
+        queue: &mut QueueRx,
+        first: Bytes,
+    ) -> LinkEnd
+    where
+        R: AsyncRead + Unpin,
+        W: AsyncWrite + Unpin,
+    {
+        let mut shutdown = self.net.shutdown.clone();
+        let addr = self.addr;
+        tokio::select! {
+            _ = shutdown.wait() => LinkEnd::Stop,
+            _ = read_loop(read_half, self.peer, self.principal.as_ref(), None, self.net, None) => {
+                LinkEnd::Failed
+            }
+            result = write_loop(write_half, queue, Some(first)) => match result {
+                Ok(()) => LinkEnd::Stop, // Peers dropped.
+                Err(error) => {
+                    debug!(%addr, %error, "outbound write failed");
+                    LinkEnd::Failed
+                }
+            },
+        }
+    }
+}
+
+/// Runs the TLS handshake on an outbound connection to `addr` (I2): the server name is the
+/// host dialled, and the peer's certificate must name a node (view service or server).
+/// Returns the stream and that principal, which every frame read back is admitted against.
+async fn connect_tls(
+    tls: &crate::tls::PeerTls,
+    addr: &str,
+    stream: TcpStream,
+    net: &Net,
+) -> Result<(tokio_rustls::client::TlsStream<TcpStream>, Principal), String> {
+    handshake_tls(
+        tls,
+        addr,
+        stream,
+        Duration::from_millis(net.config.handshake_timeout_ms),
+    )
+    .await
+}
+
+async fn handshake_tls(
+    tls: &crate::tls::PeerTls,
+    addr: &str,
+    stream: TcpStream,
+    handshake: Duration,
+) -> Result<(tokio_rustls::client::TlsStream<TcpStream>, Principal), String> {
+    let name = server_name(addr).map_err(|e| e.to_string())?;
+    let stream = match timeout(handshake, tls.connector().connect(name, stream)).await {
+        Ok(Ok(stream)) => stream,
+        Ok(Err(error)) => return Err(format!("TLS handshake failed: {error}")),
+        Err(_) => return Err("TLS handshake timed out".to_owned()),
+    };
+    let principal = match stream.get_ref().1.peer_certificates() {
+        Some([leaf, ..]) => principal_of(leaf).map_err(|e| e.to_string())?,
+        _ => return Err("no peer certificate".to_owned()),
+    };
+    // The host dialled was verified against the certificate's names; the port is not
+    // identity (a TCP proxy may stand in front of a node): what the peer sends is attributed
+    // to the principal it proved, and each frame must come from it (I3).
+    if !principal.role.is_node() {
+        return Err(format!("the peer proved to be {principal}, not a node"));
+    }
+    if principal.name != addr {
+        debug!(%addr, %principal, "the node dialled names another address");
+    }
+    Ok((stream, principal))
+}
+
 /// Waits out a reconnect backoff. Frames queued meanwhile are dropped at once and the peer is
 /// reported unreachable again, so that senders learn of the failure now rather than by their own
 /// timeouts. Returns false on shutdown or when the link's `Peers` is gone.
 async fn back_off(
     addr: &str,
-    queue: &mut mpsc::Receiver<Bytes>,
+    queue: &mut QueueRx,
     net: &Net,
     shutdown: &mut Shutdown,
     backoff: Duration,
@@ -436,5 +777,95 @@ async fn back_off(
                 None => return false,
             },
         }
+    }
+}
+
+/// A byte stream of either kind.
+trait Duplex: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Duplex for T {}
+
+/// One request/answer connection of an operator tool (`tandem status`, membership changes):
+/// connects (with TLS when given, I2), sends frames, and reads frames back, each admitted
+/// against the principal proved at the handshake like on any outbound link (I3, I4).
+pub(crate) struct Exchange {
+    stream: Box<dyn Duplex>,
+    principal: Option<Principal>,
+    buf: BytesMut,
+    max_frame_bytes: usize,
+}
+
+impl Exchange {
+    /// Connects to the node at `addr`.
+    pub async fn connect(
+        addr: &str,
+        tls: Option<&crate::tls::PeerTls>,
+    ) -> std::io::Result<Exchange> {
+        let config = NetConfig::default();
+        let stream = TcpStream::connect(addr).await?;
+        let _ = stream.set_nodelay(true);
+        let (stream, principal): (Box<dyn Duplex>, _) = match tls {
+            None => (Box::new(stream), None),
+            Some(tls) => {
+                let handshake = Duration::from_millis(config.handshake_timeout_ms);
+                let (stream, principal) = handshake_tls(tls, addr, stream, handshake)
+                    .await
+                    .map_err(std::io::Error::other)?;
+                (Box::new(stream), Some(principal))
+            }
+        };
+        Ok(Exchange {
+            stream,
+            principal,
+            buf: BytesMut::with_capacity(4096),
+            max_frame_bytes: config.max_frame_bytes,
+        })
+    }
+
+    /// Sends `msg` as `from`.
+    pub async fn send(&mut self, from: Endpoint, msg: Message) -> std::io::Result<()> {
+        let frame = encode_frame(&Envelope { from, msg }, self.max_frame_bytes)
+            .map_err(std::io::Error::other)?;
+        self.stream.write_all(&frame).await?;
+        self.stream.flush().await
+    }
+
+    /// The next frame's message; an error if the connection ends or the peer may not send it.
+    pub async fn recv(&mut self) -> std::io::Result<Message> {
+        loop {
+            if let Some(envelope) =
+                decode_frame(&mut self.buf, self.max_frame_bytes).map_err(std::io::Error::other)?
+            {
+                admit(self.principal.as_ref(), &envelope).map_err(std::io::Error::other)?;
+                return Ok(envelope.msg);
+            }
+            if self.stream.read_buf(&mut self.buf).await? == 0 {
+                return Err(std::io::ErrorKind::UnexpectedEof.into());
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn i6_send_queues_are_bounded_in_bytes_as_well_as_frames() {
+        let (tx, mut rx) = frame_queue(100, 10);
+        // An empty queue takes one frame, however large.
+        assert!(tx.try_send(Bytes::from(vec![0u8; 64])).is_ok());
+        assert!(tx.try_send(Bytes::from_static(b"x")).is_err());
+        assert_eq!(rx.try_recv().map(|f| f.len()), Ok(64));
+        // Then up to the byte budget.
+        assert!(tx.try_send(Bytes::from(vec![0u8; 6])).is_ok());
+        assert!(tx.try_send(Bytes::from(vec![0u8; 4])).is_ok());
+        assert!(tx.try_send(Bytes::from_static(b"x")).is_err());
+        assert!(rx.try_recv().is_ok());
+        assert!(tx.try_send(Bytes::from(vec![0u8; 6])).is_ok());
+        // And the frame bound still holds.
+        let (tx, _rx) = frame_queue(2, 1 << 20);
+        assert!(tx.try_send(Bytes::from_static(b"a")).is_ok());
+        assert!(tx.try_send(Bytes::from_static(b"b")).is_ok());
+        assert!(tx.try_send(Bytes::from_static(b"c")).is_err());
     }
 }

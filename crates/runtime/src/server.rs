@@ -74,6 +74,9 @@ impl Server {
             }
             None => ServerId::new(local.to_string()),
         };
+        if let Some(tls) = &config.net.tls {
+            crate::tls::expect_principal(tls, crate::identity::Role::Server, Some(id.as_str()))?;
+        }
         let admin =
             AdminListener::bind_configured(config.admin.as_deref(), config.admin_token.as_deref())
                 .await?;
@@ -84,6 +87,14 @@ impl Server {
             view_services,
             admin,
         })
+    }
+
+    /// Serves the internal port with mutual TLS (I2) using `tls`, whose certificate must name
+    /// this server (for callers that learn the address only by binding).
+    pub fn with_peer_tls(mut self, tls: crate::tls::PeerTls) -> Result<Server, RuntimeError> {
+        crate::tls::expect_principal(&tls, crate::identity::Role::Server, Some(self.id.as_str()))?;
+        self.config.net.tls = Some(tls);
+        Ok(self)
     }
 
     /// The admin endpoint's bound address, if one is configured.

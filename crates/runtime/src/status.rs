@@ -4,19 +4,16 @@
 
 use std::time::Duration;
 
-use bytes::BytesMut;
 use serde::Serialize;
 use tandem_protocol::message::{MemberStatus, NodeStatus};
 use tandem_protocol::{ClientId, Endpoint, Message, Status};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 use tokio::task::JoinSet;
 use tokio::time::{Instant, timeout_at};
 
 use crate::clock::random_u64;
-use crate::config::NetConfig;
 use crate::error::{RuntimeError, parse_view_services};
-use crate::wire::{Envelope, decode_frame, encode_frame};
+use crate::net::Exchange;
+use crate::tls::PeerTls;
 
 /// What one view-service node answered to `GetStatus`.
 #[derive(Clone, Debug)]
@@ -80,14 +77,16 @@ pub fn choose_source(answers: &[Option<&Status>]) -> Option<usize> {
 pub async fn cluster_status(
     view_service_addrs: &[String],
     timeout: Duration,
+    tls: Option<&PeerTls>,
 ) -> Result<ClusterStatus, RuntimeError> {
     let list = parse_view_services(view_service_addrs)?;
     let mut tasks = JoinSet::new();
     for (index, addr) in list.iter().enumerate() {
         let addr = addr.as_str().to_owned();
+        let tls = tls.cloned();
         tasks.spawn(async move {
             let deadline = Instant::now() + timeout;
-            let status = match timeout_at(deadline, ask(&addr)).await {
+            let status = match timeout_at(deadline, ask(&addr, tls.as_ref())).await {
                 Ok(Ok(status)) => Ok(status),
                 Ok(Err(error)) => Err(error.to_string()),
                 Err(_) => Err(format!("no answer within {} ms", timeout.as_millis())),
@@ -130,29 +129,23 @@ pub async fn cluster_status(
 pub async fn status(
     view_service_addrs: &[String],
     timeout: Duration,
+    tls: Option<&PeerTls>,
 ) -> Result<Status, RuntimeError> {
-    let cluster = cluster_status(view_service_addrs, timeout).await?;
+    let cluster = cluster_status(view_service_addrs, timeout, tls).await?;
     Ok(cluster.groups().clone())
 }
 
-async fn ask(addr: &str) -> std::io::Result<Status> {
-    let max = NetConfig::default().max_frame_bytes;
-    let mut stream = TcpStream::connect(addr).await?;
-    let envelope = Envelope {
-        from: Endpoint::Client(ClientId(random_u64())),
-        msg: Message::GetStatus {},
-    };
-    let frame = encode_frame(&envelope, max).map_err(std::io::Error::other)?;
-    stream.write_all(&frame).await?;
-    let mut buf = BytesMut::with_capacity(4096);
+async fn ask(addr: &str, tls: Option<&PeerTls>) -> std::io::Result<Status> {
+    let mut exchange = Exchange::connect(addr, tls).await?;
+    exchange
+        .send(
+            Endpoint::Client(ClientId(random_u64())),
+            Message::GetStatus {},
+        )
+        .await?;
     loop {
-        while let Some(envelope) = decode_frame(&mut buf, max).map_err(std::io::Error::other)? {
-            if let Message::StatusReply(status) = envelope.msg {
-                return Ok(status);
-            }
-        }
-        if stream.read_buf(&mut buf).await? == 0 {
-            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        if let Message::StatusReply(status) = exchange.recv().await? {
+            return Ok(status);
         }
     }
 }

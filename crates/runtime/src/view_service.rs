@@ -30,7 +30,6 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use bytes::BytesMut;
 use serde_json::{Value, json};
 use tandem_protocol::consensus::{NodeEvent, NodeStats, ViewServiceNode};
 use tandem_protocol::message::{MemberChange, MembersRefusal, NodeStatus};
@@ -38,21 +37,19 @@ use tandem_protocol::view::reason;
 use tandem_protocol::{
     ClientId, Endpoint, Message, Now, Status, Transmit, ViewChangeCause, ViewEvent, VsAddr,
 };
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio::time::{MissedTickBehavior, interval, sleep, sleep_until, timeout_at};
 use tracing::{error, info, warn};
 
 use crate::admin::{AdminListener, AdminSource, http_get_with_token, render_net};
 use crate::clock::{Clock, random_u64};
-use crate::config::{NetConfig, ViewServerConfig};
+use crate::config::ViewServerConfig;
 use crate::disk::LogFile;
 use crate::error::{RuntimeError, bind, parse_view_services};
 use crate::metrics::{Exposition, ViewServiceMetrics};
 use crate::net::{Inbound, Net, Peers, ReplyPath, serve_inbound};
 use crate::shutdown::Shutdown;
-use crate::wire::{Envelope, decode_frame, encode_frame};
 
 /// Most messages handled before timers get a turn.
 const MAX_INBOX_BATCH: usize = 4096;
@@ -99,6 +96,13 @@ impl ViewServer {
             (None, Some(listed)) if Some(listed.as_str()) == listen => listed.clone(),
             (None, _) => bound,
         };
+        if let Some(tls) = &config.net.tls {
+            crate::tls::expect_principal(
+                tls,
+                crate::identity::Role::ViewService,
+                Some(addr.as_str()),
+            )?;
+        }
         let seed = config.seed.unwrap_or_else(random_u64);
         let node_config = config.node_config(&addr, seed)?;
         let (log, disk) = match &config.data_dir {
@@ -283,7 +287,9 @@ impl Driver {
     /// Hands one message to the node, then drains its outputs. True if something operators
     /// see changed.
     fn handle(&mut self, now: Now, inbound: Inbound) -> Result<bool, RuntimeError> {
-        let Inbound { from, msg, reply } = inbound;
+        let Inbound {
+            from, msg, reply, ..
+        } = inbound;
         let metrics = &self.admin.metrics;
         let counter = match &msg {
             Message::Ping(_) => Some(&metrics.pings),
@@ -813,6 +819,7 @@ pub async fn change_members(
     view_service_addrs: &[String],
     change: MemberChange,
     timeout: Duration,
+    tls: Option<&crate::tls::PeerTls>,
 ) -> Result<NodeStatus, RuntimeError> {
     // The same bounds as every other holder of the list (Q2).
     let list = parse_view_services(view_service_addrs)?;
@@ -824,7 +831,7 @@ pub async fn change_members(
     let mut redirects = 0;
     while redirects <= MAX_CHANGE_REDIRECTS && tokio::time::Instant::now() < deadline {
         let Some(addr) = queue.pop_front() else { break };
-        match ask(&addr, Message::ChangeMembers(change.clone()), deadline).await {
+        match ask(&addr, Message::ChangeMembers(change.clone()), deadline, tls).await {
             Ok(Message::MembersReply(Ok(()))) => {
                 leader = Some(addr);
                 break;
@@ -872,7 +879,7 @@ pub async fn change_members(
     loop {
         for addr in &addrs {
             if let Ok(Message::StatusReply(status)) =
-                ask(addr, Message::GetStatus {}, deadline).await
+                ask(addr, Message::GetStatus {}, deadline, tls).await
                 && let Some(node) = status.node
                 && applied(&node, &change)
             {
@@ -902,26 +909,19 @@ fn applied(node: &NodeStatus, change: &MemberChange) -> bool {
 }
 
 /// Sends `msg` to the node at `addr` on a new connection and returns its first answer.
-async fn ask(addr: &str, msg: Message, deadline: tokio::time::Instant) -> std::io::Result<Message> {
+async fn ask(
+    addr: &str,
+    msg: Message,
+    deadline: tokio::time::Instant,
+    tls: Option<&crate::tls::PeerTls>,
+) -> std::io::Result<Message> {
     let deadline = deadline.min(tokio::time::Instant::now() + Duration::from_millis(CHANGE_ASK_MS));
     let exchange = async {
-        let max = NetConfig::default().max_frame_bytes;
-        let mut stream = TcpStream::connect(addr).await?;
-        let envelope = Envelope {
-            from: Endpoint::Client(ClientId(random_u64())),
-            msg,
-        };
-        let frame = encode_frame(&envelope, max).map_err(std::io::Error::other)?;
-        stream.write_all(&frame).await?;
-        let mut buf = BytesMut::with_capacity(4096);
-        loop {
-            if let Some(envelope) = decode_frame(&mut buf, max).map_err(std::io::Error::other)? {
-                return Ok(envelope.msg);
-            }
-            if stream.read_buf(&mut buf).await? == 0 {
-                return Err(std::io::ErrorKind::UnexpectedEof.into());
-            }
-        }
+        let mut exchange = crate::net::Exchange::connect(addr, tls).await?;
+        exchange
+            .send(Endpoint::Client(ClientId(random_u64())), msg)
+            .await?;
+        exchange.recv().await
     };
     timeout_at(deadline, exchange)
         .await

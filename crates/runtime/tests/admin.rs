@@ -225,7 +225,7 @@ async fn probes_status_and_dashboard() -> anyhow::Result<()> {
 #[tokio::test]
 async fn status_history_carries_reasons() -> anyhow::Result<()> {
     let test = with_admin().await?;
-    let status = tandem_runtime::status(&test.view_service(), TIMEOUT).await?;
+    let status = tandem_runtime::status(&test.view_service(), TIMEOUT, test.admin_tls()).await?;
     let history = &status.groups[0].history;
     assert!(
         matches!(

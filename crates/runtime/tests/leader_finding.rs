@@ -113,7 +113,7 @@ async fn status_lists_a_dead_node_as_unreachable_and_the_groups_from_the_live_on
     let setup = view_service_behind_a_dead_node().await?;
     let cluster = wait_until("the live node answers GetStatus", || {
         let list = setup.list.clone();
-        async move { cluster_status(&list, TIMEOUT).await.ok() }
+        async move { cluster_status(&list, TIMEOUT, None).await.ok() }
     })
     .await?;
     assert_eq!(cluster.nodes.len(), 2);
@@ -139,7 +139,7 @@ async fn status_lists_a_dead_node_as_unreachable_and_the_groups_from_the_live_on
 
     // Nothing answers: an error naming the list, not an empty table.
     let dead = vec![dead_address()?];
-    let error = cluster_status(&dead, TIMEOUT).await.unwrap_err();
+    let error = cluster_status(&dead, TIMEOUT, None).await.unwrap_err();
     assert!(error.to_string().contains(dead[0].as_str()), "{error}");
     Ok(())
 }

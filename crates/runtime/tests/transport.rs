@@ -6,15 +6,16 @@ use std::time::Duration;
 
 use bytes::{BufMut, Bytes, BytesMut};
 use common::{RespClient, TestCluster};
-use tandem_protocol::{ClientId, Endpoint, GroupId, Message};
+use tandem_protocol::{ClerkConfig, ClientId, Endpoint, GroupId, Message};
 use tandem_resp::Frame;
+use tandem_runtime::PeerTls;
+use tandem_runtime::identity::Role;
 use tandem_runtime::wire::{Envelope, encode_frame};
 use tandem_runtime::{
     Client, ClientError, Coordinator, CoordinatorConfig, DevOptions, Reply, ViewServer,
     ViewServerConfig, shutdown_channel, status, status_json,
 };
 use tokio::io::AsyncWriteExt;
-use tokio::net::TcpStream;
 
 fn get_view_frame() -> Bytes {
     let envelope = Envelope {
@@ -24,10 +25,16 @@ fn get_view_frame() -> Bytes {
     encode_frame(&envelope, 1 << 20).expect("small frame")
 }
 
-async fn expect_closed_after(addr: std::net::SocketAddr, bytes: &[u8]) -> anyhow::Result<()> {
-    let mut stream = TcpStream::connect(addr).await?;
+async fn expect_closed_after(
+    addr: std::net::SocketAddr,
+    tls: &PeerTls,
+    bytes: &[u8],
+) -> anyhow::Result<()> {
+    let mut stream = common::dial(addr, tls).await?;
     stream.write_all(bytes).await?;
-    RespClient::from_stream(stream).expect_closed().await
+    stream.flush().await?;
+    common::expect_eof(&mut stream).await?;
+    Ok(())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -50,9 +57,10 @@ async fn bad_internal_frames_close_only_their_connection() -> anyhow::Result<()>
     undecodable.put_u32(crc32fast::hash(&payload));
     undecodable.put_slice(&payload);
     let targets = [cluster.cluster.view_service, cluster.cluster.servers[0]];
+    let tls = cluster.peer(Role::Coordinator, "bad-frames");
     for addr in targets {
         for bad in [&wrong_version, &bad_crc, &huge, &undecodable] {
-            expect_closed_after(addr, bad).await?;
+            expect_closed_after(addr, &tls, bad).await?;
         }
     }
     // The processes keep serving: the coordinator still reaches the cluster.
@@ -73,14 +81,21 @@ async fn silent_internal_connections_are_closed_after_the_idle_timeout() -> anyh
     options.view_service.net.idle_timeout_ms = 200;
     let cluster = TestCluster::start_with(options).await?;
     let addr = cluster.cluster.view_service;
-    let mut client = RespClient::connect(addr).await?;
-    client.expect_closed().await
+    let tls = cluster.peer(Role::Coordinator, "silent");
+    let mut stream = common::dial(addr, &tls).await?;
+    common::expect_eof(&mut stream).await?;
+    Ok(())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rust_client_talks_to_the_servers_directly() -> anyhow::Result<()> {
     let cluster = TestCluster::start().await?;
-    let mut client = Client::connect(&cluster.view_service()).await?;
+    let mut client = Client::connect_with(
+        ClerkConfig::default(),
+        cluster.client_net(),
+        &cluster.view_service(),
+    )
+    .await?;
     assert_eq!(client.call(&[b"SET", b"rc", b"1"]).await?, Reply::ok());
     assert_eq!(
         client.call(&[b"GET", b"rc"]).await?,
@@ -109,8 +124,11 @@ async fn status_lists_the_view_and_idle_servers() -> anyhow::Result<()> {
     let addrs = cluster.view_service();
     let status = common::wait_until("the view has a backup and an idle server", || {
         let addrs = addrs.clone();
+        let tls = cluster.admin_tls().cloned();
         async move {
-            let status = status(&addrs, Duration::from_secs(2)).await.ok()?;
+            let status = status(&addrs, Duration::from_secs(2), tls.as_ref())
+                .await
+                .ok()?;
             let group = status.groups.first()?;
             let ready =
                 group.acked && group.view.as_ref()?.backups.len() == 1 && group.idle.len() == 1;

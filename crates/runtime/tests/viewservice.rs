@@ -297,6 +297,7 @@ async fn q5_add_node_then_remove_node_online() -> anyhow::Result<()> {
             addr: VsAddr::new(&addr4),
         },
         Duration::from_secs(10),
+        None,
     )
     .await?;
     let ids: Vec<u64> = added.members.iter().map(|m| m.id).collect();
@@ -315,6 +316,7 @@ async fn q5_add_node_then_remove_node_online() -> anyhow::Result<()> {
             addr: VsAddr::new(&addr4),
         },
         Duration::from_secs(10),
+        None,
     )
     .await
     .expect_err("a second add of node 4");
@@ -324,6 +326,7 @@ async fn q5_add_node_then_remove_node_online() -> anyhow::Result<()> {
         std::slice::from_ref(&addr4),
         MemberChange::Remove { id: 2 },
         Duration::from_secs(10),
+        None,
     )
     .await?;
     let ids: Vec<u64> = removed.members.iter().map(|m| m.id).collect();

@@ -183,6 +183,18 @@ pub struct ViewServerFile {
     /// `log-format`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub log_format: Option<LogFormat>,
+    /// `cluster-ca` (I2).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cluster_ca: Option<std::path::PathBuf>,
+    /// `cluster-cert`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cluster_cert: Option<std::path::PathBuf>,
+    /// `cluster-key`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cluster_key: Option<std::path::PathBuf>,
+    /// `insecure`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub insecure: Option<bool>,
 }
 
 /// The settings file of `tandem server`, and what its `--print-config` prints.
@@ -216,6 +228,18 @@ pub struct ServerFile {
     /// `log-format`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub log_format: Option<LogFormat>,
+    /// `cluster-ca` (I2).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cluster_ca: Option<std::path::PathBuf>,
+    /// `cluster-cert`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cluster_cert: Option<std::path::PathBuf>,
+    /// `cluster-key`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cluster_key: Option<std::path::PathBuf>,
+    /// `insecure`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub insecure: Option<bool>,
 }
 
 /// The settings file of `tandem coordinator`, and what its `--print-config` prints.
@@ -279,6 +303,18 @@ pub struct CoordinatorFile {
     /// `log-format`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub log_format: Option<LogFormat>,
+    /// `cluster-ca` (I2).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cluster_ca: Option<std::path::PathBuf>,
+    /// `cluster-cert`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cluster_cert: Option<std::path::PathBuf>,
+    /// `cluster-key`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cluster_key: Option<std::path::PathBuf>,
+    /// `insecure`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub insecure: Option<bool>,
 }
 
 /// `--tls-auth-clients`: Redis's `tls-auth-clients` values.
@@ -367,6 +403,14 @@ history-len = 64
 # format ("text" or "json": one object per line).
 log-level = "info"
 log-format = "text"
+
+# The cluster CA and this process's certificate and key for the internal port (mutual TLS;
+# make them with `tandem certs create`). Without them the process refuses to start unless
+# insecure = true (plain TCP, no authentication).
+# cluster-ca = "/etc/tandem/certs/ca.pem"
+# cluster-cert = "/etc/tandem/certs/NAME.pem"
+# cluster-key = "/etc/tandem/certs/NAME.key"
+# insecure = false
 "#;
 
 const SERVER_EXAMPLE: &str = r#"# tandem server --config server.toml
@@ -396,6 +440,14 @@ ping-interval-ms = 100
 
 log-level = "info"
 log-format = "text"
+
+# The cluster CA and this process's certificate and key for the internal port (mutual TLS;
+# make them with `tandem certs create`). Without them the process refuses to start unless
+# insecure = true (plain TCP, no authentication).
+# cluster-ca = "/etc/tandem/certs/ca.pem"
+# cluster-cert = "/etc/tandem/certs/NAME.pem"
+# cluster-key = "/etc/tandem/certs/NAME.key"
+# insecure = false
 "#;
 
 const COORDINATOR_EXAMPLE: &str = r#"# tandem coordinator --config coordinator.toml
@@ -446,6 +498,14 @@ protected-mode = "yes"
 
 log-level = "info"
 log-format = "text"
+
+# The cluster CA and this process's certificate and key for the internal port (mutual TLS;
+# make them with `tandem certs create`). Without them the process refuses to start unless
+# insecure = true (plain TCP, no authentication).
+# cluster-ca = "/etc/tandem/certs/ca.pem"
+# cluster-cert = "/etc/tandem/certs/NAME.pem"
+# cluster-key = "/etc/tandem/certs/NAME.key"
+# insecure = false
 "#;
 
 #[cfg(test)]

@@ -81,6 +81,12 @@ pub struct CoordinatorArgs {
 /// Runs the coordinator until Ctrl-C or SIGTERM.
 pub fn run(args: CoordinatorArgs) -> anyhow::Result<ExitCode> {
     let file: CoordinatorFile = args.role.load_file()?;
+    let tls_file = crate::role::ClusterTlsFile {
+        cluster_ca: file.cluster_ca.clone(),
+        cluster_cert: file.cluster_cert.clone(),
+        cluster_key: file.cluster_key.clone(),
+        insecure: file.insecure,
+    };
     let shared = args.role.resolve(SharedFileKeys {
         admin: file.admin,
         admin_token: file.admin_token,
@@ -169,10 +175,17 @@ pub fn run(args: CoordinatorArgs) -> anyhow::Result<ExitCode> {
             admin_token: None,
             log_level: Some(shared.log.level),
             log_format: Some(shared.log.format),
+            cluster_ca: tls_file.cluster_ca,
+            cluster_cert: tls_file.cluster_cert,
+            cluster_key: tls_file.cluster_key,
+            insecure: tls_file.insecure,
         });
     }
+    config.net.tls = args.role.peer_tls(Some(&tls_file))?;
+    let peer_tls = config.net.tls.clone();
     run_role(&shared.log, |shutdown| async move {
         let coordinator = Coordinator::bind(config, &listen, &view_service).await?;
+        crate::role::warn_if_insecure(peer_tls.as_ref());
         coordinator.run(shutdown).await?;
         Ok(())
     })

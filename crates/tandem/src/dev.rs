@@ -4,6 +4,9 @@
 use std::process::ExitCode;
 
 use clap::Args;
+use std::sync::Arc;
+
+use tandem_runtime::tls::{NodeSpec, generate_cluster};
 use tandem_runtime::{DevCluster, DevOptions};
 
 use crate::role::{LogArgs, run_role_multi};
@@ -26,13 +29,36 @@ pub struct DevArgs {
     /// 127.0.0.1:PORT); the servers and the coordinator then get admin endpoints on free ports.
     #[arg(long, value_name = "HOST:PORT", env = "TANDEM_ADMIN")]
     admin: Option<String>,
+    /// Where to write the cluster CA and an operator certificate (admin.pem, admin.key) for
+    /// `tandem status`; every process gets its certificate in memory from that CA. Replaced
+    /// on every start [default: tandem-dev-certs-PID in the temp directory].
+    #[arg(long, value_name = "DIR")]
+    certs: Option<std::path::PathBuf>,
+    /// Run without certificates (plain TCP on the internal ports).
+    #[arg(long)]
+    insecure: bool,
     #[command(flatten)]
     log: LogArgs,
 }
 
 /// Runs the cluster until Ctrl-C or SIGTERM.
 pub fn run(args: DevArgs) -> anyhow::Result<ExitCode> {
+    let certs_dir = args.certs.clone().unwrap_or_else(|| {
+        std::env::temp_dir().join(format!("tandem-dev-certs-{}", std::process::id()))
+    });
+    let ca = match args.insecure {
+        true => None,
+        false => {
+            let specs = [NodeSpec::parse("admin=admin@dev")?];
+            let certs = generate_cluster(&specs, 30)?;
+            certs.write(&certs_dir, true)?;
+            Some(Arc::new(certs.ca))
+        }
+    };
+    let certs_dir = certs_dir.display().to_string();
+    let insecure = args.insecure;
     let options = DevOptions {
+        ca,
         port: args.port,
         admin: args.admin,
         view_services: args.view_services as usize,
@@ -41,6 +67,9 @@ pub fn run(args: DevArgs) -> anyhow::Result<ExitCode> {
     };
     let log = args.log.resolve(None, None);
     run_role_multi(&log, |shutdown| async move {
+        if insecure {
+            crate::role::warn_if_insecure(None);
+        }
         let cluster = DevCluster::start(options, &shutdown).await?;
         for (i, node) in cluster.view_services.iter().enumerate() {
             println!("view service {} {node}", i + 1);
@@ -67,7 +96,17 @@ pub fn run(args: DevArgs) -> anyhow::Result<ExitCode> {
             .iter()
             .map(ToString::to_string)
             .collect();
-        println!("     tandem status --viewserver {}", list.join(","));
+        match &cluster.admin_tls {
+            Some(_) => println!(
+                "     tandem status --viewserver {} --cluster-ca {certs_dir}/ca.pem \\\n         \
+                 --cluster-cert {certs_dir}/admin.pem --cluster-key {certs_dir}/admin.key",
+                list.join(",")
+            ),
+            None => println!(
+                "     tandem status --viewserver {} --insecure",
+                list.join(",")
+            ),
+        }
         cluster.wait().await?;
         Ok(())
     })

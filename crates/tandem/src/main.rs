@@ -1,6 +1,7 @@
 //! The `tandem` command: one binary, a subcommand per role.
 
 mod bench;
+mod certs;
 mod config;
 mod coordinator;
 mod dev;
@@ -39,6 +40,9 @@ enum Command {
     Status(status::StatusArgs),
     /// Run a view service, three servers and a coordinator in one process.
     Dev(dev::DevArgs),
+    /// Cluster certificates: `tandem certs create` makes a CA and one per process.
+    #[command(subcommand)]
+    Certs(certs::CertsCommand),
     /// Configuration files: `tandem config example ROLE` prints a commented one.
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -68,6 +72,7 @@ fn main() -> std::process::ExitCode {
         Command::Coordinator(args) => coordinator::run(args),
         Command::Status(args) => status::run(args),
         Command::Dev(args) => dev::run(args),
+        Command::Certs(command) => certs::run(command),
         Command::Sim(args) => sim::run(args),
         Command::Config(ConfigCommand::Example { role }) => {
             print!("{}", config::example(role));

@@ -4,9 +4,10 @@
 
 use std::future::Future;
 use std::io::IsTerminal;
+use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::{Context, anyhow};
+use anyhow::{Context, anyhow, bail};
 use clap::Args;
 use tandem_runtime::{Shutdown, shutdown_channel};
 use tracing_subscriber::EnvFilter;
@@ -36,6 +37,114 @@ pub struct RoleArgs {
     config: ConfigArg,
     #[command(flatten)]
     log: LogArgs,
+    #[command(flatten)]
+    cluster_tls: ClusterTlsArgs,
+}
+
+/// The certificates of a process for the internal port (mutual TLS, I2), or `--insecure`.
+/// Every role and operator tool takes them.
+#[derive(Args, Debug, Clone, Default)]
+pub struct ClusterTlsArgs {
+    /// The cluster CA certificate (PEM) that every peer's certificate must chain to (see
+    /// `tandem certs create`).
+    #[arg(long, value_name = "FILE", env = "TANDEM_CLUSTER_CA")]
+    pub cluster_ca: Option<PathBuf>,
+    /// This process's certificate (PEM), naming its principal (e.g.
+    /// tandem://server/HOST:PORT for a server advertised at HOST:PORT).
+    #[arg(long, value_name = "FILE", env = "TANDEM_CLUSTER_CERT")]
+    pub cluster_cert: Option<PathBuf>,
+    /// The private key of --cluster-cert (PEM).
+    #[arg(long, value_name = "FILE", env = "TANDEM_CLUSTER_KEY")]
+    pub cluster_key: Option<PathBuf>,
+    /// Run the internal port without certificates: plain TCP, where anyone who can reach it
+    /// can impersonate any node. Required to start without --cluster-* files.
+    #[arg(long, env = "TANDEM_INSECURE")]
+    pub insecure: bool,
+}
+
+impl ClusterTlsArgs {
+    /// The TLS settings in force: the three files (flag or environment, else the config
+    /// file's keys), or `None` with `--insecure`; any other combination is an error that says
+    /// what to give.
+    pub fn load(
+        &self,
+        file: Option<&ClusterTlsFile>,
+    ) -> anyhow::Result<Option<tandem_runtime::PeerTls>> {
+        let from_file = |pick: fn(&ClusterTlsFile) -> Option<PathBuf>| file.and_then(pick);
+        let ca = self
+            .cluster_ca
+            .clone()
+            .or_else(|| from_file(|f| f.cluster_ca.clone()));
+        let cert = self
+            .cluster_cert
+            .clone()
+            .or_else(|| from_file(|f| f.cluster_cert.clone()));
+        let key = self
+            .cluster_key
+            .clone()
+            .or_else(|| from_file(|f| f.cluster_key.clone()));
+        let insecure = self.insecure || file.is_some_and(|f| f.insecure == Some(true));
+        match (ca, cert, key) {
+            (Some(_), Some(_), Some(_)) if insecure => {
+                bail!("give either --insecure or the --cluster-* certificates, not both")
+            }
+            (Some(ca), Some(cert), Some(key)) => {
+                let tls = tandem_runtime::PeerTls::load(&ca, &cert, &key)
+                    .context("cannot load the cluster certificates")?;
+                Ok(Some(tls))
+            }
+            (None, None, None) if insecure => Ok(None),
+            (None, None, None) => bail!(
+                "internal connections need certificates: give --cluster-ca, --cluster-cert and \
+                 --cluster-key (make them with `tandem certs create`), or --insecure to run \
+                 without them (plain TCP: anyone who reaches the port can impersonate a node)"
+            ),
+            (ca, cert, key) => {
+                let missing: Vec<&str> = [
+                    (ca.is_none(), "--cluster-ca"),
+                    (cert.is_none(), "--cluster-cert"),
+                    (key.is_none(), "--cluster-key"),
+                ]
+                .into_iter()
+                .filter_map(|(missing, name)| missing.then_some(name))
+                .collect();
+                bail!(
+                    "missing {}: give all three cluster certificate files",
+                    missing.join(", ")
+                )
+            }
+        }
+    }
+}
+
+/// The config-file keys of [`ClusterTlsArgs`]: `cluster-ca`, `cluster-cert`, `cluster-key`,
+/// `insecure`.
+#[derive(Debug, Default, Clone, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct ClusterTlsFile {
+    /// `cluster-ca`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster_ca: Option<PathBuf>,
+    /// `cluster-cert`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster_cert: Option<PathBuf>,
+    /// `cluster-key`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster_key: Option<PathBuf>,
+    /// `insecure`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub insecure: Option<bool>,
+}
+
+/// Logs the startup warning of insecure mode.
+pub fn warn_if_insecure(tls: Option<&tandem_runtime::PeerTls>) {
+    match tls {
+        Some(tls) => tracing::info!(principal = %tls.principal(), "internal port uses mutual TLS"),
+        None => tracing::warn!(
+            "--insecure: internal connections are plain TCP without authentication; anyone \
+             who can reach them can impersonate any node"
+        ),
+    }
 }
 
 /// The values a role's config file gives for the flags of [`RoleArgs`]. Each role's file
@@ -76,6 +185,14 @@ impl RoleArgs {
             admin_token: self.admin_token.clone().or(file.admin_token),
             log: self.log.resolve(file.log_level, file.log_format),
         }
+    }
+
+    /// The internal port's TLS settings (see [`ClusterTlsArgs::load`]).
+    pub fn peer_tls(
+        &self,
+        file: Option<&ClusterTlsFile>,
+    ) -> anyhow::Result<Option<tandem_runtime::PeerTls>> {
+        self.cluster_tls.load(file)
     }
 
     /// Whether to print the resolved settings and exit instead of running (`--print-config`).

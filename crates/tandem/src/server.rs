@@ -35,6 +35,12 @@ pub struct ServerArgs {
 /// Runs the server until Ctrl-C or SIGTERM.
 pub fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
     let file: ServerFile = args.role.load_file()?;
+    let tls_file = crate::role::ClusterTlsFile {
+        cluster_ca: file.cluster_ca.clone(),
+        cluster_cert: file.cluster_cert.clone(),
+        cluster_key: file.cluster_key.clone(),
+        insecure: file.insecure,
+    };
     let shared = args.role.resolve(SharedFileKeys {
         admin: file.admin,
         admin_token: file.admin_token,
@@ -68,10 +74,17 @@ pub fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
             admin_token: None,
             log_level: Some(shared.log.level),
             log_format: Some(shared.log.format),
+            cluster_ca: tls_file.cluster_ca,
+            cluster_cert: tls_file.cluster_cert,
+            cluster_key: tls_file.cluster_key,
+            insecure: tls_file.insecure,
         });
     }
+    config.net.tls = args.role.peer_tls(Some(&tls_file))?;
+    let peer_tls = config.net.tls.clone();
     run_role(&shared.log, |shutdown| async move {
         let server = Server::bind(config, &listen, advertise.as_deref(), &view_service).await?;
+        crate::role::warn_if_insecure(peer_tls.as_ref());
         server.run(shutdown).await?;
         Ok(())
     })

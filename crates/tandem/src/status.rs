@@ -26,6 +26,9 @@ pub struct StatusArgs {
     /// Give up on a node after this long (the nodes are asked at once).
     #[arg(long, default_value_t = 2000, value_parser = clap::value_parser!(u64).range(1..=60_000))]
     timeout_ms: u64,
+    /// An admin certificate (tandem://admin/NAME), or --insecure.
+    #[command(flatten)]
+    tls: crate::role::ClusterTlsArgs,
 }
 
 /// Queries every view-service node and prints the nodes and the groups; fails only if no node
@@ -35,7 +38,12 @@ pub fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()?;
     let timeout = Duration::from_millis(args.timeout_ms);
-    let cluster = runtime.block_on(status::cluster_status(&args.view_service.addrs, timeout))?;
+    let tls = args.tls.load(None)?;
+    let cluster = runtime.block_on(status::cluster_status(
+        &args.view_service.addrs,
+        timeout,
+        tls.as_ref(),
+    ))?;
     let groups = cluster.groups();
     if args.history && args.json {
         println!("{}", tandem_runtime::status_history_json(groups));

@@ -120,6 +120,9 @@ pub struct MembersTarget {
     /// Give up unless the change is applied within this long.
     #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..=600_000))]
     timeout_ms: u64,
+    /// An admin certificate (tandem://admin/NAME), or --insecure.
+    #[command(flatten)]
+    tls: crate::role::ClusterTlsArgs,
 }
 
 /// Options of `tandem viewserver add-node`.
@@ -187,6 +190,10 @@ fn change(action: MembersCommand) -> anyhow::Result<ExitCode> {
         MembersCommand::RemoveNode(args) => (args.target, MemberChange::Remove { id: args.id }),
     };
     let (addrs, timeout_ms) = (target.view_service.addrs, target.timeout_ms);
+    let tls = target.tls.load(None)?;
+    if let Some(tls) = &tls {
+        tandem_runtime::tls::expect_principal(tls, tandem_runtime::identity::Role::Admin, None)?;
+    }
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
@@ -195,6 +202,7 @@ fn change(action: MembersCommand) -> anyhow::Result<ExitCode> {
             &addrs,
             change.clone(),
             Duration::from_millis(timeout_ms),
+            tls.as_ref(),
         ))
         .context("membership change failed")?;
     match change {
@@ -225,6 +233,12 @@ pub fn run(args: ViewServerArgs) -> anyhow::Result<ExitCode> {
         return change(action);
     }
     let file: ViewServerFile = args.role.load_file()?;
+    let tls_file = crate::role::ClusterTlsFile {
+        cluster_ca: file.cluster_ca.clone(),
+        cluster_cert: file.cluster_cert.clone(),
+        cluster_key: file.cluster_key.clone(),
+        insecure: file.insecure,
+    };
     let shared = args.role.resolve(SharedFileKeys {
         admin: file.admin,
         admin_token: file.admin_token,
@@ -285,10 +299,17 @@ pub fn run(args: ViewServerArgs) -> anyhow::Result<ExitCode> {
             history_len: Some(core.history_len),
             log_level: Some(shared.log.level),
             log_format: Some(shared.log.format),
+            cluster_ca: tls_file.cluster_ca,
+            cluster_cert: tls_file.cluster_cert,
+            cluster_key: tls_file.cluster_key,
+            insecure: tls_file.insecure,
         });
     }
+    config.net.tls = args.role.peer_tls(Some(&tls_file))?;
+    let peer_tls = config.net.tls.clone();
     run_role(&shared.log, |shutdown| async move {
         let view_server = ViewServer::bind(config, &listen).await?;
+        crate::role::warn_if_insecure(peer_tls.as_ref());
         if let Some(admin) = view_server.admin_addr() {
             tracing::info!(%admin, "dashboard at http://{admin}/");
         }

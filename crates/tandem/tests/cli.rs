@@ -6,8 +6,12 @@ use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// The binary, in insecure mode (these tests are about the command line, not peer identity;
+/// the multi-process tests run on certificates).
 fn tandem() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_tandem"))
+    let mut command = Command::new(env!("CARGO_BIN_EXE_tandem"));
+    command.env("TANDEM_INSECURE", "true");
+    command
 }
 
 /// Kills the child when the test ends, whatever happens.
@@ -198,4 +202,108 @@ fn sim_trace_into_a_pipe_closed_early_stops_quietly() {
     let status = child.0.wait().unwrap();
     assert!(stderr.is_empty(), "{stderr}");
     assert!(status.success(), "{status}");
+}
+
+#[test]
+fn i2_a_role_without_certificates_or_insecure_refuses_to_start() {
+    let roles: [&[&str]; 3] = [
+        &["viewserver", "--listen", "127.0.0.1:0"],
+        &[
+            "server",
+            "--listen",
+            "127.0.0.1:0",
+            "--viewserver",
+            "127.0.0.1:1",
+        ],
+        &[
+            "coordinator",
+            "--listen",
+            "127.0.0.1:0",
+            "--viewserver",
+            "127.0.0.1:1",
+        ],
+    ];
+    for args in roles {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_tandem"));
+        for (key, _) in std::env::vars() {
+            if key.starts_with("TANDEM_") {
+                command.env_remove(key);
+            }
+        }
+        let output = command.args(args).output().unwrap();
+        assert_eq!(output.status.code(), Some(2), "{args:?}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            stderr.contains("need certificates") && stderr.contains("--insecure"),
+            "{args:?}: {stderr}"
+        );
+    }
+}
+
+#[test]
+fn i1_certs_create_writes_a_ca_and_one_certificate_per_process_and_never_overwrites() {
+    let dir = std::env::temp_dir().join(format!("tandem-certs-cli-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let out = dir.display().to_string();
+    let nodes = "vs1=viewservice@127.0.0.1:7000,s1=server@127.0.0.1:7101,c1=coordinator,ops=admin";
+    let create = |extra: &[&str]| {
+        tandem()
+            .args([
+                "certs",
+                "create",
+                "--out",
+                &out,
+                "--nodes",
+                nodes,
+                "--hosts",
+                "redis.example",
+            ])
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    let output = create(&[]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        stdout.contains("tandem://server/127.0.0.1:7101"),
+        "{stdout}"
+    );
+    for file in ["ca", "vs1", "s1", "c1", "ops"] {
+        assert!(dir.join(format!("{file}.pem")).exists(), "{file}.pem");
+        assert!(dir.join(format!("{file}.key")).exists(), "{file}.key");
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(dir.join("s1.key"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    let tls = tandem_runtime::PeerTls::load(
+        &dir.join("ca.pem"),
+        &dir.join("s1.pem"),
+        &dir.join("s1.key"),
+    )
+    .unwrap();
+    assert_eq!(tls.principal().to_string(), "server/127.0.0.1:7101");
+    // A second run refuses to replace anything; --force does.
+    let again = create(&[]);
+    assert_eq!(again.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&again.stderr).contains("--force"));
+    assert!(create(&["--force"]).status.success());
+    // A malformed spec is refused with the reason.
+    let bad = tandem()
+        .args(["certs", "create", "--out", &out, "--nodes", "s1=server"])
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("HOST:PORT"));
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -13,6 +13,8 @@ fn tandem(args: &[&str]) -> Output {
             command.env_remove(key);
         }
     }
+    // These tests are about the Raft flags, not peer identity.
+    command.env("TANDEM_INSECURE", "true");
     command.output().expect("run tandem")
 }
 

@@ -295,6 +295,21 @@ pub(crate) fn render_net(out: &mut Exposition, stats: &NetStats) {
         "tandem_net_errors_total",
         &[("kind", "bad_frame")],
         stats.bad_frames.load(Relaxed) as f64,
+    )
+    .sample(
+        "tandem_net_errors_total",
+        &[("kind", "refused_frame")],
+        stats.refused_frames.load(Relaxed) as f64,
+    )
+    .sample(
+        "tandem_net_errors_total",
+        &[("kind", "refused_connection")],
+        stats.refused_connections.load(Relaxed) as f64,
+    )
+    .sample(
+        "tandem_net_errors_total",
+        &[("kind", "stalled_frame")],
+        stats.stalled_frames.load(Relaxed) as f64,
     );
 }
 

@@ -115,6 +115,9 @@ impl Coordinator {
             }
             None => None,
         };
+        if let Some(tls) = &config.net.tls {
+            crate::tls::expect_principal(tls, crate::identity::Role::Coordinator, None)?;
+        }
         let listener = bind(listen).await?;
         let admin =
             AdminListener::bind_configured(config.admin.as_deref(), config.admin_token.as_deref())

@@ -9,8 +9,13 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use bytes::BytesMut;
+use std::sync::Arc;
 use tandem_resp::{Frame, Limits, encode_request, parse_frame};
-use tandem_runtime::{DevCluster, DevOptions, ShutdownTrigger, shutdown_channel};
+
+use tandem_runtime::identity::Role;
+use tandem_runtime::{
+    ClusterCa, DevCluster, DevOptions, NetConfig, PeerTls, ShutdownTrigger, shutdown_channel,
+};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::{Instant, sleep, timeout};
@@ -21,7 +26,14 @@ pub const DEADLINE: Duration = Duration::from_secs(15);
 /// A running cluster that stops when dropped.
 pub struct TestCluster {
     pub cluster: DevCluster,
+    /// The CA every process got its certificate from.
+    pub ca: Arc<ClusterCa>,
     trigger: ShutdownTrigger,
+}
+
+/// A fresh cluster CA valid for a day.
+pub fn test_ca() -> Arc<ClusterCa> {
+    Arc::new(ClusterCa::new(tandem_runtime::tls::Validity::days(1)).expect("a CA"))
 }
 
 impl Drop for TestCluster {
@@ -42,11 +54,17 @@ impl TestCluster {
         TestCluster::start_with(options).await
     }
 
-    /// Starts with the given options and waits until a SET is answered.
-    pub async fn start_with(options: DevOptions) -> anyhow::Result<TestCluster> {
+    /// Starts with the given options and waits until a SET is answered. Every process runs
+    /// with mutual TLS, its certificate from a fresh CA (unless `options.ca` names one).
+    pub async fn start_with(mut options: DevOptions) -> anyhow::Result<TestCluster> {
+        let ca = options.ca.get_or_insert_with(test_ca).clone();
         let (trigger, shutdown) = shutdown_channel();
         let cluster = DevCluster::start(options, &shutdown).await?;
-        let test = TestCluster { cluster, trigger };
+        let test = TestCluster {
+            cluster,
+            ca,
+            trigger,
+        };
         let coordinator = test.coordinator();
         wait_until("the cluster answers SET", || async move {
             let mut client = RespClient::connect(coordinator).await.ok()?;
@@ -55,6 +73,24 @@ impl TestCluster {
         })
         .await?;
         Ok(test)
+    }
+
+    /// An operator's TLS settings (for `status`, membership changes).
+    pub fn admin_tls(&self) -> Option<&PeerTls> {
+        self.cluster.admin_tls.as_ref()
+    }
+
+    /// TLS settings for `role` named `name`, from the cluster's CA.
+    pub fn peer(&self, role: Role, name: &str) -> PeerTls {
+        self.ca.peer(role, name).expect("a certificate")
+    }
+
+    /// Transport settings of an embedded Rust client (a coordinator certificate).
+    pub fn client_net(&self) -> NetConfig {
+        NetConfig {
+            tls: Some(self.peer(Role::Coordinator, "rust-client")),
+            ..NetConfig::default()
+        }
     }
 
     /// The coordinator's address.
@@ -166,4 +202,34 @@ impl RespClient {
 /// A bulk string frame.
 pub fn bulk(text: &str) -> Frame {
     Frame::Bulk(bytes::Bytes::copy_from_slice(text.as_bytes()))
+}
+
+/// An internal connection to `addr` with `tls` (handshake done, no frame sent yet).
+pub async fn dial(
+    addr: SocketAddr,
+    tls: &PeerTls,
+) -> anyhow::Result<impl tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin> {
+    let stream = timeout(DEADLINE, tandem_runtime::tls::dial(&addr.to_string(), tls))
+        .await
+        .context("no handshake in time")??;
+    Ok(stream)
+}
+
+/// Reads until the peer closes `stream` (EOF or an error such as a TLS alert), failing after
+/// [`DEADLINE`]. Returns the frames' bytes read before.
+pub async fn expect_eof<S: tokio::io::AsyncRead + Unpin>(
+    stream: &mut S,
+) -> anyhow::Result<BytesMut> {
+    let mut buf = BytesMut::new();
+    timeout(DEADLINE, async {
+        loop {
+            match stream.read_buf(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+        }
+    })
+    .await
+    .context("the connection stayed open")?;
+    Ok(buf)
 }

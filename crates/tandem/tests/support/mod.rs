@@ -17,15 +17,16 @@ use std::net::{Shutdown, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use tandem_kv::Reply;
-use tandem_protocol::{ClientId, Endpoint, Message, Status};
+use tandem_protocol::Status;
 use tandem_resp::{Frame, Limits};
-use tandem_runtime::NetConfig;
-use tandem_runtime::wire::{Envelope, decode_frame, encode_frame};
+use tandem_runtime::PeerTls;
+use tandem_runtime::identity::Role;
+use tandem_runtime::tls::{ClusterCa, NodeSpec, Validity};
 use tandem_sim::history::HistoryOp;
 
 /// A free loopback port (bound then released; the OS does not hand it out again at once).
@@ -35,6 +36,114 @@ pub fn free_port() -> u16 {
         .local_addr()
         .unwrap()
         .port()
+}
+
+/// The cluster CA of this test process, and the directory its certificate files go to. Every
+/// process the tests start gets a certificate from it for its advertised address (or, behind
+/// a proxy, the proxy's: the principal is bound to the advertised address).
+pub struct Certs {
+    pub ca: ClusterCa,
+    pub dir: PathBuf,
+    next: AtomicU64,
+}
+
+/// This test process's [`Certs`] (made on first use).
+pub fn certs() -> &'static Certs {
+    static CERTS: OnceLock<Certs> = OnceLock::new();
+    CERTS.get_or_init(|| {
+        let dir = std::env::temp_dir().join(format!("tandem-test-certs-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let ca = ClusterCa::new(Validity::days(1)).expect("a CA");
+        let certs = tandem_runtime::tls::ClusterCerts {
+            ca,
+            issued: Vec::new(),
+        };
+        certs.write(&dir, true).expect("write the CA");
+        Certs {
+            ca: certs.ca,
+            dir,
+            next: AtomicU64::new(0),
+        }
+    })
+}
+
+impl Certs {
+    /// The CA certificate file.
+    pub fn ca_file(&self) -> PathBuf {
+        self.dir.join("ca.pem")
+    }
+
+    /// Issues a certificate for `role`/`name`, writes it, and returns the flags that use it.
+    pub fn flags(&self, role: Role, name: &str) -> Vec<String> {
+        let file = format!("p{}", self.next.fetch_add(1, Ordering::Relaxed));
+        let spec = NodeSpec {
+            file: file.clone(),
+            principal: tandem_runtime::identity::Principal::new(role, name),
+            hosts: Vec::new(),
+        };
+        let issued = self
+            .ca
+            .issue(&spec, Validity::days(1))
+            .expect("a certificate");
+        let cert = self.dir.join(format!("{file}.pem"));
+        let key = self.dir.join(format!("{file}.key"));
+        std::fs::write(&cert, &issued.cert_pem).expect("write a certificate");
+        std::fs::write(&key, &issued.key_pem).expect("write a key");
+        vec![
+            "--cluster-ca".into(),
+            self.ca_file().display().to_string(),
+            "--cluster-cert".into(),
+            cert.display().to_string(),
+            "--cluster-key".into(),
+            key.display().to_string(),
+        ]
+    }
+
+    /// TLS settings for `role`/`name` in memory.
+    pub fn peer(&self, role: Role, name: &str) -> PeerTls {
+        self.ca.peer(role, name).expect("a certificate")
+    }
+
+    /// The operator's TLS settings the tests query status with.
+    pub fn admin(&self) -> &'static PeerTls {
+        static ADMIN: OnceLock<PeerTls> = OnceLock::new();
+        ADMIN.get_or_init(|| self.peer(Role::Admin, "tests"))
+    }
+}
+
+/// `args` of a `tandem` command with certificate flags added for the principal it runs as: a
+/// view-service node or a server at its `--advertise` (else `--listen`) address, a
+/// coordinator, or an operator tool (`status`, `viewserver add-node/remove-node`). Left alone
+/// if it already has `--insecure` or `--cluster-*` flags, or only prints its settings.
+pub fn with_cluster_tls(args: &[String]) -> Vec<String> {
+    let has = |flag: &str| args.iter().any(|a| a == flag);
+    if has("--insecure") || has("--cluster-ca") || has("--print-config") {
+        return args.to_vec();
+    }
+    let value = |flag: &str| {
+        args.iter()
+            .position(|a| a == flag)
+            .and_then(|i| args.get(i + 1))
+            .cloned()
+    };
+    let address = || value("--advertise").or_else(|| value("--listen"));
+    let principal = match (
+        args.first().map(String::as_str),
+        args.get(1).map(String::as_str),
+    ) {
+        (Some("viewserver"), Some("add-node" | "remove-node")) | (Some("status"), _) => {
+            Some((Role::Admin, "tests".to_owned()))
+        }
+        (Some("viewserver"), _) => address().map(|a| (Role::ViewService, a)),
+        (Some("server"), _) => address().map(|a| (Role::Server, a)),
+        (Some("coordinator"), _) => Some((Role::Coordinator, "tests".to_owned())),
+        _ => None,
+    };
+    let mut out = args.to_vec();
+    if let Some((role, name)) = principal {
+        out.extend(certs().flags(role, &name));
+    }
+    out
 }
 
 /// Polls `cond` every 10 ms until it holds or `deadline` passes.
@@ -81,7 +190,7 @@ impl Proc {
             .open(log)
             .unwrap();
         let child = Command::new(env!("CARGO_BIN_EXE_tandem"))
-            .args(&self.args)
+            .args(with_cluster_tls(&self.args))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)
@@ -332,34 +441,18 @@ const STATUS_TIMEOUT: Duration = Duration::from_millis(700);
 /// Asks one view-service node for its status (`GetStatus`, answered by every node: Q1) over
 /// the wire protocol; `None` if it does not answer in time.
 pub fn node_status(addr: &str) -> Option<Status> {
-    let max = NetConfig::default().max_frame_bytes;
-    let addr: std::net::SocketAddr = addr.parse().ok()?;
-    let mut stream = TcpStream::connect_timeout(&addr, STATUS_TIMEOUT).ok()?;
-    let deadline = Instant::now() + STATUS_TIMEOUT;
-    stream.set_write_timeout(Some(STATUS_TIMEOUT)).ok()?;
-    let envelope = Envelope {
-        from: Endpoint::Client(ClientId(0x7e57_0000 + u64::from(std::process::id()))),
-        msg: Message::GetStatus {},
-    };
-    stream.write_all(&encode_frame(&envelope, max).ok()?).ok()?;
-    let mut buf = BytesMut::new();
-    loop {
-        while let Some(envelope) = decode_frame(&mut buf, max).ok()? {
-            if let Message::StatusReply(status) = envelope.msg {
-                return Some(status);
-            }
-        }
-        let left = deadline.checked_duration_since(Instant::now())?;
-        stream
-            .set_read_timeout(Some(left.max(Duration::from_millis(1))))
-            .ok()?;
-        let mut chunk = [0u8; 64 * 1024];
-        let n = stream.read(&mut chunk).ok()?;
-        if n == 0 {
-            return None;
-        }
-        buf.extend_from_slice(&chunk[..n]);
-    }
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .ok()?;
+    let tls = certs().admin();
+    runtime
+        .block_on(tandem_runtime::status(
+            &[addr.to_owned()],
+            STATUS_TIMEOUT,
+            Some(tls),
+        ))
+        .ok()
 }
 
 /// What one view-service node says of itself (the `node` part of its status).
@@ -631,10 +724,11 @@ impl ViewService {
 
     /// Runs `tandem viewserver <args> --viewserver <list>`: (success, output).
     pub fn admin(&self, args: &[&str]) -> (bool, String) {
+        let mut full: Vec<String> = vec!["viewserver".into()];
+        full.extend(args.iter().map(|a| a.to_string()));
+        full.extend(["--viewserver".into(), self.list()]);
         let out = Command::new(env!("CARGO_BIN_EXE_tandem"))
-            .arg("viewserver")
-            .args(args)
-            .args(["--viewserver", &self.list()])
+            .args(with_cluster_tls(&full))
             .output()
             .expect("run tandem viewserver");
         (
