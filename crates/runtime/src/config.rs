@@ -339,6 +339,12 @@ pub struct CoordinatorConfig {
     pub max_total_query_bytes: usize,
     /// Largest reply sent; a larger one is answered with an error instead (L7).
     pub max_reply_bytes: usize,
+    /// `--requirepass`: the default user's password, set through the cluster at start while
+    /// the default user has none (A9).
+    pub requirepass: Option<String>,
+    /// `--protected-mode`: while the default user needs no password, refuse clients from
+    /// non-loopback addresses with Redis's `-DENIED` (A10).
+    pub protected_mode: bool,
 }
 
 /// Who must show a client certificate on the TLS port (Redis's `tls-auth-clients`).
@@ -366,12 +372,6 @@ pub struct ClientTlsConfig {
     pub ca: Option<PathBuf>,
     /// Whether clients must show a certificate (only with `ca`).
     pub auth_clients: TlsAuthClients,
-    /// `--requirepass`: the default user's password, set through the cluster at start while
-    /// the default user has none (A9).
-    pub requirepass: Option<String>,
-    /// `--protected-mode`: while the default user needs no password, refuse clients from
-    /// non-loopback addresses with Redis's `-DENIED` (A10).
-    pub protected_mode: bool,
 }
 
 impl Default for CoordinatorConfig {

@@ -174,6 +174,7 @@ impl Mutator {
                     client: ClientId(rng.below(4)),
                     seq: Seq(Self::num(rng, 1)),
                     cmds: Arc::new(cmd.ok().into_iter().collect()),
+                    user: None,
                 }
             }
             1 => Op::Expire {
@@ -273,6 +274,7 @@ impl Mutator {
                 chunk: Self::num(rng, u64::from(t.chunk)) as u32,
                 entries: t.entries.clone(),
                 clients: t.clients.clone(),
+                acl: t.acl.clone(),
                 done: match (rng.below(3), t.done) {
                     (0, _) => None,
                     (_, Some(end)) => Some(SnapshotEnd {
@@ -334,6 +336,7 @@ impl Mutator {
                 client: ClientId(Self::num(rng, r.client.0)),
                 seq: Seq(Self::num(rng, r.seq.0)),
                 cmds: r.cmds.clone(),
+                user: r.user.clone(),
             }),
             Message::Response(r) => Message::Response(Response {
                 client: r.client,
@@ -377,6 +380,7 @@ impl Mutator {
                     },
                 )],
                 done: None,
+                acl: None,
             }),
             3 => Message::TransferReply(TransferReply {
                 view: ViewNum(rng.below(4)),
@@ -477,6 +481,7 @@ pub fn drive_replicas(rng: &mut impl Source, steps: u64) -> (Replica, Replica) {
                 client: ClientId(step),
                 seq: Seq(1),
                 cmds: set_command(&format!("k{}", step % 5)),
+                user: None,
             };
             a.handle(
                 now,

@@ -327,6 +327,8 @@ pub enum TlsAuthClientsArg {
     Optional,
     /// Every client shows a certificate signed by --tls-ca.
     Yes,
+}
+
 /// `yes` or `no`, as Redis spells its boolean settings (`--protected-mode yes`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize, ValueEnum)]
 #[serde(rename_all = "lowercase")]

@@ -104,6 +104,7 @@ fn forged_frames(cluster: &Cluster) -> Vec<(String, Endpoint, Message)> {
             last: LogPos::EMPTY,
             clock_ms: 0,
         }),
+        acl: None,
     });
     frames.push((backup.clone(), server(&primary), transfer));
     // A Forward whose entries start far beyond the backup's log.
