@@ -338,3 +338,27 @@ async fn l8_admin_routes_answer_401_without_the_token_and_200_with_it() -> anyho
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn l2_request_trickled_over_many_reads_is_answered_once_complete() -> anyhow::Result<()> {
+    let coordinator = alone(CoordinatorConfig::default()).await?;
+    // PING with 200,000 arguments: a connection-local error, once the last byte is in.
+    let arg_count = 200_000;
+    let mut wire = format!("*{}\r\n$4\r\nPING\r\n", arg_count + 1).into_bytes();
+    for _ in 0..arg_count {
+        wire.extend_from_slice(b"$1\r\na\r\n");
+    }
+    wire.extend_from_slice(b"*1\r\n$4\r\nPING\r\n");
+    let mut client = RespClient::connect(coordinator.addr).await?;
+    for chunk in wire.chunks(1000) {
+        client.send_raw(chunk).await?;
+        client.stream.flush().await?;
+    }
+    let reply = client.read().await?;
+    assert_eq!(
+        reply,
+        Frame::Error("ERR wrong number of arguments for 'ping' command".into())
+    );
+    assert_eq!(client.read().await?, pong());
+    Ok(())
+}
