@@ -15,6 +15,7 @@ fi
 export RUSTC_BOOTSTRAP=1
 targets=(resp_request wire_frame replica_handle view_service_handle)
 cargo fuzz build -O
+failed=()
 for target in "${targets[@]}"; do
     mkdir -p "corpus/$target"
     # Seed the corpus with the regressions, so that what once crashed is tried first.
@@ -22,6 +23,12 @@ for target in "${targets[@]}"; do
         cp -n regressions/"$target"/* "corpus/$target/" 2>/dev/null || true
     fi
     echo "fuzz/run.sh: $target for ${seconds}s"
-    cargo fuzz run -O "$target" "corpus/$target" -- \
-        -max_total_time="$seconds" -max_len=4096 -rss_limit_mb=2048 -print_final_stats=1
+    if ! cargo fuzz run -O "$target" "corpus/$target" -- \
+        -max_total_time="$seconds" -max_len=4096 -rss_limit_mb=2048 -print_final_stats=1; then
+        failed+=("$target")
+    fi
 done
+if [ "${#failed[@]}" -gt 0 ]; then
+    echo "fuzz/run.sh: crashes in: ${failed[*]} (inputs in fuzz/artifacts/)" >&2
+    exit 1
+fi

@@ -131,9 +131,8 @@ fn synced_pair() -> (Replica, Replica) {
             }
         }
     }
-    assert_eq!(
+    assert!(
         a.progress_summary().contains("stream"),
-        true,
         "{}",
         a.progress_summary()
     );
@@ -567,10 +566,11 @@ fn q6_raft_messages_from_the_wrong_address_or_with_absurd_numbers_are_dropped() 
     let mut m = base(MessageType::MsgAppend);
     m.index = 5;
     m.log_term = 1;
-    let mut e = Entry::default();
-    e.index = 3;
-    e.term = 1;
-    m.entries.push(e);
+    m.entries.push(Entry {
+        index: 3,
+        term: 1,
+        ..Default::default()
+    });
     bad.push((vs_addr(2), m));
     // An acknowledgement of entries we never had.
     let mut m = base(MessageType::MsgAppendResponse);

@@ -598,14 +598,17 @@ pub fn raft_message(rng: &mut impl Source, term: u64, last: u64) -> Message {
     m.reject = rng.below(4) == 0;
     m.reject_hint = near(rng, last);
     for i in 0..rng.below(4) {
-        let mut e = Entry::default();
-        e.index = if rng.below(5) == 0 {
+        let index = if rng.below(5) == 0 {
             near(rng, last)
         } else {
             m.index.wrapping_add(1 + i)
         };
-        e.term = near(rng, term).min(m.term);
-        m.entries.push(e);
+        let term = near(rng, term).min(m.term);
+        m.entries.push(Entry {
+            index,
+            term,
+            ..Default::default()
+        });
     }
     if m.get_msg_type() == MessageType::MsgSnapshot {
         let meta = m.mut_snapshot().mut_metadata();
