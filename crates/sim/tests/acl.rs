@@ -9,7 +9,7 @@ use tandem_sim::{Cluster, ClusterConfig};
 
 fn wait_view(c: &mut Cluster, primary: &str, backups: &[&str], deadline_ms: u64) -> bool {
     let until = c.now_ms() + deadline_ms;
-    let backups: Vec<ServerId> = backups.iter().map(|b| ServerId::new(b)).collect();
+    let backups: Vec<ServerId> = backups.iter().map(ServerId::new).collect();
     c.run_until(until, |c| {
         c.view_acked()
             && c.view()
