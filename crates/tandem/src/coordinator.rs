@@ -120,7 +120,11 @@ pub fn run(args: CoordinatorArgs) -> anyhow::Result<ExitCode> {
             file.max_reply_bytes,
             defaults.max_reply_bytes,
         ),
-        requirepass: args.requirepass.or(file.requirepass),
+        // An empty password means none, as with Redis's `requirepass ""`.
+        requirepass: args
+            .requirepass
+            .or(file.requirepass)
+            .filter(|p| !p.is_empty()),
         protected_mode: pick(args.protected_mode, file.protected_mode, YesNo::Yes) == YesNo::Yes,
         ..CoordinatorConfig::default()
     };
