@@ -36,6 +36,7 @@ mod glob;
 mod hashes;
 mod keymap;
 mod keyspace;
+mod limits;
 mod lists;
 mod parse;
 mod reply;
@@ -47,6 +48,10 @@ mod transfer;
 mod tests;
 
 pub use command::{Command, ExpireCondition, FlushMode, SetCondition, SetExpiry};
+pub use limits::{
+    DEFAULT_MAX_VALUE_BYTES, ENTRY_OVERHEAD_BYTES, EvictionPolicy, ITEM_OVERHEAD_BYTES, Limits,
+    reply_bytes,
+};
 pub use reply::Reply;
 pub use store::{Entry, ExecContext, Store, Value};
 pub use transfer::Chunk;
