@@ -146,6 +146,11 @@ pub(crate) fn element_bytes(len: usize) -> usize {
     len + ITEM_OVERHEAD_BYTES
 }
 
+/// The error that replaces a reply beyond `max_reply_bytes` (L14).
+pub fn reply_too_large() -> Reply {
+    Reply::from(crate::error::Error::ReplyTooLarge)
+}
+
 /// An upper estimate of the bytes a reply takes in a frame or in RESP (L14): its payload
 /// plus 16 bytes of framing per element.
 pub fn reply_bytes(reply: &Reply) -> usize {

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use imbl::{OrdMap, OrdSet};
-use tandem_kv::{Command, ExecContext, Reply, Store};
+use tandem_kv::{Command, ExecContext, Reply, Store, reply_bytes, reply_too_large};
 
 use crate::bug::{Bug, Bugs};
 use crate::ids::{ClientId, LogPos, OpIndex, Seq};
@@ -57,6 +57,10 @@ impl ReplicatedState {
                 self.expire(keys, entry.now_ms);
                 Arc::new(Vec::new())
             }
+            Op::Evict { keys } => {
+                self.store.evict(keys);
+                Arc::new(Vec::new())
+            }
             Op::ForgetClients { idle_before_ms } => {
                 self.forget_clients(*idle_before_ms);
                 Arc::new(Vec::new())
@@ -95,6 +99,9 @@ impl ReplicatedState {
                 self.execute(entry, *client, *seq, cmds, now_ms);
             }
             Op::Expire { keys } => self.expire(keys, now_ms),
+            Op::Evict { keys } => {
+                self.store.evict(keys);
+            }
             Op::ForgetClients { idle_before_ms } => self.forget_clients(*idle_before_ms),
         }
     }
@@ -147,6 +154,11 @@ impl ReplicatedState {
         cmds: &[Command],
         now_ms: u64,
     ) -> Arc<Vec<Reply>> {
+        // L14: the replies of one request travel in one frame, so their sum is bounded too; a
+        // command whose reply would pass the bound still runs (a write is applied the same way
+        // on every replica) and answers an error instead.
+        let max_reply = usize::try_from(entry.limits.max_reply_bytes).unwrap_or(usize::MAX);
+        let mut reply_total = 0usize;
         let replies: Vec<Reply> = cmds
             .iter()
             .enumerate()
@@ -154,8 +166,15 @@ impl ReplicatedState {
                 let ctx = ExecContext {
                     now_ms,
                     random: command_random(entry.random, position),
+                    limits: entry.limits,
                 };
-                self.store.execute(cmd, &ctx)
+                let reply = self.store.execute(cmd, &ctx);
+                reply_total = reply_total.saturating_add(reply_bytes(&reply));
+                if max_reply > 0 && reply_total > max_reply {
+                    reply_too_large()
+                } else {
+                    reply
+                }
             })
             .collect();
         let replies = Arc::new(replies);
