@@ -156,7 +156,7 @@ impl ReplicatedState {
     ) -> Arc<Vec<Reply>> {
         // L14: the replies of one request travel in one frame, so their sum is bounded too; a
         // command whose reply would pass the bound still runs (a write is applied the same way
-        // on every replica) and answers an error instead.
+        // on every replica) and answers an error instead, which is what counts towards the sum.
         let max_reply = usize::try_from(entry.limits.max_reply_bytes).unwrap_or(usize::MAX);
         let mut reply_total = 0usize;
         let replies: Vec<Reply> = cmds
@@ -168,13 +168,13 @@ impl ReplicatedState {
                     random: command_random(entry.random, position),
                     limits: entry.limits,
                 };
-                let reply = self.store.execute(cmd, &ctx);
-                reply_total = reply_total.saturating_add(reply_bytes(&reply));
-                if max_reply > 0 && reply_total > max_reply {
-                    reply_too_large()
-                } else {
-                    reply
+                let mut reply = self.store.execute(cmd, &ctx);
+                let size = reply_bytes(&reply);
+                if max_reply > 0 && reply_total.saturating_add(size) > max_reply {
+                    reply = reply_too_large();
                 }
+                reply_total = reply_total.saturating_add(reply_bytes(&reply));
+                reply
             })
             .collect();
         let replies = Arc::new(replies);
