@@ -5,7 +5,7 @@ use std::borrow::Cow;
 
 use thiserror::Error;
 
-use tandem_kv::{EvictionPolicy, Limits};
+pub use tandem_kv::{EvictionPolicy, Limits};
 
 use crate::bug::Bugs;
 
