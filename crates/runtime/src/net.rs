@@ -28,7 +28,7 @@ use tracing::{debug, warn};
 
 use crate::config::NetConfig;
 use crate::shutdown::Shutdown;
-use crate::wire::{Envelope, decode_frame, encode_frame};
+use crate::wire::{Envelope, FrameError, complete_frame_len, decode_frame, encode_frame};
 
 /// Most frames written before one flush.
 const MAX_FRAMES_PER_FLUSH: usize = 1024;
@@ -214,6 +214,24 @@ async fn serve_inbound_connection(stream: TcpStream, peer: SocketAddr, net: Arc<
     }
 }
 
+/// Frames at least this big are decoded on a blocking thread (L17).
+const OFFLOAD_DECODE_BYTES: usize = 256 << 10;
+
+/// [`decode_frame`], on a blocking thread for a big frame: decoding a request of a million
+/// arguments takes 100+ ms, which on the server's one runtime thread held back its pings
+/// (L17). Frames of one connection still arrive in order: this waits for the decode.
+async fn decode_next(buf: &mut BytesMut, max: usize) -> Result<Option<Envelope>, FrameError> {
+    match complete_frame_len(buf) {
+        Some(total) if total >= OFFLOAD_DECODE_BYTES && total <= max + 64 => {
+            let mut frame = buf.split_to(total);
+            tokio::task::spawn_blocking(move || decode_frame(&mut frame, max))
+                .await
+                .unwrap_or_else(|error| Err(FrameError::Decode(error.to_string())))
+        }
+        _ => decode_frame(buf, max),
+    }
+}
+
 /// Reads frames into the inbox until EOF, an error, a bad frame or (inbound only) `idle`
 /// without a frame.
 async fn read_loop(
@@ -230,7 +248,7 @@ async fn read_loop(
     let mut deadline = Instant::now() + idle.unwrap_or(never);
     loop {
         loop {
-            match decode_frame(&mut buf, max) {
+            match decode_next(&mut buf, max).await {
                 Ok(Some(envelope)) => {
                     deadline = Instant::now() + idle.unwrap_or(never);
                     let inbound = Inbound {

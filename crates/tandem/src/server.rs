@@ -3,8 +3,8 @@
 use std::process::ExitCode;
 
 use clap::Args;
-use tandem_protocol::config::EvictionPolicy;
 use tandem_protocol::GroupId;
+use tandem_protocol::config::EvictionPolicy;
 use tandem_runtime::{Server, ServerConfig};
 
 use crate::config::{ServerFile, ViewServiceArg, pick, print_settings, require};
