@@ -617,7 +617,7 @@ impl Replica {
         let replies = self.state.apply_as_primary(&entry, self.config.bugs);
         self.stats.applied += 1;
         let index = entry.pos.index;
-        self.log.push(entry);
+        self.log.push(without_read_arguments(entry));
         self.after_progress(now);
         (index, replies)
     }
@@ -864,5 +864,27 @@ impl Replica {
     fn reply_forward(&mut self, to: Endpoint, result: ForwardResult) {
         let view = self.view.as_ref().map_or(ViewNum::NONE, |v| v.num);
         self.send(to, Message::ForwardReply(ForwardReply { view, result }));
+    }
+}
+
+/// A read-only request as the history keeps it (L17): without its commands. A backup does not
+/// execute reads (P4: it only confirms their place in the history) and treats an empty batch
+/// as the read-only batch it is, so the arguments of a read (a million keys of an EXISTS)
+/// are neither kept in the log nor forwarded.
+fn without_read_arguments(entry: LogEntry) -> LogEntry {
+    match &entry.op {
+        Op::Client { client, seq, cmds }
+            if !cmds.is_empty() && cmds.iter().all(|cmd| !cmd.is_write()) =>
+        {
+            LogEntry {
+                op: Op::Client {
+                    client: *client,
+                    seq: *seq,
+                    cmds: Arc::new(Vec::new()),
+                },
+                ..entry
+            }
+        }
+        _ => entry,
     }
 }
