@@ -118,7 +118,7 @@ impl Store {
                 *text = joined.freeze();
             }
             (Value::List(list), Value::List(more)) => list.append(*more),
-            (Value::Hash(hash), Value::Hash(more)) => hash.extend(more.into_iter()),
+            (Value::Hash(hash), Value::Hash(more)) => hash.extend(*more),
             (_, value) => {
                 // Not a continuation (no correct primary sends this): replace.
                 self.insert_entry(key, Entry { value, ..entry });

@@ -72,6 +72,7 @@ impl Pair {
 
     /// Moves messages and fires timers until nothing moves.
     fn settle(&mut self) {
+        let mut quiet_ms = 0;
         for _ in 0..100_000 {
             self.now_ms += 1;
             let now = Now::at_ms(self.now_ms);
@@ -104,7 +105,8 @@ impl Pair {
                     }
                 }
             }
-            if !moved && self.now_ms % 1000 == 0 {
+            quiet_ms = if moved { 0 } else { quiet_ms + 1 };
+            if quiet_ms >= 1000 {
                 return;
             }
         }

@@ -130,3 +130,22 @@ pub fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
         Ok(())
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::parse_memory;
+
+    #[test]
+    fn l11_memory_sizes_read_like_redis() {
+        assert_eq!(parse_memory("0").unwrap(), 0);
+        assert_eq!(parse_memory("1234").unwrap(), 1234);
+        assert_eq!(parse_memory("100mb").unwrap(), 100 << 20);
+        assert_eq!(parse_memory("1GB").unwrap(), 1 << 30);
+        assert_eq!(parse_memory("2k").unwrap(), 2000);
+        assert_eq!(parse_memory("3kb").unwrap(), 3 << 10);
+        assert_eq!(parse_memory("5m").unwrap(), 5_000_000);
+        assert!(parse_memory("10tb").is_err());
+        assert!(parse_memory("mb").is_err());
+        assert!(parse_memory("99999999999999gb").is_err());
+    }
+}

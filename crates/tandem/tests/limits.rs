@@ -18,10 +18,10 @@ fn views_while(cluster: &Cluster, threads: usize, work: impl Fn(usize) + Sync) -
         let work = &work;
         let handles: Vec<_> = (0..threads).map(|i| scope.spawn(move || work(i))).collect();
         while !handles.iter().all(|h| h.is_finished()) {
-            if let Some(status) = cluster.status() {
-                if seen.last() != Some(&status.viewnum) {
-                    seen.push(status.viewnum);
-                }
+            if let Some(status) = cluster.status()
+                && seen.last() != Some(&status.viewnum)
+            {
+                seen.push(status.viewnum);
             }
             std::thread::sleep(Duration::from_millis(50));
         }

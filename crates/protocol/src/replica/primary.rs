@@ -749,6 +749,17 @@ impl PrimaryState {
     }
 }
 
+/// What one entry weighs in a forward frame (L15): its commands' arguments, or its keys.
+fn entry_bytes(entry: &LogEntry) -> usize {
+    const ENTRY_FRAMING_BYTES: usize = 64;
+    let op = match &entry.op {
+        Op::Client { cmds, .. } => cmds.iter().map(|cmd| cmd.arg_bytes()).sum(),
+        Op::Expire { keys } | Op::Evict { keys } => keys.iter().map(|k| k.len() + 8).sum(),
+        Op::ForgetClients { .. } => 0,
+    };
+    ENTRY_FRAMING_BYTES + op
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1084,15 +1095,4 @@ mod tests {
             [0, 1]
         );
     }
-}
-
-/// What one entry weighs in a forward frame (L15): its commands' arguments, or its keys.
-fn entry_bytes(entry: &LogEntry) -> usize {
-    const ENTRY_FRAMING_BYTES: usize = 64;
-    let op = match &entry.op {
-        Op::Client { cmds, .. } => cmds.iter().map(|cmd| cmd.arg_bytes()).sum(),
-        Op::Expire { keys } | Op::Evict { keys } => keys.iter().map(|k| k.len() + 8).sum(),
-        Op::ForgetClients { .. } => 0,
-    };
-    ENTRY_FRAMING_BYTES + op
 }
