@@ -68,6 +68,7 @@ fn run(store: &mut Store, order: &[usize], make: impl Fn(usize) -> Command) -> f
     let ctx = ExecContext {
         now_ms: 1_000,
         random: 0,
+        ..ExecContext::default()
     };
     let mut busy = Duration::ZERO;
     for batch in order.chunks(BATCH) {

@@ -2,9 +2,6 @@
 
 use crate::reply::Reply;
 
-/// The largest string value a key may hold (Redis's default `proto-max-bulk-len`).
-pub(crate) const MAX_STRING_BYTES: usize = 512 * 1024 * 1024;
-
 /// A command failure; its `Display` is Redis's reply text without the leading '-'.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub(crate) enum Error {
@@ -32,9 +29,15 @@ pub(crate) enum Error {
     /// An expire time that is non-positive (SET) or overflows; carries the command name.
     #[error("ERR invalid expire time in '{0}' command")]
     InvalidExpireTime(&'static str),
-    /// A string would grow beyond [`MAX_STRING_BYTES`].
+    /// A string, list element or hash field/value would exceed `max_value_bytes` (L13).
     #[error("ERR string exceeds maximum allowed size (proto-max-bulk-len)")]
     StringTooLong,
+    /// A command that may grow memory while `used_memory` is above `maxmemory` (L11).
+    #[error("OOM command not allowed when used memory > 'maxmemory'.")]
+    OutOfMemory,
+    /// A reply larger than `max_reply_bytes` (L14).
+    #[error("ERR reply exceeds the maximum reply size (max-reply-bytes)")]
+    ReplyTooLarge,
     /// A count that must be non-negative was negative.
     #[error("ERR value is out of range, must be positive")]
     MustBePositive,
@@ -77,9 +80,9 @@ impl From<Error> for Reply {
     }
 }
 
-/// Fails with [`Error::StringTooLong`] when a string of `len` bytes is not allowed.
-pub(crate) fn check_string_len(len: usize) -> Result<(), Error> {
-    if len > MAX_STRING_BYTES {
+/// Fails with [`Error::StringTooLong`] when a value of `len` bytes is above `max` (L13).
+pub(crate) fn check_string_len(len: usize, max: u64) -> Result<(), Error> {
+    if len as u64 > max {
         Err(Error::StringTooLong)
     } else {
         Ok(())

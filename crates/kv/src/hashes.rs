@@ -3,7 +3,8 @@
 use bytes::Bytes;
 use imbl::OrdMap;
 
-use crate::error::Error;
+use crate::error::{Error, check_string_len};
+use crate::limits::element_bytes;
 use crate::parse::parse_i64;
 use crate::reply::Reply;
 use crate::store::{Entry, Store, Value};
@@ -20,11 +21,22 @@ impl Store {
             self.hash(key, now)?;
             return Ok(Reply::Integer(0)); // Never store an empty hash.
         }
+        let max = self.limits.max_value_bytes;
+        for (field, value) in pairs {
+            check_string_len(field.len(), max)?;
+            check_string_len(value.len(), max)?;
+        }
         let hash = self.hash_for_write(key, now)?;
-        let added = pairs
-            .iter()
-            .filter(|(field, value)| hash.insert(field.clone(), value.clone()).is_none())
-            .count();
+        let (mut added, mut grown, mut freed) = (0, 0usize, 0usize);
+        for (field, value) in pairs {
+            grown += element_bytes(field.len() + value.len());
+            match hash.insert(field.clone(), value.clone()) {
+                None => added += 1,
+                Some(old) => freed += element_bytes(field.len() + old.len()),
+            }
+        }
+        self.grew(grown);
+        self.shrank(freed);
         Ok(Reply::count(added))
     }
 
@@ -42,11 +54,16 @@ impl Store {
         let Some(Value::Hash(hash)) = self.live_value_mut(key, now) else {
             return Ok(Reply::Integer(0));
         };
-        let removed = fields
-            .iter()
-            .filter(|field| hash.remove(*field).is_some())
-            .count();
-        if hash.is_empty() {
+        let (mut removed, mut freed) = (0, 0usize);
+        for field in fields {
+            if let Some(old) = hash.remove(field) {
+                removed += 1;
+                freed += element_bytes(field.len() + old.len());
+            }
+        }
+        let emptied = hash.is_empty();
+        self.shrank(freed);
+        if emptied {
             self.remove(key);
         }
         Ok(Reply::count(removed))
@@ -81,8 +98,13 @@ impl Store {
             None => 0,
         };
         let next = current.checked_add(delta).ok_or(Error::Overflow)?;
-        self.hash_for_write(key, now)?
-            .insert(field.clone(), Bytes::from(next.to_string()));
+        let text = Bytes::from(next.to_string());
+        let grown = element_bytes(field.len() + text.len());
+        let old = self.hash_for_write(key, now)?.insert(field.clone(), text);
+        self.grew(grown);
+        if let Some(old) = old {
+            self.shrank(element_bytes(field.len() + old.len()));
+        }
         Ok(Reply::Integer(next))
     }
 

@@ -68,6 +68,8 @@ pub(crate) struct Item {
     pub(crate) hash: u64,
     key: StoredKey,
     pub(crate) entry: Entry,
+    /// Last access, Unix seconds, for the LRU eviction policies (L12); 0 until touched.
+    pub(crate) access_s: u32,
 }
 
 impl Item {
@@ -161,6 +163,37 @@ impl Keymap {
         self.at(&pos)
     }
 
+    /// The item at `key`, with its key and access time.
+    pub(crate) fn get_item(&self, key: &[u8]) -> Option<&Item> {
+        let pos = self.position(key);
+        let index = pos.index.ok()?;
+        Some(&self.buckets[pos.bucket][index])
+    }
+
+    /// An item chosen by `random`: a bucket, then a place in it (key hashes of short keys
+    /// are not spread evenly enough to sample by hash). `None` when empty.
+    pub(crate) fn item_at_random(&self, random: u64) -> Option<&Item> {
+        let count = self.buckets.len() as u64;
+        for step in 0..count {
+            let bucket = &self.buckets[((random.wrapping_add(step)) % count) as usize];
+            if !bucket.is_empty() {
+                return bucket.get(((random >> 32) % bucket.len() as u64) as usize);
+            }
+        }
+        None
+    }
+
+    /// Sets `key`'s access time (L12); copies its bucket only if the time changes.
+    pub(crate) fn touch(&mut self, key: &[u8], now_s: u32) {
+        let pos = self.position(key);
+        let Ok(index) = pos.index else {
+            return;
+        };
+        if self.buckets[pos.bucket][index].access_s != now_s {
+            Arc::make_mut(&mut self.buckets[pos.bucket])[index].access_s = now_s;
+        }
+    }
+
     pub(crate) fn get_mut(&mut self, key: &[u8]) -> Option<&mut Entry> {
         let pos = self.position(key);
         self.at_mut(&pos)
@@ -185,6 +218,7 @@ impl Keymap {
             hash: pos.hash,
             key: StoredKey::new(key),
             entry,
+            access_s: 0,
         };
         bucket.insert(pos.index.unwrap_or_else(|index| index), item);
         self.len += 1;

@@ -38,6 +38,7 @@ mod glob;
 mod hashes;
 mod keymap;
 mod keyspace;
+mod limits;
 mod lists;
 mod parse;
 mod reply;
@@ -50,6 +51,10 @@ mod tests;
 
 pub use acl::Acl;
 pub use command::{Command, ExpireCondition, FlushMode, SetCondition, SetExpiry};
+pub use limits::{
+    DEFAULT_MAX_VALUE_BYTES, ENTRY_OVERHEAD_BYTES, EvictionPolicy, ITEM_OVERHEAD_BYTES, Limits,
+    reply_bytes, reply_too_large,
+};
 pub use reply::Reply;
 pub use store::{Entry, ExecContext, Store, Value};
 pub use transfer::Chunk;

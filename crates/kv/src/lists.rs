@@ -3,7 +3,8 @@
 use bytes::Bytes;
 use imbl::Vector;
 
-use crate::error::Error;
+use crate::error::{Error, check_string_len};
+use crate::limits::element_bytes;
 use crate::reply::Reply;
 use crate::store::{End, Entry, Store, Value};
 
@@ -17,6 +18,9 @@ impl Store {
         now: u64,
     ) -> Result<Reply, Error> {
         let current = self.list(key, now)?; // WRONGTYPE check before any change.
+        for value in values {
+            check_string_len(value.len(), self.limits.max_value_bytes)?;
+        }
         if values.is_empty() {
             return Ok(Reply::count(current.map_or(0, Vector::len))); // Never store an empty list.
         }
@@ -28,7 +32,9 @@ impl Store {
             return Ok(Reply::count(len));
         };
         push_all(list, values, end);
-        Ok(Reply::count(list.len()))
+        let len = list.len();
+        self.grew(values.iter().map(|v| element_bytes(v.len())).sum());
+        Ok(Reply::count(len))
     }
 
     /// LPOP/RPOP: one element (bulk) without a count, an array with one; nil if no key.
@@ -50,7 +56,20 @@ impl Store {
                 Reply::bulks((0..take).filter_map(|_| pop_one(list, end)))
             }
         };
-        if list.is_empty() {
+        let emptied = list.is_empty();
+        let freed = match &reply {
+            Reply::Bulk(item) => element_bytes(item.len()),
+            Reply::Array(items) => items
+                .iter()
+                .map(|item| match item {
+                    Reply::Bulk(item) => element_bytes(item.len()),
+                    _ => 0,
+                })
+                .sum(),
+            _ => 0,
+        };
+        self.shrank(freed);
+        if emptied {
             self.remove(key);
         }
         Ok(reply)

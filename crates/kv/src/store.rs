@@ -8,6 +8,7 @@ use crate::acl::Acl;
 use crate::command::Command;
 use crate::error::Error;
 use crate::keymap::{Keymap, Position};
+use crate::limits::{Limits, entry_bytes, reply_bytes};
 use crate::reply::Reply;
 
 /// The non-deterministic inputs of one command, decided by the primary (P5) and shipped
@@ -18,6 +19,8 @@ pub struct ExecContext {
     pub now_ms: u64,
     /// A random number, used by RANDOMKEY.
     pub random: u64,
+    /// The limits the primary decided for this command (L11-L14).
+    pub limits: Limits,
 }
 
 /// A stored value.
@@ -100,6 +103,10 @@ pub struct Store {
     pub(crate) expiries: OrdSet<(u64, Bytes)>,
     /// The ACL table (A1): replicated with the data, kept by FLUSHALL.
     pub(crate) acl: Acl,
+    /// The memory counted for keys and values (L10), kept by every write.
+    pub(crate) used_memory: usize,
+    /// The limits of the command being executed (from its [`ExecContext`]).
+    pub(crate) limits: Limits,
 }
 
 impl Store {
@@ -120,8 +127,35 @@ impl Store {
 
     /// Runs one command. Errors (wrong type, overflow, ...) come back as [`Reply::Error`]
     /// and leave the store unchanged.
+    ///
+    /// Limits (from `ctx`, decided by the primary): a command that may grow memory is refused
+    /// while `used_memory` is above `maxmemory` (L11), and a reply larger than
+    /// `max_reply_bytes` is replaced by an error after the command ran, so a write still
+    /// happens the same way on every replica (L14).
     pub fn execute(&mut self, cmd: &Command, ctx: &ExecContext) -> Reply {
-        self.dispatch(cmd, ctx).unwrap_or_else(Reply::from)
+        self.limits = ctx.limits;
+        if cmd.is_denyoom() && ctx.limits.over_memory(self.used_memory) {
+            return Reply::from(Error::OutOfMemory);
+        }
+        let reply = self.dispatch(cmd, ctx).unwrap_or_else(Reply::from);
+        if ctx.limits.policy.uses_access_time() {
+            self.touch(&cmd.keys(), ctx.now_ms);
+        }
+        let max_reply = usize::try_from(ctx.limits.max_reply_bytes).unwrap_or(usize::MAX);
+        if max_reply > 0 && reply_bytes(&reply) > max_reply {
+            return Reply::from(Error::ReplyTooLarge);
+        }
+        reply
+    }
+
+    /// Adds `bytes` to `used_memory` (an in-place change grew a value).
+    pub(crate) fn grew(&mut self, bytes: usize) {
+        self.used_memory = self.used_memory.saturating_add(bytes);
+    }
+
+    /// Takes `bytes` from `used_memory` (an in-place change shrank a value).
+    pub(crate) fn shrank(&mut self, bytes: usize) {
+        self.used_memory = self.used_memory.saturating_sub(bytes);
     }
 
     /// Runs one command on behalf of `user` (`None`: a connection that never authenticated),
@@ -265,7 +299,11 @@ impl Store {
     /// [`Store::put`] at a position already searched for `key` (one search per command).
     pub(crate) fn put_at(&mut self, pos: Position, key: &Bytes, entry: Entry) {
         let new_at = entry.expires_at_ms;
+        self.grew(entry_bytes(key, &entry));
         let old = self.data.put_at(pos, key, entry);
+        if let Some(old) = &old {
+            self.shrank(entry_bytes(key, old));
+        }
         self.reindex(key, old.and_then(|e| e.expires_at_ms), new_at);
     }
 
@@ -278,6 +316,7 @@ impl Store {
     /// [`Store::remove`] at a position already searched for `key`.
     pub(crate) fn remove_at(&mut self, pos: Position, key: &Bytes) -> Option<Entry> {
         let old = self.data.remove_at(pos)?;
+        self.shrank(entry_bytes(key, &old));
         self.reindex(key, old.expires_at_ms, None);
         Some(old)
     }

@@ -4,6 +4,7 @@ use bytes::{Bytes, BytesMut};
 
 use crate::command::{SetCondition, SetExpiry};
 use crate::error::{Error, check_string_len};
+use crate::limits::value_bytes;
 use crate::parse::parse_i64;
 use crate::reply::Reply;
 use crate::store::{Entry, Store, Value, stored};
@@ -34,7 +35,7 @@ impl Store {
         expiry: Option<SetExpiry>,
         now: u64,
     ) -> Result<Reply, Error> {
-        check_string_len(value.len())?;
+        check_string_len(value.len(), self.limits.max_value_bytes)?;
         let ttl = resolve_set_expiry(expiry, now)?;
         // One search: the position serves the checks and the write.
         let pos = self.data.position(key);
@@ -74,7 +75,7 @@ impl Store {
     }
 
     pub(crate) fn set_nx(&mut self, key: &Bytes, value: &Bytes, now: u64) -> Result<Reply, Error> {
-        check_string_len(value.len())?;
+        check_string_len(value.len(), self.limits.max_value_bytes)?;
         let pos = self.data.position(key);
         if self.data.at(&pos).is_some_and(|e| !e.is_expired(now)) {
             return Ok(Reply::Integer(0));
@@ -84,7 +85,7 @@ impl Store {
     }
 
     pub(crate) fn get_set(&mut self, key: &Bytes, value: &Bytes, now: u64) -> Result<Reply, Error> {
-        check_string_len(value.len())?;
+        check_string_len(value.len(), self.limits.max_value_bytes)?;
         let old = self.string(key, now)?.cloned();
         self.put(key, Entry::persistent(Value::Str(stored(value))));
         Ok(Reply::bulk_or_nil(old))
@@ -110,7 +111,7 @@ impl Store {
 
     pub(crate) fn mset(&mut self, pairs: &[(Bytes, Bytes)]) -> Result<Reply, Error> {
         for (_, value) in pairs {
-            check_string_len(value.len())?;
+            check_string_len(value.len(), self.limits.max_value_bytes)?;
         }
         for (key, value) in pairs {
             self.put(key, Entry::persistent(Value::Str(stored(value))));
@@ -120,7 +121,10 @@ impl Store {
 
     pub(crate) fn append(&mut self, key: &Bytes, suffix: &Bytes, now: u64) -> Result<Reply, Error> {
         let old = self.string(key, now)?.cloned().unwrap_or_default();
-        check_string_len(old.len().saturating_add(suffix.len()))?;
+        check_string_len(
+            old.len().saturating_add(suffix.len()),
+            self.limits.max_value_bytes,
+        )?;
         let mut joined = BytesMut::with_capacity(old.len() + suffix.len());
         joined.extend_from_slice(&old);
         joined.extend_from_slice(suffix);
@@ -146,8 +150,13 @@ impl Store {
 
     /// Replaces a live string's value in place (keeping its expiry), or creates the key.
     fn write_string_keep_ttl(&mut self, key: &Bytes, value: Bytes, now: u64) {
+        let new_len = value.len();
         match self.live_value_mut(key, now) {
-            Some(slot) => *slot = Value::Str(value),
+            Some(slot) => {
+                let old = std::mem::replace(slot, Value::Str(value));
+                self.shrank(value_bytes(&old));
+                self.grew(new_len);
+            }
             None => self.put(key, Entry::persistent(Value::Str(value))),
         }
     }

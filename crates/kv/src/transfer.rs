@@ -2,16 +2,12 @@
 
 use std::ops::Bound;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use serde::{Deserialize, Serialize};
 
 use crate::digest::key_hash;
+use crate::limits::{ENTRY_OVERHEAD_BYTES, element_bytes, entry_bytes, value_bytes};
 use crate::store::{Entry, Store, Value, stored};
-
-/// Rough per-key bookkeeping cost counted by [`Store::approx_bytes`].
-const ENTRY_OVERHEAD_BYTES: usize = 48;
-/// Rough per-element cost of a list item or hash field.
-const ITEM_OVERHEAD_BYTES: usize = 16;
 
 /// One piece of a state transfer.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -20,42 +16,116 @@ pub struct Chunk {
     pub entries: Vec<(Bytes, Entry)>,
     /// The last key in `entries` (pass it as `after` for the next chunk); `None` if empty.
     pub last_key: Option<Bytes>,
+    /// When the last entry holds only part of its key's value (a value bigger than a
+    /// chunk, L16): how many elements (list, hash) or bytes (string) of that value the chunks
+    /// up to this one hold. Pass it with `last_key` for the next chunk.
+    pub last_sent: Option<usize>,
     /// Whether this chunk reaches the end of the store.
     pub done: bool,
 }
 
 impl Store {
     /// The entries after `after` (from the start if `None`), up to `max_bytes` (by
-    /// [`Store::approx_bytes`]'s measure) and `max_entries`. A chunk that is not `done`
-    /// always holds at least one entry, even one larger than `max_bytes`. Call it on a
-    /// clone taken when the transfer starts, so later writes do not tear the copy.
+    /// `used_memory`'s measure) and `max_entries`. A chunk that is not `done` always holds
+    /// at least one entry. Call it on a clone taken when the transfer starts, so later writes
+    /// do not tear the copy.
     pub fn chunk_after(
         &self,
         after: Option<&Bytes>,
         max_bytes: usize,
         max_entries: usize,
     ) -> Chunk {
-        let start = after.map_or(Bound::Unbounded, |key| {
-            Bound::Excluded((key_hash(key), key.as_ref()))
-        });
+        self.chunk_from(after, None, max_bytes, max_entries)
+    }
+
+    /// Like [`Store::chunk_after`], resuming inside `after`'s value when `sent` says how much
+    /// of it earlier chunks held. A value that does not fit in `max_bytes` is sent in pieces
+    /// (elements of a list or hash, byte ranges of a string), each within the budget except
+    /// a single element larger than it (L16); [`Store::insert_piece`] puts them back together.
+    pub fn chunk_from(
+        &self,
+        after: Option<&Bytes>,
+        sent: Option<usize>,
+        max_bytes: usize,
+        max_entries: usize,
+    ) -> Chunk {
+        let start = match (after, sent) {
+            (None, _) => Bound::Unbounded,
+            (Some(key), Some(_)) => Bound::Included((key_hash(key), key.as_ref())),
+            (Some(key), None) => Bound::Excluded((key_hash(key), key.as_ref())),
+        };
         let mut remaining = self.data.iter_from(start).peekable();
         let (mut entries, mut bytes) = (Vec::new(), 0usize);
+        let mut resume = sent.filter(|_| after.is_some());
         while let Some(item) = remaining.peek() {
-            let size = entry_bytes(item.key(), &item.entry);
-            let full = entries.len() >= max_entries || bytes.saturating_add(size) > max_bytes;
-            if full && !entries.is_empty() {
+            if entries.len() >= max_entries && !entries.is_empty() {
                 break;
             }
-            entries.push((item.key_bytes(), detached(&item.entry)));
-            bytes = bytes.saturating_add(size);
+            let skip = resume.take().unwrap_or(0);
+            let room = max_bytes.saturating_sub(bytes);
+            if skip == 0 {
+                let size = entry_bytes(item.key(), &item.entry);
+                if size <= room {
+                    entries.push((item.key_bytes(), detached(&item.entry)));
+                    bytes = bytes.saturating_add(size);
+                    remaining.next();
+                    continue;
+                }
+                if size <= max_bytes && !entries.is_empty() {
+                    break; // It fits whole in the next chunk.
+                }
+            }
+            let budget = room.saturating_sub(ENTRY_OVERHEAD_BYTES + item.key().len());
+            let Some((piece, taken, finished)) =
+                piece(&item.entry, skip, budget, entries.is_empty())
+            else {
+                break;
+            };
+            entries.push((item.key_bytes(), piece));
+            if !finished {
+                return Chunk {
+                    last_key: Some(item.key_bytes()),
+                    entries,
+                    last_sent: Some(skip + taken),
+                    done: false,
+                };
+            }
             remaining.next();
+            break;
         }
         let last_key = entries.last().map(|(key, _)| key.clone());
         Chunk {
             entries,
             last_key,
+            last_sent: None,
             done: remaining.peek().is_none(),
         }
+    }
+
+    /// Stores one piece of a transferred entry: the whole entry, or the next part of a value
+    /// split over chunks (L16), appended to what earlier pieces stored at `key`.
+    pub fn insert_piece(&mut self, key: Bytes, entry: Entry) {
+        let Some(existing) = self.data.get_mut(&key) else {
+            self.insert_entry(key, entry);
+            return;
+        };
+        let grown = value_bytes(&entry.value);
+        match (&mut existing.value, entry.value) {
+            (Value::Str(text), Value::Str(more)) => {
+                let mut joined = BytesMut::with_capacity(text.len() + more.len());
+                joined.extend_from_slice(text);
+                joined.extend_from_slice(&more);
+                *text = joined.freeze();
+            }
+            (Value::List(list), Value::List(more)) => list.append(*more),
+            (Value::Hash(hash), Value::Hash(more)) => hash.extend(*more),
+            (_, value) => {
+                // Not a continuation (no correct primary sends this): replace.
+                self.insert_entry(key, Entry { value, ..entry });
+                return;
+            }
+        }
+        self.grew(grown);
     }
 
     /// Stores a transferred entry as is (expiry included), replacing any entry at `key`.
@@ -74,6 +144,83 @@ impl Store {
     }
 }
 
+/// Part of `entry`'s value from element (or byte) `skip` on, within `budget` bytes (at
+/// least one element, or byte, when `must` is set or it fits): the piece, how many elements it
+/// holds and whether it reaches the end. `None` when nothing fits and nothing must be taken.
+fn piece(entry: &Entry, skip: usize, budget: usize, must: bool) -> Option<(Entry, usize, bool)> {
+    let value = match &entry.value {
+        Value::Str(text) => {
+            let rest = text.len().saturating_sub(skip);
+            let mut take = rest.min(budget);
+            if take == 0 {
+                if !must {
+                    return None;
+                }
+                take = rest.min(1);
+            }
+            let piece = text.slice(skip..skip + take);
+            return Some((with_value(entry, Value::Str(piece)), take, take == rest));
+        }
+        Value::List(list) => {
+            let elements = list.iter().skip(skip).map(|i| (i.len(), i));
+            let (items, _) = take_fitting(elements, budget, must)?;
+            let done = skip + items.len() >= list.len();
+            let n = items.len();
+            (
+                Value::List(Box::new(items.into_iter().cloned().collect())),
+                n,
+                done,
+            )
+        }
+        Value::Hash(hash) => {
+            let fields = hash
+                .iter()
+                .skip(skip)
+                .map(|(f, v)| (f.len() + v.len(), (f, v)));
+            let (items, _) = take_fitting(fields, budget, must)?;
+            let done = skip + items.len() >= hash.len();
+            let n = items.len();
+            let map = items
+                .into_iter()
+                .map(|(f, v)| (f.clone(), v.clone()))
+                .collect();
+            (Value::Hash(Box::new(map)), n, done)
+        }
+    };
+    Some((with_value(entry, value.0), value.1, value.2))
+}
+
+/// Elements from `items` while their counted size fits in `budget` (at least one when
+/// `must`); `None` when none fits and none must be taken.
+fn take_fitting<T>(
+    items: impl Iterator<Item = (usize, T)>,
+    budget: usize,
+    must: bool,
+) -> Option<(Vec<T>, usize)> {
+    let (mut taken, mut used) = (Vec::new(), 0usize);
+    for (len, item) in items {
+        let size = element_bytes(len);
+        if used.saturating_add(size) > budget && !(taken.is_empty() && must) {
+            break;
+        }
+        used = used.saturating_add(size);
+        taken.push(item);
+    }
+    if taken.is_empty() && must {
+        // Nothing left to take: an empty piece ends the value.
+        return Some((taken, used));
+    }
+    (!taken.is_empty()).then_some((taken, used))
+}
+
+/// `entry` with another value (same expiry).
+fn with_value(entry: &Entry, value: Value) -> Entry {
+    Entry {
+        value,
+        expires_at_ms: entry.expires_at_ms,
+    }
+}
+
 /// A copy of `entry` for a chunk. Small strings are copied rather than shared: sharing would
 /// allocate a refcount header for every value of the snapshot (fresh memory on the primary
 /// for the whole transfer, and kept as long as the value lives), where the copy is freed as
@@ -86,20 +233,4 @@ fn detached(entry: &Entry) -> Entry {
         },
         _ => entry.clone(),
     }
-}
-
-/// The rough size of one key and its entry.
-fn entry_bytes(key: &[u8], entry: &Entry) -> usize {
-    let value = match &entry.value {
-        Value::Str(text) => text.len(),
-        Value::List(list) => list
-            .iter()
-            .map(|item| item.len() + ITEM_OVERHEAD_BYTES)
-            .sum(),
-        Value::Hash(hash) => hash
-            .iter()
-            .map(|(f, v)| f.len() + v.len() + ITEM_OVERHEAD_BYTES)
-            .sum(),
-    };
-    ENTRY_OVERHEAD_BYTES + key.len() + value
 }

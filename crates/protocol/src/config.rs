@@ -5,7 +5,16 @@ use std::borrow::Cow;
 
 use thiserror::Error;
 
+pub use tandem_kv::{EvictionPolicy, Limits};
+
 use crate::bug::Bugs;
+
+/// Default largest value (L13): 16 MiB, a quarter of the 64 MiB frame, so a maximal value
+/// always fits in one reply and one forward.
+pub const DEFAULT_MAX_VALUE_BYTES: u64 = 16 << 20;
+/// Default largest reply of one request (L14): 48 MiB, under the 64 MiB frame with room for
+/// the message around it.
+pub const DEFAULT_MAX_REPLY_BYTES: u64 = 48 << 20;
 
 /// A configuration value out of its allowed range.
 #[derive(Debug, Error, PartialEq, Eq)]
@@ -158,8 +167,30 @@ pub struct ReplicaConfig {
     pub client_idle_forget_ms: u64,
     /// Most at-most-once records kept; the least recently used beyond it are forgotten.
     pub max_clients: usize,
+    /// Memory limit on keys and values as `used_memory` counts them (L10, L11); 0: none.
+    pub maxmemory_bytes: u64,
+    /// What the primary does when a write finds memory above `maxmemory_bytes` (L12).
+    pub maxmemory_policy: EvictionPolicy,
+    /// Largest string, list element, hash field or value (L13, Redis's `proto-max-bulk-len`).
+    pub max_value_bytes: u64,
+    /// Largest sum of the replies of one request (L14): must fit in one frame.
+    pub max_reply_bytes: u64,
+    /// Byte budget of one forward frame (L15); one entry is always sent, whatever its size.
+    pub forward_batch_bytes: usize,
     /// Planted bugs (simulator only).
     pub bugs: Bugs,
+}
+
+impl ReplicaConfig {
+    /// The limits the primary stamps on every operation it orders (L11-L14).
+    pub fn limits(&self) -> Limits {
+        Limits {
+            max_value_bytes: self.max_value_bytes,
+            maxmemory_bytes: self.maxmemory_bytes,
+            max_reply_bytes: self.max_reply_bytes,
+            policy: self.maxmemory_policy,
+        }
+    }
 }
 
 impl Default for ReplicaConfig {
@@ -178,6 +209,11 @@ impl Default for ReplicaConfig {
             expiry_batch: 64,
             client_idle_forget_ms: 3_600_000,
             max_clients: 1_000_000,
+            maxmemory_bytes: 0,
+            maxmemory_policy: EvictionPolicy::NoEviction,
+            max_value_bytes: DEFAULT_MAX_VALUE_BYTES,
+            max_reply_bytes: DEFAULT_MAX_REPLY_BYTES,
+            forward_batch_bytes: 8 << 20,
             bugs: Bugs::NONE,
         }
     }
@@ -215,7 +251,28 @@ impl ReplicaConfig {
             30 * 86_400_000,
             "1 minute to 30 days",
         )?;
-        check("max-clients", self.max_clients as u64, 1000, 100_000_000)
+        check("max-clients", self.max_clients as u64, 1000, 100_000_000)?;
+        check_with(
+            "proto-max-bulk-len",
+            self.max_value_bytes,
+            1024,
+            512 << 20,
+            "1 KiB to 512 MiB",
+        )?;
+        check_with(
+            "max-reply-bytes",
+            self.max_reply_bytes,
+            self.max_value_bytes.saturating_add(1024),
+            4 << 30,
+            "proto-max-bulk-len + 1 KiB to 4 GiB (a maximal value must fit in a reply)",
+        )?;
+        check_with(
+            "forward-batch-bytes",
+            self.forward_batch_bytes as u64,
+            1024,
+            1 << 30,
+            "1 KiB to 1 GiB",
+        )
     }
 }
 

@@ -300,6 +300,9 @@ pub struct LogEntry {
     pub now_ms: u64,
     /// A random value chosen by the primary (RANDOMKEY and any future random choice).
     pub random: u64,
+    /// The limits the primary applies to this operation's commands (L11, L13, L14): they
+    /// travel with it so every replica refuses or accepts the same commands.
+    pub limits: tandem_kv::Limits,
     /// What to do.
     pub op: Op,
 }
@@ -323,6 +326,12 @@ pub enum Op {
     /// Keys the primary found expired: deleted on every replica (P5).
     Expire {
         /// The expired keys.
+        keys: Vec<Bytes>,
+    },
+    /// Keys the primary chose to evict to get under `maxmemory` (L12): deleted on every
+    /// replica, so backups never choose victims themselves.
+    Evict {
+        /// The keys to delete.
         keys: Vec<Bytes>,
     },
     /// Forget at-most-once records of sessions idle since before `idle_before_ms` (history

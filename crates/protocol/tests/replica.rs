@@ -72,6 +72,7 @@ fn set_entry(at: LogPos, key: &str) -> LogEntry {
         pos: at,
         now_ms: 1_000,
         random: 0,
+        limits: tandem_kv::Limits::default(),
         op: Op::Client {
             client: ClientId(1),
             seq: Seq(at.index.0),

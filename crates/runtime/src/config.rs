@@ -299,9 +299,27 @@ pub struct ServerConfig {
 
 impl ServerConfig {
     /// Checks every field.
+    ///
+    /// L13, L14: a maximal value must fit in one reply and a reply in one frame, with room
+    /// for the message around it; a maximal value is at most a quarter of a frame.
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.replica.validate()?;
-        self.net.validate()
+        self.net.validate()?;
+        let frame = self.net.max_frame_bytes as u64;
+        check_with(
+            "max-reply-bytes",
+            self.replica.max_reply_bytes,
+            1024,
+            frame.saturating_sub(frame / 8),
+            "at most 7/8 of max-frame-bytes",
+        )?;
+        check_with(
+            "proto-max-bulk-len",
+            self.replica.max_value_bytes,
+            1024,
+            frame / 4,
+            "1 KiB to a quarter of max-frame-bytes",
+        )
     }
 }
 

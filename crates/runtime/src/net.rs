@@ -37,7 +37,7 @@ use crate::config::NetConfig;
 use crate::identity::{Principal, admit, kind};
 use crate::shutdown::Shutdown;
 use crate::tls::{principal_of, server_name};
-use crate::wire::{Envelope, decode_frame, encode_frame};
+use crate::wire::{Envelope, FrameError, complete_frame_len, decode_frame, encode_frame};
 
 /// Most frames written before one flush.
 const MAX_FRAMES_PER_FLUSH: usize = 1024;
@@ -391,6 +391,24 @@ async fn serve_inbound_halves<R, W>(
     }
 }
 
+/// Frames at least this big are decoded on a blocking thread (L17).
+const OFFLOAD_DECODE_BYTES: usize = 256 << 10;
+
+/// [`decode_frame`], on a blocking thread for a big frame: decoding a request of a million
+/// arguments takes 100+ ms, which on the server's one runtime thread held back its pings
+/// (L17). Frames of one connection still arrive in order: this waits for the decode.
+async fn decode_next(buf: &mut BytesMut, max: usize) -> Result<Option<Envelope>, FrameError> {
+    match complete_frame_len(buf) {
+        Some(total) if total >= OFFLOAD_DECODE_BYTES && total <= max + 64 => {
+            let mut frame = buf.split_to(total);
+            tokio::task::spawn_blocking(move || decode_frame(&mut frame, max))
+                .await
+                .unwrap_or_else(|error| Err(FrameError::Decode(error.to_string())))
+        }
+        _ => decode_frame(buf, max),
+    }
+}
+
 /// Reads frames into the inbox until EOF, an error, a bad or refused frame, a frame left
 /// unfinished for `frame_timeout_ms`, or (inbound only) `idle` without a frame. Each frame is
 /// admitted against `principal` (the peer proved at the handshake; `None` in insecure mode)
@@ -415,7 +433,7 @@ async fn read_loop<R: AsyncRead + Unpin>(
         let mut completed = false;
         loop {
             let before = buf.len();
-            match decode_frame(&mut buf, max) {
+            match decode_next(&mut buf, max).await {
                 Ok(Some(envelope)) => {
                     let frame_len = before - buf.len();
                     completed = true;

@@ -39,6 +39,9 @@ pub const PUBLISH_MS: u64 = 100;
 
 /// Most messages handled in one round before timers and transmits get a turn.
 const MAX_INBOX_BATCH: usize = 4096;
+/// Longest a round handles messages before timers and transmits get a turn (L17): a round
+/// also ends as soon as a timer (a ping, a retransmission) is due.
+const MAX_ROUND_MS: u64 = 5;
 
 /// A bound server, ready to run.
 #[derive(Debug)]
@@ -127,6 +130,8 @@ impl Server {
             snapshot: Mutex::new(Snapshot::default()),
             net: net.clone(),
             view_services: view_service_list,
+            maxmemory_bytes: self.config.replica.maxmemory_bytes,
+            maxmemory_policy: self.config.replica.maxmemory_policy.name(),
         });
         if let Some(listener) = self.admin {
             listener.spawn(admin.clone(), shutdown.clone());
@@ -163,8 +168,13 @@ impl Server {
                 _ = shutdown.wait() => break,
                 inbound = inbox.recv() => {
                     let Some(inbound) = inbound else { break };
+                    let started_ms = driver.clock.now().mono_ms;
                     driver.handle(inbound);
                     for _ in 1..MAX_INBOX_BATCH {
+                        // L17: big requests never hold back pings and backups' answers.
+                        if driver.round_is_over(started_ms) {
+                            break;
+                        }
                         let Ok(inbound) = inbox.try_recv() else { break };
                         driver.handle(inbound);
                     }
@@ -231,6 +241,17 @@ impl Driver {
         }
         self.replica
             .handle(self.clock.now(), inbound.from, inbound.msg);
+    }
+
+    /// Whether the round that started at `started_ms` has handled messages long enough, or a
+    /// timer is due (L17).
+    fn round_is_over(&self, started_ms: u64) -> bool {
+        let now_ms = self.clock.now().mono_ms;
+        now_ms.saturating_sub(started_ms) >= MAX_ROUND_MS
+            || self
+                .replica
+                .poll_timeout()
+                .is_some_and(|at_ms| now_ms >= at_ms)
     }
 
     fn tick_if_due(&mut self) {
@@ -375,6 +396,7 @@ impl Driver {
                 stats: self.replica.stats().clone(),
                 commit_index: self.replica.commit_index().map(|i| i.0),
                 keys: self.replica.state().store.len() as u64,
+                used_memory: self.replica.state().store.used_memory() as u64,
                 transfers: self
                     .replica
                     .transfers_in_progress()
@@ -416,6 +438,8 @@ struct Snapshot {
     stats: ReplicaStats,
     commit_index: Option<u64>,
     keys: u64,
+    /// Memory counted for keys and values (L10).
+    used_memory: u64,
     /// Backups receiving a state transfer, with chunks acknowledged.
     transfers: Vec<(String, u32)>,
     progress: String,
@@ -434,6 +458,9 @@ struct ServerAdmin {
     net: Arc<Net>,
     /// The configured view-service list, comma-separated.
     view_services: String,
+    /// The configured memory limit (L11) and eviction policy (L12).
+    maxmemory_bytes: u64,
+    maxmemory_policy: &'static str,
 }
 
 fn role_name(role: Option<RoleKind>) -> &'static str {
@@ -462,6 +489,10 @@ impl AdminSource for ServerAdmin {
             "applied_ops": s.stats.applied,
             "commit_index": s.commit_index,
             "keys": s.keys,
+            "used_memory": s.used_memory,
+            "maxmemory": self.maxmemory_bytes,
+            "maxmemory_policy": self.maxmemory_policy,
+            "evicted_keys": s.stats.evicted_keys,
             "forwards_sent": s.stats.forwards_sent,
             "forwarded_entries": s.stats.forwarded_entries,
             "backup_progress": s.progress,
@@ -523,6 +554,24 @@ impl AdminSource for ServerAdmin {
             "gauge",
             "Keys in the store.",
             s.keys as f64,
+        );
+        out.single(
+            "tandem_used_memory_bytes",
+            "gauge",
+            "Memory counted for keys and values (L10: key + value bytes + fixed overheads).",
+            s.used_memory as f64,
+        );
+        out.single(
+            "tandem_maxmemory_bytes",
+            "gauge",
+            "The memory limit on keys and values (0: none, L11).",
+            self.maxmemory_bytes as f64,
+        );
+        out.single(
+            "tandem_evicted_keys_total",
+            "counter",
+            "Keys evicted as primary to get under maxmemory (L12).",
+            s.stats.evicted_keys as f64,
         );
         out.single(
             "tandem_server_transfers_in_progress",

@@ -67,6 +67,14 @@ pub fn encode_frame(envelope: &Envelope, max_frame_bytes: usize) -> Result<Bytes
     Ok(Bytes::from(out))
 }
 
+/// The length (header included) of the frame at the front of `buf` when all of it is there.
+pub fn complete_frame_len(buf: &[u8]) -> Option<usize> {
+    let mut header = buf.get(..HEADER_BYTES)?;
+    header.get_u8();
+    let total = HEADER_BYTES.checked_add(header.get_u32() as usize)?;
+    (buf.len() >= total).then_some(total)
+}
+
 /// Takes the next frame off the front of `buf`: `Ok(None)` when more bytes are needed (nothing
 /// consumed), an error when the bytes can never form a valid frame.
 pub fn decode_frame(

@@ -93,6 +93,7 @@ impl Model for KeyModel {
         let ctx = ExecContext {
             now_ms: MODEL_NOW_MS,
             random: 0,
+            ..ExecContext::default()
         };
         for (cmd, check) in &input.steps {
             let reply = store.execute(cmd, &ctx);
@@ -114,6 +115,7 @@ impl Model for KeyModel {
         let ctx = ExecContext {
             now_ms: MODEL_NOW_MS,
             random: 0,
+            ..ExecContext::default()
         };
         for (cmd, _) in &input.steps {
             store.execute(cmd, &ctx);

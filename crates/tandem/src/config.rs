@@ -216,6 +216,15 @@ pub struct ServerFile {
     /// `ping-interval-ms`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ping_interval_ms: Option<u64>,
+    /// `maxmemory` (bytes, or with a unit: `100mb`, `1gb`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub maxmemory: Option<String>,
+    /// `maxmemory-policy`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub maxmemory_policy: Option<String>,
+    /// `proto-max-bulk-len` (bytes, or with a unit).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub proto_max_bulk_len: Option<String>,
     /// `admin`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub admin: Option<String>,
@@ -434,6 +443,14 @@ group = 0
 
 # How often to ping the view service (V2).
 ping-interval-ms = 100
+
+# Memory limit on keys and values (0: none), and what to do beyond it: noeviction (refuse
+# writes with -OOM), allkeys-lru, allkeys-random, volatile-lru, volatile-ttl, volatile-random.
+# maxmemory = "1gb"
+# maxmemory-policy = "noeviction"
+
+# Largest value (string, list element, hash field or value); at most a quarter of a frame.
+# proto-max-bulk-len = "16mb"
 
 # Admin HTTP endpoint: /status, /metrics, /healthz, /readyz. Off unless set.
 # admin = "127.0.0.1:9001"

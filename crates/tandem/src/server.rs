@@ -4,6 +4,7 @@ use std::process::ExitCode;
 
 use clap::Args;
 use tandem_protocol::GroupId;
+use tandem_protocol::config::EvictionPolicy;
 use tandem_runtime::{Server, ServerConfig};
 
 use crate::config::{ServerFile, ViewServiceArg, pick, print_settings, require};
@@ -28,8 +29,46 @@ pub struct ServerArgs {
     /// How often to ping the view service (V2) [default: 100].
     #[arg(long, env = "TANDEM_PING_INTERVAL_MS")]
     ping_interval_ms: Option<u64>,
+    /// Memory limit on keys and values, in bytes or with a unit (`100mb`, `1gb`); 0: none
+    /// [default: 0].
+    #[arg(long, value_name = "BYTES", env = "TANDEM_MAXMEMORY")]
+    maxmemory: Option<String>,
+    /// What the primary does beyond --maxmemory: noeviction, allkeys-lru, allkeys-random,
+    /// volatile-lru, volatile-ttl or volatile-random [default: noeviction].
+    #[arg(long, value_name = "POLICY", env = "TANDEM_MAXMEMORY_POLICY")]
+    maxmemory_policy: Option<String>,
+    /// Largest value (string, list element, hash field or value), in bytes or with a unit
+    /// [default: 16mb].
+    #[arg(long, value_name = "BYTES", env = "TANDEM_PROTO_MAX_BULK_LEN")]
+    proto_max_bulk_len: Option<String>,
     #[command(flatten)]
     role: RoleArgs,
+}
+
+/// A size in bytes as Redis writes it: a number with an optional unit, `k`/`m`/`g` (powers
+/// of 1000) or `kb`/`mb`/`gb` (powers of 1024), case-insensitive.
+pub fn parse_memory(text: &str) -> anyhow::Result<u64> {
+    let lower = text.trim().to_ascii_lowercase();
+    let split = lower
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(lower.len());
+    let (digits, unit) = lower.split_at(split);
+    let scale: u64 = match unit {
+        "" | "b" => 1,
+        "k" => 1000,
+        "kb" => 1 << 10,
+        "m" => 1_000_000,
+        "mb" => 1 << 20,
+        "g" => 1_000_000_000,
+        "gb" => 1 << 30,
+        _ => anyhow::bail!("{text:?}: the unit must be one of k, kb, m, mb, g, gb"),
+    };
+    let number: u64 = digits
+        .parse()
+        .map_err(|_| anyhow::anyhow!("{text:?} is not a size such as 100mb"))?;
+    number
+        .checked_mul(scale)
+        .ok_or_else(|| anyhow::anyhow!("{text:?} is too large"))
 }
 
 /// Runs the server until Ctrl-C or SIGTERM.
@@ -62,6 +101,21 @@ pub fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
         file.ping_interval_ms,
         defaults.replica.ping_interval_ms,
     );
+    let maxmemory = args.maxmemory.or(file.maxmemory);
+    if let Some(text) = &maxmemory {
+        config.replica.maxmemory_bytes = parse_memory(text)?;
+    }
+    let policy = args.maxmemory_policy.or(file.maxmemory_policy);
+    if let Some(name) = &policy {
+        config.replica.maxmemory_policy = EvictionPolicy::parse(name).ok_or_else(|| {
+            let names: Vec<_> = EvictionPolicy::ALL.iter().map(|(_, n)| *n).collect();
+            anyhow::anyhow!("maxmemory-policy {name:?}: use one of {}", names.join(", "))
+        })?;
+    }
+    let max_value = args.proto_max_bulk_len.or(file.proto_max_bulk_len);
+    if let Some(text) = &max_value {
+        config.replica.max_value_bytes = parse_memory(text)?;
+    }
     config.validate()?;
     if args.role.print_config_only() {
         return print_settings(&ServerFile {
@@ -70,6 +124,9 @@ pub fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
             advertise,
             group: Some(config.group.0),
             ping_interval_ms: Some(config.replica.ping_interval_ms),
+            maxmemory: Some(config.replica.maxmemory_bytes.to_string()),
+            maxmemory_policy: Some(config.replica.maxmemory_policy.name().to_owned()),
+            proto_max_bulk_len: Some(config.replica.max_value_bytes.to_string()),
             admin: shared.admin,
             admin_token: None,
             log_level: Some(shared.log.level),
@@ -88,4 +145,23 @@ pub fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
         server.run(shutdown).await?;
         Ok(())
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_memory;
+
+    #[test]
+    fn l11_memory_sizes_read_like_redis() {
+        assert_eq!(parse_memory("0").unwrap(), 0);
+        assert_eq!(parse_memory("1234").unwrap(), 1234);
+        assert_eq!(parse_memory("100mb").unwrap(), 100 << 20);
+        assert_eq!(parse_memory("1GB").unwrap(), 1 << 30);
+        assert_eq!(parse_memory("2k").unwrap(), 2000);
+        assert_eq!(parse_memory("3kb").unwrap(), 3 << 10);
+        assert_eq!(parse_memory("5m").unwrap(), 5_000_000);
+        assert!(parse_memory("10tb").is_err());
+        assert!(parse_memory("mb").is_err());
+        assert!(parse_memory("99999999999999gb").is_err());
+    }
 }

@@ -3,6 +3,7 @@
 mod expiry;
 mod hashes;
 mod keyspace;
+mod limits;
 mod lists;
 mod parse;
 mod round_trip;
@@ -56,6 +57,7 @@ pub(crate) struct Kv {
     pub(crate) store: Store,
     pub(crate) now_ms: u64,
     pub(crate) random: u64,
+    pub(crate) limits: crate::Limits,
 }
 
 impl Kv {
@@ -64,6 +66,7 @@ impl Kv {
             store: Store::new(),
             now_ms: 1_000_000,
             random: 0,
+            limits: crate::Limits::default(),
         }
     }
 
@@ -81,6 +84,7 @@ impl Kv {
             &ExecContext {
                 now_ms: self.now_ms,
                 random: self.random,
+                limits: self.limits,
             },
         )
     }

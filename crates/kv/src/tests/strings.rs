@@ -1,7 +1,10 @@
 use bytes::Bytes;
 
 use super::*;
-use crate::error::{MAX_STRING_BYTES, check_string_len};
+use crate::error::check_string_len;
+use crate::limits::DEFAULT_MAX_VALUE_BYTES;
+
+const MAX_STRING_BYTES: usize = DEFAULT_MAX_VALUE_BYTES as usize;
 
 #[test]
 fn get_and_set_happy_path() {
@@ -187,7 +190,7 @@ fn set_beyond_512_mib_is_refused() {
         reply,
         err("ERR string exceeds maximum allowed size (proto-max-bulk-len)")
     );
-    assert!(check_string_len(MAX_STRING_BYTES).is_ok());
+    assert!(check_string_len(MAX_STRING_BYTES, DEFAULT_MAX_VALUE_BYTES).is_ok());
 }
 
 #[test]

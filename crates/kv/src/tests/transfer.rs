@@ -24,20 +24,22 @@ fn populated() -> Kv {
 }
 
 fn copy_in_chunks(source: &Store, max_bytes: usize, max_entries: usize) -> (Store, usize) {
-    let (mut target, mut after, mut chunks) = (Store::new(), None, 0);
+    let (mut target, mut after, mut sent, mut chunks) = (Store::new(), None, None, 0);
     loop {
         let Chunk {
             entries,
             last_key,
+            last_sent,
             done,
-        } = source.chunk_after(after.as_ref(), max_bytes, max_entries);
+        } = source.chunk_from(after.as_ref(), sent, max_bytes, max_entries);
+        sent = last_sent;
         assert!(
             done || !entries.is_empty(),
             "a chunk that is not the last is never empty"
         );
         assert!(entries.len() <= max_entries.max(1));
         for (key, entry) in entries {
-            target.insert_entry(key, entry);
+            target.insert_piece(key, entry);
         }
         chunks += 1;
         if done {
@@ -92,6 +94,7 @@ fn chunk_of_empty_store_is_done() {
         Chunk {
             entries: Vec::new(),
             last_key: None,
+            last_sent: None,
             done: true
         }
     );

@@ -143,7 +143,8 @@ impl Replica {
         let receiving = self.receiving.as_mut().expect("receiving");
         if t.chunk == receiving.next_chunk {
             for (key, entry) in t.entries {
-                receiving.state.store.insert_entry(key, entry);
+                // L16: a value bigger than a chunk comes in pieces, appended in order.
+                receiving.state.store.insert_piece(key, entry);
             }
             for (client, record) in t.clients {
                 receiving.state.remember(client, record);
@@ -199,6 +200,7 @@ mod tests {
                 pos,
                 now_ms: 0,
                 random: 0,
+                limits: tandem_kv::Limits::default(),
                 op: Op::ForgetClients { idle_before_ms: 0 },
             })
             .collect();

@@ -19,7 +19,7 @@ mod state;
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 
-use tandem_kv::Reply;
+use tandem_kv::{Command, EvictionPolicy, Reply};
 
 pub use state::{RecentLog, ReplicatedState};
 
@@ -83,6 +83,8 @@ pub struct ReplicaStats {
     /// do not follow one another, a transfer installed at another position than its
     /// snapshot...). A peer's bytes never panic a server: they are checked and counted here.
     pub protocol_errors: u64,
+    /// Keys this server evicted as primary to get under `maxmemory` (L12).
+    pub evicted_keys: u64,
 }
 
 /// Why a peer's message was ignored: no correct peer sends it. Counted in
@@ -552,6 +554,7 @@ impl Replica {
             self.respond(client, req.seq, Ok(replies));
             return;
         }
+        self.evict_for(now, &req.cmds);
         let seq = req.seq;
         let (index, replies) = self.order(
             now,
@@ -579,6 +582,7 @@ impl Replica {
             },
             now_ms: now.wall_ms.max(scratch.clock_ms),
             random: self.rng.next_u64(),
+            limits: self.config.limits(),
             op: Op::Client {
                 client: req.client,
                 seq: req.seq,
@@ -634,14 +638,41 @@ impl Replica {
             },
             now_ms: now.wall_ms.max(self.state.clock_ms),
             random: self.rng.next_u64(),
+            limits: self.config.limits(),
             op,
         };
         let replies = self.state.apply_as_primary(&entry, self.config.bugs);
         self.stats.applied += 1;
         let index = entry.pos.index;
-        self.log.push(entry);
+        self.log.push(without_read_arguments(entry));
         self.after_progress(now);
         (index, replies)
+    }
+
+    /// L12: before a request that may grow memory while `used_memory` is above `maxmemory`,
+    /// the primary picks victims under its eviction policy and orders their deletion, so the
+    /// request then runs under the limit (or, with nothing to evict, answers OOM, L11).
+    fn evict_for(&mut self, now: Now, cmds: &[Command]) {
+        const MAX_EVICTED_PER_REQUEST: usize = 1024;
+        let limits = self.config.limits();
+        let used = self.state.store.used_memory();
+        if limits.policy == EvictionPolicy::NoEviction
+            || !limits.over_memory(used)
+            || !cmds.iter().any(Command::is_denyoom)
+        {
+            return;
+        }
+        let need = used - usize::try_from(limits.maxmemory_bytes).unwrap_or(usize::MAX);
+        let keys = self.state.store.eviction_victims(
+            limits.policy,
+            self.rng.next_u64(),
+            need,
+            MAX_EVICTED_PER_REQUEST,
+        );
+        if !keys.is_empty() {
+            self.stats.evicted_keys += keys.len() as u64;
+            self.order(now, Op::Evict { keys });
+        }
     }
 
     /// P4: a request whose operation was not confirmed in time gets an error; the coordinator
@@ -880,5 +911,27 @@ impl Replica {
     fn reply_forward(&mut self, to: Endpoint, result: ForwardResult) {
         let view = self.view.as_ref().map_or(ViewNum::NONE, |v| v.num);
         self.send(to, Message::ForwardReply(ForwardReply { view, result }));
+    }
+}
+
+/// A read-only request as the history keeps it (L17): without its commands. A backup does not
+/// execute reads (P4: it only confirms their place in the history) and treats an empty batch
+/// as the read-only batch it is, so the arguments of a read (a million keys of an EXISTS)
+/// are neither kept in the log nor forwarded.
+fn without_read_arguments(entry: LogEntry) -> LogEntry {
+    match &entry.op {
+        Op::Client { client, seq, cmds }
+            if !cmds.is_empty() && cmds.iter().all(|cmd| !cmd.is_write()) =>
+        {
+            LogEntry {
+                op: Op::Client {
+                    client: *client,
+                    seq: *seq,
+                    cmds: Arc::new(Vec::new()),
+                },
+                ..entry
+            }
+        }
+        _ => entry,
     }
 }

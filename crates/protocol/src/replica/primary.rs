@@ -9,7 +9,7 @@ use bytes::Bytes;
 
 use crate::config::ReplicaConfig;
 use crate::ids::{ClientId, LogPos, OpIndex, Seq, ServerId, ViewNum};
-use crate::message::{Forward, Message, SnapshotEnd, Transfer, TransferReply};
+use crate::message::{Forward, LogEntry, Message, Op, SnapshotEnd, Transfer, TransferReply};
 use crate::replica::ProtocolError;
 use crate::replica::state::{RecentLog, ReplicatedState};
 
@@ -428,9 +428,19 @@ impl Streaming {
         while self.sent < outbound.last.index && self.in_flight() < max_inflight_ops {
             let prev = outbound.log.pos_at(self.sent).ok_or(FellBehindLog)?;
             let room = usize::try_from(max_inflight_ops - self.in_flight()).unwrap_or(usize::MAX);
-            let entries = outbound
+            let mut entries = outbound
                 .log
                 .after(self.sent, outbound.config.max_batch_ops.min(room));
+            // L15: a frame carries at most `forward_batch_bytes` of commands (at least one
+            // entry), so big values never make a forward frame exceed the frame limit.
+            let mut batch_bytes = 0usize;
+            let fits = entries.iter().position(|entry| {
+                batch_bytes = batch_bytes.saturating_add(entry_bytes(entry));
+                batch_bytes > outbound.config.forward_batch_bytes
+            });
+            if let Some(cut) = fits {
+                entries.truncate(cut.max(1));
+            }
             let Some(end) = entries.last().map(|entry| entry.pos.index) else {
                 break;
             };
@@ -503,6 +513,9 @@ impl fmt::Display for Progress {
 pub(crate) struct ChunkStart {
     /// Last key sent before this chunk.
     key_cursor: Option<Bytes>,
+    /// Elements (or bytes) of `key_cursor`'s value already sent when the value is split over
+    /// chunks (L16); `None` when the whole key was sent.
+    key_sent: Option<usize>,
     keys_done: bool,
     /// Last session sent before this chunk.
     client_cursor: Option<ClientId>,
@@ -602,13 +615,16 @@ impl OutgoingTransfer {
         };
         let mut next = start.clone();
         if !start.keys_done {
-            let keys =
-                self.snapshot
-                    .store
-                    .chunk_after(start.key_cursor.as_ref(), chunk_bytes, 65_536);
+            let keys = self.snapshot.store.chunk_from(
+                start.key_cursor.as_ref(),
+                start.key_sent,
+                chunk_bytes,
+                65_536,
+            );
             next.keys_done = keys.done;
             if keys.last_key.is_some() {
                 next.key_cursor = keys.last_key;
+                next.key_sent = keys.last_sent;
             }
             transfer.entries = keys.entries;
         } else {
@@ -785,6 +801,17 @@ impl PrimaryState {
     }
 }
 
+/// What one entry weighs in a forward frame (L15): its commands' arguments, or its keys.
+fn entry_bytes(entry: &LogEntry) -> usize {
+    const ENTRY_FRAMING_BYTES: usize = 64;
+    let op = match &entry.op {
+        Op::Client { cmds, .. } => cmds.iter().map(|cmd| cmd.arg_bytes()).sum(),
+        Op::Expire { keys } | Op::Evict { keys } => keys.iter().map(|k| k.len() + 8).sum(),
+        Op::ForgetClients { .. } => 0,
+    };
+    ENTRY_FRAMING_BYTES + op
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -815,6 +842,7 @@ mod tests {
                 pos: pos(index),
                 now_ms: 0,
                 random: 0,
+                limits: tandem_kv::Limits::default(),
                 op: Op::ForgetClients { idle_before_ms: 0 },
             });
         }

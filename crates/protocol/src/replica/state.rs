@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use imbl::{OrdMap, OrdSet};
-use tandem_kv::{Command, ExecContext, Reply, Store};
+use tandem_kv::{Command, ExecContext, Reply, Store, reply_bytes, reply_too_large};
 
 use crate::bug::{Bug, Bugs};
 use crate::ids::{ClientId, LogPos, OpIndex, Seq};
@@ -62,6 +62,10 @@ impl ReplicatedState {
                 self.expire(keys, entry.now_ms);
                 Arc::new(Vec::new())
             }
+            Op::Evict { keys } => {
+                self.store.evict(keys);
+                Arc::new(Vec::new())
+            }
             Op::ForgetClients { idle_before_ms } => {
                 self.forget_clients(*idle_before_ms);
                 Arc::new(Vec::new())
@@ -105,6 +109,9 @@ impl ReplicatedState {
                 self.execute(entry, *client, *seq, (cmds, user.as_deref()), now_ms);
             }
             Op::Expire { keys } => self.expire(keys, now_ms),
+            Op::Evict { keys } => {
+                self.store.evict(keys);
+            }
             Op::ForgetClients { idle_before_ms } => self.forget_clients(*idle_before_ms),
         }
     }
@@ -157,6 +164,11 @@ impl ReplicatedState {
         (cmds, user): (&[Command], Option<&str>),
         now_ms: u64,
     ) -> Arc<Vec<Reply>> {
+        // L14: the replies of one request travel in one frame, so their sum is bounded too; a
+        // command whose reply would pass the bound still runs (a write is applied the same way
+        // on every replica) and answers an error instead, which is what counts towards the sum.
+        let max_reply = usize::try_from(entry.limits.max_reply_bytes).unwrap_or(usize::MAX);
+        let mut reply_total = 0usize;
         let replies: Vec<Reply> = cmds
             .iter()
             .enumerate()
@@ -164,8 +176,15 @@ impl ReplicatedState {
                 let ctx = ExecContext {
                     now_ms,
                     random: command_random(entry.random, position),
+                    limits: entry.limits,
                 };
-                self.store.execute_as(user, cmd, &ctx)
+                let mut reply = self.store.execute_as(user, cmd, &ctx);
+                let size = reply_bytes(&reply);
+                if max_reply > 0 && reply_total.saturating_add(size) > max_reply {
+                    reply = reply_too_large();
+                }
+                reply_total = reply_total.saturating_add(reply_bytes(&reply));
+                reply
             })
             .collect();
         let replies = Arc::new(replies);
