@@ -80,7 +80,9 @@ fn set_entry(at: LogPos) -> LogEntry {
             client: ClientId(1),
             seq: Seq(at.index.0),
             cmds: Arc::new(vec![Command::parse(&args).expect("a valid SET")]),
+            user: None,
         },
+        limits: Default::default(),
     }
 }
 
@@ -165,6 +167,7 @@ fn p9_a_transfer_from_a_server_that_is_not_the_primary_is_refused_and_changes_no
                 last: pos(0, 0),
                 clock_ms: 0,
             }),
+            acl: None,
         };
         b.handle(Now::at_ms(2), from(sender), Message::Transfer(wipe));
         let answers = drain(&mut b, 2);

@@ -121,6 +121,7 @@ impl Pair {
             client: ClientId(7),
             seq: Seq(self.seq),
             cmds: Arc::new(cmds),
+            user: None,
         };
         self.a.handle(
             Now::at_ms(self.now_ms),

@@ -268,49 +268,6 @@ pub(crate) async fn serve_inbound(listener: TcpListener, net: Arc<Net>) {
     }
 }
 
-/// Accepts connections on `listener` until `shutdown`, each served by `serve` on its own task,
-/// at most `max` at once (a slot frees when its task ends). `accepted` hears of every accept,
-/// failed or not. A failed accept (typically out of file descriptors) backs off 50 ms instead of
-/// spinning.
-pub(crate) async fn accept_bounded<F, Fut>(
-    listener: &TcpListener,
-    max: usize,
-    mut shutdown: Shutdown,
-    mut accepted: impl FnMut(Result<(), &std::io::Error>),
-    mut serve: F,
-) where
-    F: FnMut(TcpStream, SocketAddr) -> Fut,
-    Fut: std::future::Future<Output = ()> + Send + 'static,
-{
-    let limit = Arc::new(Semaphore::new(max));
-    loop {
-        let permit = tokio::select! {
-            _ = shutdown.wait() => return,
-            permit = limit.clone().acquire_owned() => permit.expect("semaphore never closed"),
-        };
-        let (stream, peer) = tokio::select! {
-            _ = shutdown.wait() => return,
-            result = listener.accept() => match result {
-                Ok(connection) => {
-                    accepted(Ok(()));
-                    connection
-                }
-                Err(error) => {
-                    accepted(Err(&error));
-                    warn!(%error, "accept failed");
-                    sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-        };
-        let connection = serve(stream, peer);
-        tokio::spawn(async move {
-            connection.await;
-            drop(permit);
-        });
-    }
-}
-
 async fn serve_inbound_connection(
     stream: TcpStream,
     peer: SocketAddr,

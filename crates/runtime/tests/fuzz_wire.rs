@@ -28,6 +28,7 @@ fn envelopes() -> Vec<Envelope> {
         op: Op::Expire {
             keys: vec![Bytes::from("k")],
         },
+        limits: Default::default(),
     };
     vec![
         Envelope {

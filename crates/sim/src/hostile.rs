@@ -189,6 +189,7 @@ impl Mutator {
             now_ms: Self::num(rng, 1000),
             random: rng.next_u64(),
             op,
+            limits: tandem_kv::Limits::default(),
         }
     }
 

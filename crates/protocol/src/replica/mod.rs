@@ -920,18 +920,20 @@ impl Replica {
 /// are neither kept in the log nor forwarded.
 fn without_read_arguments(entry: LogEntry) -> LogEntry {
     match &entry.op {
-        Op::Client { client, seq, cmds }
-            if !cmds.is_empty() && cmds.iter().all(|cmd| !cmd.is_write()) =>
-        {
-            LogEntry {
-                op: Op::Client {
-                    client: *client,
-                    seq: *seq,
-                    cmds: Arc::new(Vec::new()),
-                },
-                ..entry
-            }
-        }
+        Op::Client {
+            client,
+            seq,
+            cmds,
+            user,
+        } if !cmds.is_empty() && cmds.iter().all(|cmd| !cmd.is_write()) => LogEntry {
+            op: Op::Client {
+                client: *client,
+                seq: *seq,
+                cmds: Arc::new(Vec::new()),
+                user: user.clone(),
+            },
+            ..entry
+        },
         _ => entry,
     }
 }
