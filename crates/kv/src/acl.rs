@@ -541,6 +541,7 @@ pub fn categories_of(name: &str) -> &'static [&'static str] {
 /// The replicated ACL table.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Acl {
+    #[serde(deserialize_with = "crate::bounded_serde::ord_map")]
     users: OrdMap<String, User>,
 }
 

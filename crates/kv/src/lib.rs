@@ -30,6 +30,7 @@
 //! order, and therefore every reply, is the same on every machine.
 
 pub mod acl;
+mod bounded_serde;
 mod command;
 mod digest;
 mod error;

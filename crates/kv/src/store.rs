@@ -29,8 +29,10 @@ pub enum Value {
     /// A binary-safe string.
     Str(Bytes),
     /// A list, front first (boxed, like the hash, so a `Value` is the size of a `Bytes`).
+    #[serde(deserialize_with = "crate::bounded_serde::vector")]
     List(Box<Vector<Bytes>>),
     /// A hash from field to value.
+    #[serde(deserialize_with = "crate::bounded_serde::boxed_ord_map")]
     Hash(Box<OrdMap<Bytes, Bytes>>),
 }
 
