@@ -168,10 +168,8 @@ impl Clerk {
     /// Anything else, or from anyone else, is ignored rather than trusted.
     pub fn handle(&mut self, now: Now, from: Endpoint, msg: Message) {
         match (from, msg) {
-            // C4: views only from a view-service node we know.
-            (Endpoint::ViewService(node), Message::ViewReply(reply))
-                if self.locator.knows(&node) =>
-            {
+            // C4: views only from a view-service node (proved by the transport, I3/I4).
+            (Endpoint::ViewService(node), Message::ViewReply(reply)) => {
                 self.locator.answered(&node);
                 self.on_view(now, reply);
             }

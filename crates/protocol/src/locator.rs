@@ -62,13 +62,6 @@ impl Locator {
         &self.addrs
     }
 
-    /// Whether `addr` is a view-service node we may take answers from: a configured one, or
-    /// the target (a leader a configured node named, transitively). Nobody else's view replies
-    /// are believed (P11, C4).
-    pub fn knows(&self, addr: &VsAddr) -> bool {
-        *addr == self.target || self.addrs.contains(addr)
-    }
-
     /// How many times the target changed.
     pub fn moves(&self) -> u64 {
         self.moves

@@ -327,10 +327,11 @@ impl Replica {
         self.last_wall_ms = now.wall_ms;
         match msg {
             Message::PingReply(reply) => {
-                // P11: views come only from the view-service nodes we know (our list, or the
-                // leader one of them named).
+                // P11: views come only from view-service nodes (the transport proved that the
+                // sender holds a view-service certificate: I3, I4). The address it names need
+                // not be one we dialled: a proxy, a NAT or a DNS name may stand in between.
                 match &from {
-                    Endpoint::ViewService(node) if self.locator.knows(node) => {
+                    Endpoint::ViewService(node) => {
                         self.locator.answered(node);
                         self.on_view(now, reply);
                     }
