@@ -196,7 +196,6 @@ impl Clerk {
                     self.stats.refused += 1;
                 }
             }
-            (Endpoint::ViewService(_), Message::ViewReply(_)) => self.stats.refused += 1,
             _ => {}
         }
         self.drive(now);
