@@ -38,8 +38,10 @@ async fn eventually(addr: SocketAddr, args: &[&[u8]], expected: Frame) -> anyhow
 async fn extra_coordinator(
     cluster: &TestCluster,
     listen: &str,
-    config: CoordinatorConfig,
+    mut config: CoordinatorConfig,
 ) -> anyhow::Result<(SocketAddr, ShutdownTrigger)> {
+    // Like every process of the cluster, it proves who it is to the servers (I2).
+    config.net.tls = Some(cluster.peer(tandem_runtime::identity::Role::Coordinator, "extra"));
     let coordinator = Coordinator::bind(config, listen, &cluster.view_service()).await?;
     let addr = coordinator.local_addr();
     let (trigger, shutdown) = shutdown_channel();
