@@ -179,11 +179,12 @@ impl ReplicatedState {
                     limits: entry.limits,
                 };
                 let mut reply = self.store.execute_as(user, cmd, &ctx);
-                let size = reply_bytes(&reply);
+                let mut size = reply_bytes(&reply);
                 if max_reply > 0 && reply_total.saturating_add(size) > max_reply {
                     reply = reply_too_large();
+                    size = reply_bytes(&reply);
                 }
-                reply_total = reply_total.saturating_add(reply_bytes(&reply));
+                reply_total = reply_total.saturating_add(size);
                 reply
             })
             .collect();
