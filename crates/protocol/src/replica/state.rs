@@ -56,7 +56,7 @@ impl ReplicatedState {
                 if let Some(saved) = self.duplicate_of(*client, *seq, cmds, bugs) {
                     return saved;
                 }
-                self.execute(entry, *client, *seq, (cmds, user.as_deref()), entry.now_ms)
+                self.execute(entry, *client, *seq, cmds, user.as_deref(), entry.now_ms)
             }
             Op::Expire { keys } => {
                 self.expire(keys, entry.now_ms);
@@ -106,7 +106,7 @@ impl ReplicatedState {
                     self.remember(*client, record);
                     return;
                 }
-                self.execute(entry, *client, *seq, (cmds, user.as_deref()), now_ms);
+                self.execute(entry, *client, *seq, cmds, user.as_deref(), now_ms);
             }
             Op::Expire { keys } => self.expire(keys, now_ms),
             Op::Evict { keys } => {
@@ -161,7 +161,8 @@ impl ReplicatedState {
         entry: &LogEntry,
         client: ClientId,
         seq: Seq,
-        (cmds, user): (&[Command], Option<&str>),
+        cmds: &[Command],
+        user: Option<&str>,
         now_ms: u64,
     ) -> Arc<Vec<Reply>> {
         // L14: the replies of one request travel in one frame, so their sum is bounded too; a
