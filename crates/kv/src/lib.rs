@@ -43,6 +43,7 @@ mod limits;
 mod lists;
 mod parse;
 mod reply;
+pub mod slots;
 mod store;
 mod strings;
 mod transfer;

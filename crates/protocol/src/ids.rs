@@ -106,6 +106,11 @@ number_id!(
     Incarnation(u64)
 );
 number_id!(
+    /// A shard configuration's number (S2): configurations of the slot map are numbered 1, 2,
+    /// 3, ... by the view service; `ConfigNum(0)` is the empty map before any assignment.
+    ConfigNum(u64)
+);
+number_id!(
     /// The position of an operation in a group's history. The first operation has index 1.
     OpIndex(u64)
 );

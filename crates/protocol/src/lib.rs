@@ -55,6 +55,7 @@ pub mod locator;
 pub mod message;
 pub mod replica;
 pub mod rng;
+pub mod shard;
 pub mod time;
 pub mod view;
 pub mod view_service;
@@ -62,9 +63,12 @@ pub mod view_service;
 pub use bug::{Bug, Bugs};
 pub use clerk::{Clerk, Completion, Outcome};
 pub use config::{ClerkConfig, ConfigError, ReplicaConfig, ViewServiceConfig};
-pub use ids::{ClientId, GroupId, Incarnation, LogPos, OpIndex, Seq, ServerId, ViewNum, VsAddr};
+pub use ids::{
+    ClientId, ConfigNum, GroupId, Incarnation, LogPos, OpIndex, Seq, ServerId, ViewNum, VsAddr,
+};
 pub use message::{Endpoint, GroupStatus, Message, ServerHealth, Status, Transmit, ViewChange};
 pub use replica::{Replica, RoleKind};
+pub use shard::{ClusterMap, GroupInfo, ShardConfig, SlotMove, SlotRange};
 pub use time::Now;
 pub use view::{Failure, View, ViewChangeCause};
 pub use view_service::{HistoryEntry, ViewEvent, ViewService, ViewTable};

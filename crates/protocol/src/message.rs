@@ -8,7 +8,10 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use tandem_kv::{Command, Reply};
 
-use crate::ids::{ClientId, GroupId, Incarnation, LogPos, OpIndex, Seq, ServerId, ViewNum, VsAddr};
+use crate::ids::{
+    ClientId, ConfigNum, GroupId, Incarnation, LogPos, OpIndex, Seq, ServerId, ViewNum, VsAddr,
+};
+use crate::shard::ClusterMap;
 use crate::view::{View, ViewChangeCause};
 
 /// Who sent a message, or where one goes.
@@ -73,6 +76,72 @@ pub enum Message {
     ChangeMembers(MemberChange),
     /// View service -> operator tool: the change was proposed (`Ok`) or why not.
     MembersReply(Result<(), MembersRefusal>),
+    /// Coordinator or server front end -> view service: the cluster map, if newer than
+    /// `epoch` (S2).
+    GetCluster {
+        /// The epoch of the map the asker holds (0 for none).
+        epoch: u64,
+    },
+    /// View service -> asker: the current cluster map (S2).
+    ClusterReply(Arc<ClusterMap>),
+    /// Primary of the group giving slots up -> primary of the group taking them: one chunk of
+    /// their keys (S5).
+    SlotData(SlotData),
+    /// Primary of the group taking slots -> primary of the group giving them up (S5).
+    SlotDataReply(SlotDataReply),
+    /// Operator tool -> view service: change the slot map (S3).
+    ChangeSlots(SlotsChange),
+    /// View service -> operator tool: the configuration the change made, or why not.
+    SlotsReply(Result<ConfigNum, MembersRefusal>),
+}
+
+/// An operator's change of the slot map (S3).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SlotsChange {
+    /// Move the slots `ranges` (inclusive) to `to`.
+    Move {
+        /// Inclusive slot ranges.
+        ranges: Vec<(u16, u16)>,
+        /// The group that takes them.
+        to: GroupId,
+    },
+    /// Spread the slots evenly over the groups that have a view, moving as few as possible.
+    Rebalance,
+}
+
+/// One chunk of the keys of slots moving between groups in configuration `config` (S5).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SlotData {
+    /// The configuration that moves them.
+    pub config: ConfigNum,
+    /// The group giving them up.
+    pub from: GroupId,
+    /// The group taking them.
+    pub to: GroupId,
+    /// Chunk number, from 0; applied strictly in order.
+    pub chunk: u32,
+    /// Key/value entries of the moving slots.
+    pub entries: Vec<(Bytes, tandem_kv::Entry)>,
+    /// On the last chunk: the at-most-once records of the giving group, so a request executed
+    /// there is not executed again by the taker when its client retries (P8 across moves).
+    pub clients: Vec<(ClientId, ClientRecord)>,
+    /// True on the last chunk.
+    pub done: bool,
+}
+
+/// The taking group's answer to a `SlotData` (S5).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SlotDataReply {
+    /// The configuration of the move.
+    pub config: ConfigNum,
+    /// The group giving them up.
+    pub from: GroupId,
+    /// The group taking them.
+    pub to: GroupId,
+    /// Chunks the taker holds in its history (the next one it expects).
+    pub next_chunk: u32,
+    /// Set once the taker ordered the install in its history: the giver may delete (S6).
+    pub installed: bool,
 }
 
 /// Why a view-service node did not propose a membership change.
@@ -228,6 +297,15 @@ pub struct Ping {
     pub viewnum: ViewNum,
     /// Changes when the process restarts (V4).
     pub incarnation: Incarnation,
+    /// Where this server serves Redis clients (`--client-listen`), if it does (S2).
+    #[serde(default)]
+    pub client_addr: Option<String>,
+    /// For a primary: the last configuration its group has fully taken on (S4).
+    #[serde(default)]
+    pub config_done: ConfigNum,
+    /// The epoch of the cluster map the server holds; the reply carries a newer one (S2).
+    #[serde(default)]
+    pub cluster_epoch: u64,
 }
 
 /// The view service's answer about one group.
@@ -240,6 +318,9 @@ pub struct ViewReply {
     /// In a reply to a member's ping: the incarnation the view service put in the view. A
     /// server whose own incarnation differs restarted since, and must not act in the view (V4).
     pub member_incarnation: Option<Incarnation>,
+    /// In a reply to a ping: the cluster map, when newer than the one the server holds (S2).
+    #[serde(default)]
+    pub cluster: Option<Arc<ClusterMap>>,
 }
 
 /// A coordinator's request: a batch of commands executed in order, atomically with respect to
@@ -287,6 +368,24 @@ pub enum RequestError {
     /// The session already moved past this sequence number (a stale duplicate).
     #[error("stale request")]
     Stale,
+    /// The request's slot is not this group's in configuration `config` (S4): ask the view
+    /// service for a newer map and go to the owner.
+    #[error("slot {slot} is not served by this group (configuration {config})")]
+    WrongGroup {
+        /// The slot.
+        slot: u16,
+        /// The configuration the server judged by.
+        config: ConfigNum,
+    },
+    /// The request's slot is moving into or out of this group: try again shortly (S4).
+    #[error("slot {slot} is moving")]
+    SlotMoving {
+        /// The slot.
+        slot: u16,
+    },
+    /// The request's keys hash to more than one slot (S1).
+    #[error("keys in request don't hash to the same slot")]
+    CrossSlot,
 }
 
 /// One operation of a group's history, with every non-deterministic value the primary decided

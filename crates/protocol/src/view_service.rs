@@ -479,6 +479,7 @@ impl ViewService {
                 group,
                 view: self.view(group).cloned(),
                 member_incarnation: None,
+                cluster: None,
             }),
             Message::GetStatus {} => Message::StatusReply(self.status(now)),
             Message::PingReply(_)
@@ -493,7 +494,13 @@ impl ViewService {
             | Message::NotLeader { .. }
             | Message::Raft(_)
             | Message::ChangeMembers(_)
-            | Message::MembersReply(_) => return,
+            | Message::MembersReply(_)
+            | Message::GetCluster { .. }
+            | Message::ClusterReply(_)
+            | Message::SlotData(_)
+            | Message::SlotDataReply(_)
+            | Message::ChangeSlots(_)
+            | Message::SlotsReply(_) => return,
         };
         self.send(from, reply);
     }
@@ -813,6 +820,7 @@ impl ViewService {
                 .group(group)
                 .and_then(|g| g.incarnations.get(&ping.server))
                 .copied(),
+            cluster: None,
         }
     }
 
@@ -987,6 +995,7 @@ impl ViewService {
                 group: *group,
                 view: Some(view.clone()),
                 member_incarnation: incarnations.get(member).copied(),
+                cluster: None,
             });
             self.send(Endpoint::Server(member.clone()), msg);
         }
@@ -1007,6 +1016,7 @@ impl ViewService {
                     group,
                     view: Some(view.clone()),
                     member_incarnation: state.incarnations.get(member).copied(),
+                    cluster: None,
                 }),
             })
             .collect();

@@ -34,6 +34,7 @@ fn give_view(replica: &mut Replica, at_ms: u64, num: u64, primary: &str, backups
         group: GROUP,
         view: Some(view),
         member_incarnation: Some(INCARNATION),
+        cluster: None,
     };
     replica.handle(
         Now::at_ms(at_ms),

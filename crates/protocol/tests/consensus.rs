@@ -148,6 +148,9 @@ impl Net {
             server: ServerId::new(server),
             viewnum: ViewNum(viewnum),
             incarnation: Incarnation(1),
+            client_addr: None,
+            config_done: tandem_protocol::ConfigNum(0),
+            cluster_epoch: 0,
         });
         self.queue.push_back((
             Endpoint::Server(ServerId::new(server)),

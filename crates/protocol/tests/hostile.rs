@@ -55,6 +55,7 @@ fn view_reply(view: View) -> Message {
         group: GROUP,
         view: Some(view),
         member_incarnation: Some(INCARNATION),
+        cluster: None,
     })
 }
 
@@ -346,6 +347,7 @@ fn c4_a_clerk_takes_answers_only_from_the_server_it_asked_and_views_only_from_th
         group: GROUP,
         view: Some(view(1002, "mallory", &[])),
         member_incarnation: None,
+        cluster: None,
     });
     clerk.handle(Now::at_ms(1), from("mallory"), forged);
     assert_eq!(clerk.view(), None);
@@ -353,6 +355,7 @@ fn c4_a_clerk_takes_answers_only_from_the_server_it_asked_and_views_only_from_th
         group: GROUP,
         view: Some(view(1, "a", &[])),
         member_incarnation: None,
+        cluster: None,
     });
     clerk.handle(Now::at_ms(2), view_service(), real);
     assert_eq!(clerk.view().map(|v| v.num), Some(ViewNum(1)));
@@ -382,6 +385,9 @@ fn ping_msg(group: u32, server: &str, viewnum: u64, incarnation: u64) -> Message
         server: ServerId::new(server),
         viewnum: ViewNum(viewnum),
         incarnation: Incarnation(incarnation),
+        client_addr: None,
+        config_done: tandem_protocol::ConfigNum(0),
+        cluster_epoch: 0,
     })
 }
 

@@ -25,6 +25,9 @@ fn ping(
         server: ServerId::new(server),
         viewnum: ViewNum(viewnum),
         incarnation: Incarnation(incarnation),
+        client_addr: None,
+        config_done: tandem_protocol::ConfigNum(0),
+        cluster_epoch: 0,
     };
     let reply = ping_reply(vs, at_ms, p);
     reply.view.map(|v| {
@@ -228,6 +231,9 @@ fn groups_are_independent() {
         server: ServerId::new("x"),
         viewnum: ViewNum(0),
         incarnation: Incarnation(5),
+        client_addr: None,
+        config_done: tandem_protocol::ConfigNum(0),
+        cluster_epoch: 0,
     };
     let reply = ping_reply(&mut vs, 1, p);
     assert_eq!(reply.view.unwrap().primary, ServerId::new("x"));

@@ -154,6 +154,12 @@ pub fn kind(msg: &Message) -> &'static str {
         Message::Raft(_) => "Raft",
         Message::ChangeMembers(_) => "ChangeMembers",
         Message::MembersReply(_) => "MembersReply",
+        Message::GetCluster { .. } => "GetCluster",
+        Message::ClusterReply(_) => "ClusterReply",
+        Message::SlotData(_) => "SlotData",
+        Message::SlotDataReply(_) => "SlotDataReply",
+        Message::ChangeSlots(_) => "ChangeSlots",
+        Message::SlotsReply(_) => "SlotsReply",
     }
 }
 
@@ -166,6 +172,8 @@ pub fn may_send(role: Role, msg: &Message) -> bool {
         | Message::ForwardReply(_)
         | Message::Transfer(_)
         | Message::TransferReply(_)
+        | Message::SlotData(_)
+        | Message::SlotDataReply(_)
         | Message::Response(_) => role == Server,
         Message::Request(_) => role == Coordinator,
         Message::PingReply(_)
@@ -173,10 +181,14 @@ pub fn may_send(role: Role, msg: &Message) -> bool {
         | Message::NotLeader { .. }
         | Message::StatusReply(_)
         | Message::MembersReply(_)
+        | Message::ClusterReply(_)
+        | Message::SlotsReply(_)
         | Message::Raft(_) => role == ViewService,
-        Message::GetView { .. } => matches!(role, Server | Coordinator | Admin),
+        Message::GetView { .. } | Message::GetCluster { .. } => {
+            matches!(role, Server | Coordinator | Admin)
+        }
         Message::GetStatus {} => true,
-        Message::ChangeMembers(_) => role == Admin,
+        Message::ChangeMembers(_) | Message::ChangeSlots(_) => role == Admin,
     }
 }
 

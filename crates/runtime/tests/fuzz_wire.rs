@@ -38,6 +38,9 @@ fn envelopes() -> Vec<Envelope> {
                 server: a.clone(),
                 viewnum: ViewNum(3),
                 incarnation: Incarnation(9),
+                client_addr: None,
+                config_done: tandem_protocol::ConfigNum(0),
+                cluster_epoch: 0,
             }),
         },
         Envelope {
@@ -50,6 +53,7 @@ fn envelopes() -> Vec<Envelope> {
                     backups: vec![ServerId::new("b")],
                 }),
                 member_incarnation: Some(Incarnation(9)),
+                cluster: None,
             }),
         },
         Envelope {

@@ -66,6 +66,9 @@ fn ping(server: &str) -> Message {
         server: ServerId::new(server),
         viewnum: ViewNum(0),
         incarnation: Incarnation(0xbad),
+        client_addr: None,
+        config_done: tandem_protocol::ConfigNum(0),
+        cluster_epoch: 0,
     })
 }
 
@@ -152,6 +155,7 @@ async fn i3_i4_a_certificate_speaks_only_as_its_own_principal_and_role() -> anyh
             backups: Vec::new(),
         }),
         member_incarnation: None,
+        cluster: None,
     });
     let from_a = Endpoint::Server(ServerId::new(&a_name));
     assert_eq!(

@@ -147,6 +147,9 @@ async fn ping(addr: &str, server: &str, viewnum: u64) -> anyhow::Result<Message>
         server: server.clone(),
         viewnum: ViewNum(viewnum),
         incarnation: Incarnation(1),
+        client_addr: None,
+        config_done: tandem_protocol::ConfigNum(0),
+        cluster_epoch: 0,
     });
     ask(addr, Endpoint::Server(server), msg).await
 }

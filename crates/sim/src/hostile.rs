@@ -16,9 +16,9 @@ use tandem_protocol::message::{
 };
 use tandem_protocol::rng::SplitMix64;
 use tandem_protocol::{
-    Clerk, ClerkConfig, ClientId, Endpoint, GroupId, Incarnation, LogPos, Message, Now, OpIndex,
-    Replica, ReplicaConfig, Seq, ServerId, Transmit, View, ViewNum, ViewService, ViewServiceConfig,
-    VsAddr,
+    Clerk, ClerkConfig, ClientId, ConfigNum, Endpoint, GroupId, Incarnation, LogPos, Message, Now,
+    OpIndex, Replica, ReplicaConfig, Seq, ServerId, Transmit, View, ViewNum, ViewService,
+    ViewServiceConfig, VsAddr,
 };
 
 /// Where the mutator's choices come from.
@@ -311,6 +311,7 @@ impl Mutator {
                     },
                     view: (rng.below(8) != 0).then(|| self.view(rng, base)),
                     member_incarnation: r.member_incarnation,
+                    cluster: None,
                 };
                 if rng.below(2) == 0 {
                     Message::PingReply(reply)
@@ -331,6 +332,9 @@ impl Mutator {
                 },
                 viewnum: ViewNum(Self::num(rng, p.viewnum.0)),
                 incarnation: Incarnation(Self::num(rng, p.incarnation.0)),
+                client_addr: p.client_addr.clone(),
+                config_done: ConfigNum(Self::num(rng, p.config_done.0)),
+                cluster_epoch: Self::num(rng, p.cluster_epoch),
             }),
             Message::Request(r) => Message::Request(Request {
                 group: r.group,
@@ -393,12 +397,16 @@ impl Mutator {
                 group: self.group(rng),
                 view: None,
                 member_incarnation: Some(Incarnation(rng.below(3))),
+                cluster: None,
             }),
             5 => Message::Ping(Ping {
                 group: self.group(rng),
                 server: self.server(rng),
                 viewnum: ViewNum(rng.below(4)),
                 incarnation: Incarnation(rng.below(3)),
+                client_addr: None,
+                config_done: tandem_protocol::ConfigNum(0),
+                cluster_epoch: 0,
             }),
             6 => Message::GetView {
                 group: self.group(rng),
@@ -467,6 +475,7 @@ pub fn drive_replicas(rng: &mut impl Source, steps: u64) -> (Replica, Replica) {
             backups: vec![ServerId::new("b")],
         }),
         member_incarnation: Some(Incarnation(1)),
+        cluster: None,
     });
     a.handle(Now::at_ms(0), vs.clone(), reply.clone());
     b.handle(Now::at_ms(0), vs, reply);

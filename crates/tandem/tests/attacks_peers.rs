@@ -76,6 +76,9 @@ fn forged_frames(cluster: &Cluster) -> Vec<(String, Endpoint, Message)> {
                 server: ServerId::new(&backup),
                 viewnum: ViewNum(status.viewnum),
                 incarnation: Incarnation(0xbad),
+                client_addr: None,
+                config_done: tandem_protocol::ConfigNum(0),
+                cluster_epoch: 0,
             });
             frames.push((addr, server(&backup), ping));
         }
@@ -89,6 +92,7 @@ fn forged_frames(cluster: &Cluster) -> Vec<(String, Endpoint, Message)> {
             backups: Vec::new(),
         }),
         member_incarnation: None,
+        cluster: None,
     });
     let vs_addr = cluster.vs.nodes[0].advertised();
     let as_vs = Endpoint::ViewService(tandem_protocol::VsAddr::new(&vs_addr));
@@ -193,6 +197,9 @@ fn i3_a_valid_certificate_of_another_name_or_role_cannot_claim_the_primary() {
                 server: ServerId::new(&primary),
                 viewnum: ViewNum(before.viewnum),
                 incarnation: Incarnation(0xbad),
+                client_addr: None,
+                config_done: tandem_protocol::ConfigNum(0),
+                cluster_epoch: 0,
             });
             let answer = forge(&node.listen, Some(tls), server(&primary), ping);
             assert_eq!(answer, None, "{} posing as the primary", tls.principal());

@@ -390,7 +390,13 @@ impl ViewServiceNode {
                 };
                 self.send(from, Message::MembersReply(reply));
             }
-            Message::PingReply(_)
+            Message::GetCluster { .. }
+            | Message::ClusterReply(_)
+            | Message::SlotData(_)
+            | Message::SlotDataReply(_)
+            | Message::ChangeSlots(_)
+            | Message::SlotsReply(_)
+            | Message::PingReply(_)
             | Message::ViewReply(_)
             | Message::Request(_)
             | Message::Response(_)

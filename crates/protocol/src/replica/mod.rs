@@ -365,7 +365,13 @@ impl Replica {
             | Message::StatusReply(_)
             | Message::Raft(_)
             | Message::ChangeMembers(_)
-            | Message::MembersReply(_) => {}
+            | Message::MembersReply(_)
+            | Message::GetCluster { .. }
+            | Message::ClusterReply(_)
+            | Message::SlotData(_)
+            | Message::SlotDataReply(_)
+            | Message::ChangeSlots(_)
+            | Message::SlotsReply(_) => {}
         }
     }
 
@@ -400,6 +406,9 @@ impl Replica {
             server: self.me.clone(),
             viewnum: self.ping_viewnum,
             incarnation: self.incarnation,
+            client_addr: None,
+            config_done: crate::ConfigNum(0),
+            cluster_epoch: 0,
         };
         self.locator.sent();
         self.send(self.locator.target(), Message::Ping(ping));
