@@ -233,6 +233,10 @@ pub struct Status {
     /// The answering node of a replicated view service. Only the leader knows ping health:
     /// another node's `servers` lists are empty.
     pub node: Option<NodeStatus>,
+    /// The cluster map of the answering node's applied table (S2): the slot map, and each
+    /// group's client addresses and `config_done`.
+    #[serde(default)]
+    pub cluster: Option<Arc<ClusterMap>>,
 }
 
 /// One group's entry in a [`Status`].

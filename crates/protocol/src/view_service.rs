@@ -354,17 +354,7 @@ impl ViewTable {
     /// The groups still taking on the current configuration (a move in progress, S3): those
     /// owning slots in it or moving slots into it whose `config_done` is behind.
     pub fn moving(&self) -> Vec<(GroupId, ConfigNum)> {
-        let current = self.config.num;
-        let mut involved: BTreeSet<GroupId> = self.config.ranges.iter().map(|r| r.group).collect();
-        for m in self.previous.moves_to(&self.config) {
-            involved.insert(m.from);
-            involved.insert(m.to);
-        }
-        involved
-            .into_iter()
-            .map(|g| (g, self.config_done(g)))
-            .filter(|(_, done)| *done < current)
-            .collect()
+        still_moving(&self.previous, &self.config, |g| self.config_done(g))
     }
 
     /// The current slot configuration.
@@ -1061,6 +1051,7 @@ impl ViewService {
             now_ms: now.mono_ms,
             dead_after_ms: self.config.dead_after_ms(),
             node: None,
+            cluster: Some(self.table.cluster_map()),
         }
     }
 
@@ -1238,15 +1229,6 @@ impl ViewService {
                 "no slot configuration yet: no group has a view".to_owned(),
             ));
         }
-        let moving = self.table.moving();
-        if !moving.is_empty() {
-            return Err(MembersRefusal::Invalid(format!(
-                "a move is in progress: configuration {} is not yet taken on by {}; wait until \
-                 it is done (tandem slots show) and try again",
-                current.num,
-                describe_behind(&moving)
-            )));
-        }
         let with_view: Vec<GroupId> = self
             .table
             .groups()
@@ -1281,6 +1263,15 @@ impl ViewService {
             }
             SlotsChange::Rebalance => rebalanced(&current, &with_view),
         };
+        let moving = self.table.moving();
+        if !moving.is_empty() {
+            return Err(MembersRefusal::Invalid(format!(
+                "a move is in progress: configuration {} is still being taken on by {}; wait \
+                 until `tandem slots show` reports no move in progress and try again",
+                current.num,
+                describe_behind(&moving)
+            )));
+        }
         let next = ShardConfig::from_owners(ConfigNum(current.num.0 + 1), &owners);
         if next.ranges == current.ranges {
             return Ok(current.num);
@@ -1601,4 +1592,32 @@ pub fn rebalanced(current: &ShardConfig, groups: &[GroupId]) -> Vec<Option<Group
         }
     }
     owners
+}
+
+/// S3: the groups still taking on `config` (a move in progress), with the configuration each
+/// reported: those owning slots in it, or giving or taking slots between `previous` and it,
+/// whose `done` is behind `config.num`. For a [`ClusterMap`], `done` reads its groups'
+/// `config_done`.
+pub fn still_moving(
+    previous: &ShardConfig,
+    config: &ShardConfig,
+    done: impl Fn(GroupId) -> ConfigNum,
+) -> Vec<(GroupId, ConfigNum)> {
+    let mut involved: BTreeSet<GroupId> = config.ranges.iter().map(|r| r.group).collect();
+    for m in previous.moves_to(config) {
+        involved.insert(m.from);
+        involved.insert(m.to);
+    }
+    involved
+        .into_iter()
+        .map(|g| (g, done(g)))
+        .filter(|(_, d)| *d < config.num)
+        .collect()
+}
+
+/// [`still_moving`] for a cluster map.
+pub fn map_moving(map: &ClusterMap) -> Vec<(GroupId, ConfigNum)> {
+    still_moving(&map.previous, &map.config, |g| {
+        map.groups.get(&g).map_or(ConfigNum(0), |i| i.config_done)
+    })
 }

@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use serde::Serialize;
 use tandem_protocol::message::{MemberStatus, NodeStatus};
-use tandem_protocol::{ClientId, Endpoint, Message, Status};
+use tandem_protocol::view_service::map_moving;
+use tandem_protocol::{ClientId, ClusterMap, Endpoint, GroupId, Message, Status};
 use tokio::task::JoinSet;
 use tokio::time::{Instant, timeout_at};
 
@@ -164,6 +165,10 @@ struct JsonGroup<'a> {
     backups: Vec<&'a str>,
     acked: bool,
     idle: Vec<&'a str>,
+    /// Slots the group owns in the current configuration (S2).
+    slots: u32,
+    /// The last configuration the group reported taken on (S3).
+    config_done: u64,
 }
 
 fn json_groups(status: &Status) -> Vec<JsonGroup<'_>> {
@@ -182,6 +187,15 @@ fn json_groups(status: &Status) -> Vec<JsonGroup<'_>> {
                 .collect(),
             acked: g.acked,
             idle: g.idle.iter().map(|s| s.as_str()).collect(),
+            slots: status
+                .cluster
+                .as_ref()
+                .map_or(0, |m| slot_count(m, g.group)),
+            config_done: status
+                .cluster
+                .as_ref()
+                .and_then(|m| m.groups.get(&g.group))
+                .map_or(0, |i| i.config_done.0),
         })
         .collect();
     if groups.is_empty() {
@@ -192,6 +206,8 @@ fn json_groups(status: &Status) -> Vec<JsonGroup<'_>> {
             backups: Vec::new(),
             acked: false,
             idle: Vec::new(),
+            slots: 0,
+            config_done: 0,
         });
     }
     groups
@@ -199,7 +215,7 @@ fn json_groups(status: &Status) -> Vec<JsonGroup<'_>> {
 
 /// The groups' `--json` form, exactly
 /// `{"groups":[{"group":0,"viewnum":N,"primary":"HOST:PORT"|null,"backups":[..],"acked":..,
-/// "idle":[..]}]}`. A view service that knows no group yet reports group 0 without a view.
+/// "idle":[..],"slots":N,"config_done":N}]}`. A view service that knows no group yet reports group 0 without a view.
 pub fn status_json(status: &Status) -> String {
     let groups = json_groups(status);
     serde_json::to_string(&JsonStatus { groups }).expect("plain data serializes")
@@ -308,16 +324,19 @@ fn listed_rows(cluster: &ClusterStatus, members: &[MemberStatus]) -> Vec<NodeRow
 }
 
 /// `tandem status --json`: `{"nodes":[{"id","address","role","term","commit","applied",
-/// "leader","last_contact_ms","error"}],"groups":[..as in [`status_json`]..]}`.
+/// "leader","last_contact_ms","error"}],"groups":[..as in [`status_json`]..],
+/// "slots":{..as in [`slots_json`]..}|null}`.
 pub fn cluster_status_json(cluster: &ClusterStatus) -> String {
     #[derive(Serialize)]
     struct Doc<'a> {
         nodes: Vec<NodeRow>,
         groups: Vec<JsonGroup<'a>>,
+        slots: Option<SlotsSummary>,
     }
     let doc = Doc {
         nodes: node_rows(cluster),
         groups: json_groups(cluster.groups()),
+        slots: cluster.groups().cluster.as_deref().map(slots_summary),
     };
     serde_json::to_string(&doc).expect("plain data serializes")
 }
@@ -354,6 +373,194 @@ pub fn cluster_status_table(cluster: &ClusterStatus) -> String {
     }
     out.push('\n');
     out.push_str(&status_table(cluster.groups()));
+    if let Some(map) = cluster.groups().cluster.as_deref()
+        && map.config.num.0 > 0
+    {
+        out.push('\n');
+        out.push_str(&slots_table(map, Some(6)));
+    }
+    out
+}
+
+/// One group's part of the slot map (S2, S3), as `tandem status` and `tandem slots show` print
+/// it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct GroupSlots {
+    /// The group.
+    pub group: u32,
+    /// How many slots it owns.
+    pub slots: u32,
+    /// Its slot ranges, inclusive.
+    pub ranges: Vec<[u16; 2]>,
+    /// Its primary, if it has a view.
+    pub primary: Option<String>,
+    /// The primary's client (Redis) address, if it announced one.
+    pub client_addr: Option<String>,
+    /// The last configuration it reported taken on.
+    pub config_done: u64,
+    /// Still taking on the current configuration (S3).
+    pub moving: bool,
+}
+
+/// Slots changing owner from the previous configuration to the current one.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct MoveSummary {
+    /// The giver.
+    pub from: u32,
+    /// The taker.
+    pub to: u32,
+    /// How many slots.
+    pub slots: u32,
+    /// Which, inclusive ranges.
+    pub ranges: Vec<[u16; 2]>,
+}
+
+/// The slot map for operators: configuration numbers, each group's share, the last change's
+/// moves and whether it is still being taken on.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct SlotsSummary {
+    /// The cluster map's epoch.
+    pub epoch: u64,
+    /// The current configuration.
+    pub config: u64,
+    /// Slots no group owns.
+    pub unassigned: u32,
+    /// Every group the view service knows, by id.
+    pub groups: Vec<GroupSlots>,
+    /// The moves of the last change (from the previous configuration).
+    pub moves: Vec<MoveSummary>,
+    /// Groups still taking on the current configuration: a move in progress (S3).
+    pub moving: Vec<u32>,
+}
+
+fn range_count(ranges: &[(u16, u16)]) -> u32 {
+    ranges.iter().map(|(a, b)| u32::from(b - a) + 1).sum()
+}
+
+fn slot_count(map: &ClusterMap, group: GroupId) -> u32 {
+    range_count(&map.config.slots_of(group))
+}
+
+/// Summarizes `map` (see [`SlotsSummary`]).
+pub fn slots_summary(map: &ClusterMap) -> SlotsSummary {
+    let moving: Vec<u32> = map_moving(map).into_iter().map(|(g, _)| g.0).collect();
+    let groups = map
+        .groups
+        .iter()
+        .map(|(g, info)| {
+            let ranges = map.config.slots_of(*g);
+            let primary = info.view.as_ref().map(|v| &v.primary);
+            GroupSlots {
+                group: g.0,
+                slots: range_count(&ranges),
+                ranges: ranges.iter().map(|(a, b)| [*a, *b]).collect(),
+                primary: primary.map(ToString::to_string),
+                client_addr: primary.and_then(|p| info.client_addrs.get(p).cloned()),
+                config_done: info.config_done.0,
+                moving: moving.contains(&g.0),
+            }
+        })
+        .collect();
+    let moves = map
+        .previous
+        .moves_to(&map.config)
+        .into_iter()
+        .map(|m| MoveSummary {
+            from: m.from.0,
+            to: m.to.0,
+            slots: range_count(&m.slots),
+            ranges: m.slots.iter().map(|(a, b)| [*a, *b]).collect(),
+        })
+        .collect();
+    let assigned: u32 = map
+        .config
+        .ranges
+        .iter()
+        .map(|r| u32::from(r.end - r.start) + 1)
+        .sum();
+    SlotsSummary {
+        epoch: map.epoch,
+        config: map.config.num.0,
+        unassigned: u32::from(tandem_kv::slots::SLOT_COUNT) - assigned,
+        groups,
+        moves,
+        moving,
+    }
+}
+
+/// `tandem slots show --json`: the [`SlotsSummary`] as one JSON object.
+pub fn slots_json(map: &ClusterMap) -> String {
+    serde_json::to_string(&slots_summary(map)).expect("plain data serializes")
+}
+
+/// Ranges as `0-99,200,300-310`, at most `limit` of them (then `... (N more)`).
+fn ranges_text(ranges: &[[u16; 2]], limit: Option<usize>) -> String {
+    if ranges.is_empty() {
+        return "-".to_owned();
+    }
+    let shown = limit.unwrap_or(usize::MAX).min(ranges.len());
+    let mut text: Vec<String> = ranges[..shown]
+        .iter()
+        .map(|[a, b]| {
+            if a == b {
+                a.to_string()
+            } else {
+                format!("{a}-{b}")
+            }
+        })
+        .collect();
+    if shown < ranges.len() {
+        text.push(format!("... ({} more)", ranges.len() - shown));
+    }
+    text.join(",")
+}
+
+/// The slot map as a table: the configuration, one line per group (slots, primary and its
+/// client address, reported configuration, ranges, at most `limit` of them), and the moves of
+/// the last change with whether they are done.
+pub fn slots_table(map: &ClusterMap, limit: Option<usize>) -> String {
+    let summary = slots_summary(map);
+    let state = if summary.moving.is_empty() {
+        "no move in progress".to_owned()
+    } else {
+        let groups: Vec<String> = summary.moving.iter().map(u32::to_string).collect();
+        format!(
+            "move in progress: still being taken on by group(s) {}",
+            groups.join(",")
+        )
+    };
+    let mut out = format!(
+        "slot configuration {} (epoch {}): {state}\n",
+        summary.config, summary.epoch
+    );
+    out.push_str(&format!(
+        "{:<6} {:<6} {:<22} {:<22} {:<5} {}\n",
+        "GROUP", "SLOTS", "PRIMARY", "CLIENT ADDR", "DONE", "RANGES"
+    ));
+    for g in &summary.groups {
+        out.push_str(&format!(
+            "{:<6} {:<6} {:<22} {:<22} {:<5} {}\n",
+            g.group,
+            g.slots,
+            g.primary.as_deref().unwrap_or("-"),
+            g.client_addr.as_deref().unwrap_or("-"),
+            format!("{}{}", g.config_done, if g.moving { "*" } else { "" }),
+            ranges_text(&g.ranges, limit)
+        ));
+    }
+    if summary.unassigned > 0 {
+        out.push_str(&format!("unassigned slots: {}\n", summary.unassigned));
+    }
+    for m in &summary.moves {
+        out.push_str(&format!(
+            "configuration {}: {} slots from group {} to group {}: {}\n",
+            summary.config,
+            m.slots,
+            m.from,
+            m.to,
+            ranges_text(&m.ranges, limit)
+        ));
+    }
     out
 }
 

@@ -32,10 +32,11 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use tandem_protocol::consensus::{NodeEvent, NodeStats, ViewServiceNode};
-use tandem_protocol::message::{MemberChange, MembersRefusal, NodeStatus};
+use tandem_protocol::message::{MemberChange, MembersRefusal, NodeStatus, SlotsChange};
 use tandem_protocol::view::reason;
 use tandem_protocol::{
-    ClientId, Endpoint, Message, Now, Status, Transmit, ViewChangeCause, ViewEvent, VsAddr,
+    ClientId, ClusterMap, Endpoint, Message, Now, Status, Transmit, ViewChangeCause, ViewEvent,
+    VsAddr,
 };
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
@@ -714,6 +715,7 @@ fn status_document(status: &Status, coordinators: &BTreeMap<String, CoordinatorR
         "now_ms": status.now_ms,
         "dead_after_ms": status.dead_after_ms,
         "groups": groups,
+        "slots": status.cluster.as_deref().map(crate::status::slots_summary),
         "coordinators": coordinators,
         "node": status.node.as_ref().map(node_document),
     })
@@ -911,6 +913,121 @@ pub async fn change_members(
             return Err(RuntimeError::Node(format!(
                 "the change was accepted but no node applied it within {} ms; check \
                  `tandem status`",
+                timeout.as_millis()
+            )));
+        }
+        sleep(Duration::from_millis(CHANGE_RETRY_MS)).await;
+    }
+}
+
+/// Asks the view service for its cluster map (S2): tries each address of the list in turn,
+/// following the redirects of nodes that do not lead, until the leader answers. Fails if none
+/// does within `timeout`.
+pub async fn cluster_map(
+    view_service_addrs: &[String],
+    timeout: Duration,
+    tls: Option<&crate::tls::PeerTls>,
+) -> Result<Arc<ClusterMap>, RuntimeError> {
+    let list = parse_view_services(view_service_addrs)?;
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut queue: VecDeque<String> = list.iter().map(|a| a.as_str().to_owned()).collect();
+    let mut failures: Vec<String> = Vec::new();
+    let mut redirects = 0;
+    while redirects <= MAX_CHANGE_REDIRECTS && tokio::time::Instant::now() < deadline {
+        let Some(addr) = queue.pop_front() else { break };
+        match ask(&addr, Message::GetCluster { epoch: 0 }, deadline, tls).await {
+            Ok(Message::ClusterReply(map)) => return Ok(map),
+            Ok(Message::NotLeader { leader: Some(to) }) => {
+                redirects += 1;
+                queue.push_front(to.to_string());
+            }
+            Ok(Message::NotLeader { leader: None }) => {
+                failures.push(format!("{addr}: no leader known yet"));
+                queue.push_back(addr);
+                sleep(Duration::from_millis(CHANGE_RETRY_MS)).await;
+            }
+            Ok(other) => failures.push(format!("{addr}: unexpected answer {other:?}")),
+            Err(error) => {
+                failures.push(format!("{addr}: {error}"));
+                queue.push_back(addr);
+                sleep(Duration::from_millis(CHANGE_RETRY_MS)).await;
+            }
+        }
+    }
+    Err(RuntimeError::Node(format!(
+        "no view-service leader answered ({})",
+        failures.last().map_or("no answer", String::as_str)
+    )))
+}
+
+/// Changes the slot map (S3): sends `change` to the leader (found as [`change_members`] finds
+/// it), then polls the cluster map until the configuration the leader proposed is applied.
+/// Returns that map. Fails with the leader's reason if it refuses (a move in progress, a group
+/// without a view, ...), or if nothing is accepted and applied within `timeout`.
+pub async fn change_slots(
+    view_service_addrs: &[String],
+    change: SlotsChange,
+    timeout: Duration,
+    tls: Option<&crate::tls::PeerTls>,
+) -> Result<Arc<ClusterMap>, RuntimeError> {
+    let list = parse_view_services(view_service_addrs)?;
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut queue: VecDeque<String> = list.iter().map(|a| a.as_str().to_owned()).collect();
+    let mut failures: Vec<String> = Vec::new();
+    let mut accepted = None;
+    let mut redirects = 0;
+    while redirects <= MAX_CHANGE_REDIRECTS && tokio::time::Instant::now() < deadline {
+        let Some(addr) = queue.pop_front() else { break };
+        match ask(&addr, Message::ChangeSlots(change.clone()), deadline, tls).await {
+            Ok(Message::SlotsReply(Ok(num))) => {
+                accepted = Some((addr, num));
+                break;
+            }
+            Ok(Message::SlotsReply(Err(MembersRefusal::NotLeader { leader: Some(to) })))
+            | Ok(Message::NotLeader { leader: Some(to) }) => {
+                redirects += 1;
+                queue.push_front(to.to_string());
+            }
+            Ok(Message::SlotsReply(Err(refusal @ MembersRefusal::Invalid(_)))) => {
+                return Err(RuntimeError::Node(format!(
+                    "{addr} refused the change: {refusal}"
+                )));
+            }
+            Ok(Message::SlotsReply(Err(refusal))) => {
+                failures.push(format!("{addr}: {refusal}"));
+                queue.push_back(addr);
+                sleep(Duration::from_millis(CHANGE_RETRY_MS)).await;
+            }
+            Ok(other) => failures.push(format!("{addr}: unexpected answer {other:?}")),
+            Err(error) => {
+                failures.push(format!("{addr}: {error}"));
+                queue.push_back(addr);
+                sleep(Duration::from_millis(CHANGE_RETRY_MS)).await;
+            }
+        }
+    }
+    let Some((leader, num)) = accepted else {
+        return Err(RuntimeError::Node(format!(
+            "no view-service leader accepted the change ({})",
+            failures.last().map_or("no answer", String::as_str)
+        )));
+    };
+    info!(%leader, ?change, config = %num, "slot change proposed");
+    let mut addrs = vec![leader];
+    addrs.extend(list.iter().map(|a| a.as_str().to_owned()));
+    loop {
+        for addr in &addrs {
+            if let Ok(Message::ClusterReply(map)) =
+                ask(addr, Message::GetCluster { epoch: 0 }, deadline, tls).await
+                && map.config.num >= num
+            {
+                return Ok(map);
+            }
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Err(RuntimeError::Node(format!(
+                "configuration {num} was proposed but not applied within {} ms; check \
+                 `tandem slots show`",
                 timeout.as_millis()
             )));
         }

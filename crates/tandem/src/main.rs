@@ -8,6 +8,7 @@ mod dev;
 mod role;
 mod server;
 mod sim;
+mod slots;
 mod status;
 mod viewserver;
 
@@ -40,6 +41,8 @@ enum Command {
     Coordinator(coordinator::CoordinatorArgs),
     /// Show every group's view as the view service sees it.
     Status(status::StatusArgs),
+    /// Show or change which group owns each hash slot: show, move, rebalance.
+    Slots(slots::SlotsArgs),
     /// Run a view service, three servers and a coordinator in one process.
     Dev(dev::DevArgs),
     /// Cluster certificates: `tandem certs create` makes a CA and one per process.
@@ -73,6 +76,7 @@ fn main() -> std::process::ExitCode {
         Command::Server(args) => server::run(args),
         Command::Coordinator(args) => coordinator::run(args),
         Command::Status(args) => status::run(args),
+        Command::Slots(args) => slots::run(args),
         Command::Dev(args) => dev::run(args),
         Command::Certs(command) => certs::run(command),
         Command::Sim(args) => sim::run(args),
