@@ -1248,6 +1248,12 @@ impl ViewService {
                         SLOT_COUNT - 1
                     )));
                 }
+                let named: u32 = ranges.iter().map(|(a, b)| u32::from(b - a) + 1).sum();
+                if named > u32::from(SLOT_COUNT) {
+                    return Err(MembersRefusal::Invalid(
+                        "the slot ranges overlap".to_owned(),
+                    ));
+                }
                 if !with_view.contains(to) {
                     return Err(MembersRefusal::Invalid(format!(
                         "group {to} has no view: start its servers first"

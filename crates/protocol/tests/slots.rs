@@ -343,6 +343,14 @@ fn s3_moves_are_checked_and_a_no_op_answers_the_current_number() {
         },
     );
     assert!(matches!(backwards, Err(MembersRefusal::Invalid(_))));
+    let overlapping = change(
+        &mut vs,
+        SlotsChange::Move {
+            ranges: vec![(0, SLOTS - 1), (0, 0)],
+            to: G1,
+        },
+    );
+    assert!(matches!(overlapping, Err(MembersRefusal::Invalid(_))));
     let no_view = change(
         &mut vs,
         SlotsChange::Move {

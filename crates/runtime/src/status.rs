@@ -690,6 +690,57 @@ mod tests {
     }
 
     #[test]
+    fn s3_slots_table_shows_shares_moves_and_who_is_behind() {
+        use std::collections::BTreeMap;
+        use tandem_protocol::{ConfigNum, GroupInfo, ServerId, ShardConfig, View, ViewNum};
+        let owners = |split: usize| -> Vec<Option<GroupId>> {
+            (0..16384)
+                .map(|s| Some(GroupId(u32::from(s < split))))
+                .collect()
+        };
+        let info = |primary: &str, addr: Option<&str>, done: u64| GroupInfo {
+            view: Some(View {
+                num: ViewNum(1),
+                primary: ServerId::new(primary),
+                backups: Vec::new(),
+            }),
+            client_addrs: addr
+                .map(|a| BTreeMap::from([(ServerId::new(primary), a.to_owned())]))
+                .unwrap_or_default(),
+            config_done: ConfigNum(done),
+        };
+        let map = ClusterMap {
+            epoch: 9,
+            config: ShardConfig::from_owners(ConfigNum(2), &owners(100)),
+            previous: ShardConfig::from_owners(ConfigNum(1), &owners(0)),
+            groups: BTreeMap::from([
+                (GroupId(0), info("s0:7000", Some("s0:6379"), 2)),
+                (GroupId(1), info("s1:7000", None, 1)),
+            ]),
+        };
+        let table = slots_table(&map, None);
+        assert!(
+            table.contains(
+                "configuration 2 (epoch 9): move in progress: still being taken on by group(s) 1"
+            ),
+            "{table}"
+        );
+        assert!(table.contains("100-16383"), "{table}");
+        assert!(table.contains("s0:6379"), "{table}");
+        assert!(
+            table.contains("configuration 2: 100 slots from group 0 to group 1: 0-99"),
+            "{table}"
+        );
+        let summary = slots_summary(&map);
+        assert_eq!(summary.moving, vec![1]);
+        assert_eq!(
+            summary.groups.iter().map(|g| g.slots).collect::<Vec<_>>(),
+            vec![16284, 100]
+        );
+        assert_eq!(summary.unassigned, 0);
+    }
+
+    #[test]
     fn q1_status_comes_from_the_leader_or_else_the_most_applied_node() {
         let (f1, l2, f3) = (
             node(1, "follower", 3, 9),
