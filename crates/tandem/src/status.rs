@@ -17,7 +17,7 @@ pub struct StatusArgs {
     view_service: ViewServiceList,
     /// Print JSON: {"nodes":[{"id","address","role","term","commit","applied","leader",
     /// "last_contact_ms","error"}],"groups":[{"group","viewnum","primary","backups","acked",
-    /// "idle"}]}.
+    /// "idle","slots","config_done"}],"slots":{..as `tandem slots show --json`..}}.
     #[arg(long)]
     json: bool,
     /// Print each group's recent views, newest first, with when and why each one started.

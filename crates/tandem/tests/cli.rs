@@ -80,7 +80,7 @@ fn status_json_reports_the_view_of_a_running_view_service() {
             assert!(stdout.starts_with(r#"{"nodes":["#), "{stdout}");
             assert!(
                 stdout.trim().ends_with(
-                    r#","groups":[{"group":0,"viewnum":0,"primary":null,"backups":[],"acked":false,"idle":[]}]}"#
+                    r#","groups":[{"group":0,"viewnum":0,"primary":null,"backups":[],"acked":false,"idle":[],"slots":0,"config_done":0}],"slots":{"epoch":0,"config":0,"unassigned":16384,"groups":[],"moves":[],"moving":[]}}"#
                 ),
                 "{stdout}"
             );
