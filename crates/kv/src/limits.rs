@@ -125,7 +125,7 @@ impl Limits {
 }
 
 /// The size `used_memory` counts for one key and its entry (L10).
-pub(crate) fn entry_bytes(key: &[u8], entry: &Entry) -> usize {
+pub fn entry_bytes(key: &[u8], entry: &Entry) -> usize {
     ENTRY_OVERHEAD_BYTES + key.len() + value_bytes(&entry.value)
 }
 

@@ -175,6 +175,11 @@ impl SlotSet {
         }
     }
 
+    /// The bits, 64 slots a word (for digests).
+    pub fn words(&self) -> &[u64] {
+        &self.words
+    }
+
     /// How many slots are in the set.
     pub fn len(&self) -> usize {
         self.words.iter().map(|w| w.count_ones() as usize).sum()
@@ -241,7 +246,12 @@ mod tests {
         let before = store.len();
         assert_eq!(store.remove_slots(&slots), expected.len());
         assert_eq!(store.len(), before - expected.len());
-        assert!(store.data.iter().all(|item| !slots.contains(key_slot(item.key()))));
+        assert!(
+            store
+                .data
+                .iter()
+                .all(|item| !slots.contains(key_slot(item.key())))
+        );
         let all: usize = (0..SLOT_COUNT).map(|s| store.count_keys_in_slot(s)).sum();
         assert_eq!(all, store.len());
     }
