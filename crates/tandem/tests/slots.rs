@@ -1,5 +1,6 @@
 //! `tandem slots show|move|rebalance` and the slot map in `tandem status` against a real view
 //! service and real servers of two groups (S2, S3), on certificates: changes are an admin's.
+//! The servers take the moves on (S4-S6), so the test sees each configuration finish.
 
 mod support;
 
@@ -109,26 +110,43 @@ fn s2_s3_tandem_slots_show_move_and_rebalance_against_a_real_view_service() {
     };
     assert_eq!(status["groups"][owner]["slots"], 16384, "{status}");
 
-    // S3: a change waits until both groups took on configuration 1 (their primaries report
-    // it). Servers that report it let the rebalance through; otherwise it is refused, naming
-    // the move in progress.
-    let reported = wait_for(Duration::from_secs(5), || {
-        let map = show(&vs);
-        group(&map, 0)["config_done"] == 1 && group(&map, 1)["config_done"] == 1
-    });
+    // S3: a change is made only once both groups took on configuration 1 (their primaries
+    // report it in their pings); then a rebalance moves half the slots and waits until applied.
+    assert!(
+        wait_for(Duration::from_secs(10), || {
+            let map = show(&vs);
+            group(&map, 0)["config_done"] == 1 && group(&map, 1)["config_done"] == 1
+        }),
+        "the groups did not report configuration 1: {}",
+        show(&vs)
+    );
     let (ok, text) = tandem(&vs, &["slots", "rebalance"]);
-    if reported {
-        assert!(ok && text.contains("configuration 2 applied"), "{text}");
-        let map = show(&vs);
-        assert_eq!(map["config"], 2, "{map}");
-        assert_eq!(group(&map, 0)["slots"], 8192, "{map}");
-        assert_eq!(group(&map, 1)["slots"], 8192, "{map}");
-        assert_eq!(map["moves"].as_array().map(Vec::len), Some(1), "{map}");
-    } else {
-        assert!(
-            !ok && text.contains("move in progress") && text.contains("still being taken on"),
-            "{text}"
-        );
-        assert_eq!(show(&vs)["config"], 1);
-    }
+    assert!(ok && text.contains("configuration 2 applied"), "{text}");
+    let map = show(&vs);
+    assert_eq!(map["config"], 2, "{map}");
+    assert_eq!(group(&map, 0)["slots"], 8192, "{map}");
+    assert_eq!(group(&map, 1)["slots"], 8192, "{map}");
+    assert_eq!(map["moves"].as_array().map(Vec::len), Some(1), "{map}");
+    // The groups finish the move (S5, S6) and report configuration 2: no move in progress.
+    assert!(
+        wait_for(Duration::from_secs(15), || show(&vs)["moving"]
+            .as_array()
+            .is_some_and(Vec::is_empty)),
+        "the move did not finish: {}",
+        show(&vs)
+    );
+    // A move of single slots and a range to the other group.
+    let taker = if owner == 0 { "1" } else { "0" };
+    let (ok, text) = tandem(&vs, &["slots", "move", "--slots", "0-9,100", "--to", taker]);
+    assert!(ok && text.contains("configuration 3 applied"), "{text}");
+    let map = show(&vs);
+    let moves = &map["moves"][0];
+    assert_eq!(moves["slots"], 11, "{map}");
+    assert_eq!(
+        moves["ranges"],
+        serde_json::json!([[0, 9], [100, 100]]),
+        "{map}"
+    );
+    let (ok, text) = tandem(&vs, &["slots", "show"]);
+    assert!(ok && text.contains("slot configuration 3"), "{text}");
 }
