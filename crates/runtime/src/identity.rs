@@ -323,6 +323,15 @@ mod tests {
             (get_view, vec![Server, Coordinator, Admin]),
             (change, vec![Admin]),
             (Message::NotLeader { leader: None }, vec![ViewService]),
+            // S2, S3: the map is asked by whoever routes; only an admin changes it.
+            (
+                Message::GetCluster { epoch: 0 },
+                vec![Server, Coordinator, Admin],
+            ),
+            (
+                Message::ChangeSlots(tandem_protocol::message::SlotsChange::Rebalance),
+                vec![Admin],
+            ),
         ];
         for (msg, allowed) in cases {
             for role in [ViewService, Server, Coordinator, Admin] {
