@@ -665,3 +665,38 @@ fn s5_s6_planted_bugs_serve_what_the_protocol_refuses() {
         }
     }
 }
+
+#[test]
+fn s6_a_giver_that_fails_before_its_drop_commits_is_told_again_and_drops() {
+    use tandem_protocol::message::Op;
+    let mut net = Net::new(small_chunks());
+    let (moved, stayed) = keys();
+    net.write_keys(&moved);
+    net.write_keys(&stayed);
+    // The giver's backup never hears of the drop: the giver's primary dies with it.
+    net.block = Box::new(|sender, _, msg| {
+        sender == "a1"
+            && matches!(msg, Message::Forward(f) if f.entries.iter().any(|e| matches!(
+                e.op,
+                Op::DropKeys { .. } | Op::Drop { .. }
+            )))
+    });
+    net.move_slots();
+    net.run_until("the taker installed and the giver ordered its drop", |n| {
+        n.done.get(&G2) == Some(&ConfigNum(2)) && !n.replica("a1").shard().moving()
+    });
+    assert!(net.replica("b1").shard().outgoing.contains_key(&G2));
+    for _ in 0..40 {
+        net.step(); // pings go on: the primary must not report what is not committed
+    }
+    assert_eq!(
+        net.done.get(&G1),
+        Some(&ConfigNum(1)),
+        "S4: reported once committed"
+    );
+    net.dead.insert("a1".to_owned());
+    net.block = Box::new(|_, _, _| false);
+    net.set_view(G1, view(2, "b1", &[]));
+    net.run_until("configuration 2 taken on", |n| n.both_done(2));
+    assert_moved(&net, &moved, &stayed);
+}

@@ -335,6 +335,10 @@ impl Replica {
                     at = at.min(wake_ms);
                 }
             }
+            if !p.dropping.is_empty() {
+                // S6: the next batch of a drop is due at once (one per round).
+                at = at.min(self.last_mono_ms);
+            }
         }
         Some(at)
     }
@@ -351,6 +355,7 @@ impl Replica {
             self.expire_waiting(now);
             self.sweep_expired(now);
             self.retransmit(now);
+            self.advance_drops(now);
         }
     }
 
@@ -505,6 +510,7 @@ impl Replica {
                 next_expiry_ms: now.mono_ms,
                 sends: BTreeMap::new(),
                 notified: std::collections::BTreeSet::new(),
+                dropping: BTreeMap::new(),
             }),
         };
         // Every backup is probed again in the new view: one that restarted and rejoined must not

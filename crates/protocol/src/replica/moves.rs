@@ -97,6 +97,18 @@ impl SlotSend {
     }
 }
 
+/// Where the giver's primary is deleting a dropped move's keys (S6; soft state: a new primary
+/// starts over when the taker tells it again that it installed them).
+#[derive(Debug)]
+pub(crate) struct DropScan {
+    config: ConfigNum,
+    /// The last key looked at.
+    after: Option<bytes::Bytes>,
+}
+
+/// Keys one `DropKeys` deletes at most, and keys of other slots one batch passes over.
+const DROP_BATCH_KEYS: usize = 4096;
+
 /// The op that takes on `next` after `prev` for `group` (S3, S5).
 fn take_on_op(group: GroupId, prev: &ShardConfig, next: &ShardConfig) -> Op {
     let before = prev.owners();
@@ -327,7 +339,7 @@ impl Replica {
             .retain(|to, send| send.config == config && shard.outgoing.contains_key(to));
         let mut out = Vec::new();
         for (to, outgoing) in &shard.outgoing {
-            if p.commit < outgoing.frozen_at {
+            if p.commit < outgoing.frozen_at || p.dropping.contains_key(to) {
                 continue;
             }
             let Some(primary) = self
@@ -407,9 +419,12 @@ impl Replica {
                 return;
             };
             p.sends.remove(&reply.to);
-            let (config, to) = (reply.config, reply.to);
-            self.order(now, Op::Drop { config, to });
-            self.maybe_take_on(now);
+            let config = reply.config;
+            p.dropping.entry(reply.to).or_insert(DropScan {
+                config,
+                after: None,
+            });
+            self.advance_drops(now);
             return;
         }
         let config = shard.target;
@@ -421,6 +436,52 @@ impl Replica {
             .entry(reply.to)
             .or_insert_with(|| SlotSend::new(config));
         send.on_reply(reply.next_chunk, reply.cursor);
+    }
+
+    /// S6: orders the next batch of deletions of each dropped move, and `Drop` once the scan
+    /// reached the end of the store. One batch per move per call: the driver calls again at
+    /// its next round, so pings and requests go on in between.
+    pub(super) fn advance_drops(&mut self, now: Now) {
+        let Role::Primary(p) = &mut self.role else {
+            return;
+        };
+        let shard = &self.state.shard;
+        let target = shard.target;
+        p.dropping
+            .retain(|to, scan| scan.config == target && shard.outgoing.contains_key(to));
+        let mut ops = Vec::new();
+        for (to, scan) in &mut p.dropping {
+            let slots = SlotSet::of_ranges(&shard.outgoing[to].slots);
+            let (keys, last, done) = self.state.store.keys_of_slots(
+                &slots,
+                scan.after.as_ref(),
+                DROP_BATCH_KEYS,
+                MAX_SCAN_PER_CHUNK,
+            );
+            if !keys.is_empty() {
+                ops.push(Op::DropKeys {
+                    config: target,
+                    to: *to,
+                    keys,
+                });
+            }
+            if done {
+                ops.push(Op::Drop {
+                    config: target,
+                    to: *to,
+                });
+            } else if last.is_some() {
+                scan.after = last;
+            }
+        }
+        for op in ops {
+            self.order(now, op);
+        }
+        if let Role::Primary(p) = &mut self.role {
+            let shard = &self.state.shard;
+            p.dropping.retain(|to, _| shard.outgoing.contains_key(to));
+        }
+        self.maybe_take_on(now);
     }
 
     // ---- taker (S6, S7) ----
