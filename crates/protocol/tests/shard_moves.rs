@@ -112,6 +112,13 @@ impl Net {
         net
     }
 
+    /// A fresh server of `group`, in no view yet.
+    fn add_server(&mut self, name: &str, group: GroupId) {
+        let config = small_chunks();
+        let replica = Replica::new(ServerId::new(name), group, INCARNATION, config);
+        self.replicas.insert(name.to_owned(), replica);
+    }
+
     fn set_view(&mut self, group: GroupId, view: View) {
         self.views.insert(group, view.clone());
         let info = self.map.groups.entry(group).or_default();
@@ -699,4 +706,49 @@ fn s6_a_giver_that_fails_before_its_drop_commits_is_told_again_and_drops() {
     net.set_view(G1, view(2, "b1", &[]));
     net.run_until("configuration 2 taken on", |n| n.both_done(2));
     assert_moved(&net, &moved, &stayed);
+}
+
+#[test]
+fn s4_a_new_backup_gets_the_shard_state_with_the_state_transfer_and_can_finish_the_move() {
+    let mut net = Net::new(small_chunks());
+    let (moved, stayed) = keys();
+    net.write_keys(&moved);
+    net.write_keys(&stayed);
+    let slot = key_slot(moved[0].as_bytes());
+    net.block = Box::new(|_, _, msg| is_slot_data(msg));
+    net.move_slots();
+    net.run_until("the freeze", |n| {
+        n.replica("b1").shard().frozen.contains(slot)
+    });
+    net.add_server("c1", G1);
+    net.set_view(G1, view(2, "a1", &["b1", "c1"]));
+    net.run_until("c1 holds the state", |n| {
+        n.replica("c1").state().last == n.replica("a1").state().last
+    });
+    assert_eq!(net.replica("c1").shard(), net.replica("a1").shard());
+    assert!(
+        net.replica("a1").stats().transfers_started > 0,
+        "by state transfer"
+    );
+    net.dead.insert("a1".to_owned());
+    net.dead.insert("b1".to_owned());
+    net.block = Box::new(|_, _, _| false);
+    net.set_view(G1, view(3, "c1", &[]));
+    net.run_until("configuration 2 taken on", |n| n.both_done(2));
+    assert_moved(&net, &moved, &stayed);
+}
+
+#[test]
+fn s2_an_ill_formed_cluster_map_is_refused() {
+    let mut net = Net::new(ReplicaConfig::default());
+    let refused = net.replica("a1").stats().views_refused;
+    let mut bad = moved(2);
+    bad.ranges.reverse();
+    net.set_config(bad);
+    for _ in 0..100 {
+        net.step();
+    }
+    assert!(net.replica("a1").stats().views_refused > refused);
+    assert_eq!(net.replica("a1").shard().target, ConfigNum(1));
+    assert_eq!(net.replica("a1").shard().served.len(), 16384);
 }

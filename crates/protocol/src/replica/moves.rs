@@ -384,7 +384,7 @@ impl Replica {
                     .insert(send.next_chunk, std::mem::take(&mut send.next_start));
                 send.next_start = data.end.clone();
                 send.finished = data.done;
-                send.next_chunk += 1;
+                send.next_chunk = send.next_chunk.saturating_add(1);
                 send.sent_at_ms = self.last_mono_ms;
                 out.push((primary.clone(), data));
             }

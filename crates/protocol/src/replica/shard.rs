@@ -231,7 +231,7 @@ impl ReplicatedState {
         if op.chunk != incoming.next_chunk {
             return;
         }
-        incoming.next_chunk += 1;
+        incoming.next_chunk = incoming.next_chunk.saturating_add(1);
         incoming.cursor = op.end.clone();
         let slots = SlotSet::of_ranges(&incoming.slots);
         for (key, value) in op.entries {
