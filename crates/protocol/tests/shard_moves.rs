@@ -8,12 +8,15 @@ use std::sync::Arc;
 use bytes::Bytes;
 use tandem_kv::slots::key_slot;
 use tandem_kv::{Command, ExecContext, Reply};
+use tandem_protocol::locator::DEFAULT_VIEW_SERVICE;
 use tandem_protocol::message::{
-    Request, RequestError, Response, SlotCursor, SlotData, SlotDataReply, ViewReply,
+    MembersRefusal, Request, RequestError, Response, SlotCursor, SlotData, SlotDataReply,
+    SlotsChange, ViewReply,
 };
 use tandem_protocol::{
     ClientId, ClusterMap, ConfigNum, Endpoint, GroupId, Incarnation, Message, Now, Replica,
-    ReplicaConfig, RoleKind, Seq, ServerId, ShardConfig, View, ViewNum,
+    ReplicaConfig, RoleKind, Seq, ServerId, ShardConfig, View, ViewNum, ViewService,
+    ViewServiceConfig, VsAddr,
 };
 
 const INCARNATION: Incarnation = Incarnation(1);
@@ -37,6 +40,10 @@ struct Net {
     next_client: u64,
     /// Returns true to drop a message (sender name, destination, message).
     block: Blocker,
+    /// The real view service, when a test runs one instead of the stand-in.
+    vs: Option<ViewService>,
+    /// Answers to `ChangeSlots`.
+    slots_replies: Vec<Result<ConfigNum, MembersRefusal>>,
 }
 
 fn view(num: u64, primary: &str, backups: &[&str]) -> View {
@@ -102,6 +109,8 @@ impl Net {
             responses: Vec::new(),
             next_client: 1000,
             block: Box::new(|_, _, _| false),
+            vs: None,
+            slots_replies: Vec::new(),
         };
         net.set_view(G1, view(1, "a1", &["b1"]));
         net.set_view(G2, view(1, "a2", &["b2"]));
@@ -117,6 +126,77 @@ impl Net {
         let config = small_chunks();
         let replica = Replica::new(ServerId::new(name), group, INCARNATION, config);
         self.replicas.insert(name.to_owned(), replica);
+    }
+
+    /// Groups 1 (a1, b1) and 2 (a2, b2) under the real view service (`ViewService`), which
+    /// makes the views and configuration 1 itself.
+    fn with_view_service(replica_config: ReplicaConfig) -> Net {
+        let mut net = Net {
+            now: 0,
+            replicas: BTreeMap::new(),
+            dead: BTreeSet::new(),
+            views: BTreeMap::new(),
+            map: ClusterMap::default(),
+            done: BTreeMap::new(),
+            responses: Vec::new(),
+            next_client: 1000,
+            block: Box::new(|_, _, _| false),
+            vs: Some(ViewService::new(ViewServiceConfig::default())),
+            slots_replies: Vec::new(),
+        };
+        for (name, group) in [("a1", G1), ("b1", G1), ("a2", G2), ("b2", G2)] {
+            let replica = Replica::new(
+                ServerId::new(name),
+                group,
+                INCARNATION,
+                replica_config.clone(),
+            );
+            net.replicas.insert(name.to_owned(), replica);
+            // One server joins at a time, so `a<n>` is the first primary of its group.
+            for _ in 0..5 {
+                net.step();
+            }
+        }
+        net.run_until(
+            "both groups have a backup and took on configuration 1",
+            |n| {
+                [G1, G2].iter().all(|g| {
+                    n.views.get(g).is_some_and(|v| v.backups.len() == 1)
+                        && n.done.get(g) == Some(&ConfigNum(1))
+                })
+            },
+        );
+        net
+    }
+
+    /// An operator's `ChangeSlots` to the real view service.
+    fn change_slots(&mut self, change: SlotsChange) -> Result<ConfigNum, MembersRefusal> {
+        let vs = self.vs.as_mut().expect("a real view service");
+        let admin = Endpoint::Client(ClientId(4242));
+        vs.handle(Now::at_ms(self.now), admin, Message::ChangeSlots(change));
+        self.run_until("the view service answers", |n| !n.slots_replies.is_empty());
+        self.slots_replies.remove(0)
+    }
+
+    /// Delivers a message from the real view service.
+    fn from_vs(&mut self, now: Now, to: Endpoint, msg: Message) {
+        match (to, msg) {
+            (Endpoint::Server(server), msg) => {
+                let name = server.to_string();
+                if self.dead.contains(&name) {
+                    return;
+                }
+                if let Some(r) = self.replicas.get_mut(&name) {
+                    r.handle(
+                        now,
+                        Endpoint::ViewService(VsAddr::new(DEFAULT_VIEW_SERVICE)),
+                        msg,
+                    );
+                }
+            }
+            (Endpoint::Client(_), Message::SlotsReply(reply)) => self.slots_replies.push(reply),
+            _ => {}
+        }
     }
 
     fn set_view(&mut self, group: GroupId, view: View) {
@@ -144,6 +224,15 @@ impl Net {
     fn step(&mut self) {
         self.now += 5;
         let now = Now::at_ms(self.now);
+        if let Some(vs) = &mut self.vs {
+            if vs.poll_timeout().is_some_and(|t| t <= self.now) {
+                vs.handle_timeout(now);
+            }
+            let sent: Vec<_> = std::iter::from_fn(|| vs.poll_transmit(now)).collect();
+            for t in sent {
+                self.from_vs(now, t.to, t.msg);
+            }
+        }
         for (name, replica) in &mut self.replicas {
             if !self.dead.contains(name) && replica.poll_timeout().is_some_and(|t| t <= self.now) {
                 replica.handle_timeout(now);
@@ -175,6 +264,27 @@ impl Net {
                         let from = Endpoint::Server(ServerId::new(&sender));
                         if let Some(r) = self.replicas.get_mut(&to) {
                             r.handle(now, from, t.msg);
+                        }
+                    }
+                    Endpoint::ViewService(_) if self.vs.is_some() => {
+                        let vs = self.vs.as_mut().expect("checked");
+                        if let Message::Ping(ping) = &t.msg
+                            && vs
+                                .view(ping.group)
+                                .is_some_and(|v| v.primary == ping.server)
+                        {
+                            self.done.insert(ping.group, ping.config_done);
+                        }
+                        let from = Endpoint::Server(ServerId::new(&sender));
+                        vs.handle(now, from, t.msg);
+                        let sent: Vec<_> = std::iter::from_fn(|| vs.poll_transmit(now)).collect();
+                        let views: Vec<_> = [G1, G2]
+                            .iter()
+                            .filter_map(|g| Some((*g, vs.view(*g)?.clone())))
+                            .collect();
+                        self.views.extend(views);
+                        for t in sent {
+                            self.from_vs(now, t.to, t.msg);
                         }
                     }
                     Endpoint::ViewService(vs) => {
@@ -751,4 +861,46 @@ fn s2_an_ill_formed_cluster_map_is_refused() {
     assert!(net.replica("a1").stats().views_refused > refused);
     assert_eq!(net.replica("a1").shard().target, ConfigNum(1));
     assert_eq!(net.replica("a1").shard().served.len(), 16384);
+}
+
+/// End to end with the real view service (S2, S3): it assigns every slot to the first group,
+/// an operator moves half of them, both groups take the move on and report it, and the view
+/// service then accepts the next change.
+#[test]
+fn s3_s6_a_move_asked_of_the_view_service_is_taken_on_by_both_groups() {
+    let mut net = Net::with_view_service(small_chunks());
+    let (moved, stayed) = keys();
+    net.write_keys(&moved);
+    net.write_keys(&stayed);
+    let change = SlotsChange::Move {
+        ranges: vec![MOVED],
+        to: G2,
+    };
+    assert_eq!(net.change_slots(change), Ok(ConfigNum(2)));
+    net.run_until("configuration 2 taken on", |n| n.both_done(2));
+    assert_moved(&net, &moved, &stayed);
+    net.run_until("the view service heard", |n| {
+        let table = n.vs.as_ref().expect("vs").table();
+        table.config_done(G1) == ConfigNum(2) && table.config_done(G2) == ConfigNum(2)
+    });
+    // The next change is accepted now that both took on configuration 2: move it all back.
+    let back = SlotsChange::Move {
+        ranges: vec![MOVED],
+        to: G1,
+    };
+    assert_eq!(net.change_slots(back), Ok(ConfigNum(3)));
+    net.run_until("configuration 3 taken on", |n| n.both_done(3));
+    for key in &moved {
+        let want = Some(Bytes::from(format!("v-{key}")));
+        assert_eq!(
+            stored(net.replica(&net.primary(G1)), key),
+            want,
+            "{key} back"
+        );
+        assert_eq!(
+            stored(net.replica(&net.primary(G2)), key),
+            None,
+            "{key} gone"
+        );
+    }
 }

@@ -240,7 +240,13 @@ impl Replica {
             self.stats.views_refused += 1;
             return;
         }
-        if self.cluster.as_ref().is_some_and(|c| c.epoch >= map.epoch) {
+        // Newer maps only. A newer configuration wins even with a lower epoch: configurations
+        // only grow, epochs only within one view service's history.
+        if self
+            .cluster
+            .as_ref()
+            .is_some_and(|c| (c.config.num, c.epoch) >= (map.config.num, map.epoch))
+        {
             return;
         }
         self.cluster = Some(map);
