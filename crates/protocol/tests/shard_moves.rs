@@ -179,7 +179,7 @@ impl Net {
     }
 
     /// Delivers a message from the real view service.
-    fn from_vs(&mut self, now: Now, to: Endpoint, msg: Message) {
+    fn deliver_from_vs(&mut self, now: Now, to: Endpoint, msg: Message) {
         match (to, msg) {
             (Endpoint::Server(server), msg) => {
                 let name = server.to_string();
@@ -230,7 +230,7 @@ impl Net {
             }
             let sent: Vec<_> = std::iter::from_fn(|| vs.poll_transmit(now)).collect();
             for t in sent {
-                self.from_vs(now, t.to, t.msg);
+                self.deliver_from_vs(now, t.to, t.msg);
             }
         }
         for (name, replica) in &mut self.replicas {
@@ -284,7 +284,7 @@ impl Net {
                             .collect();
                         self.views.extend(views);
                         for t in sent {
-                            self.from_vs(now, t.to, t.msg);
+                            self.deliver_from_vs(now, t.to, t.msg);
                         }
                     }
                     Endpoint::ViewService(vs) => {
