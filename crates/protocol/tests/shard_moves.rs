@@ -456,9 +456,10 @@ fn s3_s4_a_group_given_every_slot_serves_them_and_reports_the_configuration() {
             config: ConfigNum(1)
         })
     );
+    // S1: front ends refuse keys of several slots; the core runs them when it serves all.
     assert_eq!(
         net.request("a1", G1, (3, 1), "MSET a 1 b 2"),
-        Err(RequestError::CrossSlot)
+        Ok(vec![Reply::ok()])
     );
     assert_eq!(
         net.request("a1", G1, (4, 1), "MSET {t}a 1 {t}b 2"),
@@ -497,6 +498,19 @@ fn s5_s6_a_move_copies_the_keys_to_the_taker_and_deletes_them_at_the_giver() {
         net.request("a1", G1, (9, 3), &format!("GET {kept}")),
         Ok(vec![Reply::Bulk(Bytes::from(format!("v-{kept}")))])
     );
+    // S1, S4: keys of several slots, not all served here: no group can run it.
+    for (server, group) in [("a1", G1), ("a2", G2)] {
+        assert_eq!(
+            net.request(
+                server,
+                group,
+                (10, 1 + group.0 as u64),
+                &format!("MGET {key} {kept}")
+            ),
+            Err(RequestError::CrossSlot),
+            "at {server}"
+        );
+    }
 }
 
 #[test]

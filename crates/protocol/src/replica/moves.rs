@@ -298,29 +298,37 @@ impl Replica {
     }
 
     /// S4: why a request may not execute here, checked before it is ordered: a slot it
-    /// touches that the group does not serve, or a command whose keys span slots.
-    /// Keyless commands are not checked, except FLUSHALL and FLUSHDB while slots move:
-    /// frozen keys must not change, and arriving ones are not ours to delete.
+    /// touches that the group does not serve. A command whose keys span slots is refused as
+    /// `CrossSlot` only when one of them is not served here: every front end refuses such
+    /// commands itself (S1), and one that reaches the core with every slot served here runs
+    /// atomically in this group's history like any other (so a single group, and the
+    /// simulator's clerks, which talk to the core without a front end, work as before
+    /// sharding). Sending it elsewhere would not help, hence `CrossSlot` rather than
+    /// `WrongGroup`. Keyless commands are not checked, except FLUSHALL and FLUSHDB while
+    /// slots move: frozen keys must not change, and arriving ones are not ours to delete.
     pub(super) fn slot_refusal(&self, cmds: &[Command]) -> Option<RequestError> {
         let shard = &self.state.shard;
         if !shard.sharded {
             return None;
         }
         for cmd in cmds {
-            match cmd.slot() {
-                Err(_) => return Some(RequestError::CrossSlot),
-                Ok(Some(slot)) => {
-                    if let Err(error) = shard.admits(slot, self.config.bugs) {
-                        return Some(error);
-                    }
+            let keys = cmd.keys();
+            if keys.is_empty() {
+                if matches!(cmd, Command::FlushAll { .. } | Command::FlushDb { .. })
+                    && let Some(slot) = shard.first_moving_slot()
+                {
+                    return Some(RequestError::SlotMoving { slot });
                 }
-                Ok(None) => {
-                    if matches!(cmd, Command::FlushAll { .. } | Command::FlushDb { .. })
-                        && let Some(slot) = shard.first_moving_slot()
-                    {
-                        return Some(RequestError::SlotMoving { slot });
-                    }
-                }
+                continue;
+            }
+            let refusal = keys
+                .iter()
+                .find_map(|key| shard.admits(key_slot(key), self.config.bugs).err());
+            if let Some(refusal) = refusal {
+                return Some(match cmd.slot() {
+                    Err(_) => RequestError::CrossSlot,
+                    Ok(_) => refusal,
+                });
             }
         }
         None
