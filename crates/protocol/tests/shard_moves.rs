@@ -918,3 +918,33 @@ fn s3_s6_a_move_asked_of_the_view_service_is_taken_on_by_both_groups() {
         );
     }
 }
+
+/// S5, S6: in one configuration a group may give and take at once (a swap, as a rebalance
+/// makes): both directions complete and each group reports it once both did.
+#[test]
+fn s5_s6_two_groups_swap_slots_in_one_configuration() {
+    let mut net = Net::new(small_chunks());
+    let (moved, stayed) = keys();
+    net.write_keys(&moved);
+    net.write_keys(&stayed);
+    net.move_slots();
+    net.run_until("configuration 2 taken on", |n| n.both_done(2));
+    // Configuration 3: the lower half of what G2 got goes back, and G1 gives 8192..=12287.
+    let owner = |slot: u16| {
+        Some(match slot {
+            0..=4095 | 12288..=16383 => G1,
+            _ => G2,
+        })
+    };
+    net.set_config(config(3, owner));
+    net.run_until("configuration 3 taken on", |n| n.both_done(3));
+    for key in moved.iter().chain(&stayed) {
+        let group = owner(key_slot(key.as_bytes())).expect("assigned");
+        let other = if group == G1 { G2 } else { G1 };
+        let want = Some(Bytes::from(format!("v-{key}")));
+        assert_eq!(stored(net.replica(&net.primary(group)), key), want, "{key}");
+        assert_eq!(stored(net.replica(&net.primary(other)), key), None, "{key}");
+        let backup = net.views[&group].backups[0].to_string();
+        assert_eq!(stored(net.replica(&backup), key), want, "{key} at {backup}");
+    }
+}
