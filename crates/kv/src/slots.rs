@@ -385,6 +385,17 @@ mod tests {
     }
 
     #[test]
+    fn s5_a_resume_point_past_a_value_s_end_does_not_panic() {
+        let store = store_of(100);
+        let slots = SlotSet::of_ranges(&[(0, SLOT_COUNT - 1)]);
+        let key = Bytes::from("key:99");
+        for sent in [0, 48, 49, 1000, usize::MAX] {
+            let chunk = store.chunk_of_slots(&slots, Some(&key), Some(sent), 16, 10, 10);
+            assert!(chunk.entries.len() <= 10);
+        }
+    }
+
+    #[test]
     fn s4_slot_sets_round_trip_through_ranges() {
         let mut set = SlotSet::of_ranges(&[(0, 10), (100, 100), (16000, 16383)]);
         assert!(set.contains(0) && set.contains(10) && !set.contains(11));
