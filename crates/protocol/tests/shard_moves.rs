@@ -948,3 +948,52 @@ fn s5_s6_two_groups_swap_slots_in_one_configuration() {
         assert_eq!(stored(net.replica(&backup), key), want, "{key} at {backup}");
     }
 }
+
+/// A reply naming a chunk and a cursor the taker never had (a stale or lying one) makes the
+/// giver resend from there; the taker's next real reply sets it right, and nothing panics.
+#[test]
+fn s5_a_reply_with_an_absurd_cursor_does_not_derail_the_move() {
+    let mut net = Net::new(small_chunks());
+    let (moved, stayed) = keys();
+    net.write_keys(&moved);
+    net.write_keys(&stayed);
+    let mut passed = 0;
+    net.block = Box::new(move |_, _, msg| {
+        if is_slot_data(msg) {
+            passed += 1;
+            return passed > 3;
+        }
+        false
+    });
+    net.move_slots();
+    net.run_until("chunks installed", |n| {
+        n.replica("a2")
+            .shard()
+            .incoming
+            .get(&G1)
+            .is_some_and(|i| i.next_chunk >= 2)
+    });
+    let absurd = SlotDataReply {
+        config: ConfigNum(2),
+        from: G1,
+        to: G2,
+        next_chunk: 7,
+        cursor: SlotCursor {
+            key: Some(Bytes::from(moved[0].clone())),
+            key_sent: Some(u64::MAX),
+            keys_done: false,
+            client: None,
+        },
+        installed: false,
+    };
+    let now = Now::at_ms(net.now);
+    let a1 = net.replicas.get_mut("a1").expect("a1");
+    a1.handle(
+        now,
+        Endpoint::Server(ServerId::new("a2")),
+        Message::SlotDataReply(absurd),
+    );
+    net.block = Box::new(|_, _, _| false);
+    net.run_until("configuration 2 taken on", |n| n.both_done(2));
+    assert_moved(&net, &moved, &stayed);
+}
