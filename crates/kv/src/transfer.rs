@@ -196,7 +196,10 @@ impl Store {
 fn piece(entry: &Entry, skip: usize, budget: usize, must: bool) -> Option<(Entry, usize, bool)> {
     let value = match &entry.value {
         Value::Str(text) => {
-            let rest = text.len().saturating_sub(skip);
+            // A cursor from a peer (S5: the taker names where to resume) may claim more than
+            // the value holds: resume at its end rather than slice out of range.
+            let skip = skip.min(text.len());
+            let rest = text.len() - skip;
             let mut take = rest.min(budget);
             if take == 0 {
                 if !must {

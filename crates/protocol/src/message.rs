@@ -509,7 +509,17 @@ pub enum Op {
         /// The giver.
         from: GroupId,
     },
-    /// The taker installed the slots frozen for it: their keys are deleted (S6).
+    /// The taker installed the slots frozen for it: these keys of them are deleted (S6). The
+    /// primary finds them in bounded batches, so no entry holds the replicas for long.
+    DropKeys {
+        /// The configuration of the move.
+        config: ConfigNum,
+        /// The taker.
+        to: GroupId,
+        /// Keys of the slots frozen for `to`.
+        keys: Vec<Bytes>,
+    },
+    /// The last `DropKeys` of a move was ordered: the move is over at the giver (S6).
     Drop {
         /// The configuration of the move.
         config: ConfigNum,

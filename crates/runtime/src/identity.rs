@@ -357,6 +357,43 @@ mod tests {
     }
 
     #[test]
+    fn s7_i4_slot_chunks_and_their_replies_come_only_from_servers() {
+        use tandem_protocol::message::{SlotCursor, SlotData, SlotDataReply};
+        use tandem_protocol::{ConfigNum, GroupId};
+        let data = Message::SlotData(SlotData {
+            config: ConfigNum(2),
+            from: GroupId(1),
+            to: GroupId(2),
+            chunk: 0,
+            start: SlotCursor::default(),
+            end: SlotCursor::default(),
+            entries: Vec::new(),
+            clients: Vec::new(),
+            done: true,
+        });
+        let reply = Message::SlotDataReply(SlotDataReply {
+            config: ConfigNum(2),
+            from: GroupId(1),
+            to: GroupId(2),
+            next_chunk: 1,
+            cursor: SlotCursor::default(),
+            installed: true,
+        });
+        for msg in [data, reply] {
+            for role in [Role::ViewService, Role::Coordinator, Role::Admin] {
+                assert!(!may_send(role, &msg), "{role} {msg:?}");
+            }
+            let server_principal = Principal::new(Role::Server, "127.0.0.1:1");
+            let from_server = envelope(server("127.0.0.1:1"), msg.clone());
+            assert_eq!(admit(Some(&server_principal), &from_server), Ok(()));
+            let coordinator = Principal::new(Role::Coordinator, "c1");
+            let from_coordinator = envelope(Endpoint::Client(ClientId(1)), msg.clone());
+            assert!(admit(Some(&coordinator), &from_coordinator).is_err());
+            assert!(admit(None, &from_coordinator).is_err(), "insecure mode too");
+        }
+    }
+
+    #[test]
     fn i4_insecure_mode_still_checks_kinds_against_the_claimed_sender() {
         let from_client = envelope(Endpoint::Client(ClientId(1)), raft());
         assert!(admit(None, &from_client).is_err());

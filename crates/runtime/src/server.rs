@@ -320,6 +320,11 @@ impl Driver {
             }
             Message::Response(response) => match &response.result {
                 Ok(_) => {}
+                Err(
+                    RequestError::WrongGroup { .. }
+                    | RequestError::SlotMoving { .. }
+                    | RequestError::CrossSlot,
+                ) => note_slot_refusal(metrics, response),
                 Err(RequestError::WrongServer(viewnum)) => {
                     metrics.requests_rejected.inc();
                     info!(
@@ -343,6 +348,7 @@ impl Driver {
                     );
                 }
             },
+            Message::SlotData(_) | Message::SlotDataReply(_) => note_slot_move(to, msg),
             _ => {}
         }
         false
@@ -409,6 +415,45 @@ impl Driver {
             };
             *self.admin.snapshot.lock().expect("no poisoned lock") = snapshot;
         }
+    }
+}
+
+/// A request refused by slot (S4): the client is sent elsewhere or waits, as with a request
+/// to a backup, so it is counted as rejected and logged at debug level only (a move may
+/// refuse many).
+fn note_slot_refusal(metrics: &ServerMetrics, response: &tandem_protocol::message::Response) {
+    metrics.requests_rejected.inc();
+    if let Err(error) = &response.result {
+        debug!(
+            event = "request_rejected",
+            client = %response.client,
+            seq = %response.seq,
+            %error,
+            "request rejected: slot not served here (S4)"
+        );
+    }
+}
+
+/// Logs the milestones of a slot move (S5, S6): the first chunk sent, and `installed`.
+fn note_slot_move(to: &Endpoint, msg: &Message) {
+    match msg {
+        Message::SlotData(data) if data.chunk == 0 => info!(
+            event = "slot_move_send",
+            to = %endpoint_name(to),
+            config = data.config.0,
+            from_group = %data.from,
+            to_group = %data.to,
+            "sending slots to the taker (from chunk 0: a move starts, or a new primary resumes)"
+        ),
+        Message::SlotDataReply(reply) if reply.installed => info!(
+            event = "slot_move_installed",
+            to = %endpoint_name(to),
+            config = reply.config.0,
+            from_group = %reply.from,
+            to_group = %reply.to,
+            "slots installed: the giver may drop them"
+        ),
+        _ => {}
     }
 }
 

@@ -200,6 +200,8 @@ pub struct Replica {
     last_mono_ms: u64,
     /// The newest cluster map the view service sent (S2).
     cluster: Option<Arc<ClusterMap>>,
+    /// Where this server serves Redis clients, announced in pings (S2).
+    client_addr: Option<String>,
     outbox: VecDeque<Transmit>,
     stats: ReplicaStats,
 }
@@ -230,6 +232,7 @@ impl Replica {
             last_wall_ms: 0,
             last_mono_ms: 0,
             cluster: None,
+            client_addr: None,
             outbox: VecDeque::new(),
             stats: ReplicaStats::default(),
         }
@@ -332,6 +335,10 @@ impl Replica {
                     at = at.min(wake_ms);
                 }
             }
+            if !p.dropping.is_empty() {
+                // S6: the next batch of a drop is due at once (one per round).
+                at = at.min(self.last_mono_ms);
+            }
         }
         Some(at)
     }
@@ -348,6 +355,7 @@ impl Replica {
             self.expire_waiting(now);
             self.sweep_expired(now);
             self.retransmit(now);
+            self.advance_drops(now);
         }
     }
 
@@ -422,6 +430,12 @@ impl Replica {
         self.locator = Locator::new(addrs);
     }
 
+    /// Where this server serves Redis clients (`--client-listen`): announced in every ping,
+    /// so the cluster map can name it (S2).
+    pub fn set_client_addr(&mut self, addr: Option<String>) {
+        self.client_addr = addr;
+    }
+
     /// The transport could not reach `addr`. If it is the view-service node this server pings,
     /// the next ping goes to the next node of the list (Q2); not sooner, so that a list of dead
     /// nodes is not cycled through in a tight loop.
@@ -440,7 +454,7 @@ impl Replica {
             server: self.me.clone(),
             viewnum: self.ping_viewnum,
             incarnation: self.incarnation,
-            client_addr: None,
+            client_addr: self.client_addr.clone(),
             config_done: self.config_done(),
             cluster_epoch: self.cluster.as_ref().map_or(0, |c| c.epoch),
         };
@@ -496,6 +510,7 @@ impl Replica {
                 next_expiry_ms: now.mono_ms,
                 sends: BTreeMap::new(),
                 notified: std::collections::BTreeSet::new(),
+                dropping: BTreeMap::new(),
             }),
         };
         // Every backup is probed again in the new view: one that restarted and rejoined must not

@@ -97,6 +97,18 @@ impl SlotSend {
     }
 }
 
+/// Where the giver's primary is deleting a dropped move's keys (S6; soft state: a new primary
+/// starts over when the taker tells it again that it installed them).
+#[derive(Debug)]
+pub(crate) struct DropScan {
+    config: ConfigNum,
+    /// The last key looked at.
+    after: Option<bytes::Bytes>,
+}
+
+/// Keys one `DropKeys` deletes at most, and keys of other slots one batch passes over.
+const DROP_BATCH_KEYS: usize = 4096;
+
 /// The op that takes on `next` after `prev` for `group` (S3, S5).
 fn take_on_op(group: GroupId, prev: &ShardConfig, next: &ShardConfig) -> Op {
     let before = prev.owners();
@@ -228,7 +240,13 @@ impl Replica {
             self.stats.views_refused += 1;
             return;
         }
-        if self.cluster.as_ref().is_some_and(|c| c.epoch >= map.epoch) {
+        // Newer maps only. A newer configuration wins even with a lower epoch: configurations
+        // only grow, epochs only within one view service's history.
+        if self
+            .cluster
+            .as_ref()
+            .is_some_and(|c| (c.config.num, c.epoch) >= (map.config.num, map.epoch))
+        {
             return;
         }
         self.cluster = Some(map);
@@ -280,29 +298,37 @@ impl Replica {
     }
 
     /// S4: why a request may not execute here, checked before it is ordered: a slot it
-    /// touches that the group does not serve, or a command whose keys span slots.
-    /// Keyless commands are not checked, except FLUSHALL and FLUSHDB while slots move:
-    /// frozen keys must not change, and arriving ones are not ours to delete.
+    /// touches that the group does not serve. A command whose keys span slots is refused as
+    /// `CrossSlot` only when one of them is not served here: every front end refuses such
+    /// commands itself (S1), and one that reaches the core with every slot served here runs
+    /// atomically in this group's history like any other (so a single group, and the
+    /// simulator's clerks, which talk to the core without a front end, work as before
+    /// sharding). Sending it elsewhere would not help, hence `CrossSlot` rather than
+    /// `WrongGroup`. Keyless commands are not checked, except FLUSHALL and FLUSHDB while
+    /// slots move: frozen keys must not change, and arriving ones are not ours to delete.
     pub(super) fn slot_refusal(&self, cmds: &[Command]) -> Option<RequestError> {
         let shard = &self.state.shard;
         if !shard.sharded {
             return None;
         }
         for cmd in cmds {
-            match cmd.slot() {
-                Err(_) => return Some(RequestError::CrossSlot),
-                Ok(Some(slot)) => {
-                    if let Err(error) = shard.admits(slot, self.config.bugs) {
-                        return Some(error);
-                    }
+            let keys = cmd.keys();
+            if keys.is_empty() {
+                if matches!(cmd, Command::FlushAll { .. } | Command::FlushDb { .. })
+                    && let Some(slot) = shard.first_moving_slot()
+                {
+                    return Some(RequestError::SlotMoving { slot });
                 }
-                Ok(None) => {
-                    if matches!(cmd, Command::FlushAll { .. } | Command::FlushDb { .. })
-                        && let Some(slot) = shard.first_moving_slot()
-                    {
-                        return Some(RequestError::SlotMoving { slot });
-                    }
-                }
+                continue;
+            }
+            let refusal = keys
+                .iter()
+                .find_map(|key| shard.admits(key_slot(key), self.config.bugs).err());
+            if let Some(refusal) = refusal {
+                return Some(match cmd.slot() {
+                    Err(_) => RequestError::CrossSlot,
+                    Ok(_) => refusal,
+                });
             }
         }
         None
@@ -327,7 +353,7 @@ impl Replica {
             .retain(|to, send| send.config == config && shard.outgoing.contains_key(to));
         let mut out = Vec::new();
         for (to, outgoing) in &shard.outgoing {
-            if p.commit < outgoing.frozen_at {
+            if p.commit < outgoing.frozen_at || p.dropping.contains_key(to) {
                 continue;
             }
             let Some(primary) = self
@@ -372,7 +398,7 @@ impl Replica {
                     .insert(send.next_chunk, std::mem::take(&mut send.next_start));
                 send.next_start = data.end.clone();
                 send.finished = data.done;
-                send.next_chunk += 1;
+                send.next_chunk = send.next_chunk.saturating_add(1);
                 send.sent_at_ms = self.last_mono_ms;
                 out.push((primary.clone(), data));
             }
@@ -407,9 +433,12 @@ impl Replica {
                 return;
             };
             p.sends.remove(&reply.to);
-            let (config, to) = (reply.config, reply.to);
-            self.order(now, Op::Drop { config, to });
-            self.maybe_take_on(now);
+            let config = reply.config;
+            p.dropping.entry(reply.to).or_insert(DropScan {
+                config,
+                after: None,
+            });
+            self.advance_drops(now);
             return;
         }
         let config = shard.target;
@@ -421,6 +450,52 @@ impl Replica {
             .entry(reply.to)
             .or_insert_with(|| SlotSend::new(config));
         send.on_reply(reply.next_chunk, reply.cursor);
+    }
+
+    /// S6: orders the next batch of deletions of each dropped move, and `Drop` once the scan
+    /// reached the end of the store. One batch per move per call: the driver calls again at
+    /// its next round, so pings and requests go on in between.
+    pub(super) fn advance_drops(&mut self, now: Now) {
+        let Role::Primary(p) = &mut self.role else {
+            return;
+        };
+        let shard = &self.state.shard;
+        let target = shard.target;
+        p.dropping
+            .retain(|to, scan| scan.config == target && shard.outgoing.contains_key(to));
+        let mut ops = Vec::new();
+        for (to, scan) in &mut p.dropping {
+            let slots = SlotSet::of_ranges(&shard.outgoing[to].slots);
+            let (keys, last, done) = self.state.store.keys_of_slots(
+                &slots,
+                scan.after.as_ref(),
+                DROP_BATCH_KEYS,
+                MAX_SCAN_PER_CHUNK,
+            );
+            if !keys.is_empty() {
+                ops.push(Op::DropKeys {
+                    config: target,
+                    to: *to,
+                    keys,
+                });
+            }
+            if done {
+                ops.push(Op::Drop {
+                    config: target,
+                    to: *to,
+                });
+            } else if last.is_some() {
+                scan.after = last;
+            }
+        }
+        for op in ops {
+            self.order(now, op);
+        }
+        if let Role::Primary(p) = &mut self.role {
+            let shard = &self.state.shard;
+            p.dropping.retain(|to, _| shard.outgoing.contains_key(to));
+        }
+        self.maybe_take_on(now);
     }
 
     // ---- taker (S6, S7) ----

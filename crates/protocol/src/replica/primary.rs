@@ -11,7 +11,7 @@ use crate::config::ReplicaConfig;
 use crate::ids::{ClientId, ConfigNum, GroupId, LogPos, OpIndex, Seq, ServerId, ViewNum};
 use crate::message::{Forward, LogEntry, Message, Op, SnapshotEnd, Transfer, TransferReply};
 use crate::replica::ProtocolError;
-use crate::replica::moves::SlotSend;
+use crate::replica::moves::{DropScan, SlotSend};
 use crate::replica::state::{RecentLog, ReplicatedState};
 
 /// The primary's view of one backup: a small state machine, as raft-rs's `Progress`. What we
@@ -755,6 +755,8 @@ pub(crate) struct PrimaryState {
     pub sends: BTreeMap<GroupId, SlotSend>,
     /// Givers told their slots are installed, by configuration (S6).
     pub notified: BTreeSet<(ConfigNum, GroupId)>,
+    /// Moves out whose keys are being deleted, by taker, with where the scan resumes (S6).
+    pub dropping: BTreeMap<GroupId, DropScan>,
 }
 
 impl PrimaryState {
@@ -816,6 +818,7 @@ fn entry_bytes(entry: &LogEntry) -> usize {
         Op::Expire { keys } | Op::Evict { keys } => keys.iter().map(|k| k.len() + 8).sum(),
         Op::ForgetClients { .. } | Op::Install { .. } | Op::Drop { .. } => 0,
         Op::TakeOn { give, take, .. } => (give.len() + take.len()) * 64,
+        Op::DropKeys { keys, .. } => keys.iter().map(|k| k.len() + 8).sum(),
         Op::InstallChunk {
             entries, clients, ..
         } => {

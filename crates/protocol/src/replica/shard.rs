@@ -231,7 +231,7 @@ impl ReplicatedState {
         if op.chunk != incoming.next_chunk {
             return;
         }
-        incoming.next_chunk += 1;
+        incoming.next_chunk = incoming.next_chunk.saturating_add(1);
         incoming.cursor = op.end.clone();
         let slots = SlotSet::of_ranges(&incoming.slots);
         for (key, value) in op.entries {
@@ -271,7 +271,26 @@ impl ReplicatedState {
         shard.finish_if_done(entry.pos.index);
     }
 
-    /// S6: the taker installed the slots frozen for `to`: their keys are deleted here.
+    /// S6: the taker installed the slots frozen for `to`: these keys of them are deleted.
+    pub(crate) fn drop_keys(&mut self, config: ConfigNum, to: GroupId, keys: &[Bytes]) {
+        if config != self.shard.target {
+            return;
+        }
+        let Some(outgoing) = self.shard.outgoing.get(&to) else {
+            return;
+        };
+        let slots = SlotSet::of_ranges(&outgoing.slots);
+        let keys: Vec<Bytes> = keys
+            .iter()
+            .filter(|key| slots.contains(key_slot(key)))
+            .cloned()
+            .collect();
+        self.store.evict(&keys);
+    }
+
+    /// S6: every key of the slots frozen for `to` was deleted by `DropKeys` entries (the
+    /// primary orders this once its scan found none left; nothing adds keys to frozen slots):
+    /// the move is over here.
     pub(crate) fn drop_slots(&mut self, entry: &LogEntry, config: ConfigNum, to: GroupId) {
         if config != self.shard.target {
             return;
@@ -280,8 +299,6 @@ impl ReplicatedState {
             return;
         };
         self.shard.frozen.remove_ranges(&outgoing.slots);
-        self.store
-            .remove_slots(&SlotSet::of_ranges(&outgoing.slots));
         self.shard.finish_if_done(entry.pos.index);
     }
 }

@@ -119,6 +119,7 @@ impl ReplicatedState {
                 self.install_chunk(entry, &chunk);
             }
             Op::Install { config, from } => self.install(entry, *config, *from),
+            Op::DropKeys { config, to, keys } => self.drop_keys(*config, *to, keys),
             Op::Drop { config, to } => self.drop_slots(entry, *config, *to),
             Op::Client { .. } | Op::Expire { .. } | Op::Evict { .. } | Op::ForgetClients { .. } => {
             }
