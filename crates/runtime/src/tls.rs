@@ -546,14 +546,26 @@ impl ClusterCerts {
     /// (created if missing); keys get mode 0600. Refuses to replace any existing file unless
     /// `force`. Returns the paths written.
     pub fn write(&self, dir: &Path, force: bool) -> Result<Vec<PathBuf>, TlsError> {
+        self.write_split(dir, dir, force)
+    }
+
+    /// [`ClusterCerts::write`] with `ca.key` written into `ca_key_dir` instead, so that the
+    /// directory given to the nodes never holds it (deploy/docker-compose.yml).
+    pub fn write_split(
+        &self,
+        dir: &Path,
+        ca_key_dir: &Path,
+        force: bool,
+    ) -> Result<Vec<PathBuf>, TlsError> {
         let file_error = |path: &Path, error| TlsError::File {
             path: path.to_owned(),
             error,
         };
         std::fs::create_dir_all(dir).map_err(|e| file_error(dir, e))?;
+        std::fs::create_dir_all(ca_key_dir).map_err(|e| file_error(ca_key_dir, e))?;
         let mut files = vec![
             (dir.join("ca.pem"), self.ca.cert_pem(), false),
-            (dir.join("ca.key"), self.ca.key_pem(), true),
+            (ca_key_dir.join("ca.key"), self.ca.key_pem(), true),
         ];
         for issued in &self.issued {
             let stem = &issued.spec.file;
