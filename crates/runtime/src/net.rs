@@ -961,6 +961,36 @@ mod tests {
     use super::*;
 
     #[test]
+    fn i6_per_ip_budgets_count_each_address_and_forget_it_when_it_leaves() {
+        let config = NetConfig {
+            max_handshaking_per_ip: 2,
+            max_inbound_per_ip: 1,
+            ..NetConfig::default()
+        };
+        let budget = PerIp::new(&config);
+        let (a, b): (IpAddr, IpAddr) = ("10.0.0.1".parse().unwrap(), "10.0.0.2".parse().unwrap());
+        let first = budget.try_take(a, Stage::Handshaking).unwrap();
+        let second = budget.try_take(a, Stage::Handshaking).unwrap();
+        assert!(budget.try_take(a, Stage::Handshaking).is_none());
+        // Another address has its own budget.
+        let other = budget.try_take(b, Stage::Handshaking).unwrap();
+        // Stages are counted apart.
+        let established = budget.try_take(a, Stage::Established).unwrap();
+        assert!(budget.try_take(a, Stage::Established).is_none());
+        drop(first);
+        assert!(budget.try_take(a, Stage::Handshaking).is_some());
+        drop((second, other, established));
+        // Nothing held: the map is empty again, also after a refusal of an unknown address.
+        assert_eq!(budget.addresses(), 0);
+        let strict = PerIp::new(&NetConfig {
+            max_inbound_per_ip: 0,
+            ..NetConfig::default()
+        });
+        assert!(strict.try_take(a, Stage::Established).is_none());
+        assert_eq!(strict.addresses(), 0);
+    }
+
+    #[test]
     fn i6_send_queues_are_bounded_in_bytes_as_well_as_frames() {
         let (tx, mut rx) = frame_queue(100, 10);
         // An empty queue takes one frame, however large.

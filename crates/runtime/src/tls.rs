@@ -680,6 +680,73 @@ mod tests {
     }
 
     #[test]
+    fn pem_errors_name_the_file_and_what_is_wrong() {
+        let dir = std::env::temp_dir().join(format!("tandem-pem-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let specs = [NodeSpec::parse("c1=coordinator").unwrap()];
+        generate_cluster(&specs, 2)
+            .unwrap()
+            .write(&dir, false)
+            .unwrap();
+        let (ca, cert, key) = (dir.join("ca.pem"), dir.join("c1.pem"), dir.join("c1.key"));
+        let garbage = dir.join("garbage.pem");
+        std::fs::write(&garbage, "not pem at all\n").unwrap();
+        let missing = dir.join("missing.pem");
+        let cases = [
+            (&missing, &cert, &key, "missing.pem", "No such file"),
+            (
+                &garbage,
+                &cert,
+                &key,
+                "garbage.pem",
+                "holds no PEM certificate",
+            ),
+            (
+                &ca,
+                &garbage,
+                &key,
+                "garbage.pem",
+                "holds no PEM certificate",
+            ),
+            (
+                &ca,
+                &cert,
+                &garbage,
+                "garbage.pem",
+                "holds no PEM private key",
+            ),
+            (&ca, &cert, &cert, "c1.pem", "holds no PEM private key"),
+        ];
+        for (ca, cert, key, file, what) in cases {
+            let error = PeerTls::load(ca, cert, key).unwrap_err().to_string();
+            assert!(error.contains(file) && error.contains(what), "{error}");
+        }
+        // The client port's loader is the same one.
+        let error = load_certs(&garbage).unwrap_err().to_string();
+        assert!(
+            error.contains("garbage.pem: holds no PEM certificate"),
+            "{error}"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn i2_the_dialled_endpoint_must_be_the_principal() {
+        let node = Principal::new(Role::Server, "127.0.0.1:7001");
+        assert!(check_dialled("127.0.0.1:7001", &node).is_ok());
+        assert!(check_dialled("127.0.0.1:7002", &node).is_err());
+        let vs = Principal::new(Role::ViewService, "127.0.0.1:7001");
+        assert!(check_dialled("127.0.0.1:7001", &vs).is_ok());
+        let admin = Principal::new(Role::Admin, "127.0.0.1:7001");
+        assert!(check_dialled("127.0.0.1:7001", &admin).is_err());
+        let ca = ClusterCa::new(Validity::days(1)).unwrap();
+        let tls = ca.peer(Role::Coordinator, "c").unwrap();
+        assert_eq!(tls.connect_address("10.0.0.1:7000"), "10.0.0.1:7000");
+        let tls = tls.connect_via("10.0.0.1:7000", "127.0.0.1:9000");
+        assert_eq!(tls.connect_address("10.0.0.1:7000"), "127.0.0.1:9000");
+    }
+
+    #[test]
     fn server_names_come_from_the_host() {
         assert!(matches!(
             server_name("127.0.0.1:1").unwrap(),
