@@ -10,4 +10,10 @@ context="$(mktemp -d)"
 trap 'rm -rf "$context"' EXIT
 cp "$root/target/static/x86_64-unknown-linux-gnu/release/tandem" "$context/tandem"
 cp "$root/deploy/Dockerfile" "$context/Dockerfile"
+# Mount points owned by the image's user (see Dockerfile); a file in each, as an empty
+# directory is not kept by every builder.
+for dir in certs ca data; do
+  mkdir -p "$context/$dir"
+  touch "$context/$dir/.keep"
+done
 docker build -q -t "$tag" "$context"

@@ -75,6 +75,8 @@ pub const COMMANDS: &[(&str, &[&str])] = &[
     ("mset", &["write", "string", "slow"]),
     ("append", &["write", "string", "fast"]),
     ("strlen", &["read", "string", "fast"]),
+    ("setrange", &["write", "string", "slow"]),
+    ("getrange", &["read", "string", "slow"]),
     ("incr", &["write", "string", "fast"]),
     ("incrby", &["write", "string", "fast"]),
     ("decr", &["write", "string", "fast"]),

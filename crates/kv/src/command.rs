@@ -84,6 +84,14 @@ pub enum Command {
     Append { key: Bytes, value: Bytes },
     /// `STRLEN key`.
     StrLen { key: Bytes },
+    /// `SETRANGE key offset value` (the offset checked non-negative at parse).
+    SetRange {
+        key: Bytes,
+        offset: u64,
+        value: Bytes,
+    },
+    /// `GETRANGE key start end` (also `SUBSTR`).
+    GetRange { key: Bytes, start: i64, end: i64 },
     /// `INCR key`.
     Incr { key: Bytes },
     /// `INCRBY key delta`.
@@ -210,6 +218,8 @@ impl Command {
             MSet { .. } => "mset",
             Append { .. } => "append",
             StrLen { .. } => "strlen",
+            SetRange { .. } => "setrange",
+            GetRange { .. } => "getrange",
             Incr { .. } => "incr",
             IncrBy { .. } => "incrby",
             Decr { .. } => "decr",
@@ -309,6 +319,7 @@ impl Command {
             Get { .. }
                 | MGet { .. }
                 | StrLen { .. }
+                | GetRange { .. }
                 | Exists { .. }
                 | Type { .. }
                 | DbSize
@@ -358,6 +369,8 @@ impl Command {
             | GetDel { key }
             | Append { key, .. }
             | StrLen { key }
+            | SetRange { key, .. }
+            | GetRange { key, .. }
             | Incr { key }
             | IncrBy { key, .. }
             | Decr { key }
@@ -407,6 +420,12 @@ impl Command {
             }
             SetNx { key, value } | GetSet { key, value } | Append { key, value } => {
                 args.extend([key.clone(), value.clone()]);
+            }
+            SetRange { key, offset, value } => {
+                args.extend([key.clone(), Bytes::from(offset.to_string()), value.clone()]);
+            }
+            GetRange { key, start, end } => {
+                args.extend([key.clone(), number(*start), number(*end)]);
             }
             MGet { keys } | Del { keys } | Exists { keys } => args.extend(keys.iter().cloned()),
             MSet { pairs } | HSet { pairs, .. } => {

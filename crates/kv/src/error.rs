@@ -38,6 +38,9 @@ pub(crate) enum Error {
     /// A reply larger than `max_reply_bytes` (L14).
     #[error("ERR reply exceeds the maximum reply size (max-reply-bytes)")]
     ReplyTooLarge,
+    /// SETRANGE with a negative offset.
+    #[error("ERR offset is out of range")]
+    OffsetOutOfRange,
     /// A count that must be non-negative was negative.
     #[error("ERR value is out of range, must be positive")]
     MustBePositive,

@@ -180,6 +180,7 @@ impl Command {
                 | GetSet { .. }
                 | MSet { .. }
                 | Append { .. }
+                | SetRange { .. }
                 | Incr { .. }
                 | IncrBy { .. }
                 | Decr { .. }
@@ -208,7 +209,8 @@ impl Command {
             Set { key, value, .. }
             | SetNx { key, value }
             | GetSet { key, value }
-            | Append { key, value } => key.len() + value.len() + 2 * WORD,
+            | Append { key, value }
+            | SetRange { key, value, .. } => key.len() + value.len() + 2 * WORD,
             HGet { key, field } | HIncrBy { key, field, .. } => key.len() + field.len() + WORD,
             Keys { pattern } => pattern.len() + 8,
             Scan {

@@ -83,6 +83,21 @@ const SPECS: &[Spec] = &[
         parse: |a| Ok(Command::StrLen { key: a[0].clone() }),
     },
     Spec {
+        name: "setrange",
+        arity: 4,
+        parse: parse_setrange,
+    },
+    Spec {
+        name: "getrange",
+        arity: 4,
+        parse: parse_getrange,
+    },
+    Spec {
+        name: "substr",
+        arity: 4,
+        parse: parse_getrange,
+    },
+    Spec {
         name: "incr",
         arity: 2,
         parse: |a| Ok(Command::Incr { key: a[0].clone() }),
@@ -467,6 +482,27 @@ pub(crate) fn parse_i64(bytes: &[u8]) -> Option<i64> {
 /// An integer argument.
 fn integer(arg: &Bytes) -> Result<i64, Error> {
     parse_i64(arg).ok_or(Error::NotInteger)
+}
+
+/// `SETRANGE key offset value`: the offset must be an integer (else Redis's integer error),
+/// then non-negative (else `ERR offset is out of range`), before the key is looked at.
+fn parse_setrange(a: &[Bytes]) -> Result<Command, Error> {
+    let offset = integer(&a[1])?;
+    let offset = u64::try_from(offset).map_err(|_| Error::OffsetOutOfRange)?;
+    Ok(Command::SetRange {
+        key: a[0].clone(),
+        offset,
+        value: a[2].clone(),
+    })
+}
+
+/// `GETRANGE key start end` and its old name `SUBSTR`.
+fn parse_getrange(a: &[Bytes]) -> Result<Command, Error> {
+    Ok(Command::GetRange {
+        key: a[0].clone(),
+        start: integer(&a[1])?,
+        end: integer(&a[2])?,
+    })
 }
 
 /// Field/value (or key/value) pairs; an odd count is an arity error for `name`.

@@ -201,6 +201,8 @@ impl Store {
             MSet { pairs } => self.mset(pairs),
             Append { key, value } => self.append(key, value, now),
             StrLen { key } => self.strlen(key, now),
+            SetRange { key, offset, value } => self.set_range(key, *offset, value, now),
+            GetRange { key, start, end } => self.get_range(key, *start, *end, now),
             Incr { key } => self.incr_by(key, 1, now),
             IncrBy { key, delta } => self.incr_by(key, *delta, now),
             Decr { key } => self.incr_by(key, -1, now),

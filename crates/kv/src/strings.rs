@@ -1,4 +1,5 @@
-//! String commands: GET, SET, SETNX, GETSET, GETDEL, MGET, MSET, APPEND, STRLEN, INCR family.
+//! String commands: GET, SET, SETNX, GETSET, GETDEL, MGET, MSET, APPEND, STRLEN, SETRANGE,
+//! GETRANGE (SUBSTR), INCR family.
 
 use bytes::{Bytes, BytesMut};
 
@@ -137,6 +138,75 @@ impl Store {
         Ok(Reply::count(self.string(key, now)?.map_or(0, Bytes::len)))
     }
 
+    /// SETRANGE, in Redis 7's order: the type, then an empty value changes nothing (and
+    /// creates no key), then the size limit on `offset + len` (L13), then the write, padding
+    /// with zero bytes up to `offset`. Memory is counted like any string write (L10).
+    pub(crate) fn set_range(
+        &mut self,
+        key: &Bytes,
+        offset: u64,
+        value: &Bytes,
+        now: u64,
+    ) -> Result<Reply, Error> {
+        let old = self.string(key, now)?;
+        let old_len = old.map_or(0, Bytes::len);
+        if value.is_empty() {
+            return Ok(Reply::count(old_len));
+        }
+        let end = usize::try_from(offset)
+            .ok()
+            .and_then(|offset| offset.checked_add(value.len()))
+            .ok_or(Error::StringTooLong)?;
+        check_string_len(end, self.limits.max_value_bytes)?;
+        let offset = end - value.len();
+        let mut joined = BytesMut::with_capacity(end.max(old_len));
+        joined.extend_from_slice(old.map_or(&[][..], |old| &old[..]));
+        if joined.len() < end {
+            joined.resize(end, 0);
+        }
+        joined[offset..end].copy_from_slice(value);
+        let len = joined.len();
+        self.write_string_keep_ttl(key, joined.freeze(), now);
+        Ok(Reply::count(len))
+    }
+
+    /// GETRANGE (and SUBSTR) with Redis 7's index rules: negative indices count from the end,
+    /// both are clamped to the string, and an empty range (or a missing key) is `""`.
+    pub(crate) fn get_range(
+        &self,
+        key: &Bytes,
+        start: i64,
+        end: i64,
+        now: u64,
+    ) -> Result<Reply, Error> {
+        let empty = Reply::Bulk(Bytes::new());
+        let Some(text) = self.string(key, now)? else {
+            return Ok(empty);
+        };
+        let len = i64::try_from(text.len()).unwrap_or(i64::MAX);
+        if start < 0 && end < 0 && start > end {
+            return Ok(empty);
+        }
+        let start = if start < 0 {
+            len.saturating_add(start)
+        } else {
+            start
+        }
+        .max(0);
+        let end = if end < 0 {
+            len.saturating_add(end)
+        } else {
+            end
+        }
+        .max(0)
+        .min(len - 1);
+        if len == 0 || start > end {
+            return Ok(empty);
+        }
+        // 0 <= start <= end < len.
+        Ok(Reply::Bulk(text.slice(start as usize..=end as usize)))
+    }
+
     /// INCR, INCRBY, DECR and DECRBY (with the delta already negated).
     pub(crate) fn incr_by(&mut self, key: &Bytes, delta: i64, now: u64) -> Result<Reply, Error> {
         let current = match self.string(key, now)? {
@@ -178,5 +248,108 @@ fn resolve_set_expiry(expiry: Option<SetExpiry>, now: u64) -> Result<TtlChange, 
     match at {
         Some(at) if at > 0 && i64::try_from(at).is_ok() => Ok(TtlChange::At(at)),
         _ => Err(invalid),
+    }
+}
+
+#[cfg(test)]
+mod range_tests {
+    use crate::Limits;
+    use crate::tests::{Kv, NOT_INTEGER, WRONGTYPE, bulk, err, int};
+    use crate::{Command, Reply};
+    use bytes::Bytes;
+
+    const TOO_BIG: &str = "ERR string exceeds maximum allowed size (proto-max-bulk-len)";
+
+    #[test]
+    fn l13_setrange_pads_creates_overwrites_and_checks_like_redis() {
+        let mut kv = Kv::new();
+        // Creates the key, zero-padded up to the offset.
+        assert_eq!(kv.call("setrange k 3 ab"), int(5));
+        assert_eq!(
+            kv.call("get k"),
+            Reply::Bulk(Bytes::from_static(b"\0\0\0ab"))
+        );
+        // Overwrites inside, grows past the end.
+        assert_eq!(kv.call("setrange k 1 xy"), int(5));
+        assert_eq!(kv.call("setrange k 4 zzz"), int(7));
+        assert_eq!(
+            kv.call("get k"),
+            Reply::Bulk(Bytes::from_static(b"\0xyazzz"))
+        );
+        // An empty value changes nothing and creates nothing.
+        assert_eq!(
+            kv.call("setrange k 100"),
+            err("ERR wrong number of arguments for 'setrange' command")
+        );
+        let empty = Command::SetRange {
+            key: Bytes::from_static(b"none"),
+            offset: 100,
+            value: Bytes::new(),
+        };
+        assert_eq!(kv.exec(&empty), int(0));
+        assert_eq!(kv.call("exists none"), int(0));
+        // Errors: the offset first, then the type.
+        assert_eq!(
+            kv.call("setrange k -1 a"),
+            err("ERR offset is out of range")
+        );
+        assert_eq!(kv.call("setrange k x a"), err(NOT_INTEGER));
+        kv.setup(&["lpush l a"]);
+        assert_eq!(kv.call("setrange l 0 a"), err(WRONGTYPE));
+        assert_eq!(
+            kv.call("setrange l -1 a"),
+            err("ERR offset is out of range")
+        );
+        // Keeps the expiry.
+        kv.setup(&["set t abc px 100000"]);
+        assert_eq!(kv.call("setrange t 1 Z"), int(3));
+        assert!(matches!(kv.call("pttl t"), Reply::Integer(ms) if ms > 0));
+    }
+
+    #[test]
+    fn l13_setrange_beyond_the_value_limit_is_refused_and_l10_counts_growth() {
+        let mut kv = Kv::new();
+        kv.limits = Limits {
+            max_value_bytes: 10,
+            ..Limits::default()
+        };
+        assert_eq!(kv.call("setrange k 8 abc"), err(TOO_BIG));
+        assert_eq!(kv.call("exists k"), int(0));
+        assert_eq!(kv.call("setrange k 7 abc"), int(10));
+        let huge = Command::SetRange {
+            key: Bytes::from_static(b"k"),
+            offset: u64::MAX,
+            value: Bytes::from_static(b"a"),
+        };
+        assert_eq!(kv.exec(&huge), err(TOO_BIG));
+        // Memory grows with the string, as if SET had written it.
+        let mut other = Kv::new();
+        other.setup(&["set k \0\0\0\0\0\0\0abc"]);
+        assert_eq!(kv.store.used_memory(), other.store.used_memory());
+        assert_eq!(kv.call("setrange k 0 x"), int(10));
+        assert_eq!(kv.store.used_memory(), other.store.used_memory());
+    }
+
+    #[test]
+    fn getrange_and_substr_follow_redis_indices() {
+        let mut kv = Kv::new();
+        kv.setup(&["set k Hello"]);
+        for (line, want) in [
+            ("getrange k 0 3", "Hell"),
+            ("getrange k -3 -1", "llo"),
+            ("getrange k 0 -1", "Hello"),
+            ("getrange k 10 100", ""),
+            ("getrange k 3 1", ""),
+            ("getrange k -1 -3", ""),
+            ("getrange k -100 1", "He"),
+            ("getrange k 0 -100", "H"),
+            ("substr k 1 2", "el"),
+            ("getrange nope 0 -1", ""),
+        ] {
+            assert_eq!(kv.call(line), bulk(want), "{line}");
+        }
+        kv.setup(&["lpush l a"]);
+        assert_eq!(kv.call("getrange l 0 1"), err(WRONGTYPE));
+        assert_eq!(kv.call("getrange k a 1"), err(NOT_INTEGER));
     }
 }

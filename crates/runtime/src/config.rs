@@ -50,6 +50,10 @@ pub struct NetConfig {
     /// A frame that has started arriving must complete within this, or the connection is
     /// closed (I6).
     pub frame_timeout_ms: u64,
+    /// Most inbound connections not yet authenticated from one source IP address (I6).
+    pub max_handshaking_per_ip: usize,
+    /// Most authenticated inbound connections from one source IP address (I6).
+    pub max_inbound_per_ip: usize,
 }
 
 impl Default for NetConfig {
@@ -69,6 +73,8 @@ impl Default for NetConfig {
             handshake_timeout_ms: 5_000,
             max_handshaking_connections: 64,
             frame_timeout_ms: 10_000,
+            max_handshaking_per_ip: 16,
+            max_inbound_per_ip: 64,
         }
     }
 }
@@ -124,6 +130,20 @@ impl NetConfig {
             1 << 20,
         )?;
         check("frame-timeout-ms", self.frame_timeout_ms, 10, 3_600_000)?;
+        check_with(
+            "max-handshaking-per-ip",
+            self.max_handshaking_per_ip as u64,
+            1,
+            self.max_handshaking_connections as u64,
+            "at least 1, at most max-handshaking-connections",
+        )?;
+        check_with(
+            "max-inbound-per-ip",
+            self.max_inbound_per_ip as u64,
+            1,
+            self.max_inbound_connections as u64,
+            "at least 1, at most max-inbound-connections",
+        )?;
         check(
             "send-queue-bytes",
             self.send_queue_bytes as u64,

@@ -17,10 +17,12 @@
 //! the address dialled. Inbound connections are budgeted in two stages (I6): at most
 //! `max_handshaking_connections` that have not finished the handshake (each given
 //! `handshake_timeout_ms`), and `max_inbound_connections` authenticated ones, so unauthenticated
-//! connections can never take the slots of the cluster's own processes.
+//! connections can never take the slots of the cluster's own processes. Each stage also has a
+//! budget per source IP address (`max_handshaking_per_ip`, `max_inbound_per_ip`), so that one
+//! host opening many connections cannot take the slots of the others.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
@@ -36,7 +38,7 @@ use tracing::{debug, info, warn};
 use crate::config::NetConfig;
 use crate::identity::{Principal, admit, kind};
 use crate::shutdown::Shutdown;
-use crate::tls::{principal_of, server_name};
+use crate::tls::{check_dialled, principal_of, server_name};
 use crate::wire::{Envelope, FrameError, complete_frame_len, decode_frame, encode_frame};
 
 /// Most frames written before one flush.
@@ -232,13 +234,137 @@ impl Net {
     }
 }
 
+/// The connections one source IP address holds in each stage (I6).
+#[derive(Clone, Copy, Debug, Default)]
+struct IpCount {
+    handshaking: usize,
+    established: usize,
+}
+
+/// Per-source-IP connection counts of one listener (I6). An address is in the map only while
+/// it holds a connection, so the map is bounded by the global budgets.
+#[derive(Debug)]
+struct PerIp {
+    counts: std::sync::Mutex<HashMap<IpAddr, IpCount>>,
+    max_handshaking: usize,
+    max_established: usize,
+}
+
+/// Which per-IP budget a slot is taken from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Stage {
+    Handshaking,
+    Established,
+}
+
+/// One connection's slot in a [`PerIp`] budget, given back when dropped.
+#[derive(Debug)]
+struct IpSlot {
+    budget: Arc<PerIp>,
+    ip: IpAddr,
+    stage: Stage,
+}
+
+impl PerIp {
+    fn new(config: &NetConfig) -> Arc<PerIp> {
+        Arc::new(PerIp {
+            counts: std::sync::Mutex::new(HashMap::new()),
+            max_handshaking: config.max_handshaking_per_ip,
+            max_established: config.max_inbound_per_ip,
+        })
+    }
+
+    /// A slot of `stage` for `ip`, or `None` if that address already holds its budget.
+    fn try_take(self: &Arc<PerIp>, ip: IpAddr, stage: Stage) -> Option<IpSlot> {
+        let mut counts = self.counts.lock().expect("no poisoned lock");
+        let count = counts.entry(ip).or_default();
+        let (held, max) = match stage {
+            Stage::Handshaking => (&mut count.handshaking, self.max_handshaking),
+            Stage::Established => (&mut count.established, self.max_established),
+        };
+        if *held >= max {
+            if count.handshaking == 0 && count.established == 0 {
+                counts.remove(&ip);
+            }
+            return None;
+        }
+        *held += 1;
+        Some(IpSlot {
+            budget: self.clone(),
+            ip,
+            stage,
+        })
+    }
+
+    /// How many addresses hold a connection (tests: the map does not grow).
+    #[cfg(test)]
+    fn addresses(&self) -> usize {
+        self.counts.lock().expect("no poisoned lock").len()
+    }
+}
+
+impl Drop for IpSlot {
+    fn drop(&mut self) {
+        let mut counts = self.budget.counts.lock().expect("no poisoned lock");
+        if let Some(count) = counts.get_mut(&self.ip) {
+            match self.stage {
+                Stage::Handshaking => count.handshaking = count.handshaking.saturating_sub(1),
+                Stage::Established => count.established = count.established.saturating_sub(1),
+            }
+            if count.handshaking == 0 && count.established == 0 {
+                counts.remove(&self.ip);
+            }
+        }
+    }
+}
+
+/// A connection's place in the handshake stage: a global slot and one of its address's.
+struct Pending {
+    _global: OwnedSemaphorePermit,
+    _ip: IpSlot,
+}
+
+/// The budgets of the established stage (I6).
+#[derive(Clone)]
+struct Established {
+    global: Arc<Semaphore>,
+    per_ip: Arc<PerIp>,
+}
+
+impl Established {
+    /// Takes an established slot for `peer`; refuses (counted, logged) when either budget is
+    /// spent. The handshake slot is given back either way.
+    fn admit(
+        &self,
+        peer: SocketAddr,
+        pending: Pending,
+        net: &Net,
+    ) -> Option<(OwnedSemaphorePermit, IpSlot)> {
+        drop(pending);
+        let Ok(global) = self.global.clone().try_acquire_owned() else {
+            net.refuse_connection(peer, "too many inbound connections");
+            return None;
+        };
+        let Some(ip) = self.per_ip.try_take(peer.ip(), Stage::Established) else {
+            net.refuse_connection(peer, "too many inbound connections from this address");
+            return None;
+        };
+        Some((global, ip))
+    }
+}
+
 /// Accepts internal connections until shutdown (I6): at most `max_handshaking_connections`
-/// not yet authenticated (more are closed at once), each of which must finish its handshake
-/// within `handshake_timeout_ms`, then at most `max_inbound_connections` authenticated ones.
+/// not yet authenticated, `max_handshaking_per_ip` of them from one address (more are closed
+/// at once), each of which must finish its handshake within `handshake_timeout_ms`, then at
+/// most `max_inbound_connections` authenticated ones, `max_inbound_per_ip` from one address.
 pub(crate) async fn serve_inbound(listener: TcpListener, net: Arc<Net>) {
     let mut shutdown = net.shutdown.clone();
     let handshaking = Arc::new(Semaphore::new(net.config.max_handshaking_connections));
-    let authenticated = Arc::new(Semaphore::new(net.config.max_inbound_connections));
+    let per_ip = PerIp::new(&net.config);
+    let established = Established {
+        global: Arc::new(Semaphore::new(net.config.max_inbound_connections)),
+        per_ip: per_ip.clone(),
+    };
     loop {
         let (stream, peer) = tokio::select! {
             _ = shutdown.wait() => return,
@@ -251,19 +377,30 @@ pub(crate) async fn serve_inbound(listener: TcpListener, net: Arc<Net>) {
                 }
             },
         };
-        let Ok(pending) = handshaking.clone().try_acquire_owned() else {
+        let Some(ip) = per_ip.try_take(peer.ip(), Stage::Handshaking) else {
+            net.stats
+                .refused_connections
+                .fetch_add(1, Ordering::Relaxed);
+            debug!(%peer, "too many unauthenticated connections from this address; closing a new one");
+            continue;
+        };
+        let Ok(global) = handshaking.clone().try_acquire_owned() else {
             net.stats
                 .refused_connections
                 .fetch_add(1, Ordering::Relaxed);
             debug!(%peer, "too many unauthenticated connections; closing a new one");
             continue;
         };
+        let pending = Pending {
+            _global: global,
+            _ip: ip,
+        };
         tokio::spawn(serve_inbound_connection(
             stream,
             peer,
             net.clone(),
             pending,
-            authenticated.clone(),
+            established.clone(),
         ));
     }
 }
@@ -272,16 +409,14 @@ async fn serve_inbound_connection(
     stream: TcpStream,
     peer: SocketAddr,
     net: Arc<Net>,
-    pending: OwnedSemaphorePermit,
-    authenticated: Arc<Semaphore>,
+    pending: Pending,
+    established: Established,
 ) {
     let _ = stream.set_nodelay(true);
     let Some(tls) = net.config.tls.clone() else {
-        let Ok(_slot) = authenticated.try_acquire_owned() else {
-            net.refuse_connection(peer, "too many inbound connections");
+        let Some(_slot) = established.admit(peer, pending, &net) else {
             return;
         };
-        drop(pending);
         let (read_half, write_half) = stream.into_split();
         serve_inbound_halves(read_half, write_half, peer, None, net).await;
         return;
@@ -309,11 +444,9 @@ async fn serve_inbound_connection(
             return;
         }
     };
-    let Ok(_slot) = authenticated.try_acquire_owned() else {
-        net.refuse_connection(peer, "too many inbound connections");
+    let Some(_slot) = established.admit(peer, pending, &net) else {
         return;
     };
-    drop(pending);
     debug!(%peer, %principal, "peer authenticated");
     let (read_half, write_half) = tokio::io::split(stream);
     serve_inbound_halves(read_half, write_half, peer, Some(principal), net).await;
@@ -561,9 +694,15 @@ async fn run_link(addr: String, mut queue: QueueRx, net: Arc<Net>) {
                 None => return,
             },
         };
+        // A node behind a proxy is reached at the proxy's address, and proves its own (I2).
+        let target = net
+            .config
+            .tls
+            .as_ref()
+            .map_or(addr.as_str(), |tls| tls.connect_address(&addr));
         let connected = tokio::select! {
             _ = shutdown.wait() => return,
-            connected = TcpStream::connect(addr.as_str()) => connected,
+            connected = TcpStream::connect(target) => connected,
         };
         let stream = match connected {
             Ok(stream) => stream,
@@ -683,24 +822,26 @@ impl Link<'_> {
     }
 }
 
-/// Runs the TLS handshake on an outbound connection to `addr` (I2): the server name is the
-/// host dialled, and the peer's certificate must name a node (view service or server).
-/// Returns the stream and that principal, which every frame read back is admitted against.
+/// Runs the TLS handshake on an outbound link to the node named `addr` (I2): the server name
+/// is the host dialled, and the peer must prove to be the node named `addr`, port included
+/// (another node on the same host has a certificate for the same host). Returns the stream and
+/// that principal, which every frame read back is admitted against.
 async fn connect_tls(
     tls: &crate::tls::PeerTls,
     addr: &str,
     stream: TcpStream,
     net: &Net,
 ) -> Result<(tokio_rustls::client::TlsStream<TcpStream>, Principal), String> {
-    handshake_tls(
-        tls,
-        addr,
-        stream,
-        Duration::from_millis(net.config.handshake_timeout_ms),
-    )
-    .await
+    let handshake = Duration::from_millis(net.config.handshake_timeout_ms);
+    let (stream, principal) = handshake_tls(tls, addr, stream, handshake).await?;
+    check_dialled(addr, &principal).map_err(|e| e.to_string())?;
+    Ok((stream, principal))
 }
 
+/// The client side of the TLS handshake with the node at `addr`: the server name is its host,
+/// and the peer must prove a node principal. Operator tools ([`Exchange`]) stop here: they
+/// may be pointed at any node's listening address (`tandem status` asks whichever answers),
+/// and what they read back is still admitted against the principal proved (I3).
 async fn handshake_tls(
     tls: &crate::tls::PeerTls,
     addr: &str,
@@ -717,14 +858,8 @@ async fn handshake_tls(
         Some([leaf, ..]) => principal_of(leaf).map_err(|e| e.to_string())?,
         _ => return Err("no peer certificate".to_owned()),
     };
-    // The host dialled was verified against the certificate's names; the port is not
-    // identity (a TCP proxy may stand in front of a node): what the peer sends is attributed
-    // to the principal it proved, and each frame must come from it (I3).
     if !principal.role.is_node() {
         return Err(format!("the peer proved to be {principal}, not a node"));
-    }
-    if principal.name != addr {
-        debug!(%addr, %principal, "the node dialled names another address");
     }
     Ok((stream, principal))
 }
@@ -776,7 +911,8 @@ impl Exchange {
         tls: Option<&crate::tls::PeerTls>,
     ) -> std::io::Result<Exchange> {
         let config = NetConfig::default();
-        let stream = TcpStream::connect(addr).await?;
+        let target = tls.map_or(addr, |tls| tls.connect_address(addr));
+        let stream = TcpStream::connect(target).await?;
         let _ = stream.set_nodelay(true);
         let (stream, principal): (Box<dyn Duplex>, _) = match tls {
             None => (Box::new(stream), None),
@@ -823,6 +959,36 @@ impl Exchange {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn i6_per_ip_budgets_count_each_address_and_forget_it_when_it_leaves() {
+        let config = NetConfig {
+            max_handshaking_per_ip: 2,
+            max_inbound_per_ip: 1,
+            ..NetConfig::default()
+        };
+        let budget = PerIp::new(&config);
+        let (a, b): (IpAddr, IpAddr) = ("10.0.0.1".parse().unwrap(), "10.0.0.2".parse().unwrap());
+        let first = budget.try_take(a, Stage::Handshaking).unwrap();
+        let second = budget.try_take(a, Stage::Handshaking).unwrap();
+        assert!(budget.try_take(a, Stage::Handshaking).is_none());
+        // Another address has its own budget.
+        let other = budget.try_take(b, Stage::Handshaking).unwrap();
+        // Stages are counted apart.
+        let established = budget.try_take(a, Stage::Established).unwrap();
+        assert!(budget.try_take(a, Stage::Established).is_none());
+        drop(first);
+        assert!(budget.try_take(a, Stage::Handshaking).is_some());
+        drop((second, other, established));
+        // Nothing held: the map is empty again, also after a refusal of an unknown address.
+        assert_eq!(budget.addresses(), 0);
+        let strict = PerIp::new(&NetConfig {
+            max_inbound_per_ip: 0,
+            ..NetConfig::default()
+        });
+        assert!(strict.try_take(a, Stage::Established).is_none());
+        assert_eq!(strict.addresses(), 0);
+    }
 
     #[test]
     fn i6_send_queues_are_bounded_in_bytes_as_well_as_frames() {

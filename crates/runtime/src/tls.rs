@@ -9,6 +9,7 @@
 //!   verified against the host dialled and we present our own certificate. [`principal_of`]
 //!   reads the principal off the peer's certificate after the handshake.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
@@ -70,6 +71,8 @@ pub struct PeerTls {
     acceptor: TlsAcceptor,
     connector: TlsConnector,
     me: Principal,
+    /// Node name -> the address to connect to instead (a proxy in front of it).
+    connect_via: Arc<HashMap<String, String>>,
 }
 
 impl fmt::Debug for PeerTls {
@@ -80,38 +83,36 @@ impl fmt::Debug for PeerTls {
 
 impl PeerTls {
     /// Loads the cluster CA certificate, our certificate (chain) and its private key from PEM
-    /// files (`--cluster-ca`, `--cluster-cert`, `--cluster-key`).
+    /// files (`--cluster-ca`, `--cluster-cert`, `--cluster-key`); an error names the file and
+    /// what is wrong with it.
     pub fn load(ca: &Path, cert: &Path, key: &Path) -> Result<PeerTls, TlsError> {
-        let read = |path: &Path| {
-            std::fs::read(path).map_err(|error| TlsError::File {
-                path: path.to_owned(),
-                error,
-            })
-        };
-        PeerTls::from_pem(&read(ca)?, &read(cert)?, &read(key)?)
+        PeerTls::from_parts(load_certs(ca)?, load_certs(cert)?, load_key(key)?)
     }
 
     /// The same from PEM text in memory.
     pub fn from_pem(ca_pem: &[u8], cert_pem: &[u8], key_pem: &[u8]) -> Result<PeerTls, TlsError> {
+        PeerTls::from_parts(
+            parse_certs(ca_pem, "CA certificate")?,
+            parse_certs(cert_pem, "certificate")?,
+            parse_key(key_pem, "private key")?,
+        )
+    }
+
+    fn from_parts(
+        cas: Vec<CertificateDer<'static>>,
+        chain: Vec<CertificateDer<'static>>,
+        key: PrivateKeyDer<'static>,
+    ) -> Result<PeerTls, TlsError> {
         let mut roots = RootCertStore::empty();
-        for ca in CertificateDer::pem_slice_iter(ca_pem) {
-            let ca = ca.map_err(|e| TlsError::Pem(format!("CA certificate: {e}")))?;
+        for ca in cas {
             roots
                 .add(ca)
                 .map_err(|e| TlsError::Pem(format!("CA certificate: {e}")))?;
         }
-        if roots.is_empty() {
-            return Err(TlsError::Pem("no CA certificate".to_owned()));
-        }
-        let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(cert_pem)
-            .collect::<Result<_, _>>()
-            .map_err(|e| TlsError::Pem(format!("certificate: {e}")))?;
         let Some(leaf) = chain.first() else {
             return Err(TlsError::Pem("no certificate".to_owned()));
         };
         let me = principal_of(leaf)?;
-        let key = PrivateKeyDer::from_pem_slice(key_pem)
-            .map_err(|e| TlsError::Pem(format!("private key: {e}")))?;
         let roots = Arc::new(roots);
         let versions = &[&rustls::version::TLS13];
         let verifier = WebPkiClientVerifier::builder_with_provider(roots.clone(), provider())
@@ -133,7 +134,22 @@ impl PeerTls {
             acceptor: TlsAcceptor::from(Arc::new(server)),
             connector: TlsConnector::from(Arc::new(client)),
             me,
+            connect_via: Arc::new(HashMap::new()),
         })
+    }
+
+    /// The same settings, reaching the node named `name` (its `HOST:PORT` principal) by
+    /// connecting to `addr` instead: a TCP proxy in front of it. The peer must still prove
+    /// `name` (I2).
+    pub fn connect_via(mut self, name: &str, addr: &str) -> PeerTls {
+        Arc::make_mut(&mut self.connect_via).insert(name.to_owned(), addr.to_owned());
+        self
+    }
+
+    /// Where to open the TCP connection to reach the node named `name`: `name` itself unless
+    /// [`PeerTls::connect_via`] gave another address.
+    pub fn connect_address<'a>(&'a self, name: &'a str) -> &'a str {
+        self.connect_via.get(name).map_or(name, String::as_str)
     }
 
     /// Who our certificate says we are.
@@ -159,6 +175,23 @@ pub async fn dial(
 ) -> std::io::Result<tokio_rustls::client::TlsStream<tokio::net::TcpStream>> {
     let name = server_name(addr).map_err(std::io::Error::other)?;
     let stream = tokio::net::TcpStream::connect(addr).await?;
+    tls.connector().connect(name, stream).await
+}
+
+/// [`dial`] from the local IP address `local` (tests: a peer on 127.0.0.2, I6).
+pub async fn dial_from(
+    addr: std::net::SocketAddr,
+    local: IpAddr,
+    tls: &PeerTls,
+) -> std::io::Result<tokio_rustls::client::TlsStream<tokio::net::TcpStream>> {
+    let name = server_name(&addr.to_string()).map_err(std::io::Error::other)?;
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.bind(std::net::SocketAddr::new(local, 0))?;
+    let stream = socket.connect(addr).await?;
     tls.connector().connect(name, stream).await
 }
 
@@ -192,6 +225,65 @@ pub fn server_name(addr: &str) -> Result<ServerName<'static>, TlsError> {
     let host = host.trim_start_matches('[').trim_end_matches(']');
     ServerName::try_from(host.to_owned())
         .map_err(|e| TlsError::Principal(format!("no server name in {addr:?}: {e}")))
+}
+
+/// Reads every certificate of a PEM file (a CA bundle, or a certificate and its chain); an
+/// error names the file and what is wrong: unreadable, not PEM, or no certificate in it. The
+/// one loader of certificate files, for the internal port (I2) and the client port (L5).
+pub fn load_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+    let pem = read_file(path)?;
+    parse_certs(&pem, &path.display().to_string())
+}
+
+/// Reads the private key of a PEM file; an error names the file and what is wrong.
+pub fn load_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
+    let pem = read_file(path)?;
+    parse_key(&pem, &path.display().to_string())
+}
+
+fn read_file(path: &Path) -> Result<Vec<u8>, TlsError> {
+    std::fs::read(path).map_err(|error| TlsError::File {
+        path: path.to_owned(),
+        error,
+    })
+}
+
+/// The certificates of PEM text from `source` (a path, or what the text is, for errors).
+pub fn parse_certs(pem: &[u8], source: &str) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(pem)
+        .collect::<Result<_, _>>()
+        .map_err(|e| TlsError::Pem(format!("{source}: not a PEM certificate file: {e}")))?;
+    if certs.is_empty() {
+        return Err(TlsError::Pem(format!("{source}: holds no PEM certificate")));
+    }
+    Ok(certs)
+}
+
+/// The private key of PEM text from `source`.
+pub fn parse_key(pem: &[u8], source: &str) -> Result<PrivateKeyDer<'static>, TlsError> {
+    PrivateKeyDer::from_pem_slice(pem).map_err(|e| match e {
+        rustls::pki_types::pem::Error::NoItemsFound => {
+            TlsError::Pem(format!("{source}: holds no PEM private key"))
+        }
+        e => TlsError::Pem(format!("{source}: not a PEM private key file: {e}")),
+    })
+}
+
+/// Checks the principal a node dialled at `name` proved (I2): it must be a node (view service
+/// or server) named exactly `name`, port included. The host alone is verified by the TLS
+/// server name; another node on the same host has another port and must not stand in.
+pub fn check_dialled(name: &str, proved: &Principal) -> Result<(), TlsError> {
+    if !proved.role.is_node() {
+        return Err(TlsError::Principal(format!(
+            "dialled {name}, the peer proved to be {proved}, not a node"
+        )));
+    }
+    if proved.name != name {
+        return Err(TlsError::Principal(format!(
+            "dialled {name}, the peer proved to be {proved}"
+        )));
+    }
+    Ok(())
 }
 
 /// The one principal a certificate names (I1): exactly one `tandem://` URI SAN, well formed.
@@ -454,14 +546,26 @@ impl ClusterCerts {
     /// (created if missing); keys get mode 0600. Refuses to replace any existing file unless
     /// `force`. Returns the paths written.
     pub fn write(&self, dir: &Path, force: bool) -> Result<Vec<PathBuf>, TlsError> {
+        self.write_split(dir, dir, force)
+    }
+
+    /// [`ClusterCerts::write`] with `ca.key` written into `ca_key_dir` instead, so that the
+    /// directory given to the nodes never holds it (deploy/docker-compose.yml).
+    pub fn write_split(
+        &self,
+        dir: &Path,
+        ca_key_dir: &Path,
+        force: bool,
+    ) -> Result<Vec<PathBuf>, TlsError> {
         let file_error = |path: &Path, error| TlsError::File {
             path: path.to_owned(),
             error,
         };
         std::fs::create_dir_all(dir).map_err(|e| file_error(dir, e))?;
+        std::fs::create_dir_all(ca_key_dir).map_err(|e| file_error(ca_key_dir, e))?;
         let mut files = vec![
             (dir.join("ca.pem"), self.ca.cert_pem(), false),
-            (dir.join("ca.key"), self.ca.key_pem(), true),
+            (ca_key_dir.join("ca.key"), self.ca.key_pem(), true),
         ];
         for issued in &self.issued {
             let stem = &issued.spec.file;
@@ -573,6 +677,73 @@ mod tests {
         )
         .unwrap();
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn pem_errors_name_the_file_and_what_is_wrong() {
+        let dir = std::env::temp_dir().join(format!("tandem-pem-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let specs = [NodeSpec::parse("c1=coordinator").unwrap()];
+        generate_cluster(&specs, 2)
+            .unwrap()
+            .write(&dir, false)
+            .unwrap();
+        let (ca, cert, key) = (dir.join("ca.pem"), dir.join("c1.pem"), dir.join("c1.key"));
+        let garbage = dir.join("garbage.pem");
+        std::fs::write(&garbage, "not pem at all\n").unwrap();
+        let missing = dir.join("missing.pem");
+        let cases = [
+            (&missing, &cert, &key, "missing.pem", "No such file"),
+            (
+                &garbage,
+                &cert,
+                &key,
+                "garbage.pem",
+                "holds no PEM certificate",
+            ),
+            (
+                &ca,
+                &garbage,
+                &key,
+                "garbage.pem",
+                "holds no PEM certificate",
+            ),
+            (
+                &ca,
+                &cert,
+                &garbage,
+                "garbage.pem",
+                "holds no PEM private key",
+            ),
+            (&ca, &cert, &cert, "c1.pem", "holds no PEM private key"),
+        ];
+        for (ca, cert, key, file, what) in cases {
+            let error = PeerTls::load(ca, cert, key).unwrap_err().to_string();
+            assert!(error.contains(file) && error.contains(what), "{error}");
+        }
+        // The client port's loader is the same one.
+        let error = load_certs(&garbage).unwrap_err().to_string();
+        assert!(
+            error.contains("garbage.pem: holds no PEM certificate"),
+            "{error}"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn i2_the_dialled_endpoint_must_be_the_principal() {
+        let node = Principal::new(Role::Server, "127.0.0.1:7001");
+        assert!(check_dialled("127.0.0.1:7001", &node).is_ok());
+        assert!(check_dialled("127.0.0.1:7002", &node).is_err());
+        let vs = Principal::new(Role::ViewService, "127.0.0.1:7001");
+        assert!(check_dialled("127.0.0.1:7001", &vs).is_ok());
+        let admin = Principal::new(Role::Admin, "127.0.0.1:7001");
+        assert!(check_dialled("127.0.0.1:7001", &admin).is_err());
+        let ca = ClusterCa::new(Validity::days(1)).unwrap();
+        let tls = ca.peer(Role::Coordinator, "c").unwrap();
+        assert_eq!(tls.connect_address("10.0.0.1:7000"), "10.0.0.1:7000");
+        let tls = tls.connect_via("10.0.0.1:7000", "127.0.0.1:9000");
+        assert_eq!(tls.connect_address("10.0.0.1:7000"), "127.0.0.1:9000");
     }
 
     #[test]

@@ -240,3 +240,246 @@ async fn i6_a_frame_left_unfinished_closes_its_connection() -> anyhow::Result<()
     common::expect_eof(&mut stream).await?;
     Ok(())
 }
+
+/// The view service's `tandem_net_errors_total{kind="refused_connection"}`.
+async fn refused_connections(admin: &str) -> anyhow::Result<f64> {
+    let (_, body) = tandem_runtime::http_get(admin, "/metrics", DEADLINE).await?;
+    let line = body
+        .lines()
+        .find(|l| l.starts_with("tandem_net_errors_total{kind=\"refused_connection\"}"))
+        .ok_or_else(|| anyhow::anyhow!("no refused_connection counter in:\n{body}"))?;
+    Ok(line.rsplit(' ').next().unwrap_or("").parse()?)
+}
+
+/// Sends GetStatus from the local address `from` with `tls`; the answer, or `None` if the
+/// connection was refused or closed without one. The stream is kept open in `keep`.
+async fn status_from(
+    vs: std::net::SocketAddr,
+    from: std::net::IpAddr,
+    tls: &PeerTls,
+    keep: &mut Vec<Box<dyn Stream>>,
+) -> anyhow::Result<Option<Message>> {
+    let frame = encode_frame(
+        &Envelope {
+            from: client(),
+            msg: Message::GetStatus {},
+        },
+        1 << 20,
+    )?;
+    let exchange = async {
+        let mut stream = tandem_runtime::tls::dial_from(vs, from, tls).await.ok()?;
+        stream.write_all(&frame).await.ok()?;
+        stream.flush().await.ok()?;
+        let mut buf = BytesMut::new();
+        loop {
+            if let Some(envelope) = decode_frame(&mut buf, 1 << 26).ok()? {
+                keep.push(Box::new(stream));
+                return Some(envelope.msg);
+            }
+            match stream.read_buf(&mut buf).await {
+                Ok(0) | Err(_) => return None,
+                Ok(_) => {}
+            }
+        }
+    };
+    Ok(timeout(DEADLINE, exchange).await?)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn i6_one_address_cannot_spend_the_budgets_of_the_others() -> anyhow::Result<()> {
+    let mut options = tandem_runtime::DevOptions {
+        port: 0,
+        admin: Some("127.0.0.1:0".to_owned()),
+        ..tandem_runtime::DevOptions::default()
+    };
+    options.coordinator.clerk.request_timeout_ms = 2000;
+    // Handshakes that never start hold their slots for the whole test.
+    options.view_service.net.handshake_timeout_ms = 120_000;
+    options.view_service.net.max_handshaking_connections = 32;
+    options.view_service.net.max_handshaking_per_ip = 16;
+    // The cluster's own processes all connect from 127.0.0.1: enough for them.
+    options.view_service.net.max_inbound_per_ip = 16;
+    let cluster = TestCluster::start_with(options).await?;
+    let vs = cluster.cluster.view_service;
+    let admin = cluster.cluster.admin.as_ref().expect("admin endpoints");
+    let metrics = admin.view_service.to_string();
+    let refused_before = refused_connections(&metrics).await?;
+    // 127.0.0.1 opens 64 connections that never start a handshake: only 16 are kept (the
+    // others are closed at once), and the global budget of 32 is not spent.
+    let mut idle = Vec::new();
+    for _ in 0..64 {
+        idle.push(TcpStream::connect(vs).await?);
+    }
+    common::wait_until("48 of the 64 idle connections are refused", || {
+        let metrics = metrics.clone();
+        async move {
+            let refused = refused_connections(&metrics).await.ok()?;
+            (refused - refused_before >= 48.0).then_some(())
+        }
+    })
+    .await?;
+    // A peer on another address gets in at once, and its frames are delivered: sixteen
+    // connections from 127.0.0.2 are each answered and kept open.
+    let ops = cluster.peer(Role::Admin, "ops");
+    let other: std::net::IpAddr = "127.0.0.2".parse()?;
+    let mut kept = Vec::new();
+    for i in 0..16 {
+        let answer = status_from(vs, other, &ops, &mut kept).await?;
+        assert!(
+            is_status(&answer),
+            "connection {i} from 127.0.0.2: {answer:?}"
+        );
+    }
+    // A seventeenth from 127.0.0.2 passes the handshake but finds its address's established
+    // budget spent: closed without an answer, and counted.
+    let refused = refused_connections(&metrics).await?;
+    let fifth = status_from(vs, other, &ops, &mut kept).await?;
+    assert_eq!(fifth, None, "a 17th connection from 127.0.0.2 is refused");
+    assert!(refused_connections(&metrics).await? > refused);
+    // 127.0.0.3 still gets in.
+    let third: std::net::IpAddr = "127.0.0.3".parse()?;
+    let answer = status_from(vs, third, &ops, &mut kept).await?;
+    assert!(is_status(&answer), "127.0.0.3: {answer:?}");
+    // And the cluster on 127.0.0.1 still serves.
+    let mut resp = common::RespClient::connect(cluster.coordinator()).await?;
+    assert_eq!(
+        resp.call(&[b"SET", b"k", b"v"]).await?,
+        tandem_resp::Frame::Simple("OK".into())
+    );
+    drop(idle);
+    Ok(())
+}
+
+/// A TCP relay on a fresh loopback port to `to`: a process on the same host as a node, at
+/// another port, whose TLS handshakes are the node's (its certificate names `to`).
+async fn relay(to: std::net::SocketAddr) -> anyhow::Result<std::net::SocketAddr> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    tokio::spawn(async move {
+        while let Ok((mut inbound, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                if let Ok(mut outbound) = TcpStream::connect(to).await {
+                    let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                }
+            });
+        }
+    });
+    Ok(addr)
+}
+
+/// A TLS listener on a fresh loopback port presenting a certificate for `principal` (from
+/// `ca`); it counts the frames it receives and answers none.
+async fn fake_node(
+    ca: &ClusterCa,
+    principal: impl Fn(u16) -> Principal,
+) -> anyhow::Result<(
+    std::net::SocketAddr,
+    std::sync::Arc<std::sync::atomic::AtomicUsize>,
+)> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let spec = NodeSpec {
+        file: "fake".into(),
+        principal: principal(addr.port()),
+        hosts: Vec::new(),
+    };
+    let issued = ca.issue(&spec, Validity::days(1))?;
+    let chain = tandem_runtime::tls::parse_certs(issued.cert_pem.as_bytes(), "fake")?;
+    let key = tandem_runtime::tls::parse_key(issued.key_pem.as_bytes(), "fake")?;
+    let config = rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_protocol_versions(&[&rustls::version::TLS13])?
+    .with_no_client_auth()
+    .with_single_cert(chain, key)?;
+    let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config));
+    let frames = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = frames.clone();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let (acceptor, counted) = (acceptor.clone(), counted.clone());
+            tokio::spawn(async move {
+                let Ok(mut stream) = acceptor.accept(stream).await else {
+                    return;
+                };
+                let mut buf = BytesMut::new();
+                loop {
+                    while let Ok(Some(_)) = decode_frame(&mut buf, 1 << 26) {
+                        counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    }
+                    match stream.read_buf(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(_) => {}
+                    }
+                }
+            });
+        }
+    });
+    Ok((addr, frames))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn i2_a_node_dialled_at_one_port_must_prove_that_port() -> anyhow::Result<()> {
+    let ca = common::test_ca();
+    let config = tandem_protocol::ClerkConfig {
+        request_timeout_ms: 1000,
+        ..tandem_protocol::ClerkConfig::default()
+    };
+    let net = || tandem_runtime::NetConfig {
+        tls: Some(ca.peer(Role::Coordinator, "c").expect("a certificate")),
+        ..tandem_runtime::NetConfig::default()
+    };
+    // Two certificates for one host: the node at PORT proves viewservice/127.0.0.1:PORT;
+    // the impostor at PORT proves the node on the same host at PORT+1.
+    let (honest, heard) = fake_node(&ca, |port| {
+        Principal::new(Role::ViewService, format!("127.0.0.1:{port}"))
+    })
+    .await?;
+    let (impostor, fooled) = fake_node(&ca, |port| {
+        Principal::new(Role::ViewService, format!("127.0.0.1:{}", port + 1))
+    })
+    .await?;
+    // A client asks each for a view (neither answers): the honest node hears its frames,
+    // the impostor, whose certificate names another port, hears none (the link is refused
+    // right after the handshake).
+    let _ =
+        tandem_runtime::Client::connect_with(config.clone(), net(), &[honest.to_string()]).await;
+    let _ = tandem_runtime::Client::connect_with(config, net(), &[impostor.to_string()]).await;
+    assert!(
+        heard.load(std::sync::atomic::Ordering::SeqCst) > 0,
+        "the honest node heard nothing"
+    );
+    assert_eq!(
+        fooled.load(std::sync::atomic::Ordering::SeqCst),
+        0,
+        "a frame for {impostor} reached a node proving 127.0.0.1:{}",
+        impostor.port() + 1
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn i2_a_node_behind_a_proxy_is_named_by_its_own_address() -> anyhow::Result<()> {
+    let cluster = TestCluster::start().await?;
+    let vs = cluster.cluster.view_service;
+    let proxy = relay(vs).await?;
+    let config = tandem_protocol::ClerkConfig {
+        request_timeout_ms: 1500,
+        ..tandem_protocol::ClerkConfig::default()
+    };
+    // Dialled at the proxy's port, the node proves another endpoint: no view.
+    let at_proxy = tandem_runtime::Client::connect_with(
+        config.clone(),
+        cluster.client_net(),
+        &[proxy.to_string()],
+    )
+    .await;
+    assert!(at_proxy.is_err(), "a client took a view from {proxy}");
+    // Named by its own address and told to connect through the proxy, it answers.
+    let mut net = cluster.client_net();
+    net.tls = net
+        .tls
+        .map(|tls| tls.connect_via(&vs.to_string(), &proxy.to_string()));
+    tandem_runtime::Client::connect_with(config, net, &[vs.to_string()]).await?;
+    Ok(())
+}

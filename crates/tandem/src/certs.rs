@@ -38,6 +38,13 @@ pub struct CreateArgs {
     /// Replace existing files.
     #[arg(long)]
     force: bool,
+    /// Write ca.key into this directory instead of --out (keep it away from the nodes).
+    #[arg(long, value_name = "DIR")]
+    ca_key_dir: Option<PathBuf>,
+    /// Do nothing, successfully, when --out already holds ca.pem (a one-shot container that
+    /// runs at every start).
+    #[arg(long, conflicts_with = "force")]
+    keep_existing: bool,
 }
 
 /// Runs a `certs` subcommand.
@@ -48,6 +55,13 @@ pub fn run(command: CertsCommand) -> anyhow::Result<ExitCode> {
 }
 
 fn create(args: CreateArgs) -> anyhow::Result<ExitCode> {
+    if args.keep_existing && args.out.join("ca.pem").exists() {
+        println!(
+            "{} already holds ca.pem: nothing written",
+            args.out.display()
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
     let mut specs = Vec::new();
     for entry in &args.nodes {
         let mut spec = NodeSpec::parse(entry.trim()).context("--nodes")?;
@@ -58,7 +72,8 @@ fn create(args: CreateArgs) -> anyhow::Result<ExitCode> {
         specs.push(spec);
     }
     let certs = generate_cluster(&specs, args.days)?;
-    let written = certs.write(&args.out, args.force)?;
+    let ca_key_dir = args.ca_key_dir.as_deref().unwrap_or(&args.out);
+    let written = certs.write_split(&args.out, ca_key_dir, args.force)?;
     for spec in &specs {
         println!("{:<16} {}", spec.file, spec.principal.uri());
     }

@@ -60,6 +60,10 @@ pub struct ClusterTlsArgs {
     /// can impersonate any node. Required to start without --cluster-* files.
     #[arg(long, env = "TANDEM_INSECURE")]
     pub insecure: bool,
+    /// Reach the node named NAME (its HOST:PORT principal) by connecting to ADDR, a TCP proxy
+    /// in front of it; the node must still prove NAME (I2). Repeatable.
+    #[arg(long, value_name = "NAME=ADDR")]
+    pub cluster_connect_via: Vec<String>,
 }
 
 impl ClusterTlsArgs {
@@ -89,8 +93,14 @@ impl ClusterTlsArgs {
                 bail!("give either --insecure or the --cluster-* certificates, not both")
             }
             (Some(ca), Some(cert), Some(key)) => {
-                let tls = tandem_runtime::PeerTls::load(&ca, &cert, &key)
+                let mut tls = tandem_runtime::PeerTls::load(&ca, &cert, &key)
                     .context("cannot load the cluster certificates")?;
+                for via in &self.cluster_connect_via {
+                    let Some((name, addr)) = via.split_once('=') else {
+                        bail!("--cluster-connect-via {via:?}: expected NAME=ADDR");
+                    };
+                    tls = tls.connect_via(name.trim(), addr.trim());
+                }
                 Ok(Some(tls))
             }
             (None, None, None) if insecure => Ok(None),

@@ -1,31 +1,30 @@
-//! TLS on the client port (L5): the rustls server settings built from PEM files.
+//! TLS on the client port (L5): the rustls server settings built from PEM files, read by
+//! the one PEM loader of [`crate::tls`].
 
 use std::path::Path;
 use std::sync::Arc;
 
 use rustls::RootCertStore;
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::WebPkiClientVerifier;
 use tokio_rustls::TlsAcceptor;
 
 use crate::config::{ClientTlsConfig, TlsAuthClients};
 use crate::error::RuntimeError;
+use crate::tls::{TlsError, load_certs, load_key};
 
 /// The acceptor for `config`: its certificate and key, and (with a CA) the verifier of client
 /// certificates.
 pub(crate) fn acceptor(config: &ClientTlsConfig) -> Result<TlsAcceptor, RuntimeError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let certs = load_certs("tls-cert", &config.cert)?;
-    let key = PrivateKeyDer::from_pem_file(&config.key)
-        .map_err(|error| setting("tls-key", &config.key, &error))?;
+    let certs = load_certs(&config.cert).map_err(|error| loading("tls-cert", &error))?;
+    let key = load_key(&config.key).map_err(|error| loading("tls-key", &error))?;
     let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
         .map_err(|error| setting("tls-cert", &config.cert, &error))?;
     let builder = match (&config.ca, config.auth_clients) {
         (Some(ca), TlsAuthClients::Yes | TlsAuthClients::Optional) => {
             let mut roots = RootCertStore::empty();
-            for cert in load_certs("tls-ca", ca)? {
+            for cert in load_certs(ca).map_err(|error| loading("tls-ca", &error))? {
                 roots
                     .add(cert)
                     .map_err(|error| setting("tls-ca", ca, &error))?;
@@ -49,20 +48,12 @@ pub(crate) fn acceptor(config: &ClientTlsConfig) -> Result<TlsAcceptor, RuntimeE
     Ok(TlsAcceptor::from(Arc::new(server)))
 }
 
-fn load_certs(
-    key: &'static str,
-    path: &Path,
-) -> Result<Vec<CertificateDer<'static>>, RuntimeError> {
-    let certs = CertificateDer::pem_file_iter(path)
-        .and_then(|iter| iter.collect::<Result<Vec<_>, _>>())
-        .map_err(|error| setting(key, path, &error))?;
-    if certs.is_empty() {
-        return Err(RuntimeError::Setting {
-            key,
-            reason: format!("{} holds no PEM certificate", path.display()),
-        });
+/// A file of setting `key` that could not be loaded (the error names the file).
+fn loading(key: &'static str, error: &TlsError) -> RuntimeError {
+    RuntimeError::Setting {
+        key,
+        reason: error.to_string(),
     }
-    Ok(certs)
 }
 
 fn setting(key: &'static str, path: &Path, error: &dyn std::fmt::Display) -> RuntimeError {

@@ -815,17 +815,19 @@ impl Cluster {
                         .collect(),
                 )
             });
-            let list = link.as_ref().map_or_else(
-                || vs.list(),
-                |l| l.0.iter().map(Proxy::addr).collect::<Vec<_>>().join(","),
-            );
-            let args = vec![
+            let mut args = vec![
                 "server".into(),
                 "--listen".into(),
                 format!("127.0.0.1:{port}"),
                 "--viewserver".into(),
-                list,
+                vs.list(),
             ];
+            // A proxied server names each node as usual and connects through its proxy; the
+            // node still proves its own address (I2).
+            for (node, proxy) in link.iter().flat_map(|l| vs.nodes.iter().zip(&l.0)) {
+                args.push("--cluster-connect-via".into());
+                args.push(format!("{}={}", node.advertised(), proxy.addr()));
+            }
             servers.push(Proc::spawn(&format!("{tag}-s{i}"), &args));
             server_ports.push(port);
             vs_links.push(link);
