@@ -29,6 +29,7 @@ use tandem_protocol::{
 
 use crate::history::{HistoryOp, Invariants};
 use crate::net::{NetConfig, Network, NodeId};
+use crate::session::{Session, ShardSession};
 
 /// Wall clocks start here (Unix ms, late 2023), so expiry times look like real ones.
 const WALL_EPOCH_MS: u64 = 1_700_000_000_000;
@@ -47,7 +48,11 @@ const BOOTSTRAP_MAX_MS: u64 = 10_000;
 pub struct ClusterConfig {
     /// The one seed everything derives from.
     pub seed: u64,
-    /// Replica servers (named s1, s2, ...). They start pinging in order, s1 first.
+    /// Replica groups (S): group 0's servers are named s1, s2, ..., group g's (g > 0) g{g}s1,
+    /// g{g}s2, ... With one group (the default) a run is exactly what it was before sharding.
+    pub groups: usize,
+    /// Replica servers of each group. They start pinging in order, group by group, the first
+    /// of each group first.
     pub servers: usize,
     /// Client sessions.
     pub clients: usize,
@@ -69,6 +74,7 @@ impl Default for ClusterConfig {
     fn default() -> Self {
         ClusterConfig {
             seed: 1,
+            groups: 1,
             servers: 3,
             clients: 3,
             vs_nodes: 3,
@@ -142,6 +148,7 @@ impl Ord for Event {
 
 struct ServerSlot {
     id: ServerId,
+    group: GroupId,
     replica: Option<Replica>,
     skew_ms: i64,
     paused_until_ms: u64,
@@ -171,15 +178,16 @@ struct VsSlot {
     pauses: VecDeque<(u64, u64)>,
     /// Since when this node decides (Q4), while it does.
     leading_since_ms: Option<u64>,
-    /// The last view this node applied and whether it applied its acknowledgement (per-node
-    /// V6 on the applied log); `None` after a snapshot install (unknown).
-    applied_view: Option<(ViewNum, bool)>,
+    /// For each group, the last view this node applied and whether it applied its
+    /// acknowledgement (per-node V6 on the applied log); `None` after a snapshot install
+    /// (unknown).
+    applied_view: Option<BTreeMap<GroupId, (ViewNum, bool)>>,
     /// Restarts so far (mixed into the node's seed).
     lives: u64,
 }
 
 struct ClientSlot {
-    clerk: Clerk,
+    clerk: Session,
     timer_at_ms: Option<u64>,
     /// History index of the outstanding request.
     outstanding: Option<usize>,
@@ -234,8 +242,9 @@ impl Cluster {
         net.config = config.net.clone();
         let mut servers = Vec::new();
         let mut by_id = BTreeMap::new();
-        for i in 0..config.servers {
-            let id = ServerId::new(format!("s{}", i + 1));
+        for i in 0..config.groups.max(1) * config.servers {
+            let group = GroupId((i / config.servers.max(1)) as u32);
+            let id = server_name(group, i % config.servers.max(1));
             let skew_ms = if config.clock_skew_max_ms == 0 {
                 0
             } else {
@@ -243,7 +252,7 @@ impl Cluster {
             };
             let mut replica = Replica::new(
                 id.clone(),
-                GroupId(0),
+                group,
                 Incarnation(rng.next_u64()),
                 config.replica.clone(),
             );
@@ -251,6 +260,7 @@ impl Cluster {
             by_id.insert(id.clone(), i);
             servers.push(ServerSlot {
                 id,
+                group,
                 replica: Some(replica),
                 skew_ms,
                 paused_until_ms: 0,
@@ -260,11 +270,17 @@ impl Cluster {
         }
         let clients = (0..config.clients)
             .map(|i| ClientSlot {
-                clerk: {
+                clerk: if config.groups > 1 {
+                    Session::Shard(ShardSession::new(
+                        ClientId(i as u64 + 1),
+                        config.clerk.clone(),
+                        vs_addrs(config.vs_nodes),
+                    ))
+                } else {
                     let mut clerk =
                         Clerk::new(ClientId(i as u64 + 1), GroupId(0), config.clerk.clone());
                     clerk.set_view_services(vs_addrs(config.vs_nodes));
-                    clerk
+                    Session::Clerk(clerk)
                 },
                 timer_at_ms: None,
                 outstanding: None,
@@ -351,9 +367,9 @@ impl Cluster {
         let slot = &mut self.vs[i];
         slot.applied_view = Some(
             node.table()
-                .group(GroupId(0))
-                .and_then(|g| g.view.as_ref().map(|v| (v.num, g.acked)))
-                .unwrap_or((ViewNum::NONE, true)),
+                .groups()
+                .filter_map(|(id, g)| g.view.as_ref().map(|v| (id, (v.num, g.acked))))
+                .collect(),
         );
         slot.node = Some(node);
         slot.lives += 1;
@@ -419,34 +435,72 @@ impl Cluster {
 
     /// The current committed view of group 0, as the most advanced node applied it.
     pub fn view(&self) -> Option<View> {
+        self.group_view(GroupId(0))
+    }
+
+    /// The current committed view of `group`, as the most advanced node applied it.
+    pub fn group_view(&self, group: GroupId) -> Option<View> {
         self.table_node()
-            .and_then(|n| n.table().group(GroupId(0)))
+            .and_then(|n| n.table().group(group))
             .and_then(|g| g.view.clone())
     }
 
-    /// Why the group cannot make progress by the rules, if it cannot (see
+    /// Why group 0 cannot make progress by the rules, if it cannot (see
     /// `ViewService::stuck_reason`; asked of the leader, `None` without one).
     pub fn stuck_reason(&self) -> Option<String> {
-        self.view_service()
-            .and_then(|vs| vs.stuck_reason(GroupId(0), self.now()))
+        self.group_stuck_reason(GroupId(0))
     }
 
-    /// Is the current view acknowledged by its primary (committed)?
+    /// Why `group` cannot make progress by the rules, if it cannot.
+    pub fn group_stuck_reason(&self, group: GroupId) -> Option<String> {
+        self.view_service()
+            .and_then(|vs| vs.stuck_reason(group, self.now()))
+    }
+
+    /// Is group 0's current view acknowledged by its primary (committed)?
     pub fn view_acked(&self) -> bool {
+        self.group_view_acked(GroupId(0))
+    }
+
+    /// Is `group`'s current view acknowledged by its primary (committed)?
+    pub fn group_view_acked(&self, group: GroupId) -> bool {
         self.table_node()
-            .and_then(|n| n.table().group(GroupId(0)))
+            .and_then(|n| n.table().group(group))
             .is_some_and(|g| g.acked)
     }
 
     /// Every committed view of group 0 so far, by number.
     pub fn committed_views(&self) -> Vec<View> {
         self.committed_views
-            .values()
-            .filter_map(|e| match e {
+            .iter()
+            .filter(|((g, _), _)| *g == GroupId(0))
+            .filter_map(|(_, e)| match e {
                 ViewEvent::NewView { view, .. } => Some(view.clone()),
-                ViewEvent::Acked { .. } => None,
+                _ => None,
             })
             .collect()
+    }
+
+    /// Number of replica groups.
+    pub fn group_count(&self) -> usize {
+        self.config.groups.max(1)
+    }
+
+    /// Every group, in order.
+    pub fn groups(&self) -> Vec<GroupId> {
+        (0..self.group_count() as u32).map(GroupId).collect()
+    }
+
+    /// The group of server `i`.
+    pub fn server_group(&self, i: usize) -> GroupId {
+        self.servers[i].group
+    }
+
+    /// The indices of `group`'s servers.
+    pub fn servers_of(&self, group: GroupId) -> std::ops::Range<usize> {
+        let n = self.config.servers.max(1);
+        let g = group.0 as usize;
+        g * n..(g + 1) * n
     }
 
     /// Server `i` (0-based), if it is up.
@@ -474,8 +528,19 @@ impl Cluster {
         self.clients.len()
     }
 
-    /// Client session `i`.
+    /// Client session `i` of a single-group cluster (the production clerk).
+    ///
+    /// # Panics
+    /// In a sharded cluster, whose sessions route by slot (see [`Cluster::session`]).
     pub fn clerk(&self, i: usize) -> &Clerk {
+        match &self.clients[i].clerk {
+            Session::Clerk(clerk) => clerk,
+            Session::Shard(_) => panic!("a sharded cluster's sessions route by slot"),
+        }
+    }
+
+    /// Client session `i`.
+    pub fn session(&self, i: usize) -> &Session {
         &self.clients[i].clerk
     }
 
@@ -607,7 +672,7 @@ impl Cluster {
         let slot = &mut self.servers[i];
         let mut replica = Replica::new(
             slot.id.clone(),
-            GroupId(0),
+            slot.group,
             incarnation,
             self.config.replica.clone(),
         );
@@ -864,16 +929,17 @@ impl Cluster {
         {
             return;
         }
+        let groups = self.groups();
         let mutator = crate::hostile::Mutator::new(
             self.servers.iter().map(|s| s.id.clone()).collect(),
             self.vs.iter().map(|v| v.addr.clone()).collect(),
-            vec![GroupId(0)],
+            groups.clone(),
         );
         let (_, mut mutated) = mutator.mutate(&mut self.rng, msg);
         if let Message::Ping(ping) = &mut mutated {
-            // The simulated cluster and its checkers know one group; V12's bound on made-up
-            // groups has its own tests.
-            ping.group = GroupId(0);
+            // The simulated cluster and its checkers know its own groups; V12's bound on
+            // made-up groups has its own tests.
+            ping.group = GroupId(ping.group.0 % groups.len() as u32);
         }
         let from = self.rng.below(self.servers.len() as u64) as usize;
         let delay = 1 + self.rng.below(self.net.config.delay_max_ms.max(1));
@@ -1087,7 +1153,8 @@ impl Cluster {
             if let Message::Response(r) = &t.msg
                 && r.result.is_ok()
             {
-                self.invariants.answered(&id, viewnum);
+                self.invariants
+                    .answered(self.servers[i].group, &id, viewnum);
             }
             if capture == Some(&t.to) {
                 captured.push(t.msg);
@@ -1291,16 +1358,20 @@ impl Cluster {
                 ..
             } => {
                 // V6 on this node's applied sequence: a NewView(N+1) only after Acked(N).
-                if let Some((num, acked)) = self.vs[v].applied_view
+                // A group missing from the map is unknown (after a snapshot install): checked
+                // from its next view on.
+                let applied = self.vs[v].applied_view.get_or_insert_default();
+                if let Some(&(num, acked)) = applied.get(group)
                     && num != ViewNum::NONE
                     && !(view.num == num.next() && acked)
                 {
                     self.invariants.violate(format!(
-                        "V6: {name} applied view {} after view {num} (acknowledged: {acked})",
+                        "V6: {name} applied view {} of group {group} after view {num} \
+                         (acknowledged: {acked})",
                         view.num
                     ));
                 }
-                self.vs[v].applied_view = Some((view.num, false));
+                applied.insert(*group, (view.num, false));
                 match self.committed_views.get(&(*group, view.num)) {
                     Some(first) if *first != event => {
                         // Compared whole: the same view decided twice (another time, another
@@ -1329,7 +1400,10 @@ impl Cluster {
                 }
             }
             ViewEvent::Acked { group, viewnum } => {
-                if let Some((num, acked)) = &mut self.vs[v].applied_view
+                if let Some((num, acked)) = self.vs[v]
+                    .applied_view
+                    .as_mut()
+                    .and_then(|a| a.get_mut(group))
                     && *num == *viewnum
                 {
                     *acked = true;
@@ -1427,6 +1501,16 @@ impl Cluster {
             config.dead_after_ms() + 2 * config.ping_interval_ms + self.config.net.delay_max_ms;
         self.invariants
             .declared_dead(cause, at_ms, healthy_for_ms, window_ms);
+    }
+}
+
+/// The name of server `i` (0-based) of `group`: s1, s2, ... in group 0 (the names of a
+/// single-group cluster), g1s1, g1s2, ... in group 1, and so on.
+pub fn server_name(group: GroupId, i: usize) -> ServerId {
+    if group == GroupId(0) {
+        ServerId::new(format!("s{}", i + 1))
+    } else {
+        ServerId::new(format!("g{}s{}", group.0, i + 1))
     }
 }
 
