@@ -1413,6 +1413,9 @@ impl Cluster {
                     self.invariants.view_event(&event);
                 }
             }
+            ViewEvent::Slots { .. }
+            | ViewEvent::ClientAddr { .. }
+            | ViewEvent::ConfigDone { .. } => {}
         }
     }
 
