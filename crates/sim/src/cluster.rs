@@ -18,16 +18,21 @@ use tandem_protocol::consensus::{
     DiskOp, DiskState, NodeConfig, NodeEvent, Persist, ViewServiceNode,
 };
 use tandem_protocol::locator::MAX_UNANSWERED;
-use tandem_protocol::message::{Endpoint, Message, Transmit, ViewReply};
+use tandem_kv::slots::key_slot;
+use tandem_protocol::message::{
+    Endpoint, MembersRefusal, Message, Op, SlotsChange, Transmit, ViewReply,
+};
+use tandem_protocol::shard::ClusterMap;
 use tandem_protocol::replica::Replica;
 use tandem_protocol::rng::SplitMix64;
 use tandem_protocol::{
-    Clerk, ClerkConfig, ClientId, Completion, Failure, GroupId, Incarnation, Now, Outcome,
-    ReplicaConfig, Seq, ServerId, View, ViewChangeCause, ViewEvent, ViewNum, ViewService,
-    ViewServiceConfig, VsAddr,
+    Clerk, ClerkConfig, ClientId, Completion, ConfigNum, Failure, GroupId, Incarnation, Now,
+    OpIndex, Outcome, ReplicaConfig, RoleKind, Seq, ServerId, ShardState, View, ViewChangeCause,
+    ViewEvent, ViewNum, ViewService, ViewServiceConfig, VsAddr,
 };
 
 use crate::history::{HistoryOp, Invariants};
+use crate::ledger::{Execution, Ledger};
 use crate::net::{NetConfig, Network, NodeId};
 use crate::session::{Session, ShardSession};
 
@@ -158,6 +163,10 @@ struct ServerSlot {
     /// a message between it and the view service lost or delayed beyond the network's normal
     /// delay. The "no healthy server is declared dead" invariant (V3) measures from here.
     disrupted_at_ms: u64,
+    /// The end of its history when the execution checker last looked (S4).
+    seen: OpIndex,
+    /// Requests it ordered as primary (with their index), not known committed yet.
+    pending: Vec<(OpIndex, Execution)>,
 }
 
 /// One view-service node, its disk and its harness state.
@@ -223,7 +232,19 @@ pub struct Cluster {
     hostile_injected: u64,
     /// Messages each view-service-facing sender sent, for the "not flooded" check.
     vs_requests: BTreeMap<NodeId, u64>,
+    /// Committed configurations and executions per slot (S3-S6).
+    ledger: Ledger,
+    /// The slots whose ownership the "agrees on its configuration" check compares (the
+    /// workload's; empty: not checked).
+    watched_slots: Vec<u16>,
+    /// What the view service answered the operator (`change_slots`), oldest first (bounded).
+    operator_replies: VecDeque<Message>,
 }
+
+/// The operator tool's endpoint (a change of the slot map is handed to the leader directly).
+const OPERATOR: Endpoint = Endpoint::Client(ClientId(0));
+/// Operator replies kept.
+const MAX_OPERATOR_REPLIES: usize = 16;
 
 fn fnv(hash: u64, value: u64) -> u64 {
     let mut h = hash;
@@ -266,6 +287,8 @@ impl Cluster {
                 paused_until_ms: 0,
                 timer_at_ms: None,
                 disrupted_at_ms: 0,
+                seen: OpIndex(0),
+                pending: Vec::new(),
             });
         }
         let clients = (0..config.clients)
@@ -325,6 +348,9 @@ impl Cluster {
             events_processed: 0,
             hostile_injected: 0,
             vs_requests: BTreeMap::new(),
+            ledger: Ledger::default(),
+            watched_slots: Vec::new(),
+            operator_replies: VecDeque::new(),
         };
         // The view-service nodes start from empty disks and elect a leader first (bounded);
         // then servers start one ping interval apart so that s1 is the first primary (V5).
@@ -484,6 +510,54 @@ impl Cluster {
     /// Number of replica groups.
     pub fn group_count(&self) -> usize {
         self.config.groups.max(1)
+    }
+
+    /// Committed configurations and executions per slot (S3-S6).
+    pub fn ledger(&self) -> &Ledger {
+        &self.ledger
+    }
+
+    /// The slots the "took on configuration n" check compares (the workload's).
+    pub fn set_watched_slots(&mut self, slots: Vec<u16>) {
+        self.watched_slots = slots;
+    }
+
+    /// The cluster map of the most advanced view-service table.
+    pub fn cluster_map(&self) -> Option<Arc<ClusterMap>> {
+        self.table_node().map(|n| n.table().cluster_map())
+    }
+
+    /// True when every group with a view has taken on the current configuration (S3, S4):
+    /// no move is in progress.
+    pub fn configs_settled(&self) -> bool {
+        let Some(node) = self.table_node() else {
+            return false;
+        };
+        let table = node.table();
+        let current = table.shard_config().num;
+        table
+            .groups()
+            .filter(|(_, g)| g.view.is_some())
+            .all(|(g, _)| table.config_done(g) >= current)
+    }
+
+    /// The operator asks the view-service leader to change the slot map (S3): the message is
+    /// handed to the leader directly. Returns its answer if it gave one at once (`None`: no
+    /// leader, or no answer yet).
+    pub fn change_slots(&mut self, change: SlotsChange) -> Option<Result<ConfigNum, MembersRefusal>> {
+        let l = self.leader()?;
+        let now = self.now();
+        self.operator_replies.clear();
+        self.vs[l]
+            .node
+            .as_mut()
+            .expect("a leader is up")
+            .handle(now, OPERATOR, Message::ChangeSlots(change));
+        self.after_vs(l);
+        self.operator_replies.iter().rev().find_map(|m| match m {
+            Message::SlotsReply(reply) => Some(reply.clone()),
+            _ => None,
+        })
     }
 
     /// Every group, in order.
@@ -660,6 +734,7 @@ impl Cluster {
     /// Crashes server `i`: it stops and loses its memory (R3).
     pub fn crash(&mut self, i: usize) {
         self.servers[i].replica = None;
+        self.servers[i].pending.clear();
         self.servers[i].timer_at_ms = None;
         self.disrupted(i, self.now_ms);
     }
@@ -680,6 +755,8 @@ impl Cluster {
         slot.replica = Some(replica);
         slot.paused_until_ms = 0;
         slot.timer_at_ms = None;
+        slot.seen = OpIndex(0);
+        slot.pending.clear();
         let now = self.now_ms;
         self.disrupted(i, now);
         self.arm_timer(NodeId::Server(i), now);
@@ -885,6 +962,13 @@ impl Cluster {
     }
 
     fn send(&mut self, from: NodeId, transmit: Transmit) {
+        if transmit.to == OPERATOR {
+            if self.operator_replies.len() >= MAX_OPERATOR_REPLIES {
+                self.operator_replies.pop_front();
+            }
+            self.operator_replies.push_back(transmit.msg);
+            return;
+        }
         let Some(to) = self.node(&transmit.to) else {
             return;
         };
@@ -1061,6 +1145,7 @@ impl Cluster {
                     return;
                 }
                 self.check_offered_view(to, from, &msg);
+                self.check_offered_map(to, from, &msg);
                 let from_endpoint = self.endpoint(from);
                 let now = self.server_now(i);
                 self.servers[i]
@@ -1072,6 +1157,7 @@ impl Cluster {
             }
             NodeId::Client(c) => {
                 self.check_offered_view(to, from, &msg);
+                self.check_offered_map(to, from, &msg);
                 let from_endpoint = self.endpoint(from);
                 let now = self.now();
                 self.clients[c].clerk.handle(now, from_endpoint, msg);
@@ -1162,10 +1248,116 @@ impl Cluster {
                 self.send(NodeId::Server(i), t);
             }
         }
+        self.watch_executions(i);
         if let Some(next) = next {
             self.arm_timer(NodeId::Server(i), next.max(self.now_ms + 1));
         }
         captured
+    }
+
+    /// The execution checker (S4-S6), after every step of server `i`: the requests it ordered
+    /// as primary since the last look are checked against its own shard state (a group
+    /// executes only slots it serves: not frozen before the entry, not still arriving), and
+    /// recorded in the ledger once committed. Then its shard state, once it has taken on a
+    /// configuration completely, must match that committed configuration on the watched slots.
+    fn watch_executions(&mut self, i: usize) {
+        let now = (self.now_ms, self.events_processed);
+        let ledger = &mut self.ledger;
+        let watched = &self.watched_slots;
+        let ServerSlot {
+            id,
+            group,
+            replica,
+            seen,
+            pending,
+            ..
+        } = &mut self.servers[i];
+        let group = *group;
+        let Some(replica) = replica.as_ref() else {
+            return;
+        };
+        let state = replica.state();
+        let last = state.last.index;
+        let shard = &state.shard;
+        let mut found = Vec::new();
+        if replica.role() == RoleKind::Primary {
+            let log = replica.recent_log();
+            let from = (*seen).max(log.base().index);
+            if last > from {
+                for entry in log.after(from, usize::MAX) {
+                    let Op::Client {
+                        client, seq, cmds, ..
+                    } = &entry.op
+                    else {
+                        continue;
+                    };
+                    let mut slots: Vec<u16> =
+                        cmds.iter().flat_map(|c| c.keys()).map(|k| key_slot(k)).collect();
+                    slots.sort_unstable();
+                    slots.dedup();
+                    for slot in slots {
+                        if !served_at(shard, slot, entry.pos.index) {
+                            found.push(format!(
+                                "S4: {id} (primary of group {group}) executed client {} seq {} \
+                                 on slot {slot} at index {}, which its group did not serve there \
+                                 (frozen: {}, arriving: {}, taken on: {}, target: {})",
+                                client.0,
+                                seq.0,
+                                entry.pos.index,
+                                shard.frozen.contains(slot),
+                                shard.arriving.contains(slot),
+                                shard.taken_on,
+                                shard.target,
+                            ));
+                        }
+                        let execution = Execution {
+                            at: now,
+                            group,
+                            server: id.clone(),
+                            slot,
+                            client: *client,
+                            seq: *seq,
+                            unsharded: !shard.sharded,
+                        };
+                        pending.push((entry.pos.index, execution));
+                    }
+                }
+            }
+            if let Some(commit) = replica.commit_index() {
+                let (done, waiting): (Vec<_>, Vec<_>) = std::mem::take(pending)
+                    .into_iter()
+                    .partition(|(index, _)| *index <= commit);
+                *pending = waiting;
+                for (_, e) in done {
+                    ledger.executed(e);
+                }
+            }
+        } else {
+            pending.clear();
+        }
+        // S3: a group that took on configuration n completely serves exactly what n gives it.
+        if shard.sharded
+            && shard.target == shard.taken_on
+            && !shard.moving()
+            && let Some(config) = ledger.config(shard.taken_on)
+        {
+            for &slot in watched {
+                let ours = config.owner(slot) == Some(group);
+                if shard.served.contains(slot) != ours {
+                    found.push(format!(
+                        "S3: {id} of group {group} took on configuration {} {} slot {slot}, \
+                         which that configuration gives to {:?}",
+                        shard.taken_on,
+                        if ours { "without serving" } else { "serving" },
+                        config.owner(slot)
+                    ));
+                }
+            }
+        }
+        *seen = last;
+        for violation in found {
+            self.invariants.violate(violation);
+        }
     }
 
     fn after_client(&mut self, c: usize) {
@@ -1413,9 +1605,62 @@ impl Cluster {
                     self.invariants.view_event(&event);
                 }
             }
-            ViewEvent::Slots { .. }
-            | ViewEvent::ClientAddr { .. }
-            | ViewEvent::ConfigDone { .. } => {}
+            ViewEvent::Slots { config } => {
+                let at = (self.now_ms, self.events_processed);
+                if let Some(violation) = self.ledger.config_applied(config, at) {
+                    self.invariants.violate(format!("{name}: {violation}"));
+                }
+                self.trace_event(7, NodeId::Vs(v), config.num.0);
+            }
+            ViewEvent::ClientAddr { .. } | ViewEvent::ConfigDone { .. } => {}
+        }
+    }
+
+    /// Agreement on the cluster map (S2, Q3): a map a view-service node reveals holds the
+    /// committed configuration of its number (and the one before as `previous`) and, for
+    /// every group, the committed view of that number.
+    fn check_offered_map(&mut self, to: NodeId, from: NodeId, msg: &Message) {
+        if !matches!(from, NodeId::Vs(_)) {
+            return;
+        }
+        let map = match msg {
+            Message::ClusterReply(map)
+            | Message::PingReply(ViewReply {
+                cluster: Some(map), ..
+            }) => map.clone(),
+            _ => return,
+        };
+        let mut wrong = Vec::new();
+        for (config, what) in [(&map.config, "config"), (&map.previous, "previous")] {
+            if config.num == ConfigNum(0) {
+                continue;
+            }
+            if let Some(committed) = self.ledger.config(config.num)
+                && committed != config
+            {
+                wrong.push(format!(
+                    "its {what} {} is {:?}, committed as {:?}",
+                    config.num, config.ranges, committed.ranges
+                ));
+            }
+        }
+        for (group, info) in &map.groups {
+            let Some(view) = &info.view else { continue };
+            if let Some(ViewEvent::NewView { view: committed, .. }) =
+                self.committed_views.get(&(*group, view.num))
+                && committed != view
+            {
+                wrong.push(format!(
+                    "group {group}'s view {} is {view:?}, committed as {committed:?}",
+                    view.num
+                ));
+            }
+        }
+        for what in wrong {
+            self.invariants.violate(format!(
+                "S2: {to:?} received a cluster map (epoch {}) from {from:?}: {what}",
+                map.epoch
+            ));
         }
     }
 
@@ -1505,6 +1750,17 @@ impl Cluster {
         self.invariants
             .declared_dead(cause, at_ms, healthy_for_ms, window_ms);
     }
+}
+
+/// Whether a group whose shard state is `shard` (after the entry at `index` and maybe a few
+/// more of the same step) served `slot` at `index`: served now, or frozen by a later entry.
+fn served_at(shard: &ShardState, slot: u16, index: OpIndex) -> bool {
+    if !shard.sharded || shard.served.contains(slot) {
+        return true;
+    }
+    shard.outgoing.values().any(|out| {
+        out.frozen_at > index && out.slots.iter().any(|&(a, b)| a <= slot && slot <= b)
+    })
 }
 
 /// The name of server `i` (0-based) of `group`: s1, s2, ... in group 0 (the names of a

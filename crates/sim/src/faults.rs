@@ -2,6 +2,7 @@
 //! episode starts a fault and schedules its end.
 
 use tandem_protocol::GroupId;
+use tandem_protocol::message::SlotsChange;
 
 use crate::cluster::Cluster;
 use crate::net::NodeId;
@@ -77,6 +78,21 @@ pub enum Action {
     IsolateLeaderWithServers(u64, bool),
     /// Cut a server from the view-service leader only.
     CutFromLeader(usize),
+    /// The operator moves slots to a group (S3); refused while a move is in progress.
+    MoveSlots {
+        /// Inclusive slot ranges.
+        ranges: Vec<(u16, u16)>,
+        /// The group taking them.
+        to: GroupId,
+    },
+    /// Crash the primary of the group giving up `slot` (`giver`) or of the one taking it,
+    /// if the slot is moving now (S5-S8: the other servers of the group carry the move on).
+    CrashMovePrimary {
+        /// A slot of the move.
+        slot: u16,
+        /// The giver's primary, else the taker's.
+        giver: bool,
+    },
 }
 
 /// Draws the next fault episode: actions with their delays from now.
@@ -96,6 +112,9 @@ pub fn next_episode(cluster: &mut Cluster) -> Vec<(u64, Action)> {
     } else {
         GroupId(0)
     };
+    if groups > 1 && rng.below(3) == 0 {
+        return move_episode(rng, groups, group, length);
+    }
     if vs_nodes > 1 && rng.below(2) == 0 {
         return vs_episode(rng, vs_nodes, servers, vs, length, group);
     }
@@ -191,6 +210,40 @@ pub fn next_episode(cluster: &mut Cluster) -> Vec<(u64, Action)> {
             (0, Action::Crash(server)),
             (0, Action::Pause((server + 1) % servers, length)),
             (length, Action::Restart(server)),
+        ],
+    }
+}
+
+/// Draws a slot move (S3) of a range around a slot of the workload's keys to group `to`, alone
+/// or with a crash of the giver's or the taker's primary while it goes on.
+fn move_episode(
+    rng: &mut tandem_protocol::rng::SplitMix64,
+    groups: usize,
+    to: GroupId,
+    length: u64,
+) -> Vec<(u64, Action)> {
+    let slots: Vec<u16> = crate::workload::spread_tags(crate::workload::SHARDED_TAGS)
+        .iter()
+        .map(|t| tandem_kv::slots::key_slot(t.as_bytes()))
+        .collect();
+    let slot = slots[rng.below(slots.len() as u64) as usize];
+    let width = rng.below(200) as u16;
+    let last = tandem_kv::slots::SLOT_COUNT - 1;
+    let ranges = vec![(slot.saturating_sub(width), slot.saturating_add(width).min(last))];
+    let _ = groups;
+    let moving = Action::MoveSlots { ranges, to };
+    match rng.below(4) {
+        0 | 1 => vec![(0, moving)],
+        giver => vec![
+            (0, moving),
+            (
+                1 + rng.below(300),
+                Action::CrashMovePrimary {
+                    slot,
+                    giver: giver == 2,
+                },
+            ),
+            (length + 1000, Action::RestartAll),
         ],
     }
 }
@@ -453,6 +506,27 @@ pub fn apply(cluster: &mut Cluster, action: &Action) {
             cluster.net.config.delay_max_ms = *delay_max_ms;
         }
         Action::Hostile(per_mille) => cluster.net.config.hostile_per_mille = *per_mille,
+        Action::MoveSlots { ranges, to } => {
+            let _ = cluster.change_slots(SlotsChange::Move {
+                ranges: ranges.clone(),
+                to: *to,
+            });
+        }
+        Action::CrashMovePrimary { slot, giver } => {
+            let Some(map) = cluster.cluster_map() else {
+                return;
+            };
+            let (before, after) = (map.previous.owner(*slot), map.config.owner(*slot));
+            let target = if *giver { before } else { after };
+            if before != after
+                && !cluster.configs_settled()
+                && let Some(group) = target
+                && healthy(cluster, group)
+                && let Some(p) = primary_index(cluster, group)
+            {
+                cluster.crash(p);
+            }
+        }
         Action::HealNetwork => {
             let base = cluster.config().net.clone();
             cluster.net.heal_all();

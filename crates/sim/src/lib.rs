@@ -5,6 +5,7 @@
 //! - [`cluster`]: the harness: the replicated view service (Raft nodes with simulated disks),
 //!   servers and client sessions on virtual time.
 //! - [`history`]: recorded operations and the invariants checked on every step.
+//! - [`ledger`]: committed configurations and executions per slot (S3-S6).
 //! - [`model`]: the key/value store as a sequential model, per key, for the linearizability
 //!   checker.
 //! - [`workload`]: random client commands over a few keys.
@@ -20,6 +21,7 @@ pub mod catch;
 pub mod cluster;
 pub mod faults;
 pub mod history;
+pub mod ledger;
 pub mod hostile;
 pub mod model;
 pub mod net;

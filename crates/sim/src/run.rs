@@ -11,6 +11,7 @@ use std::fmt::Write as _;
 use std::io;
 
 use tandem_check::{Budget, Verdict};
+use tandem_protocol::message::SlotsChange;
 use tandem_protocol::{Bugs, ClerkConfig, GroupId, ReplicaConfig, ViewServiceConfig};
 
 use crate::catch::{PanicPrint, catch_panic};
@@ -80,6 +81,10 @@ pub struct RunReport {
     pub undecided_keys: usize,
     /// Events processed.
     pub events: u64,
+    /// Slot configurations committed (S2; 1 for a single group: the first assignment).
+    pub configs: usize,
+    /// Committed executions per group (S4), in group order.
+    pub executions_per_group: Vec<usize>,
     /// Set when the run ended with the group stuck by the rules (every holder of the state
     /// crashed): liveness and convergence were not checked, safety was.
     pub stuck: Option<String>,
@@ -171,6 +176,15 @@ pub fn run_seed_traced(options: &RunOptions, trace: &mut dyn io::Write) -> io::R
         faults: faults_applied,
         undecided_keys,
         events: cluster.events_processed(),
+        configs: cluster.ledger().configs().count(),
+        executions_per_group: cluster
+            .groups()
+            .iter()
+            .map(|g| {
+                let list = cluster.ledger().executions();
+                list.iter().filter(|e| e.group == *g).count()
+            })
+            .collect(),
         stuck,
     })
 }
@@ -196,7 +210,15 @@ fn exercise(
         panic!("planted by RunOptions::panic_at_ms at {at_ms} ms");
     }
     let tags = workload_tags(options);
-    if tags.is_empty() {
+    cluster.set_watched_slots(
+        tags.iter()
+            .map(|t| tandem_kv::slots::key_slot(t.as_bytes()))
+            .collect(),
+    );
+    if options.groups > 1 {
+        rebalance(cluster, &mut violations);
+    }
+    if options.groups <= 1 {
         cluster.set_workload(Some(Box::new(RandomWorkload::new(20))));
     } else {
         cluster.set_workload(Some(Box::new(RandomWorkload::sharded(20, tags.clone()))));
@@ -258,6 +280,14 @@ fn exercise(
             ));
         }
         check_convergence(cluster, &mut violations);
+        // Every move started ends (S5, S6): every group takes on the current configuration.
+        let bound = cluster.now_ms() + LIVENESS_BOUND_MS;
+        if !cluster.run_until(bound, Cluster::configs_settled) {
+            violations.push(format!(
+                "liveness: moves still in progress {LIVENESS_BOUND_MS} ms after healing: {}",
+                describe_map(cluster)
+            ));
+        }
 
         // A final read of every key, part of the checked history: acknowledged writes must be
         // there. Sharded: one request per tag (one slot each).
@@ -271,6 +301,7 @@ fn exercise(
     }
 
     violations.extend(cluster.violations().iter().cloned());
+    violations.extend(cluster.ledger().check());
     let undecided_keys = check_linearizability(cluster, &tags, &mut violations);
     Ok(Findings {
         violations,
@@ -279,13 +310,72 @@ fn exercise(
     })
 }
 
-/// The hash tags of the workload: none for one group (the keys of every earlier run), one per
-/// part of the slot space for several.
+/// The operator spreads the slots over every group (S3) once each has a view: asked again
+/// until the view service takes it (it refuses while the first assignment is being taken on).
+fn rebalance(cluster: &mut Cluster, violations: &mut Vec<String>) {
+    let until = cluster.now_ms() + LIVENESS_BOUND_MS;
+    let groups = cluster.groups();
+    let all_viewed = |c: &Cluster| groups.iter().all(|g| c.group_view_acked(*g));
+    if !cluster.run_until(until, all_viewed) {
+        violations.push(format!(
+            "liveness: not every group had a view {LIVENESS_BOUND_MS} ms after the start: {}",
+            describe(cluster)
+        ));
+        return;
+    }
+    while cluster.now_ms() < until {
+        if let Some(Ok(_)) = cluster.change_slots(SlotsChange::Rebalance) {
+            return;
+        }
+        cluster.run_for(100);
+    }
+    violations.push(format!(
+        "liveness: the view service did not take the rebalance within {LIVENESS_BOUND_MS} ms: {}",
+        describe_map(cluster)
+    ));
+}
+
+/// The slot map and each group's progress, for failure reports.
+pub fn describe_map(cluster: &Cluster) -> String {
+    let Some(map) = cluster.cluster_map() else {
+        return "no view-service table".to_string();
+    };
+    let mut out = format!("configuration {}:", map.config.num);
+    for (g, info) in &map.groups {
+        let _ = write!(
+            out,
+            " group {g} owns {:?} (config_done {})",
+            map.config.slots_of(*g),
+            info.config_done
+        );
+    }
+    for i in 0..cluster.server_count() {
+        if let Some(r) = cluster.server(i) {
+            let shard = &r.state().shard;
+            if shard.moving() {
+                let _ = write!(
+                    out,
+                    "; {} {:?} taken_on={} target={} out={:?} in={:?}",
+                    cluster.server_id(i),
+                    r.role(),
+                    shard.taken_on,
+                    shard.target,
+                    shard.outgoing,
+                    shard.incoming.keys().collect::<Vec<_>>()
+                );
+            }
+        }
+    }
+    out
+}
+
+/// The hash tags of the workload: a few for one group, one per part of the slot space for
+/// several.
 fn workload_tags(options: &RunOptions) -> Vec<String> {
     if options.groups > 1 {
         workload::spread_tags(workload::SHARDED_TAGS)
     } else {
-        Vec::new()
+        workload::spread_tags(workload::SINGLE_GROUP_TAGS)
     }
 }
 
@@ -303,9 +393,6 @@ fn final_reads(tags: &[String]) -> Vec<Vec<tandem_kv::Command>> {
         .map(|l| workload::parse_line(l))
         .collect::<Vec<_>>()
     };
-    if tags.is_empty() {
-        return vec![lines(&|name| name.to_string())];
-    }
     tags.iter()
         .map(|t| lines(&|name| workload::tagged(t, name)))
         .collect()

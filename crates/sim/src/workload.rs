@@ -1,5 +1,6 @@
 //! Random client requests over a handful of keys, so that many clients contend on few keys.
 //! Values are unique per request, so a lost or duplicated write is visible in later reads.
+//! Keys carry hash tags (S1): `{t3}s0` is key `s0` of tag `t3`, in the tag's slot.
 
 use bytes::Bytes;
 use tandem_kv::Command;
@@ -18,20 +19,21 @@ pub const HASH_KEYS: [&str; 2] = ["h0", "h1"];
 /// rebalance over 2 or 3 groups every group owns some of the workload's keys.
 pub const SHARDED_TAGS: usize = 6;
 
-/// Every key the workload touches (the linearizability checker's universe).
+/// Hash tags of the single-group workload: two slots, so a pipeline may span slots (S1 allows
+/// it within one group) while every multi-key command stays in one (S1 refuses it otherwise).
+pub const SINGLE_GROUP_TAGS: usize = 2;
+
+/// Every key the single-group workload touches (the linearizability checker's universe).
 pub fn universe() -> Vec<Bytes> {
-    universe_tagged(&[])
+    universe_tagged(&spread_tags(SINGLE_GROUP_TAGS))
 }
 
-/// Every key of a workload over `tags` (none: the single-group workload's keys).
+/// Every key of a workload over `tags`.
 pub fn universe_tagged(tags: &[String]) -> Vec<Bytes> {
     let names = STRING_KEYS
         .iter()
         .chain(LIST_KEYS.iter())
         .chain(HASH_KEYS.iter());
-    if tags.is_empty() {
-        return names.map(|k| Bytes::from_static(k.as_bytes())).collect();
-    }
     tags.iter()
         .flat_map(|t| names.clone().map(move |k| Bytes::from(tagged(t, k))))
         .collect()
@@ -57,27 +59,31 @@ pub fn spread_tags(n: usize) -> Vec<String> {
         .collect()
 }
 
-/// The random workload over every command family of the store.
+/// The random workload over every command family of the store. Every key is under a hash
+/// tag, and each command draws one tag, so a multi-key command stays in one slot (S1).
 #[derive(Debug)]
 pub struct RandomWorkload {
     counter: u64,
     think_max_ms: u64,
-    /// Sharded: each request draws one tag and touches only keys under it (one slot, so one
-    /// group; S1), and keyspace-wide commands (KEYS, FLUSHDB) are left out, since they would
-    /// reach one group only.
     tags: Vec<String>,
-    /// The tag of the request being built.
-    tag: Option<usize>,
+    /// Sharded: each request draws one tag and touches only keys under it (one slot, so one
+    /// group), and keyspace-wide commands (KEYS, FLUSHDB) are left out, since they would reach
+    /// one group only. Otherwise each command draws its tag.
+    sharded: bool,
+    /// The tag of the command (or sharded request) being built.
+    tag: usize,
 }
 
 impl RandomWorkload {
-    /// Clients pause up to `think_max_ms` between requests.
+    /// The single-group workload (keys under [`SINGLE_GROUP_TAGS`] tags); clients pause up to
+    /// `think_max_ms` between requests.
     pub fn new(think_max_ms: u64) -> RandomWorkload {
         RandomWorkload {
             counter: 0,
             think_max_ms,
-            tags: Vec::new(),
-            tag: None,
+            tags: spread_tags(SINGLE_GROUP_TAGS),
+            sharded: false,
+            tag: 0,
         }
     }
 
@@ -85,16 +91,18 @@ impl RandomWorkload {
     pub fn sharded(think_max_ms: u64, tags: Vec<String>) -> RandomWorkload {
         RandomWorkload {
             tags,
+            sharded: true,
             ..RandomWorkload::new(think_max_ms)
         }
     }
 
-    /// Key `name` of the request being built.
+    fn draw_tag(&mut self, rng: &mut SplitMix64) {
+        self.tag = rng.below(self.tags.len() as u64) as usize;
+    }
+
+    /// Key `name` under the current tag.
     fn key(&self, name: &'static str) -> String {
-        match self.tag {
-            Some(t) => tagged(&self.tags[t], name),
-            None => name.to_string(),
-        }
+        tagged(&self.tags[self.tag], name)
     }
 
     fn unique(&mut self, client: usize) -> String {
@@ -107,6 +115,9 @@ impl RandomWorkload {
         let pick = |rng: &mut SplitMix64, keys: &[&'static str]| {
             keys[rng.below(keys.len() as u64) as usize]
         };
+        if !self.sharded {
+            self.draw_tag(rng);
+        }
         let s = self.key(pick(rng, &STRING_KEYS));
         let l = self.key(pick(rng, &LIST_KEYS));
         let h = self.key(pick(rng, &HASH_KEYS));
@@ -116,7 +127,7 @@ impl RandomWorkload {
             _ => s.clone(),
         };
         let (s0, s1, s2) = (self.key("s0"), self.key("s1"), self.key("s2"));
-        let sharded = self.tag.is_some();
+        let sharded = self.sharded;
         let v = self.unique(client);
         let f = ["f0", "f1", "f2"][rng.below(3) as usize];
         match rng.below(40) {
@@ -181,7 +192,9 @@ impl Workload for RandomWorkload {
         } else {
             1
         };
-        self.tag = (!self.tags.is_empty()).then(|| rng.below(self.tags.len() as u64) as usize);
+        if self.sharded {
+            self.draw_tag(rng);
+        }
         Some(
             (0..n)
                 .map(|_| parse_line(&self.line(client, rng)))

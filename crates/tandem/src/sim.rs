@@ -146,6 +146,13 @@ fn print_report(out: &mut dyn Write, report: &RunReport, real: Duration) -> io::
         report.simulated_ms as f64 / 1000.0,
         real.as_secs_f64()
     )?;
+    if report.executions_per_group.len() > 1 {
+        writeln!(
+            out,
+            "{} slot configurations; executions per group: {:?}",
+            report.configs, report.executions_per_group
+        )?;
+    }
     if let Some(why) = &report.stuck {
         writeln!(
             out,
