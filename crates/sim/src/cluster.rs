@@ -10,21 +10,21 @@
 //! only what was synced or written back. A restart builds the node from what was kept.
 
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BinaryHeap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap, VecDeque};
 use std::sync::Arc;
 
+use tandem_kv::slots::key_slot;
 use tandem_kv::{Command, Reply};
 use tandem_protocol::consensus::{
     DiskOp, DiskState, NodeConfig, NodeEvent, Persist, ViewServiceNode,
 };
 use tandem_protocol::locator::MAX_UNANSWERED;
-use tandem_kv::slots::key_slot;
 use tandem_protocol::message::{
     Endpoint, MembersRefusal, Message, Op, SlotsChange, Transmit, ViewReply,
 };
-use tandem_protocol::shard::ClusterMap;
 use tandem_protocol::replica::Replica;
 use tandem_protocol::rng::SplitMix64;
+use tandem_protocol::shard::ClusterMap;
 use tandem_protocol::{
     Clerk, ClerkConfig, ClientId, Completion, ConfigNum, Failure, GroupId, Incarnation, Now,
     OpIndex, Outcome, ReplicaConfig, RoleKind, Seq, ServerId, ShardState, View, ViewChangeCause,
@@ -239,6 +239,8 @@ pub struct Cluster {
     watched_slots: Vec<u16>,
     /// What the view service answered the operator (`change_slots`), oldest first (bounded).
     operator_replies: VecDeque<Message>,
+    /// Servers and configurations already reported by the S3 check (once each).
+    s3_reported: BTreeSet<(usize, ConfigNum)>,
 }
 
 /// The operator tool's endpoint (a change of the slot map is handed to the leader directly).
@@ -351,6 +353,7 @@ impl Cluster {
             ledger: Ledger::default(),
             watched_slots: Vec::new(),
             operator_replies: VecDeque::new(),
+            s3_reported: BTreeSet::new(),
         };
         // The view-service nodes start from empty disks and elect a leader first (bounded);
         // then servers start one ping interval apart so that s1 is the first primary (V5).
@@ -544,15 +547,18 @@ impl Cluster {
     /// The operator asks the view-service leader to change the slot map (S3): the message is
     /// handed to the leader directly. Returns its answer if it gave one at once (`None`: no
     /// leader, or no answer yet).
-    pub fn change_slots(&mut self, change: SlotsChange) -> Option<Result<ConfigNum, MembersRefusal>> {
+    pub fn change_slots(
+        &mut self,
+        change: SlotsChange,
+    ) -> Option<Result<ConfigNum, MembersRefusal>> {
         let l = self.leader()?;
         let now = self.now();
         self.operator_replies.clear();
-        self.vs[l]
-            .node
-            .as_mut()
-            .expect("a leader is up")
-            .handle(now, OPERATOR, Message::ChangeSlots(change));
+        self.vs[l].node.as_mut().expect("a leader is up").handle(
+            now,
+            OPERATOR,
+            Message::ChangeSlots(change),
+        );
         self.after_vs(l);
         self.operator_replies.iter().rev().find_map(|m| match m {
             Message::SlotsReply(reply) => Some(reply.clone()),
@@ -1264,6 +1270,7 @@ impl Cluster {
         let now = (self.now_ms, self.events_processed);
         let ledger = &mut self.ledger;
         let watched = &self.watched_slots;
+        let s3_reported = &mut self.s3_reported;
         let ServerSlot {
             id,
             group,
@@ -1291,8 +1298,11 @@ impl Cluster {
                     else {
                         continue;
                     };
-                    let mut slots: Vec<u16> =
-                        cmds.iter().flat_map(|c| c.keys()).map(|k| key_slot(k)).collect();
+                    let mut slots: Vec<u16> = cmds
+                        .iter()
+                        .flat_map(|c| c.keys())
+                        .map(|k| key_slot(k))
+                        .collect();
                     slots.sort_unstable();
                     slots.dedup();
                     for slot in slots {
@@ -1340,10 +1350,12 @@ impl Cluster {
             && shard.target == shard.taken_on
             && !shard.moving()
             && let Some(config) = ledger.config(shard.taken_on)
+            && !s3_reported.contains(&(i, shard.taken_on))
         {
             for &slot in watched {
                 let ours = config.owner(slot) == Some(group);
                 if shard.served.contains(slot) != ours {
+                    s3_reported.insert((i, shard.taken_on));
                     found.push(format!(
                         "S3: {id} of group {group} took on configuration {} {} slot {slot}, \
                          which that configuration gives to {:?}",
@@ -1646,8 +1658,9 @@ impl Cluster {
         }
         for (group, info) in &map.groups {
             let Some(view) = &info.view else { continue };
-            if let Some(ViewEvent::NewView { view: committed, .. }) =
-                self.committed_views.get(&(*group, view.num))
+            if let Some(ViewEvent::NewView {
+                view: committed, ..
+            }) = self.committed_views.get(&(*group, view.num))
                 && committed != view
             {
                 wrong.push(format!(
@@ -1758,9 +1771,10 @@ fn served_at(shard: &ShardState, slot: u16, index: OpIndex) -> bool {
     if !shard.sharded || shard.served.contains(slot) {
         return true;
     }
-    shard.outgoing.values().any(|out| {
-        out.frozen_at > index && out.slots.iter().any(|&(a, b)| a <= slot && slot <= b)
-    })
+    shard
+        .outgoing
+        .values()
+        .any(|out| out.frozen_at > index && out.slots.iter().any(|&(a, b)| a <= slot && slot <= b))
 }
 
 /// The name of server `i` (0-based) of `group`: s1, s2, ... in group 0 (the names of a

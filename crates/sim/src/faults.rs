@@ -229,7 +229,10 @@ fn move_episode(
     let slot = slots[rng.below(slots.len() as u64) as usize];
     let width = rng.below(200) as u16;
     let last = tandem_kv::slots::SLOT_COUNT - 1;
-    let ranges = vec![(slot.saturating_sub(width), slot.saturating_add(width).min(last))];
+    let ranges = vec![(
+        slot.saturating_sub(width),
+        slot.saturating_add(width).min(last),
+    )];
     let _ = groups;
     let moving = Action::MoveSlots { ranges, to };
     match rng.below(4) {
