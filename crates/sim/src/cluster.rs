@@ -1028,8 +1028,13 @@ impl Cluster {
         let (_, mut mutated) = mutator.mutate(&mut self.rng, msg);
         if let Message::Ping(ping) = &mut mutated {
             // The simulated cluster and its checkers know its own groups; V12's bound on
-            // made-up groups has its own tests.
-            ping.group = GroupId(ping.group.0 % groups.len() as u32);
+            // made-up groups has its own tests. A ping names its server's own group: a real
+            // server claiming another group would be a liar about itself, which no check can
+            // tell from a misconfigured server (the copy may go out as from that server).
+            ping.group = match self.by_id.get(&ping.server) {
+                Some(&i) => self.servers[i].group,
+                None => GroupId(ping.group.0 % groups.len() as u32),
+            };
         }
         let from = self.rng.below(self.servers.len() as u64) as usize;
         let delay = 1 + self.rng.below(self.net.config.delay_max_ms.max(1));
