@@ -1015,6 +1015,8 @@ impl Cluster {
                 | Message::TransferReply(_)
                 | Message::Ping(_)
                 | Message::PingReply(_)
+                | Message::SlotData(_)
+                | Message::SlotDataReply(_)
         ) || matches!(to, NodeId::Client(_))
         {
             return;
@@ -1054,6 +1056,16 @@ impl Cluster {
     fn deliver_hostile(&mut self, from: usize, to: NodeId, msg: Message) {
         let impostor = self.servers[from].id.clone();
         let allowed = match to {
+            // S7: chunks and their answers are taken only from a group the configuration pairs
+            // with the receiver's in a move; a server of such a group lying is beyond any check.
+            NodeId::Server(i)
+                if matches!(msg, Message::SlotData(_) | Message::SlotDataReply(_)) =>
+            {
+                self.servers[i].replica.is_some()
+                    && !self
+                        .move_partners(self.servers[i].group)
+                        .contains(&self.servers[from].group)
+            }
             NodeId::Server(i) => self.servers[i]
                 .replica
                 .as_ref()
@@ -1079,6 +1091,25 @@ impl Cluster {
             self.hostile_injected += 1;
             self.deliver(at_ms, NodeId::Server(from), to, msg);
         }
+    }
+
+    /// The groups that give slots to `group` or take slots from it in the current
+    /// configuration (S3): only their servers may send it chunks and answers (S7). Every
+    /// group has taken on the configuration before (S3), so nobody else may.
+    fn move_partners(&self, group: GroupId) -> BTreeSet<GroupId> {
+        let mut partners = BTreeSet::new();
+        let Some(map) = self.cluster_map() else {
+            return partners;
+        };
+        for m in map.previous.moves_to(&map.config) {
+            if m.from == group {
+                partners.insert(m.to);
+            }
+            if m.to == group {
+                partners.insert(m.from);
+            }
+        }
+        partners
     }
 
     /// Observes the network where it matters for V3: a message between a server and the view
