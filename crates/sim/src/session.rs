@@ -140,14 +140,13 @@ impl ShardSession {
                     self.last_query_ms = None;
                 }
             }
-            (Endpoint::Server(server), Message::Response(response)) => {
+            (Endpoint::Server(server), Message::Response(response))
                 if self
                     .inflight
                     .as_ref()
-                    .is_some_and(|i| i.sent_to.contains(&server))
-                {
-                    self.on_response(now, response);
-                }
+                    .is_some_and(|i| i.sent_to.contains(&server)) =>
+            {
+                self.on_response(now, response);
             }
             _ => {}
         }
