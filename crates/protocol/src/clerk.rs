@@ -18,10 +18,10 @@
 //! taker (S8), so a retry keeps its `(client, seq)` wherever it goes and is answered, not run
 //! again. `WrongGroup` and `SlotMoving` refusals make the clerk ask for a newer map and resend.
 //!
-//! **Without a map** (a view service that does not answer `GetCluster`, or before any slot is
-//! assigned) the clerk behaves as before sharding: everything goes to its home group, whose view
-//! it asks with `GetView`. It asks `GetCluster` alongside until a map arrives, and from then on
-//! only `GetCluster` (the map carries every group's view).
+//! The clerk asks the view service only `GetCluster` (the map carries every group's view); it
+//! still takes a `ViewReply` (a coordinator hub hands its sessions the view it cached). **Until
+//! the map assigns slots** (configuration 0, or no map yet) the clerk behaves as before
+//! sharding: everything goes to its home group.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
@@ -156,8 +156,7 @@ const MAX_TARGETS_REMEMBERED: usize = 8;
 /// Statistics for operators and the "view service is not flooded" check.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ClerkStats {
-    /// Queries sent to the view service (`GetView` or `GetCluster`; the pair sent while no map
-    /// is known counts once).
+    /// `GetCluster` queries sent to the view service.
     pub view_queries: u64,
     /// Requests sent (first attempts and retries).
     pub sends: u64,
@@ -615,28 +614,14 @@ impl Clerk {
         inflight.resend_at_ms = Some(now.mono_ms + self.config.attempt_timeout_ms);
     }
 
-    /// Asks the view service: for a newer map once it has sent one; before that, the map and
-    /// the home group's view (what a view service without maps answers).
+    /// Asks the view service for a map newer than the one held (S2): it carries every
+    /// group's view, so one question serves routing and finding primaries (C1).
     fn query(&mut self) {
-        let to = self.locator.target();
-        match &self.map {
-            Some(map) => self.outbox.push_back(Transmit {
-                to,
-                msg: Message::GetCluster { epoch: map.epoch },
-            }),
-            None => {
-                // The map first: a view service answers in order, so a map it has arrives
-                // before the view.
-                self.outbox.push_back(Transmit {
-                    to: to.clone(),
-                    msg: Message::GetCluster { epoch: 0 },
-                });
-                self.outbox.push_back(Transmit {
-                    to,
-                    msg: Message::GetView { group: self.home },
-                });
-            }
-        }
+        let epoch = self.map.as_ref().map_or(0, |m| m.epoch);
+        self.outbox.push_back(Transmit {
+            to: self.locator.target(),
+            msg: Message::GetCluster { epoch },
+        });
         self.stats.view_queries += 1;
         self.locator.sent();
     }

@@ -300,11 +300,14 @@ impl Plan {
     }
 }
 
+/// The items of one slot, and their positions among the command's arguments.
+type SlotItems<T> = (Vec<(Bytes, T)>, Vec<usize>);
+
 /// `items` keyed by key, grouped by slot in the order slots first appear, each with the
 /// argument positions of its items.
-fn by_slot<T>(items: impl Iterator<Item = (Bytes, T)>) -> Vec<(Vec<(Bytes, T)>, Vec<usize>)> {
+fn by_slot<T>(items: impl Iterator<Item = (Bytes, T)>) -> Vec<SlotItems<T>> {
     let mut order: BTreeMap<u16, usize> = BTreeMap::new();
-    let mut groups: Vec<(Vec<(Bytes, T)>, Vec<usize>)> = Vec::new();
+    let mut groups: Vec<SlotItems<T>> = Vec::new();
     for (position, (key, value)) in items.enumerate() {
         let slot = key_slot(&key);
         let index = *order.entry(slot).or_insert_with(|| {

@@ -114,9 +114,8 @@ impl Client {
         Ok(client)
     }
 
-    /// Asks the view service's leader for the cluster map and the view until one answers (Q2),
-    /// then gives the clerk the map, the view and the list, the answering node first. The map
-    /// is asked first: a node answers in order, so a map it has arrives before the view.
+    /// Asks the view service's leader for the cluster map (every group's view) until one
+    /// answers (Q2), then gives the clerk the map and the list, the answering node first.
     async fn first_view(&mut self, timeout: Duration) -> Result<(), ClientError> {
         let deadline = Instant::now() + timeout;
         let mut locator = Locator::new(self.view_services.clone());
@@ -128,7 +127,6 @@ impl Client {
             if Instant::now() >= next_ask {
                 locator.sent();
                 self.send(locator.target(), Message::GetCluster { epoch: 0 });
-                self.send(locator.target(), Message::GetView { group: HOME });
                 next_ask = Instant::now() + Duration::from_millis(FIRST_VIEW_RETRY_MS);
             }
             tokio::select! {
@@ -137,9 +135,6 @@ impl Client {
                     let Endpoint::ViewService(node) = &inbound.from else { continue };
                     match inbound.msg {
                         Message::ClusterReply(_) => {
-                            self.clerk.handle(self.clock.now(), inbound.from, inbound.msg);
-                        }
-                        Message::ViewReply(_) => {
                             // An answer naming a node outside the list: start from the node
                             // asked (a leader added online that a redirect named is both).
                             let first = if self.view_services.contains(node) {

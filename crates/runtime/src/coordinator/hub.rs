@@ -8,10 +8,10 @@
 //! `poll_completion`. Timers are a min-heap of `(deadline, client)` with lazy deletion.
 //!
 //! Two shortcuts keep the view service from being flooded by thousands of sessions, without
-//! changing what any clerk decides: the latest view and cluster map are cached and handed to a
-//! session before it submits, and a query from a session (`GetCluster`, or `GetView` while no
-//! map is known) is not sent when another was sent within [`VIEW_QUERY_GAP_MS`]: the answer to
-//! that one is given to every busy session.
+//! changing what any clerk decides: the latest cluster map (and the home group's view in it) is
+//! cached and handed to a session before it submits, and a `GetCluster` from a session is not
+//! sent when another was sent within [`VIEW_QUERY_GAP_MS`]: the answer to that one is given to
+//! every busy session.
 //!
 //! **Sharding (S1).** A connection's batch is split by a [`Plan`] (`tandem_protocol::router`):
 //! multi-key commands across slots into one part per slot, keyspace-wide commands and ACL
@@ -23,7 +23,7 @@
 //! in which nothing completed is `TimedOut`, as before sharding).
 //!
 //! The hub finds the view service's leader itself (Q2) with its own [`Locator`] over the
-//! `--viewserver` list: every `GetView` goes to the locator's target; a `ViewReply` from the
+//! `--viewserver` list: every `GetCluster` goes to the locator's target; a `ClusterReply` from the
 //! target counts as its answer; a `NotLeader` moves the target to the leader named (asked at
 //! once, a few times in a row at most) or, with none named, to the next node (asked at the
 //! normal pace); too many unanswered queries, or a refused connection to the target, move on to
@@ -48,7 +48,7 @@ use crate::clock::{Clock, random_u64};
 use crate::net::{Inbound, Net, Peers};
 use crate::shutdown::Shutdown;
 
-/// Least time between two `GetView`s sent on behalf of sessions.
+/// Least time between two `GetCluster`s sent on behalf of sessions.
 pub(crate) const VIEW_QUERY_GAP_MS: u64 = 5;
 /// Most `NotLeader` redirects followed at once (without waiting out the gap) in a row.
 const MAX_REDIRECTS_AT_ONCE: u32 = 3;
@@ -509,9 +509,8 @@ impl Hub {
         }
     }
 
-    /// Asks the view service unless it was asked within [`VIEW_QUERY_GAP_MS`]: for a newer
-    /// cluster map once one is known, else for a map and the home group's view (what a view
-    /// service without maps answers).
+    /// Asks the view service for a newer cluster map (it carries every group's view) unless
+    /// it was asked within [`VIEW_QUERY_GAP_MS`].
     fn query_view(&mut self, from: Endpoint) {
         let now_ms = self.clock.now().mono_ms;
         if self
@@ -521,21 +520,13 @@ impl Hub {
             return;
         }
         self.last_view_query_ms = Some(now_ms);
-        let msgs = match &self.map {
-            Some((map, _)) => vec![Message::GetCluster { epoch: map.epoch }],
-            // The map first: answered in order, a map arrives before the view.
-            None => vec![
-                Message::GetCluster { epoch: 0 },
-                Message::GetView { group: self.group },
-            ],
-        };
+        let epoch = self.map.as_ref().map_or(0, |(m, _)| m.epoch);
+        let msg = Message::GetCluster { epoch };
         let target = self.locator.target_addr().clone();
         self.locator.sent();
         self.note_target();
-        for msg in msgs {
-            if let Some(frame) = self.peers.net().encode(&from, msg) {
-                self.peers.send(target.as_str(), frame);
-            }
+        if let Some(frame) = self.peers.net().encode(&from, msg) {
+            self.peers.send(target.as_str(), frame);
         }
     }
 
