@@ -38,7 +38,8 @@
 //! - [`message`]: every message between roles, and `Transmit` (a message plus its destination).
 //! - [`view_service`]: the view service core (rules V1-V9), with durable decisions as events.
 //! - [`replica`]: the server core (rules P1-P8): primary ordering, forwarding, state transfer.
-//! - [`clerk`]: the coordinator core (rules C1, C3).
+//! - [`clerk`]: the coordinator core (rules C1, C3, S1, S4, S8): routes each request by slot.
+//! - [`router`]: splitting a batch over the groups of a sharded keyspace, merging replies.
 //! - [`config`]: one configuration struct per role, with `validate()`.
 //! - [`bug`]: protocol bugs the simulator can plant to prove its checkers work.
 //! - [`time`], [`rng`]: time as an input, and a deterministic random generator.
@@ -55,13 +56,14 @@ pub mod locator;
 pub mod message;
 pub mod replica;
 pub mod rng;
+pub mod router;
 pub mod shard;
 pub mod time;
 pub mod view;
 pub mod view_service;
 
 pub use bug::{Bug, Bugs};
-pub use clerk::{Clerk, Completion, Outcome};
+pub use clerk::{Clerk, Completion, Outcome, Route};
 pub use config::{ClerkConfig, ConfigError, ReplicaConfig, ViewServiceConfig};
 pub use ids::{
     ClientId, ConfigNum, GroupId, Incarnation, LogPos, OpIndex, Seq, ServerId, ViewNum, VsAddr,

@@ -1,6 +1,11 @@
 //! A Rust client that embeds a [`Clerk`] and talks to the servers directly (no coordinator
 //! hop): it asks the view service for the primary and retries across view changes (C1, C3).
 //!
+//! In a sharded cluster it routes like a coordinator (S1): a pipeline is split by a [`Plan`]
+//! (one part per slot for MGET/EXISTS/DEL/MSET across slots, keyspace-wide commands and ACL
+//! writes to every group), each run of consecutive parts for one group is one request of the
+//! one session, and the replies are merged in order. A pipeline is atomic only within one group.
+//!
 //! The view service is a list of nodes (Q2): `connect` locates the leader with a [`Locator`]
 //! (following `NotLeader` redirects, moving on from a node that does not answer), then hands the
 //! list to the clerk, starting at the node that answered; the clerk keeps following redirects.
@@ -11,6 +16,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use tandem_kv::{Command, Reply};
 use tandem_protocol::locator::{Locator, MAX_UNANSWERED};
+use tandem_protocol::router::{Plan, groups_of};
 use tandem_protocol::{Clerk, ClerkConfig, ClientId, Endpoint, GroupId, Message, Outcome, VsAddr};
 use tokio::sync::mpsc;
 use tokio::time::{Instant, sleep_until};
@@ -25,6 +31,10 @@ use crate::shutdown::{ShutdownTrigger, shutdown_channel};
 const FIRST_VIEW_RETRY_MS: u64 = 100;
 /// Most `NotLeader` redirects followed at once (without waiting for the retry) in a row.
 const MAX_REDIRECTS_AT_ONCE: u32 = 3;
+/// Most times one pipeline is planned again because moves split a run.
+const MAX_REPLANS: u32 = 16;
+/// Where requests go without a cluster map, and keyless ones by default.
+const HOME: GroupId = GroupId(0);
 
 /// `list` with `node` first (it answered: the leader, or the node a single view service is), the
 /// others after in their order.
@@ -49,8 +59,9 @@ pub enum ClientError {
     Runtime(#[from] RuntimeError),
 }
 
-/// A session with a tandem cluster (replica group 0). One request at a time (P8): `call` and
-/// `pipeline` take `&mut self`.
+/// A session with a tandem cluster: every group of a sharded one, routed by slot (S1), or
+/// replica group 0 without a cluster map. One request at a time (P8): `call` and `pipeline`
+/// take `&mut self`.
 #[derive(Debug)]
 pub struct Client {
     clerk: Clerk,
@@ -91,7 +102,7 @@ impl Client {
         let id = ClientId(random_u64());
         let timeout = Duration::from_millis(config.request_timeout_ms);
         let mut client = Client {
-            clerk: Clerk::new(id, GroupId(0), config),
+            clerk: Clerk::new(id, HOME, config),
             clock: Clock::new(),
             peers: Peers::new(net),
             inbox,
@@ -103,8 +114,8 @@ impl Client {
         Ok(client)
     }
 
-    /// Asks the view service's leader for the view until one answers (Q2), then gives the
-    /// clerk the view and the list, the answering node first.
+    /// Asks the view service's leader for the cluster map (every group's view) until one
+    /// answers (Q2), then gives the clerk the map and the list, the answering node first.
     async fn first_view(&mut self, timeout: Duration) -> Result<(), ClientError> {
         let deadline = Instant::now() + timeout;
         let mut locator = Locator::new(self.view_services.clone());
@@ -115,7 +126,7 @@ impl Client {
         loop {
             if Instant::now() >= next_ask {
                 locator.sent();
-                self.send(locator.target(), Message::GetView { group: GroupId(0) });
+                self.send(locator.target(), Message::GetCluster { epoch: 0 });
                 next_ask = Instant::now() + Duration::from_millis(FIRST_VIEW_RETRY_MS);
             }
             tokio::select! {
@@ -123,7 +134,7 @@ impl Client {
                     let Some(inbound) = inbound else { break };
                     let Endpoint::ViewService(node) = &inbound.from else { continue };
                     match inbound.msg {
-                        Message::ViewReply(_) => {
+                        Message::ClusterReply(_) => {
                             // An answer naming a node outside the list: start from the node
                             // asked (a leader added online that a redirect named is both).
                             let first = if self.view_services.contains(node) {
@@ -181,7 +192,10 @@ impl Client {
         Ok(replies.pop().unwrap_or(Reply::Nil))
     }
 
-    /// Runs commands as one atomic batch, in order; one reply per command.
+    /// Runs commands in order; one reply per command. The batch is atomic when its keys are
+    /// owned by one group (always without sharding); across groups each group's run is (S1).
+    /// A command whose part did not complete in time answers `-TRYAGAIN`; when no part did, the
+    /// call fails with [`ClientError::TimedOut`].
     pub async fn pipeline(&mut self, commands: Vec<Vec<Bytes>>) -> Result<Vec<Reply>, ClientError> {
         let cmds = commands
             .iter()
@@ -191,16 +205,54 @@ impl Client {
                 Reply::Error(text) => ClientError::Rejected(text),
                 other => ClientError::Rejected(format!("{other:?}")),
             })?;
-        self.clerk.submit(self.clock.now(), Arc::new(cmds));
+        let random = if cmds.iter().any(|c| matches!(c, Command::RandomKey)) {
+            random_u64()
+        } else {
+            0
+        };
+        let plan = Plan::new(
+            cmds,
+            &groups_of(self.clerk.map().map(|m| m.as_ref()), HOME),
+            random,
+        );
+        let mut replies: Vec<Option<Reply>> = vec![None; plan.parts().len()];
+        let (mut next, mut replans) = (0, 0);
+        while next < plan.parts().len() {
+            let run = plan.run_at(next, self.clerk.map().map(|m| m.as_ref()), HOME);
+            let cmds: Vec<Command> = plan.parts()[run.parts.clone()]
+                .iter()
+                .map(|p| p.cmd.clone())
+                .collect();
+            let now = self.clock.now();
+            match run.group {
+                Some(group) if run.named => self.clerk.submit_to(now, Arc::new(cmds), None, group),
+                _ => self.clerk.submit_as(now, Arc::new(cmds), None),
+            };
+            match self.wait().await {
+                Outcome::Replies(got) => {
+                    for (slot, reply) in replies[run.parts.clone()].iter_mut().zip(got.iter()) {
+                        *slot = Some(reply.clone());
+                    }
+                    next = run.parts.end;
+                }
+                Outcome::CrossGroup if replans < MAX_REPLANS => replans += 1,
+                Outcome::CrossGroup | Outcome::TimedOut => break,
+            }
+        }
+        if replies.iter().all(Option::is_none) && !replies.is_empty() {
+            return Err(ClientError::TimedOut);
+        }
+        Ok(plan.merge(replies))
+    }
+
+    /// Drives the clerk until its request completes.
+    async fn wait(&mut self) -> Outcome {
         loop {
             while let Some(transmit) = self.clerk.poll_transmit(self.clock.now()) {
                 self.send(transmit.to, transmit.msg);
             }
             if let Some(completion) = self.clerk.poll_completion() {
-                return match completion.outcome {
-                    Outcome::Replies(replies) => Ok(replies.as_ref().clone()),
-                    Outcome::TimedOut => Err(ClientError::TimedOut),
-                };
+                return completion.outcome;
             }
             let wake = self
                 .clock

@@ -496,7 +496,7 @@ impl CoordinatorMetrics {
                     self.commands[usize::from(*slot)][outcome as usize].inc();
                 }
             }
-            Outcome::TimedOut => {
+            Outcome::TimedOut | Outcome::CrossGroup => {
                 self.requests_timed_out.inc();
                 for slot in slots {
                     self.commands[usize::from(*slot)][CommandOutcome::Timeout as usize].inc();

@@ -166,7 +166,7 @@ async fn q2_malformed_view_service_lists_are_refused_at_bind() -> anyhow::Result
     Ok(())
 }
 
-/// A view-service follower stand-in: answers every `Ping` and `GetView` with
+/// A view-service follower stand-in: answers every `Ping`, `GetView` and `GetCluster` with
 /// `NotLeader { leader: Some(leader) }`, naming itself by its address; counts what it answered.
 async fn fake_follower(
     leader: String,
@@ -187,7 +187,10 @@ async fn fake_follower(
                 let mut buf = bytes::BytesMut::new();
                 loop {
                     while let Ok(Some(envelope)) = decode_frame(&mut buf, max) {
-                        if !matches!(envelope.msg, Message::Ping(_) | Message::GetView { .. }) {
+                        if !matches!(
+                            envelope.msg,
+                            Message::Ping(_) | Message::GetView { .. } | Message::GetCluster { .. }
+                        ) {
                             continue;
                         }
                         let reply = Envelope {

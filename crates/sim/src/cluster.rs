@@ -10,25 +10,31 @@
 //! only what was synced or written back. A restart builds the node from what was kept.
 
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BinaryHeap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap, VecDeque};
 use std::sync::Arc;
 
+use tandem_kv::slots::key_slot;
 use tandem_kv::{Command, Reply};
 use tandem_protocol::consensus::{
     DiskOp, DiskState, NodeConfig, NodeEvent, Persist, ViewServiceNode,
 };
 use tandem_protocol::locator::MAX_UNANSWERED;
-use tandem_protocol::message::{Endpoint, Message, Transmit, ViewReply};
+use tandem_protocol::message::{
+    Endpoint, MembersRefusal, Message, Op, SlotsChange, Transmit, ViewReply,
+};
 use tandem_protocol::replica::Replica;
 use tandem_protocol::rng::SplitMix64;
+use tandem_protocol::shard::ClusterMap;
 use tandem_protocol::{
-    Clerk, ClerkConfig, ClientId, Completion, Failure, GroupId, Incarnation, Now, Outcome,
-    ReplicaConfig, Seq, ServerId, View, ViewChangeCause, ViewEvent, ViewNum, ViewService,
-    ViewServiceConfig, VsAddr,
+    Clerk, ClerkConfig, ClientId, Completion, ConfigNum, Failure, GroupId, Incarnation, Now,
+    OpIndex, Outcome, ReplicaConfig, RoleKind, Seq, ServerId, ShardState, View, ViewChangeCause,
+    ViewEvent, ViewNum, ViewService, ViewServiceConfig, VsAddr,
 };
 
 use crate::history::{HistoryOp, Invariants};
+use crate::ledger::{Execution, Ledger};
 use crate::net::{NetConfig, Network, NodeId};
+use crate::session::{Session, ShardSession};
 
 /// Wall clocks start here (Unix ms, late 2023), so expiry times look like real ones.
 const WALL_EPOCH_MS: u64 = 1_700_000_000_000;
@@ -47,7 +53,11 @@ const BOOTSTRAP_MAX_MS: u64 = 10_000;
 pub struct ClusterConfig {
     /// The one seed everything derives from.
     pub seed: u64,
-    /// Replica servers (named s1, s2, ...). They start pinging in order, s1 first.
+    /// Replica groups (S): group 0's servers are named s1, s2, ..., group g's (g > 0) g{g}s1,
+    /// g{g}s2, ... With one group (the default) a run is exactly what it was before sharding.
+    pub groups: usize,
+    /// Replica servers of each group. They start pinging in order, group by group, the first
+    /// of each group first.
     pub servers: usize,
     /// Client sessions.
     pub clients: usize,
@@ -69,6 +79,7 @@ impl Default for ClusterConfig {
     fn default() -> Self {
         ClusterConfig {
             seed: 1,
+            groups: 1,
             servers: 3,
             clients: 3,
             vs_nodes: 3,
@@ -142,6 +153,7 @@ impl Ord for Event {
 
 struct ServerSlot {
     id: ServerId,
+    group: GroupId,
     replica: Option<Replica>,
     skew_ms: i64,
     paused_until_ms: u64,
@@ -151,6 +163,10 @@ struct ServerSlot {
     /// a message between it and the view service lost or delayed beyond the network's normal
     /// delay. The "no healthy server is declared dead" invariant (V3) measures from here.
     disrupted_at_ms: u64,
+    /// The end of its history when the execution checker last looked (S4).
+    seen: OpIndex,
+    /// Requests it ordered as primary (with their index), not known committed yet.
+    pending: Vec<(OpIndex, Execution)>,
 }
 
 /// One view-service node, its disk and its harness state.
@@ -171,15 +187,16 @@ struct VsSlot {
     pauses: VecDeque<(u64, u64)>,
     /// Since when this node decides (Q4), while it does.
     leading_since_ms: Option<u64>,
-    /// The last view this node applied and whether it applied its acknowledgement (per-node
-    /// V6 on the applied log); `None` after a snapshot install (unknown).
-    applied_view: Option<(ViewNum, bool)>,
+    /// For each group, the last view this node applied and whether it applied its
+    /// acknowledgement (per-node V6 on the applied log); `None` after a snapshot install
+    /// (unknown).
+    applied_view: Option<BTreeMap<GroupId, (ViewNum, bool)>>,
     /// Restarts so far (mixed into the node's seed).
     lives: u64,
 }
 
 struct ClientSlot {
-    clerk: Clerk,
+    clerk: Session,
     timer_at_ms: Option<u64>,
     /// History index of the outstanding request.
     outstanding: Option<usize>,
@@ -215,7 +232,21 @@ pub struct Cluster {
     hostile_injected: u64,
     /// Messages each view-service-facing sender sent, for the "not flooded" check.
     vs_requests: BTreeMap<NodeId, u64>,
+    /// Committed configurations and executions per slot (S3-S6).
+    ledger: Ledger,
+    /// The slots whose ownership the "agrees on its configuration" check compares (the
+    /// workload's; empty: not checked).
+    watched_slots: Vec<u16>,
+    /// What the view service answered the operator (`change_slots`), oldest first (bounded).
+    operator_replies: VecDeque<Message>,
+    /// Servers and configurations already reported by the S3 check (once each).
+    s3_reported: BTreeSet<(usize, ConfigNum)>,
 }
+
+/// The operator tool's endpoint (a change of the slot map is handed to the leader directly).
+const OPERATOR: Endpoint = Endpoint::Client(ClientId(0));
+/// Operator replies kept.
+const MAX_OPERATOR_REPLIES: usize = 16;
 
 fn fnv(hash: u64, value: u64) -> u64 {
     let mut h = hash;
@@ -234,8 +265,9 @@ impl Cluster {
         net.config = config.net.clone();
         let mut servers = Vec::new();
         let mut by_id = BTreeMap::new();
-        for i in 0..config.servers {
-            let id = ServerId::new(format!("s{}", i + 1));
+        for i in 0..config.groups.max(1) * config.servers {
+            let group = GroupId((i / config.servers.max(1)) as u32);
+            let id = server_name(group, i % config.servers.max(1));
             let skew_ms = if config.clock_skew_max_ms == 0 {
                 0
             } else {
@@ -243,7 +275,7 @@ impl Cluster {
             };
             let mut replica = Replica::new(
                 id.clone(),
-                GroupId(0),
+                group,
                 Incarnation(rng.next_u64()),
                 config.replica.clone(),
             );
@@ -251,20 +283,29 @@ impl Cluster {
             by_id.insert(id.clone(), i);
             servers.push(ServerSlot {
                 id,
+                group,
                 replica: Some(replica),
                 skew_ms,
                 paused_until_ms: 0,
                 timer_at_ms: None,
                 disrupted_at_ms: 0,
+                seen: OpIndex(0),
+                pending: Vec::new(),
             });
         }
         let clients = (0..config.clients)
             .map(|i| ClientSlot {
-                clerk: {
+                clerk: if config.groups > 1 {
+                    Session::Shard(ShardSession::new(
+                        ClientId(i as u64 + 1),
+                        config.clerk.clone(),
+                        vs_addrs(config.vs_nodes),
+                    ))
+                } else {
                     let mut clerk =
                         Clerk::new(ClientId(i as u64 + 1), GroupId(0), config.clerk.clone());
                     clerk.set_view_services(vs_addrs(config.vs_nodes));
-                    clerk
+                    Session::Clerk(clerk)
                 },
                 timer_at_ms: None,
                 outstanding: None,
@@ -309,6 +350,10 @@ impl Cluster {
             events_processed: 0,
             hostile_injected: 0,
             vs_requests: BTreeMap::new(),
+            ledger: Ledger::default(),
+            watched_slots: Vec::new(),
+            operator_replies: VecDeque::new(),
+            s3_reported: BTreeSet::new(),
         };
         // The view-service nodes start from empty disks and elect a leader first (bounded);
         // then servers start one ping interval apart so that s1 is the first primary (V5).
@@ -351,9 +396,9 @@ impl Cluster {
         let slot = &mut self.vs[i];
         slot.applied_view = Some(
             node.table()
-                .group(GroupId(0))
-                .and_then(|g| g.view.as_ref().map(|v| (v.num, g.acked)))
-                .unwrap_or((ViewNum::NONE, true)),
+                .groups()
+                .filter_map(|(id, g)| g.view.as_ref().map(|v| (id, (v.num, g.acked))))
+                .collect(),
         );
         slot.node = Some(node);
         slot.lives += 1;
@@ -419,34 +464,123 @@ impl Cluster {
 
     /// The current committed view of group 0, as the most advanced node applied it.
     pub fn view(&self) -> Option<View> {
+        self.group_view(GroupId(0))
+    }
+
+    /// The current committed view of `group`, as the most advanced node applied it.
+    pub fn group_view(&self, group: GroupId) -> Option<View> {
         self.table_node()
-            .and_then(|n| n.table().group(GroupId(0)))
+            .and_then(|n| n.table().group(group))
             .and_then(|g| g.view.clone())
     }
 
-    /// Why the group cannot make progress by the rules, if it cannot (see
+    /// Why group 0 cannot make progress by the rules, if it cannot (see
     /// `ViewService::stuck_reason`; asked of the leader, `None` without one).
     pub fn stuck_reason(&self) -> Option<String> {
-        self.view_service()
-            .and_then(|vs| vs.stuck_reason(GroupId(0), self.now()))
+        self.group_stuck_reason(GroupId(0))
     }
 
-    /// Is the current view acknowledged by its primary (committed)?
+    /// Why `group` cannot make progress by the rules, if it cannot.
+    pub fn group_stuck_reason(&self, group: GroupId) -> Option<String> {
+        self.view_service()
+            .and_then(|vs| vs.stuck_reason(group, self.now()))
+    }
+
+    /// Is group 0's current view acknowledged by its primary (committed)?
     pub fn view_acked(&self) -> bool {
+        self.group_view_acked(GroupId(0))
+    }
+
+    /// Is `group`'s current view acknowledged by its primary (committed)?
+    pub fn group_view_acked(&self, group: GroupId) -> bool {
         self.table_node()
-            .and_then(|n| n.table().group(GroupId(0)))
+            .and_then(|n| n.table().group(group))
             .is_some_and(|g| g.acked)
     }
 
     /// Every committed view of group 0 so far, by number.
     pub fn committed_views(&self) -> Vec<View> {
         self.committed_views
-            .values()
-            .filter_map(|e| match e {
+            .iter()
+            .filter(|((g, _), _)| *g == GroupId(0))
+            .filter_map(|(_, e)| match e {
                 ViewEvent::NewView { view, .. } => Some(view.clone()),
                 _ => None,
             })
             .collect()
+    }
+
+    /// Number of replica groups.
+    pub fn group_count(&self) -> usize {
+        self.config.groups.max(1)
+    }
+
+    /// Committed configurations and executions per slot (S3-S6).
+    pub fn ledger(&self) -> &Ledger {
+        &self.ledger
+    }
+
+    /// The slots the "took on configuration n" check compares (the workload's).
+    pub fn set_watched_slots(&mut self, slots: Vec<u16>) {
+        self.watched_slots = slots;
+    }
+
+    /// The cluster map of the most advanced view-service table.
+    pub fn cluster_map(&self) -> Option<Arc<ClusterMap>> {
+        self.table_node().map(|n| n.table().cluster_map())
+    }
+
+    /// True when every group with a view has taken on the current configuration (S3, S4):
+    /// no move is in progress.
+    pub fn configs_settled(&self) -> bool {
+        let Some(node) = self.table_node() else {
+            return false;
+        };
+        let table = node.table();
+        let current = table.shard_config().num;
+        table
+            .groups()
+            .filter(|(_, g)| g.view.is_some())
+            .all(|(g, _)| table.config_done(g) >= current)
+    }
+
+    /// The operator asks the view-service leader to change the slot map (S3): the message is
+    /// handed to the leader directly. Returns its answer if it gave one at once (`None`: no
+    /// leader, or no answer yet).
+    pub fn change_slots(
+        &mut self,
+        change: SlotsChange,
+    ) -> Option<Result<ConfigNum, MembersRefusal>> {
+        let l = self.leader()?;
+        let now = self.now();
+        self.operator_replies.clear();
+        self.vs[l].node.as_mut().expect("a leader is up").handle(
+            now,
+            OPERATOR,
+            Message::ChangeSlots(change),
+        );
+        self.after_vs(l);
+        self.operator_replies.iter().rev().find_map(|m| match m {
+            Message::SlotsReply(reply) => Some(reply.clone()),
+            _ => None,
+        })
+    }
+
+    /// Every group, in order.
+    pub fn groups(&self) -> Vec<GroupId> {
+        (0..self.group_count() as u32).map(GroupId).collect()
+    }
+
+    /// The group of server `i`.
+    pub fn server_group(&self, i: usize) -> GroupId {
+        self.servers[i].group
+    }
+
+    /// The indices of `group`'s servers.
+    pub fn servers_of(&self, group: GroupId) -> std::ops::Range<usize> {
+        let n = self.config.servers.max(1);
+        let g = group.0 as usize;
+        g * n..(g + 1) * n
     }
 
     /// Server `i` (0-based), if it is up.
@@ -474,8 +608,19 @@ impl Cluster {
         self.clients.len()
     }
 
-    /// Client session `i`.
+    /// Client session `i` of a single-group cluster (the production clerk).
+    ///
+    /// # Panics
+    /// In a sharded cluster, whose sessions route by slot (see [`Cluster::session`]).
     pub fn clerk(&self, i: usize) -> &Clerk {
+        match &self.clients[i].clerk {
+            Session::Clerk(clerk) => clerk,
+            Session::Shard(_) => panic!("a sharded cluster's sessions route by slot"),
+        }
+    }
+
+    /// Client session `i`.
+    pub fn session(&self, i: usize) -> &Session {
         &self.clients[i].clerk
     }
 
@@ -595,6 +740,7 @@ impl Cluster {
     /// Crashes server `i`: it stops and loses its memory (R3).
     pub fn crash(&mut self, i: usize) {
         self.servers[i].replica = None;
+        self.servers[i].pending.clear();
         self.servers[i].timer_at_ms = None;
         self.disrupted(i, self.now_ms);
     }
@@ -607,7 +753,7 @@ impl Cluster {
         let slot = &mut self.servers[i];
         let mut replica = Replica::new(
             slot.id.clone(),
-            GroupId(0),
+            slot.group,
             incarnation,
             self.config.replica.clone(),
         );
@@ -615,6 +761,8 @@ impl Cluster {
         slot.replica = Some(replica);
         slot.paused_until_ms = 0;
         slot.timer_at_ms = None;
+        slot.seen = OpIndex(0);
+        slot.pending.clear();
         let now = self.now_ms;
         self.disrupted(i, now);
         self.arm_timer(NodeId::Server(i), now);
@@ -820,6 +968,13 @@ impl Cluster {
     }
 
     fn send(&mut self, from: NodeId, transmit: Transmit) {
+        if transmit.to == OPERATOR {
+            if self.operator_replies.len() >= MAX_OPERATOR_REPLIES {
+                self.operator_replies.pop_front();
+            }
+            self.operator_replies.push_back(transmit.msg);
+            return;
+        }
         let Some(to) = self.node(&transmit.to) else {
             return;
         };
@@ -860,20 +1015,28 @@ impl Cluster {
                 | Message::TransferReply(_)
                 | Message::Ping(_)
                 | Message::PingReply(_)
+                | Message::SlotData(_)
+                | Message::SlotDataReply(_)
         ) || matches!(to, NodeId::Client(_))
         {
             return;
         }
+        let groups = self.groups();
         let mutator = crate::hostile::Mutator::new(
             self.servers.iter().map(|s| s.id.clone()).collect(),
             self.vs.iter().map(|v| v.addr.clone()).collect(),
-            vec![GroupId(0)],
+            groups.clone(),
         );
         let (_, mut mutated) = mutator.mutate(&mut self.rng, msg);
         if let Message::Ping(ping) = &mut mutated {
-            // The simulated cluster and its checkers know one group; V12's bound on made-up
-            // groups has its own tests.
-            ping.group = GroupId(0);
+            // The simulated cluster and its checkers know its own groups; V12's bound on
+            // made-up groups has its own tests. A ping names its server's own group: a real
+            // server claiming another group would be a liar about itself, which no check can
+            // tell from a misconfigured server (the copy may go out as from that server).
+            ping.group = match self.by_id.get(&ping.server) {
+                Some(&i) => self.servers[i].group,
+                None => GroupId(ping.group.0 % groups.len() as u32),
+            };
         }
         let from = self.rng.below(self.servers.len() as u64) as usize;
         let delay = 1 + self.rng.below(self.net.config.delay_max_ms.max(1));
@@ -893,6 +1056,16 @@ impl Cluster {
     fn deliver_hostile(&mut self, from: usize, to: NodeId, msg: Message) {
         let impostor = self.servers[from].id.clone();
         let allowed = match to {
+            // S7: chunks and their answers are taken only from a group the configuration pairs
+            // with the receiver's in a move; a server of such a group lying is beyond any check.
+            NodeId::Server(i)
+                if matches!(msg, Message::SlotData(_) | Message::SlotDataReply(_)) =>
+            {
+                self.servers[i].replica.is_some()
+                    && !self
+                        .move_partners(self.servers[i].group)
+                        .contains(&self.servers[from].group)
+            }
             NodeId::Server(i) => self.servers[i]
                 .replica
                 .as_ref()
@@ -918,6 +1091,25 @@ impl Cluster {
             self.hostile_injected += 1;
             self.deliver(at_ms, NodeId::Server(from), to, msg);
         }
+    }
+
+    /// The groups that give slots to `group` or take slots from it in the current
+    /// configuration (S3): only their servers may send it chunks and answers (S7). Every
+    /// group has taken on the configuration before (S3), so nobody else may.
+    fn move_partners(&self, group: GroupId) -> BTreeSet<GroupId> {
+        let mut partners = BTreeSet::new();
+        let Some(map) = self.cluster_map() else {
+            return partners;
+        };
+        for m in map.previous.moves_to(&map.config) {
+            if m.from == group {
+                partners.insert(m.to);
+            }
+            if m.to == group {
+                partners.insert(m.from);
+            }
+        }
+        partners
     }
 
     /// Observes the network where it matters for V3: a message between a server and the view
@@ -995,6 +1187,7 @@ impl Cluster {
                     return;
                 }
                 self.check_offered_view(to, from, &msg);
+                self.check_offered_map(to, from, &msg);
                 let from_endpoint = self.endpoint(from);
                 let now = self.server_now(i);
                 self.servers[i]
@@ -1006,6 +1199,7 @@ impl Cluster {
             }
             NodeId::Client(c) => {
                 self.check_offered_view(to, from, &msg);
+                self.check_offered_map(to, from, &msg);
                 let from_endpoint = self.endpoint(from);
                 let now = self.now();
                 self.clients[c].clerk.handle(now, from_endpoint, msg);
@@ -1087,7 +1281,8 @@ impl Cluster {
             if let Message::Response(r) = &t.msg
                 && r.result.is_ok()
             {
-                self.invariants.answered(&id, viewnum);
+                self.invariants
+                    .answered(self.servers[i].group, &id, viewnum);
             }
             if capture == Some(&t.to) {
                 captured.push(t.msg);
@@ -1095,10 +1290,122 @@ impl Cluster {
                 self.send(NodeId::Server(i), t);
             }
         }
+        self.watch_executions(i);
         if let Some(next) = next {
             self.arm_timer(NodeId::Server(i), next.max(self.now_ms + 1));
         }
         captured
+    }
+
+    /// The execution checker (S4-S6), after every step of server `i`: the requests it ordered
+    /// as primary since the last look are checked against its own shard state (a group
+    /// executes only slots it serves: not frozen before the entry, not still arriving), and
+    /// recorded in the ledger once committed. Then its shard state, once it has taken on a
+    /// configuration completely, must match that committed configuration on the watched slots.
+    fn watch_executions(&mut self, i: usize) {
+        let now = (self.now_ms, self.events_processed);
+        let ledger = &mut self.ledger;
+        let watched = &self.watched_slots;
+        let s3_reported = &mut self.s3_reported;
+        let ServerSlot {
+            id,
+            group,
+            replica,
+            seen,
+            pending,
+            ..
+        } = &mut self.servers[i];
+        let group = *group;
+        let Some(replica) = replica.as_ref() else {
+            return;
+        };
+        let state = replica.state();
+        let last = state.last.index;
+        let shard = &state.shard;
+        let mut found = Vec::new();
+        if replica.role() == RoleKind::Primary {
+            let log = replica.recent_log();
+            let from = (*seen).max(log.base().index);
+            if last > from {
+                for entry in log.after(from, usize::MAX) {
+                    let Op::Client {
+                        client, seq, cmds, ..
+                    } = &entry.op
+                    else {
+                        continue;
+                    };
+                    let mut slots: Vec<u16> = cmds
+                        .iter()
+                        .flat_map(|c| c.keys())
+                        .map(|k| key_slot(k))
+                        .collect();
+                    slots.sort_unstable();
+                    slots.dedup();
+                    for slot in slots {
+                        if !served_at(shard, slot, entry.pos.index) {
+                            found.push(format!(
+                                "S4: {id} (primary of group {group}) executed client {} seq {} \
+                                 on slot {slot} at index {}, which its group did not serve there \
+                                 (frozen: {}, arriving: {}, taken on: {}, target: {})",
+                                client.0,
+                                seq.0,
+                                entry.pos.index,
+                                shard.frozen.contains(slot),
+                                shard.arriving.contains(slot),
+                                shard.taken_on,
+                                shard.target,
+                            ));
+                        }
+                        let execution = Execution {
+                            at: now,
+                            group,
+                            server: id.clone(),
+                            slot,
+                            client: *client,
+                            seq: *seq,
+                            unsharded: !shard.sharded,
+                        };
+                        pending.push((entry.pos.index, execution));
+                    }
+                }
+            }
+            if let Some(commit) = replica.commit_index() {
+                let (done, waiting): (Vec<_>, Vec<_>) = std::mem::take(pending)
+                    .into_iter()
+                    .partition(|(index, _)| *index <= commit);
+                *pending = waiting;
+                for (_, e) in done {
+                    ledger.executed(e);
+                }
+            }
+        } else {
+            pending.clear();
+        }
+        // S3: a group that took on configuration n completely serves exactly what n gives it.
+        if shard.sharded
+            && shard.target == shard.taken_on
+            && !shard.moving()
+            && let Some(config) = ledger.config(shard.taken_on)
+            && !s3_reported.contains(&(i, shard.taken_on))
+        {
+            for &slot in watched {
+                let ours = config.owner(slot) == Some(group);
+                if shard.served.contains(slot) != ours {
+                    s3_reported.insert((i, shard.taken_on));
+                    found.push(format!(
+                        "S3: {id} of group {group} took on configuration {} {} slot {slot}, \
+                         which that configuration gives to {:?}",
+                        shard.taken_on,
+                        if ours { "without serving" } else { "serving" },
+                        config.owner(slot)
+                    ));
+                }
+            }
+        }
+        *seen = last;
+        for violation in found {
+            self.invariants.violate(violation);
+        }
     }
 
     fn after_client(&mut self, c: usize) {
@@ -1291,16 +1598,20 @@ impl Cluster {
                 ..
             } => {
                 // V6 on this node's applied sequence: a NewView(N+1) only after Acked(N).
-                if let Some((num, acked)) = self.vs[v].applied_view
+                // A group missing from the map is unknown (after a snapshot install): checked
+                // from its next view on.
+                let applied = self.vs[v].applied_view.get_or_insert_default();
+                if let Some(&(num, acked)) = applied.get(group)
                     && num != ViewNum::NONE
                     && !(view.num == num.next() && acked)
                 {
                     self.invariants.violate(format!(
-                        "V6: {name} applied view {} after view {num} (acknowledged: {acked})",
+                        "V6: {name} applied view {} of group {group} after view {num} \
+                         (acknowledged: {acked})",
                         view.num
                     ));
                 }
-                self.vs[v].applied_view = Some((view.num, false));
+                applied.insert(*group, (view.num, false));
                 match self.committed_views.get(&(*group, view.num)) {
                     Some(first) if *first != event => {
                         // Compared whole: the same view decided twice (another time, another
@@ -1329,7 +1640,10 @@ impl Cluster {
                 }
             }
             ViewEvent::Acked { group, viewnum } => {
-                if let Some((num, acked)) = &mut self.vs[v].applied_view
+                if let Some((num, acked)) = self.vs[v]
+                    .applied_view
+                    .as_mut()
+                    .and_then(|a| a.get_mut(group))
                     && *num == *viewnum
                 {
                     *acked = true;
@@ -1339,9 +1653,63 @@ impl Cluster {
                     self.invariants.view_event(&event);
                 }
             }
-            ViewEvent::Slots { .. }
-            | ViewEvent::ClientAddr { .. }
-            | ViewEvent::ConfigDone { .. } => {}
+            ViewEvent::Slots { config } => {
+                let at = (self.now_ms, self.events_processed);
+                if let Some(violation) = self.ledger.config_applied(config, at) {
+                    self.invariants.violate(format!("{name}: {violation}"));
+                }
+                self.trace_event(7, NodeId::Vs(v), config.num.0);
+            }
+            ViewEvent::ClientAddr { .. } | ViewEvent::ConfigDone { .. } => {}
+        }
+    }
+
+    /// Agreement on the cluster map (S2, Q3): a map a view-service node reveals holds the
+    /// committed configuration of its number (and the one before as `previous`) and, for
+    /// every group, the committed view of that number.
+    fn check_offered_map(&mut self, to: NodeId, from: NodeId, msg: &Message) {
+        if !matches!(from, NodeId::Vs(_)) {
+            return;
+        }
+        let map = match msg {
+            Message::ClusterReply(map)
+            | Message::PingReply(ViewReply {
+                cluster: Some(map), ..
+            }) => map.clone(),
+            _ => return,
+        };
+        let mut wrong = Vec::new();
+        for (config, what) in [(&map.config, "config"), (&map.previous, "previous")] {
+            if config.num == ConfigNum(0) {
+                continue;
+            }
+            if let Some(committed) = self.ledger.config(config.num)
+                && committed != config
+            {
+                wrong.push(format!(
+                    "its {what} {} is {:?}, committed as {:?}",
+                    config.num, config.ranges, committed.ranges
+                ));
+            }
+        }
+        for (group, info) in &map.groups {
+            let Some(view) = &info.view else { continue };
+            if let Some(ViewEvent::NewView {
+                view: committed, ..
+            }) = self.committed_views.get(&(*group, view.num))
+                && committed != view
+            {
+                wrong.push(format!(
+                    "group {group}'s view {} is {view:?}, committed as {committed:?}",
+                    view.num
+                ));
+            }
+        }
+        for what in wrong {
+            self.invariants.violate(format!(
+                "S2: {to:?} received a cluster map (epoch {}) from {from:?}: {what}",
+                map.epoch
+            ));
         }
     }
 
@@ -1430,6 +1798,28 @@ impl Cluster {
             config.dead_after_ms() + 2 * config.ping_interval_ms + self.config.net.delay_max_ms;
         self.invariants
             .declared_dead(cause, at_ms, healthy_for_ms, window_ms);
+    }
+}
+
+/// Whether a group whose shard state is `shard` (after the entry at `index` and maybe a few
+/// more of the same step) served `slot` at `index`: served now, or frozen by a later entry.
+fn served_at(shard: &ShardState, slot: u16, index: OpIndex) -> bool {
+    if !shard.sharded || shard.served.contains(slot) {
+        return true;
+    }
+    shard
+        .outgoing
+        .values()
+        .any(|out| out.frozen_at > index && out.slots.iter().any(|&(a, b)| a <= slot && slot <= b))
+}
+
+/// The name of server `i` (0-based) of `group`: s1, s2, ... in group 0 (the names of a
+/// single-group cluster), g1s1, g1s2, ... in group 1, and so on.
+pub fn server_name(group: GroupId, i: usize) -> ServerId {
+    if group == GroupId(0) {
+        ServerId::new(format!("s{}", i + 1))
+    } else {
+        ServerId::new(format!("g{}s{}", group.0, i + 1))
     }
 }
 

@@ -1,6 +1,9 @@
 //! Random fault schedules. Each run draws a sequence of fault episodes from its seed; an
 //! episode starts a fault and schedules its end.
 
+use tandem_protocol::GroupId;
+use tandem_protocol::message::SlotsChange;
+
 use crate::cluster::Cluster;
 use crate::net::NodeId;
 
@@ -9,8 +12,8 @@ use crate::net::NodeId;
 pub enum Action {
     /// Crash a server (it loses its memory).
     Crash(usize),
-    /// Crash whoever is primary now.
-    CrashPrimary,
+    /// Crash whoever is primary of the group now.
+    CrashPrimary(GroupId),
     /// Crash the primary as soon as it is copying its state to a new backup.
     CrashPrimaryDuringTransfer,
     /// Start a crashed server again, empty.
@@ -19,13 +22,14 @@ pub enum Action {
     RestartAll,
     /// Freeze a server for a while.
     Pause(usize, u64),
-    /// Freeze the primary, longer than failure detection, right after it acknowledged a view.
-    PausePrimaryAfterAck(u64),
+    /// Freeze the group's primary, longer than failure detection, right after it acknowledged
+    /// a view.
+    PausePrimaryAfterAck(GroupId, u64),
     /// Freeze the view service (SIGSTOP): the servers stay healthy and must not be failed over
     /// for its silence (V3).
     PauseViewService(u64),
     /// Isolate the primary together with some clients (the Redis Sentinel split-brain shape).
-    IsolatePrimaryWithClients(usize),
+    IsolatePrimaryWithClients(GroupId, usize),
     /// Cut a server from the view service only; clients and peers still reach it.
     CutFromViewService(usize),
     /// Cut one direction of one link.
@@ -56,9 +60,9 @@ pub enum Action {
     /// Power loss of `count` view-service nodes at once (the leader among them) right after
     /// the next view is committed: whatever was synced must survive (Q5).
     PowerLossAfterViewChange(usize),
-    /// Crash the view-service leader and the primary together (Q4: the new leader must give
-    /// every member a full detection period).
-    CrashLeaderAndPrimary,
+    /// Crash the view-service leader and the group's primary together (Q4: the new leader must
+    /// give every member a full detection period).
+    CrashLeaderAndPrimary(GroupId),
     /// Start a crashed view-service node again from its disk.
     RestartVs(usize),
     /// Start every crashed view-service node again.
@@ -74,6 +78,21 @@ pub enum Action {
     IsolateLeaderWithServers(u64, bool),
     /// Cut a server from the view-service leader only.
     CutFromLeader(usize),
+    /// The operator moves slots to a group (S3); refused while a move is in progress.
+    MoveSlots {
+        /// Inclusive slot ranges.
+        ranges: Vec<(u16, u16)>,
+        /// The group taking them.
+        to: GroupId,
+    },
+    /// Crash the primary of the group giving up `slot` (`giver`) or of the one taking it,
+    /// if the slot is moving now (S5-S8: the other servers of the group carry the move on).
+    CrashMovePrimary {
+        /// A slot of the move.
+        slot: u16,
+        /// The giver's primary, else the taker's.
+        giver: bool,
+    },
 }
 
 /// Draws the next fault episode: actions with their delays from now.
@@ -82,12 +101,22 @@ pub fn next_episode(cluster: &mut Cluster) -> Vec<(u64, Action)> {
     let clients = cluster.client_count();
     let detect_ms = cluster.config().view_service.dead_after_ms();
     let vs_nodes = cluster.vs_count();
+    let groups = cluster.group_count();
     let rng = cluster.rng();
     let server = rng.below(servers as u64) as usize;
     let length = 200 + rng.below(2500);
     let vs = rng.below(vs_nodes as u64) as usize;
+    // Drawn only when there are several groups, so single-group seeds replay as before.
+    let group = if groups > 1 {
+        GroupId(rng.below(groups as u64) as u32)
+    } else {
+        GroupId(0)
+    };
+    if groups > 1 && rng.below(3) == 0 {
+        return move_episode(rng, groups, group, length);
+    }
     if vs_nodes > 1 && rng.below(2) == 0 {
-        return vs_episode(rng, vs_nodes, servers, vs, length);
+        return vs_episode(rng, vs_nodes, servers, vs, length, group);
     }
     if rng.below(8) == 0 {
         return vec![
@@ -100,7 +129,10 @@ pub fn next_episode(cluster: &mut Cluster) -> Vec<(u64, Action)> {
             (0, Action::Crash(server)),
             (length, Action::Restart(server)),
         ],
-        1 => vec![(0, Action::CrashPrimary), (length, Action::RestartAll)],
+        1 => vec![
+            (0, Action::CrashPrimary(group)),
+            (length, Action::RestartAll),
+        ],
         // Rare: when it hits, the group is stuck for good by design (P7, V6).
         2 if rng.below(30) == 0 => {
             vec![
@@ -115,12 +147,12 @@ pub fn next_episode(cluster: &mut Cluster) -> Vec<(u64, Action)> {
         3 => vec![(0, Action::Pause(server, length))],
         4 => vec![(
             0,
-            Action::PausePrimaryAfterAck(detect_ms + 100 + rng.below(900)),
+            Action::PausePrimaryAfterAck(group, detect_ms + 100 + rng.below(900)),
         )],
         5 => vec![
             (
                 0,
-                Action::IsolatePrimaryWithClients(1 + rng.below(clients as u64) as usize),
+                Action::IsolatePrimaryWithClients(group, 1 + rng.below(clients as u64) as usize),
             ),
             (length, Action::HealNetwork),
         ],
@@ -182,6 +214,43 @@ pub fn next_episode(cluster: &mut Cluster) -> Vec<(u64, Action)> {
     }
 }
 
+/// Draws a slot move (S3) of a range around a slot of the workload's keys to group `to`, alone
+/// or with a crash of the giver's or the taker's primary while it goes on.
+fn move_episode(
+    rng: &mut tandem_protocol::rng::SplitMix64,
+    groups: usize,
+    to: GroupId,
+    length: u64,
+) -> Vec<(u64, Action)> {
+    let slots: Vec<u16> = crate::workload::spread_tags(crate::workload::SHARDED_TAGS)
+        .iter()
+        .map(|t| tandem_kv::slots::key_slot(t.as_bytes()))
+        .collect();
+    let slot = slots[rng.below(slots.len() as u64) as usize];
+    let width = rng.below(200) as u16;
+    let last = tandem_kv::slots::SLOT_COUNT - 1;
+    let ranges = vec![(
+        slot.saturating_sub(width),
+        slot.saturating_add(width).min(last),
+    )];
+    let _ = groups;
+    let moving = Action::MoveSlots { ranges, to };
+    match rng.below(4) {
+        0 | 1 => vec![(0, moving)],
+        giver => vec![
+            (0, moving),
+            (
+                1 + rng.below(300),
+                Action::CrashMovePrimary {
+                    slot,
+                    giver: giver == 2,
+                },
+            ),
+            (length + 1000, Action::RestartAll),
+        ],
+    }
+}
+
 /// Draws an episode of view-service faults.
 fn vs_episode(
     rng: &mut tandem_protocol::rng::SplitMix64,
@@ -189,6 +258,7 @@ fn vs_episode(
     servers: usize,
     vs: usize,
     length: u64,
+    group: GroupId,
 ) -> Vec<(u64, Action)> {
     let majority = vs_nodes / 2 + 1;
     match rng.below(10) {
@@ -212,7 +282,7 @@ fn vs_episode(
             ]
         }
         3 => vec![
-            (0, Action::CrashLeaderAndPrimary),
+            (0, Action::CrashLeaderAndPrimary(group)),
             (length + 1000, Action::RestartAllVs),
             (length + 1000, Action::RestartAll),
         ],
@@ -243,33 +313,44 @@ fn vs_episode(
     }
 }
 
-/// Every server up and the view acknowledged with its full complement of backups.
-fn healthy(cluster: &Cluster) -> bool {
+/// Every server of `group` up and its view acknowledged with its full complement of backups.
+fn healthy(cluster: &Cluster, group: GroupId) -> bool {
     let target = cluster.config().view_service.backups;
-    (0..cluster.server_count()).all(|i| cluster.is_up(i))
-        && cluster.view_acked()
+    let servers = cluster.servers_of(group);
+    let others = servers.len() - 1;
+    servers.into_iter().all(|i| cluster.is_up(i))
+        && cluster.group_view_acked(group)
         && cluster
-            .view()
-            .is_some_and(|v| v.backups.len() >= target.min(cluster.server_count() - 1))
+            .group_view(group)
+            .is_some_and(|v| v.backups.len() >= target.min(others))
 }
 
-fn primary_index(cluster: &Cluster) -> Option<usize> {
-    cluster.view().map(|v| cluster.server_index(&v.primary))
+fn primary_index(cluster: &Cluster, group: GroupId) -> Option<usize> {
+    cluster
+        .group_view(group)
+        .map(|v| cluster.server_index(&v.primary))
 }
 
 /// Applies one action to the cluster. Some actions wait (in virtual time) for the moment they
 /// aim at, bounded so that a run always moves on.
 pub fn apply(cluster: &mut Cluster, action: &Action) {
     let everyone = cluster.nodes();
-    if matches!(action, Action::Crash(_) | Action::CrashPrimary) && !healthy(cluster) {
+    let crashing = match action {
+        Action::Crash(i) => Some(cluster.server_group(*i)),
+        Action::CrashPrimary(group) => Some(*group),
+        _ => None,
+    };
+    if let Some(group) = crashing
+        && !healthy(cluster, group)
+    {
         // Crashing a second holder of the state before the first was replaced only makes the
         // group stuck for good (R3: memory is lost); runs spend their time on richer faults.
         return;
     }
     match action {
         Action::Crash(i) => cluster.crash(*i),
-        Action::CrashPrimary => {
-            if let Some(p) = primary_index(cluster) {
+        Action::CrashPrimary(group) => {
+            if let Some(p) = primary_index(cluster, *group) {
                 cluster.crash(p);
             }
         }
@@ -306,21 +387,22 @@ pub fn apply(cluster: &mut Cluster, action: &Action) {
         }
         Action::Pause(i, ms) => cluster.pause(*i, *ms),
         Action::PauseViewService(ms) => cluster.pause_view_service(*ms),
-        Action::PausePrimaryAfterAck(ms) => {
+        Action::PausePrimaryAfterAck(group, ms) => {
+            let group = *group;
             let until = cluster.now_ms() + 2000;
-            let viewnum = cluster.view().map(|v| v.num);
+            let viewnum = cluster.group_view(group).map(|v| v.num);
             // Wait for the next acknowledgement of a new view, or at least an acked view.
             cluster.run_until(until, |c| {
-                c.view_acked() && c.view().map(|v| v.num) != viewnum
+                c.group_view_acked(group) && c.group_view(group).map(|v| v.num) != viewnum
             });
-            if cluster.view_acked()
-                && let Some(p) = primary_index(cluster)
+            if cluster.group_view_acked(group)
+                && let Some(p) = primary_index(cluster, group)
             {
                 cluster.pause(p, *ms);
             }
         }
-        Action::IsolatePrimaryWithClients(k) => {
-            if let Some(p) = primary_index(cluster) {
+        Action::IsolatePrimaryWithClients(group, k) => {
+            if let Some(p) = primary_index(cluster, *group) {
                 let mut side = vec![NodeId::Server(p)];
                 side.extend((0..*k).map(NodeId::Client));
                 cluster.net.partition(&side, &everyone);
@@ -357,9 +439,9 @@ pub fn apply(cluster: &mut Cluster, action: &Action) {
                 cluster.crash_vs((first + k) % n, true);
             }
         }
-        Action::CrashLeaderAndPrimary => {
-            if healthy(cluster)
-                && let (Some(l), Some(p)) = (cluster.leader(), primary_index(cluster))
+        Action::CrashLeaderAndPrimary(group) => {
+            if healthy(cluster, *group)
+                && let (Some(l), Some(p)) = (cluster.leader(), primary_index(cluster, *group))
             {
                 cluster.crash_vs(l, false);
                 cluster.crash(p);
@@ -392,7 +474,7 @@ pub fn apply(cluster: &mut Cluster, action: &Action) {
                         .filter(|i| bits >> i & 1 == 1)
                         .map(NodeId::Server),
                 );
-                if *with_primary && let Some(p) = primary_index(cluster) {
+                if *with_primary && let Some(p) = primary_index(cluster, GroupId(0)) {
                     side.push(NodeId::Server(p));
                 }
                 side.sort();
@@ -427,6 +509,27 @@ pub fn apply(cluster: &mut Cluster, action: &Action) {
             cluster.net.config.delay_max_ms = *delay_max_ms;
         }
         Action::Hostile(per_mille) => cluster.net.config.hostile_per_mille = *per_mille,
+        Action::MoveSlots { ranges, to } => {
+            let _ = cluster.change_slots(SlotsChange::Move {
+                ranges: ranges.clone(),
+                to: *to,
+            });
+        }
+        Action::CrashMovePrimary { slot, giver } => {
+            let Some(map) = cluster.cluster_map() else {
+                return;
+            };
+            let (before, after) = (map.previous.owner(*slot), map.config.owner(*slot));
+            let target = if *giver { before } else { after };
+            if before != after
+                && !cluster.configs_settled()
+                && let Some(group) = target
+                && healthy(cluster, group)
+                && let Some(p) = primary_index(cluster, group)
+            {
+                cluster.crash(p);
+            }
+        }
         Action::HealNetwork => {
             let base = cluster.config().net.clone();
             cluster.net.heal_all();

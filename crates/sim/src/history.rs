@@ -30,7 +30,7 @@ pub struct Invariants {
     /// Violations found, in the order found.
     pub violations: Vec<String>,
     server_views: BTreeMap<ServerId, ViewNum>,
-    answering: BTreeMap<ViewNum, ServerId>,
+    answering: BTreeMap<(GroupId, ViewNum), ServerId>,
     group_views: BTreeMap<GroupId, (tandem_protocol::View, bool)>,
 }
 
@@ -60,17 +60,17 @@ impl Invariants {
         self.server_views.remove(server);
     }
 
-    /// At most one server answers clients successfully per view (P1).
-    pub fn answered(&mut self, server: &ServerId, viewnum: ViewNum) {
-        match self.answering.get(&viewnum) {
+    /// At most one server of a group answers clients successfully per view (P1).
+    pub fn answered(&mut self, group: GroupId, server: &ServerId, viewnum: ViewNum) {
+        match self.answering.get(&(group, viewnum)) {
             Some(other) if other != server => {
                 let other = other.clone();
                 self.violate(format!(
-                    "P1: both {other} and {server} answered clients in view {viewnum}"
+                    "P1: both {other} and {server} answered clients in view {viewnum} of group {group}"
                 ));
             }
             _ => {
-                self.answering.insert(viewnum, server.clone());
+                self.answering.insert((group, viewnum), server.clone());
             }
         }
     }

@@ -349,6 +349,37 @@ impl Mutator {
                 seq: Seq(Self::num(rng, r.seq.0)),
                 result: r.result.clone(),
             }),
+            // S7: a chunk or its answer for another configuration, chunk, pair of groups, or
+            // with its keys changed.
+            Message::SlotData(d) => {
+                let mut d = d.clone();
+                match rng.below(6) {
+                    0 => d.config = ConfigNum(Self::num(rng, d.config.0)),
+                    1 => d.chunk = Self::num(rng, u64::from(d.chunk)) as u32,
+                    2 => d.from = self.group(rng),
+                    3 => d.to = self.group(rng),
+                    4 => d.done = !d.done,
+                    _ => {
+                        for (_, entry) in &mut d.entries {
+                            *entry = tandem_kv::Entry::persistent(tandem_kv::Value::Str(
+                                Bytes::from("hostile"),
+                            ));
+                        }
+                    }
+                }
+                Message::SlotData(d)
+            }
+            Message::SlotDataReply(r) => {
+                let mut r = r.clone();
+                match rng.below(5) {
+                    0 => r.config = ConfigNum(Self::num(rng, r.config.0)),
+                    1 => r.next_chunk = Self::num(rng, u64::from(r.next_chunk)) as u32,
+                    2 => r.from = self.group(rng),
+                    3 => r.to = self.group(rng),
+                    _ => r.installed = !r.installed,
+                }
+                Message::SlotDataReply(r)
+            }
             other => other.clone(),
         };
         (from, msg)

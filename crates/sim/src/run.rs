@@ -11,7 +11,8 @@ use std::fmt::Write as _;
 use std::io;
 
 use tandem_check::{Budget, Verdict};
-use tandem_protocol::{Bugs, ClerkConfig, ReplicaConfig, ViewServiceConfig};
+use tandem_protocol::message::SlotsChange;
+use tandem_protocol::{Bugs, ClerkConfig, GroupId, ReplicaConfig, ViewServiceConfig};
 
 use crate::catch::{PanicPrint, catch_panic};
 use crate::cluster::{Cluster, ClusterConfig};
@@ -31,6 +32,9 @@ pub struct RunOptions {
     pub bugs: Bugs,
     /// View-service Raft nodes (1, 3 or 5).
     pub vs_nodes: usize,
+    /// Replica groups (S). With more than one, the run starts with a `Rebalance`, clients
+    /// route by slot, and slot moves join the fault schedule.
+    pub groups: usize,
     /// Whether a panic inside the run also prints the standard panic message (it is reported
     /// as a violation either way).
     pub panic_print: PanicPrint,
@@ -49,6 +53,7 @@ impl RunOptions {
             duration_ms: 60_000,
             bugs: Bugs::NONE,
             vs_nodes: 3,
+            groups: 1,
             panic_print: PanicPrint::Silent,
             panic_at_ms: None,
         }
@@ -76,6 +81,10 @@ pub struct RunReport {
     pub undecided_keys: usize,
     /// Events processed.
     pub events: u64,
+    /// Slot configurations committed (S2; 1 for a single group: the first assignment).
+    pub configs: usize,
+    /// Committed executions per group (S4), in group order.
+    pub executions_per_group: Vec<usize>,
     /// Set when the run ended with the group stuck by the rules (every holder of the state
     /// crashed): liveness and convergence were not checked, safety was.
     pub stuck: Option<String>,
@@ -99,6 +108,7 @@ fn cluster_config(options: &RunOptions) -> ClusterConfig {
     let backups = if rng.below(3) == 0 { 2 } else { 1 };
     ClusterConfig {
         seed: options.seed,
+        groups: options.groups.max(1),
         servers,
         clients: 3 + rng.below(6) as usize,
         vs_nodes: options.vs_nodes,
@@ -166,6 +176,15 @@ pub fn run_seed_traced(options: &RunOptions, trace: &mut dyn io::Write) -> io::R
         faults: faults_applied,
         undecided_keys,
         events: cluster.events_processed(),
+        configs: cluster.ledger().configs().count(),
+        executions_per_group: cluster
+            .groups()
+            .iter()
+            .map(|g| {
+                let list = cluster.ledger().executions();
+                list.iter().filter(|e| e.group == *g).count()
+            })
+            .collect(),
         stuck,
     })
 }
@@ -190,7 +209,20 @@ fn exercise(
         cluster.run_until(at_ms, |_| false);
         panic!("planted by RunOptions::panic_at_ms at {at_ms} ms");
     }
-    cluster.set_workload(Some(Box::new(RandomWorkload::new(20))));
+    let tags = workload_tags(options);
+    cluster.set_watched_slots(
+        tags.iter()
+            .map(|t| tandem_kv::slots::key_slot(t.as_bytes()))
+            .collect(),
+    );
+    if options.groups > 1 {
+        rebalance(cluster, &mut violations);
+    }
+    if options.groups <= 1 {
+        cluster.set_workload(Some(Box::new(RandomWorkload::new(20))));
+    } else {
+        cluster.set_workload(Some(Box::new(RandomWorkload::sharded(20, tags.clone()))));
+    }
 
     // Faults: episodes one after another until the fault phase ends.
     let fault_end = cluster.now_ms() + options.duration_ms;
@@ -237,7 +269,7 @@ fn exercise(
     let until = cluster.now_ms() + LIVENESS_BOUND_MS;
     cluster.run_until(until, |c| c.leader().is_some());
     cluster.run_for(cluster.config().view_service.dead_after_ms() + 500);
-    let stuck = cluster.stuck_reason();
+    let stuck = stuck_reason(cluster);
     if stuck.is_none() {
         let bound = cluster.now_ms() + LIVENESS_BOUND_MS;
         let all_idle = |c: &Cluster| (0..c.client_count()).all(|i| c.client_idle(i));
@@ -248,27 +280,29 @@ fn exercise(
             ));
         }
         check_convergence(cluster, &mut violations);
+        // Every move started ends (S5, S6): every group takes on the current configuration.
+        let bound = cluster.now_ms() + LIVENESS_BOUND_MS;
+        if !cluster.run_until(bound, Cluster::configs_settled) {
+            violations.push(format!(
+                "liveness: moves still in progress {LIVENESS_BOUND_MS} ms after healing: {}",
+                describe_map(cluster)
+            ));
+        }
 
         // A final read of every key, part of the checked history: acknowledged writes must be
-        // there.
-        let reads: Vec<_> = [
-            "MGET s0 s1 s2",
-            "LRANGE l0 0 -1",
-            "LRANGE l1 0 -1",
-            "HGETALL h0",
-            "HGETALL h1",
-        ]
-        .iter()
-        .map(|l| workload::parse_line(l))
-        .collect();
-        let index = cluster.submit(0, reads);
-        if cluster.wait(index, LIVENESS_BOUND_MS).is_none() {
-            violations.push("liveness: the final read did not complete".to_string());
+        // there. Sharded: one request per tag (one slot each).
+        for reads in final_reads(&tags) {
+            let index = cluster.submit(0, reads);
+            if cluster.wait(index, LIVENESS_BOUND_MS).is_none() {
+                violations.push("liveness: the final read did not complete".to_string());
+                break;
+            }
         }
     }
 
     violations.extend(cluster.violations().iter().cloned());
-    let undecided_keys = check_linearizability(cluster, &mut violations);
+    violations.extend(cluster.ledger().check());
+    let undecided_keys = check_linearizability(cluster, &tags, &mut violations);
     Ok(Findings {
         violations,
         stuck,
@@ -276,29 +310,143 @@ fn exercise(
     })
 }
 
-/// After healing, every member of the view must end with the same state.
+/// The operator spreads the slots over every group (S3) once each has a view: asked again
+/// until the view service takes it (it refuses while the first assignment is being taken on).
+fn rebalance(cluster: &mut Cluster, violations: &mut Vec<String>) {
+    let until = cluster.now_ms() + LIVENESS_BOUND_MS;
+    let groups = cluster.groups();
+    let all_viewed = |c: &Cluster| groups.iter().all(|g| c.group_view_acked(*g));
+    if !cluster.run_until(until, all_viewed) {
+        violations.push(format!(
+            "liveness: not every group had a view {LIVENESS_BOUND_MS} ms after the start: {}",
+            describe(cluster)
+        ));
+        return;
+    }
+    while cluster.now_ms() < until {
+        if let Some(Ok(_)) = cluster.change_slots(SlotsChange::Rebalance) {
+            return;
+        }
+        cluster.run_for(100);
+    }
+    violations.push(format!(
+        "liveness: the view service did not take the rebalance within {LIVENESS_BOUND_MS} ms: {}",
+        describe_map(cluster)
+    ));
+}
+
+/// The slot map and each group's progress, for failure reports.
+pub fn describe_map(cluster: &Cluster) -> String {
+    let Some(map) = cluster.cluster_map() else {
+        return "no view-service table".to_string();
+    };
+    let mut out = format!("configuration {}:", map.config.num);
+    for (g, info) in &map.groups {
+        let _ = write!(
+            out,
+            " group {g} owns {:?} (config_done {})",
+            map.config.slots_of(*g),
+            info.config_done
+        );
+    }
+    for i in 0..cluster.server_count() {
+        if let Some(r) = cluster.server(i) {
+            let shard = &r.state().shard;
+            if shard.moving() {
+                let _ = write!(
+                    out,
+                    "; {} {:?} taken_on={} target={} out={:?} in={:?}",
+                    cluster.server_id(i),
+                    r.role(),
+                    shard.taken_on,
+                    shard.target,
+                    shard.outgoing,
+                    shard.incoming.keys().collect::<Vec<_>>()
+                );
+            }
+        }
+    }
+    out
+}
+
+/// The hash tags of the workload: a few for one group, one per part of the slot space for
+/// several.
+fn workload_tags(options: &RunOptions) -> Vec<String> {
+    if options.groups > 1 {
+        workload::spread_tags(workload::SHARDED_TAGS)
+    } else {
+        workload::spread_tags(workload::SINGLE_GROUP_TAGS)
+    }
+}
+
+/// The final read of every key: one request (one group, one slot) per tag.
+fn final_reads(tags: &[String]) -> Vec<Vec<tandem_kv::Command>> {
+    let lines = |k: &dyn Fn(&str) -> String| {
+        [
+            format!("MGET {} {} {}", k("s0"), k("s1"), k("s2")),
+            format!("LRANGE {} 0 -1", k("l0")),
+            format!("LRANGE {} 0 -1", k("l1")),
+            format!("HGETALL {}", k("h0")),
+            format!("HGETALL {}", k("h1")),
+        ]
+        .iter()
+        .map(|l| workload::parse_line(l))
+        .collect::<Vec<_>>()
+    };
+    tags.iter()
+        .map(|t| lines(&|name| workload::tagged(t, name)))
+        .collect()
+}
+
+/// Why some group cannot make progress by the rules, if one cannot (named by group when there
+/// are several).
+fn stuck_reason(cluster: &Cluster) -> Option<String> {
+    if cluster.group_count() == 1 {
+        return cluster.stuck_reason();
+    }
+    cluster.groups().into_iter().find_map(|g| {
+        cluster
+            .group_stuck_reason(g)
+            .map(|why| format!("group {g}: {why}"))
+    })
+}
+
+/// After healing, every member of every group's view must end with the same state (R1).
 fn check_convergence(cluster: &mut Cluster, violations: &mut Vec<String>) {
+    for group in cluster.groups() {
+        check_group_convergence(cluster, group, violations);
+    }
+}
+
+fn check_group_convergence(cluster: &mut Cluster, group: GroupId, violations: &mut Vec<String>) {
     let until = cluster.now_ms() + LIVENESS_BOUND_MS;
     let caught_up = |c: &Cluster| {
-        let Some(view) = c.view() else { return false };
+        let Some(view) = c.group_view(group) else {
+            return false;
+        };
         let members: Vec<_> = view
             .members()
             .map(|id| c.server(c.server_index(id)))
             .collect();
-        c.view_acked()
+        c.group_view_acked(group)
             && members.iter().all(|r| r.is_some())
             && members
                 .windows(2)
                 .all(|w| w[0].map(|r| r.state().last) == w[1].map(|r| r.state().last))
     };
+    let of_group = if cluster.group_count() > 1 {
+        format!(" of group {group}")
+    } else {
+        String::new()
+    };
     if !cluster.run_until(until, caught_up) {
         violations.push(format!(
-            "liveness: replicas of the view did not catch up within {LIVENESS_BOUND_MS} ms: {}",
+            "liveness: replicas of the view{of_group} did not catch up within {LIVENESS_BOUND_MS} ms: {}",
             describe(cluster)
         ));
         return;
     }
-    let view = cluster.view().expect("view");
+    let view = cluster.group_view(group).expect("view");
     let mut digests = String::new();
     let mut first = None;
     let mut differ = false;
@@ -314,7 +462,7 @@ fn check_convergence(cluster: &mut Cluster, violations: &mut Vec<String>) {
     }
     if differ {
         violations.push(format!(
-            "R1: replicas of view {} hold different states:{digests}",
+            "R1: replicas of view {}{of_group} hold different states:{digests}",
             view.num
         ));
     }
@@ -322,8 +470,18 @@ fn check_convergence(cluster: &mut Cluster, violations: &mut Vec<String>) {
 
 /// The view and every server's standing, for failure reports.
 pub fn describe(cluster: &Cluster) -> String {
-    let mut out = format!("view {:?} acked={}", cluster.view(), cluster.view_acked());
-    let group = tandem_protocol::GroupId(0);
+    let mut out = String::new();
+    for group in cluster.groups() {
+        if group != GroupId(0) {
+            let _ = write!(out, "; group {group} ");
+        }
+        let _ = write!(
+            out,
+            "view {:?} acked={}",
+            cluster.group_view(group),
+            cluster.group_view_acked(group)
+        );
+    }
     for v in 0..cluster.vs_count() {
         match cluster.vs_node(v) {
             None => {
@@ -348,11 +506,13 @@ pub fn describe(cluster: &Cluster) -> String {
         }
     }
     if let Some(vs) = cluster.view_service() {
-        if let Some(g) = vs.table().group(group) {
-            let _ = write!(out, " joined={:?}", g.incarnations);
-        }
-        for (id, live) in vs.liveness(group) {
-            let _ = write!(out, " {id}:{:?}", live);
+        for group in cluster.groups() {
+            if let Some(g) = vs.table().group(group) {
+                let _ = write!(out, " joined={:?}", g.incarnations);
+            }
+            for (id, live) in vs.liveness(group) {
+                let _ = write!(out, " {id}:{:?}", live);
+            }
         }
     }
     for i in 0..cluster.server_count() {
@@ -379,9 +539,13 @@ pub fn describe(cluster: &Cluster) -> String {
 }
 
 /// Checks every key's history; returns how many keys the checker could not decide.
-fn check_linearizability(cluster: &Cluster, violations: &mut Vec<String>) -> usize {
+fn check_linearizability(
+    cluster: &Cluster,
+    tags: &[String],
+    violations: &mut Vec<String>,
+) -> usize {
     let mut undecided = 0;
-    for (model, ops) in model::partition(cluster.history(), &workload::universe()) {
+    for (model, ops) in model::partition(cluster.history(), &workload::universe_tagged(tags)) {
         match tandem_check::check(
             &model,
             &ops,
@@ -428,6 +592,9 @@ pub fn replay_command(options: &RunOptions) -> String {
         "tandem sim --seed {} --duration-ms {} --vs-nodes {}",
         options.seed, options.duration_ms, options.vs_nodes
     );
+    if options.groups > 1 {
+        let _ = write!(cmd, " --groups {}", options.groups);
+    }
     for bug in tandem_protocol::Bug::ALL {
         if options.bugs.has(bug) {
             let _ = write!(cmd, " --inject-bug {bug}");

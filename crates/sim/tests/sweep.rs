@@ -9,6 +9,13 @@ use tandem_sim::{CaughtPanic, PanicPrint, catch_panic};
 /// Shorter runs keep the test suite fast; `tandem sim` defaults to 60 simulated seconds.
 const DURATION_MS: u64 = 20_000;
 
+/// Planted bugs of slot moves (S4-S6), hunted with several groups in `tests/shard.rs`.
+const MOVE_BUGS: [Bug; 3] = [
+    Bug::ServeAfterHandoff,
+    Bug::ServeBeforeInstall,
+    Bug::MoveStateOnlyOnPrimary,
+];
+
 fn options(seed: u64, bugs: Bugs) -> RunOptions {
     RunOptions {
         duration_ms: DURATION_MS,
@@ -65,7 +72,8 @@ fn hunting(seed: u64, bug: Bug) -> RunOptions {
 #[test]
 fn every_planted_bug_is_caught_within_1000_seeds() {
     let mut found = Vec::new();
-    for bug in Bug::ALL {
+    // The bugs of slot moves need several groups: `tests/shard.rs` hunts them.
+    for bug in Bug::ALL.into_iter().filter(|b| !MOVE_BUGS.contains(b)) {
         let caught = (1..=1000).find(|seed| !run_seed(&hunting(*seed, bug)).passed());
         let seed = caught.unwrap_or_else(|| panic!("{bug} was not caught within 1000 seeds"));
         let clean = run_seed(&RunOptions {

@@ -34,6 +34,10 @@ pub struct SimArgs {
     /// Nodes of the replicated view service (a Raft group): 1, 3 or 5.
     #[arg(long, default_value_t = 3, value_parser = parse_vs_nodes)]
     vs_nodes: usize,
+    /// Replica groups (S): with more than one, the run starts with a rebalance, clients route
+    /// by slot and slot moves join the faults.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=8))]
+    groups: u64,
     /// Plant a known protocol bug (to prove the checkers catch it).
     #[arg(long = "inject-bug", value_name = "NAME", value_parser = parse_bug)]
     inject_bug: Vec<Bug>,
@@ -69,6 +73,7 @@ fn options(args: &SimArgs, seed: u64) -> RunOptions {
         duration_ms: args.duration_ms,
         bugs,
         vs_nodes: args.vs_nodes,
+        groups: args.groups as usize,
         // A sweep reports a panicking seed with its location and replay command; the replay is
         // where the standard message (and a backtrace) are wanted.
         panic_print: match args.seed {
@@ -141,6 +146,13 @@ fn print_report(out: &mut dyn Write, report: &RunReport, real: Duration) -> io::
         report.simulated_ms as f64 / 1000.0,
         real.as_secs_f64()
     )?;
+    if report.executions_per_group.len() > 1 {
+        writeln!(
+            out,
+            "{} slot configurations; executions per group: {:?}",
+            report.configs, report.executions_per_group
+        )?;
+    }
     if let Some(why) = &report.stuck {
         writeln!(
             out,

@@ -262,6 +262,12 @@ impl Replica {
         &self.state
     }
 
+    /// The recent entries of its history (read by the simulator's checkers: which requests a
+    /// primary ordered, and where).
+    pub fn recent_log(&self) -> &RecentLog {
+        &self.log
+    }
+
     /// The view number its pings carry.
     pub fn ping_viewnum(&self) -> ViewNum {
         self.ping_viewnum

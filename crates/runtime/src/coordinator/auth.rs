@@ -196,7 +196,10 @@ pub(crate) fn auth_outcome(outcome: &Outcome) -> Result<(), Frame> {
             Some(reply) => Err(super::connection::reply_frame(reply)),
             None => Err(Frame::Error("ERR missing reply".to_owned())),
         },
-        Outcome::TimedOut => Err(Frame::Error(super::connection::TRYAGAIN.to_owned())),
+        // The hub splits again what a move split (CrossGroup never reaches a connection).
+        Outcome::TimedOut | Outcome::CrossGroup => {
+            Err(Frame::Error(super::connection::TRYAGAIN.to_owned()))
+        }
     }
 }
 
@@ -212,7 +215,7 @@ async fn ask(shared: &Shared, client: ClientId, cmd: Command) -> Option<Reply> {
     shared.hub.send(request).ok()?;
     match outcome.await.ok()? {
         Outcome::Replies(replies) => replies.first().cloned(),
-        Outcome::TimedOut => None,
+        Outcome::TimedOut | Outcome::CrossGroup => None,
     }
 }
 

@@ -356,7 +356,7 @@ impl<S: ClientStream> Connection<S> {
         }
         let mut replies = match &outcome {
             Outcome::Replies(replies) => Some(replies.iter()),
-            Outcome::TimedOut => None,
+            Outcome::TimedOut | Outcome::CrossGroup => None,
         };
         let max_reply_bytes = self.shared.config.max_reply_bytes;
         for slot in slots {

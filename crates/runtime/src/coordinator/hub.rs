@@ -8,12 +8,22 @@
 //! `poll_completion`. Timers are a min-heap of `(deadline, client)` with lazy deletion.
 //!
 //! Two shortcuts keep the view service from being flooded by thousands of sessions, without
-//! changing what any clerk decides: the latest view is cached and handed to a session before it
-//! submits, and a `GetView` from a session is not sent when another was sent within
-//! [`VIEW_QUERY_GAP_MS`]: the answer to that one is given to every busy session.
+//! changing what any clerk decides: the latest cluster map (and the home group's view in it) is
+//! cached and handed to a session before it submits, and a `GetCluster` from a session is not
+//! sent when another was sent within [`VIEW_QUERY_GAP_MS`]: the answer to that one is given to
+//! every busy session.
+//!
+//! **Sharding (S1).** A connection's batch is split by a [`Plan`] (`tandem_protocol::router`):
+//! multi-key commands across slots into one part per slot, keyspace-wide commands and ACL
+//! writes into one part per group. The hub runs the parts in order, each run of consecutive
+//! parts for one group (under the newest map when the run starts) as one request of the
+//! session's clerk, and merges the replies in the batch's order. A run that a move split in the
+//! meantime comes back as `CrossGroup` and is planned again with the newer map. After a run
+//! times out, the parts after it are not sent: their commands are answered `-TRYAGAIN` (a batch
+//! in which nothing completed is `TimedOut`, as before sharding).
 //!
 //! The hub finds the view service's leader itself (Q2) with its own [`Locator`] over the
-//! `--viewserver` list: every `GetView` goes to the locator's target; a `ViewReply` from the
+//! `--viewserver` list: every `GetCluster` goes to the locator's target; a `ClusterReply` from the
 //! target counts as its answer; a `NotLeader` moves the target to the leader named (asked at
 //! once, a few times in a row at most) or, with none named, to the next node (asked at the
 //! normal pace); too many unanswered queries, or a refused connection to the target, move on to
@@ -23,26 +33,30 @@ use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
 use std::sync::Arc;
 
-use tandem_kv::Command;
+use tandem_kv::{Command, Reply};
 use tandem_protocol::locator::{Locator, MAX_UNANSWERED};
+use tandem_protocol::router::{Plan, Run, groups_of};
 use tandem_protocol::{
-    Clerk, ClerkConfig, ClientId, Endpoint, GroupId, Message, Outcome, Transmit, View, VsAddr,
-    message::ViewReply,
+    Clerk, ClerkConfig, ClientId, ClusterMap, Endpoint, GroupId, Message, Outcome, Transmit, View,
+    VsAddr, message::ViewReply,
 };
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::{Duration, interval, sleep_until};
 use tracing::info;
 
-use crate::clock::Clock;
+use crate::clock::{Clock, random_u64};
 use crate::net::{Inbound, Net, Peers};
 use crate::shutdown::Shutdown;
 
-/// Least time between two `GetView`s sent on behalf of sessions.
+/// Least time between two `GetCluster`s sent on behalf of sessions.
 pub(crate) const VIEW_QUERY_GAP_MS: u64 = 5;
 /// Most `NotLeader` redirects followed at once (without waiting out the gap) in a row.
 const MAX_REDIRECTS_AT_ONCE: u32 = 3;
 /// Most inputs of one kind handled before the others get a turn.
 const MAX_BATCH: usize = 4096;
+/// Most times one batch is planned again because moves split a run (then its rest is
+/// answered `-TRYAGAIN`).
+const MAX_REPLANS: u32 = 16;
 
 /// What a connection task asks of the hub.
 #[derive(Debug)]
@@ -67,9 +81,26 @@ pub(crate) enum HubRequest {
 
 struct Session {
     clerk: Clerk,
-    done: Option<oneshot::Sender<Outcome>>,
+    /// The batch being run, if any.
+    job: Option<Job>,
     /// The deadline this session has in the timer heap, if any.
     armed_ms: Option<u64>,
+}
+
+/// A connection's batch on its way through the groups.
+struct Job {
+    plan: Plan,
+    /// One per part, filled as runs complete.
+    replies: Vec<Option<Reply>>,
+    /// The first part not run yet.
+    next: usize,
+    /// The run the clerk is executing.
+    run: Option<Run>,
+    user: Option<Arc<str>>,
+    done: oneshot::Sender<Outcome>,
+    replans: u32,
+    /// A run timed out: the parts after it are not sent.
+    timed_out: bool,
 }
 
 /// The hub task's state.
@@ -83,6 +114,8 @@ pub(crate) struct Hub {
     latest: Option<ViewReply>,
     /// The view-service node `latest` came from.
     latest_from: Endpoint,
+    /// The newest cluster map (S2), and the node it came from.
+    map: Option<(Arc<ClusterMap>, Endpoint)>,
     view_sender: watch::Sender<Option<View>>,
     last_view_query_ms: Option<u64>,
     /// The configured view-service list, given to every clerk.
@@ -122,6 +155,7 @@ impl Hub {
             latest_from: Endpoint::ViewService(tandem_protocol::VsAddr::new(
                 tandem_protocol::locator::DEFAULT_VIEW_SERVICE,
             )),
+            map: None,
             view_sender,
             last_view_query_ms: None,
             locator: Locator::new(view_services.clone()),
@@ -228,15 +262,15 @@ impl Hub {
         let now = self.clock.now();
         let session = self.sessions.entry(client).or_insert_with(|| {
             let mut clerk = Clerk::new(client, self.group, self.config.clone());
-            // Its GetViews are routed through `query_view` (and so to the hub's target).
+            // Its queries are routed through `query_view` (and so to the hub's target).
             clerk.set_view_services(self.view_services.clone());
             Session {
                 clerk,
-                done: None,
+                job: None,
                 armed_ms: None,
             }
         });
-        if !session.clerk.is_idle() {
+        if session.job.is_some() || !session.clerk.is_idle() {
             // A connection waits for each outcome before sending more; refuse rather than
             // break the one-request-per-session rule (P8).
             let _ = done.send(Outcome::TimedOut);
@@ -255,8 +289,30 @@ impl Hub {
                 );
             }
         }
-        session.done = Some(done);
-        session.clerk.submit_as(now, Arc::new(cmds), user);
+        if let Some((map, from)) = &self.map
+            && session.clerk.map().is_none_or(|m| m.epoch < map.epoch)
+        {
+            session
+                .clerk
+                .handle(now, from.clone(), Message::ClusterReply(map.clone()));
+        }
+        let map = self.map.as_ref().map(|(m, _)| m.as_ref());
+        let random = if cmds.iter().any(|c| matches!(c, Command::RandomKey)) {
+            random_u64()
+        } else {
+            0
+        };
+        let plan = Plan::new(cmds, &groups_of(map, self.group), random);
+        session.job = Some(Job {
+            replies: vec![None; plan.parts().len()],
+            plan,
+            next: 0,
+            run: None,
+            user,
+            done,
+            replans: 0,
+            timed_out: false,
+        });
         self.busy.insert(client);
         self.after(client);
     }
@@ -319,7 +375,58 @@ impl Hub {
                     }
                 }
             }
+            Message::ClusterReply(map) if matches!(from, Endpoint::ViewService(_)) => {
+                self.on_map(now, from, map);
+            }
             _ => {}
+        }
+    }
+
+    /// A cluster map from the view service (S2): cached if newer, published as the home
+    /// group's view, and given to every busy session (each checks it again, C4).
+    fn on_map(&mut self, now: tandem_protocol::Now, from: Endpoint, map: Arc<ClusterMap>) {
+        if let Endpoint::ViewService(node) = &from {
+            self.locator.answered(node);
+            self.redirects_in_a_row = 0;
+        }
+        let well_formed = map.config.is_well_formed()
+            && map
+                .groups
+                .values()
+                .all(|g| g.view.as_ref().is_none_or(View::is_well_formed));
+        let newer = self
+            .map
+            .as_ref()
+            .is_none_or(|(old, _)| map.epoch > old.epoch);
+        if !well_formed || !newer {
+            return;
+        }
+        if let Some(view) = map.groups.get(&self.group).and_then(|g| g.view.clone()) {
+            let newer_view = self
+                .latest
+                .as_ref()
+                .and_then(|l| l.view.as_ref())
+                .is_none_or(|old| view.num > old.num);
+            if newer_view {
+                self.view_sender.send_replace(Some(view.clone()));
+                self.latest = Some(ViewReply {
+                    group: self.group,
+                    view: Some(view),
+                    member_incarnation: None,
+                    cluster: None,
+                });
+                self.latest_from = from.clone();
+            }
+        }
+        self.map = Some((map.clone(), from.clone()));
+        let busy: Vec<ClientId> = self.busy.iter().copied().collect();
+        for client in busy {
+            if let Some(session) = self.sessions.get_mut(&client) {
+                session
+                    .clerk
+                    .handle(now, from.clone(), Message::ClusterReply(map.clone()));
+                self.after(client);
+            }
         }
     }
 
@@ -343,23 +450,38 @@ impl Hub {
         self.compact_timers();
     }
 
-    /// Drains a session's outputs and re-arms its timer.
+    /// Drains a session's outputs, moves its batch on (the next run, or the merged replies),
+    /// and re-arms its timer.
     fn after(&mut self, client: ClientId) {
+        let now = self.clock.now();
+        let map = self.map.as_ref().map(|(m, _)| m.clone());
         let Some(session) = self.sessions.get_mut(&client) else {
             return;
         };
-        let now = self.clock.now();
         let mut transmits = Vec::new();
-        while let Some(transmit) = session.clerk.poll_transmit(now) {
-            transmits.push(transmit);
-        }
-        while let Some(completion) = session.clerk.poll_completion() {
-            if let Some(done) = session.done.take() {
-                // The connection may be gone; its session is removed by its Close.
-                let _ = done.send(completion.outcome);
+        loop {
+            while let Some(transmit) = session.clerk.poll_transmit(now) {
+                transmits.push(transmit);
             }
+            if let Some(completion) = session.clerk.poll_completion()
+                && let Some(job) = &mut session.job
+            {
+                job.completed(completion.outcome);
+            }
+            let Some(job) = &mut session.job else { break };
+            if !session.clerk.is_idle() {
+                break;
+            }
+            if job.timed_out || job.next == job.plan.parts().len() {
+                let mut job = session.job.take().expect("a job");
+                let outcome = job.outcome();
+                // The connection may be gone; its session is removed by its Close.
+                let _ = job.done.send(outcome);
+                break;
+            }
+            job.start_run(now, &mut session.clerk, map.as_deref(), self.group);
         }
-        if session.clerk.is_idle() {
+        if session.clerk.is_idle() && session.job.is_none() {
             self.busy.remove(&client);
         }
         let next = session.clerk.poll_timeout();
@@ -387,7 +509,8 @@ impl Hub {
         }
     }
 
-    /// Sends a `GetView` unless one was sent within [`VIEW_QUERY_GAP_MS`].
+    /// Asks the view service for a newer cluster map (it carries every group's view) unless
+    /// it was asked within [`VIEW_QUERY_GAP_MS`].
     fn query_view(&mut self, from: Endpoint) {
         let now_ms = self.clock.now().mono_ms;
         if self
@@ -397,7 +520,8 @@ impl Hub {
             return;
         }
         self.last_view_query_ms = Some(now_ms);
-        let msg = Message::GetView { group: self.group };
+        let epoch = self.map.as_ref().map_or(0, |(m, _)| m.epoch);
+        let msg = Message::GetCluster { epoch };
         let target = self.locator.target_addr().clone();
         self.locator.sent();
         self.note_target();
@@ -439,5 +563,55 @@ impl Hub {
             .iter()
             .filter_map(|(client, s)| s.armed_ms.map(|at| Reverse((at, *client))))
             .collect();
+    }
+}
+
+impl Job {
+    /// Takes the outcome of the run the clerk executed.
+    fn completed(&mut self, outcome: Outcome) {
+        let Some(run) = self.run.take() else { return };
+        match outcome {
+            Outcome::Replies(replies) => {
+                for (slot, reply) in self.replies[run.parts.clone()]
+                    .iter_mut()
+                    .zip(replies.iter())
+                {
+                    *slot = Some(reply.clone());
+                }
+                self.next = run.parts.end;
+            }
+            // A move split the run since it was planned: plan it again with the newer map.
+            Outcome::CrossGroup if self.replans < MAX_REPLANS => self.replans += 1,
+            Outcome::CrossGroup | Outcome::TimedOut => self.timed_out = true,
+        }
+    }
+
+    /// Submits the run starting at the first part not run yet.
+    fn start_run(
+        &mut self,
+        now: tandem_protocol::Now,
+        clerk: &mut Clerk,
+        map: Option<&ClusterMap>,
+        home: GroupId,
+    ) {
+        let run = self.plan.run_at(self.next, map, home);
+        let cmds: Vec<Command> = self.plan.parts()[run.parts.clone()]
+            .iter()
+            .map(|p| p.cmd.clone())
+            .collect();
+        let user = self.user.clone();
+        match run.group {
+            Some(group) if run.named => clerk.submit_to(now, Arc::new(cmds), user, group),
+            _ => clerk.submit_as(now, Arc::new(cmds), user),
+        };
+        self.run = Some(run);
+    }
+
+    /// What the connection gets: the merged replies, or `TimedOut` when nothing completed.
+    fn outcome(&mut self) -> Outcome {
+        if self.timed_out && self.replies.iter().all(Option::is_none) {
+            return Outcome::TimedOut;
+        }
+        Outcome::Replies(Arc::new(self.plan.merge(std::mem::take(&mut self.replies))))
     }
 }
