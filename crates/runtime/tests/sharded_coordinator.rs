@@ -20,7 +20,7 @@ use tandem_resp::Frame;
 use tandem_runtime::wire::{Envelope, decode_frame, encode_frame};
 use tandem_runtime::{
     Client, Coordinator, CoordinatorConfig, Reply, Server, ServerConfig, ShutdownTrigger,
-    ViewServer, ViewServerConfig, shutdown_channel,
+    ViewServer, ViewServerConfig, http_get, shutdown_channel,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -31,6 +31,8 @@ const MAX_FRAME: usize = 1 << 24;
 struct Sharded {
     view_service: Vec<String>,
     coordinator: std::net::SocketAddr,
+    /// The coordinator's admin endpoint.
+    admin: String,
     _stop: ShutdownTrigger,
 }
 
@@ -87,10 +89,17 @@ async fn start() -> anyhow::Result<Sharded> {
         let server = Server::bind(config, "127.0.0.1:0", None, &list).await?;
         tokio::spawn(server.run(shutdown.clone()));
     }
-    let mut config = CoordinatorConfig::default();
+    let mut config = CoordinatorConfig {
+        admin: Some("127.0.0.1:0".to_owned()),
+        ..CoordinatorConfig::default()
+    };
     config.clerk.request_timeout_ms = 3000;
     let coordinator = Coordinator::bind(config, "127.0.0.1:0", &list).await?;
     let coordinator_addr = coordinator.local_addr();
+    let admin = coordinator
+        .admin_addr()
+        .context("an admin endpoint")?
+        .to_string();
     tokio::spawn(coordinator.run(shutdown.clone()));
     let vs_probe = vs.clone();
     wait_until("every group has a view and a first configuration", || {
@@ -101,6 +110,7 @@ async fn start() -> anyhow::Result<Sharded> {
     Ok(Sharded {
         view_service: list,
         coordinator: coordinator_addr,
+        admin,
         _stop: stop,
     })
 }
@@ -164,6 +174,27 @@ async fn s1_one_coordinator_serves_a_keyspace_sharded_over_three_groups() -> any
     let owners: BTreeSet<GroupId> = map.config.ranges.iter().map(|r| r.group).collect();
     assert_eq!(owners.len(), GROUPS as usize, "{:?}", map.config);
     let keys = spread_keys(&map, 90);
+    // The coordinator's /status shows the map it routes by, once it has heard of it.
+    let admin = cluster.admin.clone();
+    let epoch = map.epoch;
+    let status = wait_until("the coordinator's status shows the rebalanced map", || {
+        let admin = admin.clone();
+        async move {
+            let (_, body) = http_get(&admin, "/status", std::time::Duration::from_secs(2))
+                .await
+                .ok()?;
+            let status: serde_json::Value = serde_json::from_str(&body).ok()?;
+            (status["cluster"]["epoch"].as_u64()? >= epoch).then_some(status)
+        }
+    })
+    .await?;
+    let slots: u64 = status["cluster"]["groups"]
+        .as_array()
+        .context("groups")?
+        .iter()
+        .map(|g| g["slots"].as_u64().unwrap_or(0))
+        .sum();
+    assert_eq!(slots, 16384, "{status}");
 
     // Single keys land on their owner and read back through the same coordinator.
     for key in &keys {
