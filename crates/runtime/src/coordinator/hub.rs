@@ -117,6 +117,8 @@ pub(crate) struct Hub {
     /// The newest cluster map (S2), and the node it came from.
     map: Option<(Arc<ClusterMap>, Endpoint)>,
     view_sender: watch::Sender<Option<View>>,
+    /// Publishes the newest map (the admin `/status`).
+    map_sender: Option<watch::Sender<Option<Arc<ClusterMap>>>>,
     last_view_query_ms: Option<u64>,
     /// The configured view-service list, given to every clerk.
     view_services: Vec<VsAddr>,
@@ -157,6 +159,7 @@ impl Hub {
             )),
             map: None,
             view_sender,
+            map_sender: None,
             last_view_query_ms: None,
             locator: Locator::new(view_services.clone()),
             seen_target: view_services[0].clone(),
@@ -166,6 +169,12 @@ impl Hub {
             target_sender,
             peers: Peers::new(net),
         }
+    }
+
+    /// Publishes every newer cluster map on `sender`.
+    pub fn publishing_maps(mut self, sender: watch::Sender<Option<Arc<ClusterMap>>>) -> Hub {
+        self.map_sender = Some(sender);
+        self
     }
 
     /// Runs until shutdown or until every connection task and the listener are gone.
@@ -419,6 +428,9 @@ impl Hub {
             }
         }
         self.map = Some((map.clone(), from.clone()));
+        if let Some(sender) = &self.map_sender {
+            sender.send_replace(Some(map.clone()));
+        }
         let busy: Vec<ClientId> = self.busy.iter().copied().collect();
         for client in busy {
             if let Some(session) = self.sessions.get_mut(&client) {

@@ -27,7 +27,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use tandem_protocol::{GroupId, View};
+use tandem_protocol::{ClusterMap, GroupId, View};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, mpsc, watch};
 use tokio_rustls::TlsAcceptor;
@@ -47,6 +47,8 @@ pub(crate) struct Shared {
     config: CoordinatorConfig,
     hub: mpsc::UnboundedSender<HubRequest>,
     view: watch::Receiver<Option<View>>,
+    /// The newest cluster map the hub holds (S2), for `/status`.
+    cluster: watch::Receiver<Option<Arc<ClusterMap>>>,
     connected: AtomicUsize,
     next_connection_id: AtomicU64,
     started: Instant,
@@ -154,6 +156,7 @@ impl Coordinator {
         let tls_listen = self.tls_addr();
         let (hub_sender, hub_requests) = mpsc::unbounded_channel();
         let (view_sender, view) = watch::channel(None);
+        let (cluster_sender, cluster) = watch::channel(None);
         let (target_sender, view_service_target) =
             watch::channel(self.view_services[0].to_string());
         let (inbox_sender, inbox) = mpsc::channel(self.config.net.inbox_messages);
@@ -165,13 +168,15 @@ impl Coordinator {
             net.clone(),
             view_sender,
             target_sender,
-        );
+        )
+        .publishing_maps(cluster_sender);
         let refresh = Duration::from_millis(self.config.view_refresh_ms);
         tokio::spawn(hub.run(hub_requests, inbox, refresh, shutdown.clone()));
         let shared = Arc::new(Shared {
             config: self.config.clone(),
             hub: hub_sender,
             view,
+            cluster,
             connected: AtomicUsize::new(0),
             next_connection_id: AtomicU64::new(1),
             started: Instant::now(),
@@ -328,6 +333,20 @@ impl AdminSource for CoordinatorAdmin {
                 "viewnum": v.num.0,
                 "primary": v.primary.as_str(),
                 "backups": v.backups.iter().map(|b| b.as_str()).collect::<Vec<_>>(),
+            })),
+            "cluster": shared.cluster.borrow().as_ref().map(|map| json!({
+                "epoch": map.epoch,
+                "config": map.config.num.0,
+                "groups": map.groups.iter()
+                    .filter(|(_, g)| g.view.is_some())
+                    .map(|(id, g)| json!({
+                        "group": id.0,
+                        "primary": g.view.as_ref().map(|v| v.primary.as_str()),
+                        "slots": map.config.slots_of(*id).iter()
+                            .map(|(a, b)| u32::from(*b) - u32::from(*a) + 1)
+                            .sum::<u32>(),
+                    }))
+                    .collect::<Vec<_>>(),
             })),
             "connections": shared.connected.load(std::sync::atomic::Ordering::Relaxed),
             "requests_total": ok + timed_out,
