@@ -25,8 +25,12 @@ pub struct DevOptions {
     /// The coordinator's port; the view-service nodes get `port + 1000 ..` and the servers
     /// the ports after them. Port 0 makes every port ephemeral.
     pub port: u16,
-    /// Number of servers.
+    /// Number of servers (with `groups` > 1: per group).
     pub servers: usize,
+    /// Number of replica groups (S2). With more than one, every server also serves Redis
+    /// Cluster clients on a client port: `port + 1`, `port + 2`, ... in server order (server
+    /// `i` is in group `i / servers`).
+    pub groups: usize,
     /// Number of view-service nodes (1 to 64; default 3). One node keeps nothing on disk;
     /// several keep their Raft logs under `data_dir`.
     pub view_services: usize,
@@ -53,6 +57,7 @@ impl Default for DevOptions {
         DevOptions {
             port: 6379,
             servers: 3,
+            groups: 1,
             view_services: 3,
             data_dir: None,
             view_service: ViewServerConfig::default(),
@@ -73,6 +78,9 @@ pub struct DevCluster {
     pub view_services: Vec<SocketAddr>,
     /// Every server's address (also its id).
     pub servers: Vec<SocketAddr>,
+    /// Every server's Redis Cluster client port, in the order of `servers` (empty with one
+    /// group).
+    pub client_ports: Vec<SocketAddr>,
     /// The coordinator's (Redis) address.
     pub coordinator: SocketAddr,
     /// Admin endpoints (view service, each server, coordinator), when enabled.
@@ -175,17 +183,31 @@ impl DevCluster {
         }
         let view_service = addrs[0];
         let mut servers = Vec::new();
-        for i in 0..options.servers {
+        let groups = options.groups.max(1);
+        for i in 0..options.servers * groups {
             let offset = u16::try_from(1000 + nodes + i).unwrap_or(u16::MAX);
             let listen = port_at(base, offset)?;
             let config = ServerConfig {
                 admin: ephemeral_admin.clone(),
+                group: tandem_protocol::GroupId(
+                    options.server.group.0 + (i / options.servers.max(1)) as u32,
+                ),
                 ..options.server.clone()
             };
             let mut server = Server::bind(config, &listen, None, &view_service_addrs).await?;
             if let Some(ca) = &options.ca {
                 let tls = ca.peer(Role::Server, server.id().as_str())?;
                 server = server.with_peer_tls(tls)?;
+            }
+            if groups > 1 {
+                let client_port = port_at(base, u16::try_from(1 + i).unwrap_or(u16::MAX))?;
+                server = server
+                    .with_client_front(crate::cluster::ClientFront {
+                        listen: client_port,
+                        advertise: None,
+                        config: options.coordinator.clone(),
+                    })
+                    .await?;
             }
             servers.push(server);
         }
@@ -223,6 +245,7 @@ impl DevCluster {
             view_service,
             view_services: addrs,
             servers: servers.iter().map(Server::local_addr).collect(),
+            client_ports: servers.iter().filter_map(Server::client_addr).collect(),
             coordinator: coordinator.local_addr(),
             admin,
             admin_tls,

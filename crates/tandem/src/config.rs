@@ -225,6 +225,15 @@ pub struct ServerFile {
     /// `proto-max-bulk-len` (bytes, or with a unit).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub proto_max_bulk_len: Option<String>,
+    /// `client-listen`: the Redis Cluster client port.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_listen: Option<String>,
+    /// `client-advertise`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_advertise: Option<String>,
+    /// `client-protected-mode`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_protected_mode: Option<YesNo>,
     /// `admin`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub admin: Option<String>,

@@ -178,6 +178,8 @@ pub struct Replica {
     next_ping_ms: u64,
     /// Which view-service node to ping (Q2).
     locator: Locator,
+    /// Where this server serves Redis clients, announced in its pings (S2).
+    client_addr: Option<String>,
     last_wall_ms: u64,
     outbox: VecDeque<Transmit>,
     stats: ReplicaStats,
@@ -206,6 +208,7 @@ impl Replica {
             rng: SplitMix64::new(incarnation.0),
             next_ping_ms: 0,
             locator: Locator::new(vec![VsAddr::new(DEFAULT_VIEW_SERVICE)]),
+            client_addr: None,
             last_wall_ms: 0,
             outbox: VecDeque::new(),
             stats: ReplicaStats::default(),
@@ -388,6 +391,12 @@ impl Replica {
         self.locator = Locator::new(addrs);
     }
 
+    /// Announces `addr` as where this server serves Redis clients (`--client-listen`): every
+    /// ping carries it, so the cluster map names it (S2).
+    pub fn set_client_addr(&mut self, addr: Option<String>) {
+        self.client_addr = addr;
+    }
+
     /// The transport could not reach `addr`. If it is the view-service node this server pings,
     /// the next ping goes to the next node of the list (Q2); not sooner, so that a list of dead
     /// nodes is not cycled through in a tight loop.
@@ -406,7 +415,7 @@ impl Replica {
             server: self.me.clone(),
             viewnum: self.ping_viewnum,
             incarnation: self.incarnation,
-            client_addr: None,
+            client_addr: self.client_addr.clone(),
             config_done: crate::ConfigNum(0),
             cluster_epoch: 0,
         };
