@@ -7,8 +7,19 @@
 //!
 //! # Durable and soft state
 //! Decisions that must survive a view-service failover are [`ViewEvent`]s applied to a
-//! [`ViewTable`]: "group g has view v" and "the primary acknowledged view v". When each server
-//! last pinged is soft state, rebuilt from pings. A later issue proposes the events through a Raft
+//! [`ViewTable`]: "group g has view v", "the primary acknowledged view v", and for the sharded
+//! keyspace (S2, S3) "the slot map is configuration n", "server s serves clients at address a"
+//! and "group g has taken on configuration n". When each server last pinged is soft state,
+//! rebuilt from pings.
+//!
+//! # The slot map (S2, S3)
+//! The first group to get a view gets every slot (configuration 1). After that the map changes
+//! only by an operator's `ChangeSlots` (a move or a rebalance), and only when every group that
+//! owns slots or takes part in the change has reported (`config_done` in its primary's pings)
+//! that it took on the current configuration; [`ViewTable::apply`] checks the same rule, so it
+//! holds over the committed log whoever led. The cluster map handed to servers and
+//! coordinators is built from the applied table only (Q3); its epoch counts the applied
+//! decisions that changed it, so every node hands out the same map under the same epoch. A later issue proposes the events through a Raft
 //! log and applies them on every view-service replica; nothing else needs to be replicated.
 //!
 //! # The stall rule: a server is dead only for silence while the view service was running (V3)
@@ -27,17 +38,21 @@
 //! rule: only silence it witnessed while leading and running counts.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
 use crate::bug::Bug;
 use crate::config::ViewServiceConfig;
-use crate::ids::{GroupId, Incarnation, ServerId, ViewNum};
+use crate::ids::{ConfigNum, GroupId, Incarnation, ServerId, ViewNum};
 use crate::message::{
-    Endpoint, GroupStatus, Message, Ping, ServerHealth, Status, Transmit, ViewChange, ViewReply,
+    Endpoint, GroupStatus, MembersRefusal, Message, Ping, ServerHealth, SlotsChange, Status,
+    Transmit, ViewChange, ViewReply,
 };
+use crate::shard::{ClusterMap, GroupInfo, ShardConfig, SlotRange};
 use crate::time::Now;
 use crate::view::{Failure, View, ViewChangeCause, reason};
+use tandem_kv::slots::SLOT_COUNT;
 
 /// Most outputs queued. Drivers drain the outbox and the events after every input; the bounds
 /// only keep memory finite for one that does not.
@@ -65,6 +80,30 @@ pub enum ViewEvent {
         group: GroupId,
         /// The acknowledged view.
         viewnum: ViewNum,
+    },
+    /// The slot map becomes `config` (S2, S3): numbered one more than the current one, well
+    /// formed, every owner a group with a view, and gated (every group that owns slots or
+    /// takes part in a move has taken on the current configuration).
+    Slots {
+        /// The next configuration.
+        config: ShardConfig,
+    },
+    /// A member of `group`'s current view announced a new client address (S2), or none.
+    ClientAddr {
+        /// The server's group.
+        group: GroupId,
+        /// The server.
+        server: ServerId,
+        /// Where it serves Redis clients (at most [`MAX_CLIENT_ADDR_BYTES`]).
+        addr: Option<String>,
+    },
+    /// The primary of `group` reported that its group has taken on configuration `num` (S3,
+    /// S4). In the log, not soft state, because `apply` gates `Slots` on it.
+    ConfigDone {
+        /// The group.
+        group: GroupId,
+        /// The configuration taken on (increasing, at most the current one).
+        num: ConfigNum,
     },
 }
 
@@ -99,26 +138,67 @@ pub struct GroupViews {
     pub history: VecDeque<HistoryEntry>,
 }
 
-/// Every group's views: the state a replicated view service replicates.
+/// Every group's views and the slot map: the state a replicated view service replicates.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ViewTable {
     groups: BTreeMap<GroupId, GroupViews>,
     history_len: usize,
+    /// The current slot configuration (S2): number 0, empty, before the first assignment.
+    config: ShardConfig,
+    /// The configuration before it (empty before configuration 2).
+    previous: ShardConfig,
+    /// Client address of members of each group's current view (S2). Pruned to the view's
+    /// members on every new view, so it stays as small as the views.
+    client_addrs: BTreeMap<GroupId, BTreeMap<ServerId, String>>,
+    /// The last configuration each group's primary reported taken on (S3, S4).
+    config_done: BTreeMap<GroupId, ConfigNum>,
+    /// Applied decisions that changed the cluster map: identical on every node that applied
+    /// the same log, so it orders the maps they hand out.
+    epoch: u64,
+    /// The cluster map built from the above, built on demand and dropped on every change.
+    #[serde(skip)]
+    map: MapCache,
 }
+
+/// A cache that never makes two tables unequal.
+#[derive(Clone, Debug, Default)]
+struct MapCache(std::sync::OnceLock<Arc<ClusterMap>>);
+
+impl PartialEq for MapCache {
+    fn eq(&self, _: &MapCache) -> bool {
+        true
+    }
+}
+
+impl Eq for MapCache {}
+
+/// Longest client address a ping may announce (S2); longer ones are not recorded.
+pub const MAX_CLIENT_ADDR_BYTES: usize = 256;
 
 impl ViewTable {
     /// An empty table remembering `history_len` views per group.
     pub fn new(history_len: usize) -> ViewTable {
         ViewTable {
-            groups: BTreeMap::new(),
             history_len,
+            ..ViewTable::default()
         }
     }
 
     /// Applies one decision, or rejects it whole if it breaks V1 (views numbered consecutively,
-    /// the primary never its own backup) or acknowledges a view that is not current (V6). Every
-    /// replica of a replicated view service applies the same log, so they reject the same entries.
+    /// the primary never its own backup), acknowledges a view that is not current (V6), or
+    /// breaks S2/S3 (a slot configuration out of order, malformed, naming a group without a
+    /// view, or not gated). Every replica of a replicated view service applies the same log, so
+    /// they reject the same entries.
     pub fn apply(&mut self, event: &ViewEvent) -> Result<(), TableError> {
+        self.apply_inner(event)?;
+        if event.changes_map() {
+            self.epoch += 1;
+            self.map = MapCache::default();
+        }
+        Ok(())
+    }
+
+    fn apply_inner(&mut self, event: &ViewEvent) -> Result<(), TableError> {
         match event {
             ViewEvent::NewView {
                 group,
@@ -154,6 +234,12 @@ impl ViewTable {
                 while state.history.len() > self.history_len {
                     state.history.pop_front();
                 }
+                if let Some(addrs) = self.client_addrs.get_mut(group) {
+                    addrs.retain(|server, _| view.contains(server));
+                    if addrs.is_empty() {
+                        self.client_addrs.remove(group);
+                    }
+                }
             }
             ViewEvent::Acked { group, viewnum } => {
                 let state = self.groups.get_mut(group);
@@ -172,8 +258,172 @@ impl ViewTable {
                     }
                 }
             }
+            ViewEvent::Slots { config } => {
+                let current = self.config.num;
+                if config.num != ConfigNum(current.0 + 1) {
+                    return Err(TableError::ConfigNotNext {
+                        current,
+                        proposed: config.num,
+                    });
+                }
+                if !config.is_well_formed() {
+                    return Err(TableError::ConfigMalformed { num: config.num });
+                }
+                if let Some(group) = config
+                    .ranges
+                    .iter()
+                    .map(|r| r.group)
+                    .find(|g| self.view(*g).is_none())
+                {
+                    return Err(TableError::ConfigNoView {
+                        num: config.num,
+                        group,
+                    });
+                }
+                if let Some((group, done)) = self.ungated(config).into_iter().next() {
+                    return Err(TableError::ConfigNotGated {
+                        num: config.num,
+                        group,
+                        done,
+                    });
+                }
+                self.previous = std::mem::replace(&mut self.config, config.clone());
+            }
+            ViewEvent::ClientAddr {
+                group,
+                server,
+                addr,
+            } => {
+                if !self.view(*group).is_some_and(|v| v.contains(server)) {
+                    return Err(TableError::NotMember {
+                        group: *group,
+                        server: server.clone(),
+                    });
+                }
+                if addr
+                    .as_ref()
+                    .is_some_and(|a| a.len() > MAX_CLIENT_ADDR_BYTES)
+                {
+                    return Err(TableError::AddrTooLong { group: *group });
+                }
+                let addrs = self.client_addrs.entry(*group).or_default();
+                match addr {
+                    Some(addr) => {
+                        addrs.insert(server.clone(), addr.clone());
+                    }
+                    None => {
+                        addrs.remove(server);
+                    }
+                }
+                if addrs.is_empty() {
+                    self.client_addrs.remove(group);
+                }
+            }
+            ViewEvent::ConfigDone { group, num } => {
+                let done = self.config_done(*group);
+                if self.view(*group).is_none() || *num <= done || *num > self.config.num {
+                    return Err(TableError::ConfigDoneOutOfOrder {
+                        group: *group,
+                        done,
+                        reported: *num,
+                    });
+                }
+                self.config_done.insert(*group, *num);
+            }
         }
         Ok(())
+    }
+
+    /// S3: the groups that must have taken on the current configuration before `next` may
+    /// follow it, and have not (with what they reported): every group owning slots now, and
+    /// every group giving or taking slots in `next`.
+    pub fn ungated(&self, next: &ShardConfig) -> Vec<(GroupId, ConfigNum)> {
+        let current = self.config.num;
+        let mut involved: BTreeSet<GroupId> = self.config.ranges.iter().map(|r| r.group).collect();
+        for m in self.config.moves_to(next) {
+            involved.insert(m.from);
+            involved.insert(m.to);
+        }
+        involved
+            .into_iter()
+            .map(|g| (g, self.config_done(g)))
+            .filter(|(_, done)| *done < current)
+            .collect()
+    }
+
+    /// The groups still taking on the current configuration (a move in progress, S3): those
+    /// owning slots in it or moving slots into it whose `config_done` is behind.
+    pub fn moving(&self) -> Vec<(GroupId, ConfigNum)> {
+        let current = self.config.num;
+        let mut involved: BTreeSet<GroupId> = self.config.ranges.iter().map(|r| r.group).collect();
+        for m in self.previous.moves_to(&self.config) {
+            involved.insert(m.from);
+            involved.insert(m.to);
+        }
+        involved
+            .into_iter()
+            .map(|g| (g, self.config_done(g)))
+            .filter(|(_, done)| *done < current)
+            .collect()
+    }
+
+    /// The current slot configuration.
+    pub fn shard_config(&self) -> &ShardConfig {
+        &self.config
+    }
+
+    /// The configuration before the current one.
+    pub fn previous_config(&self) -> &ShardConfig {
+        &self.previous
+    }
+
+    /// The last configuration `group` reported taken on.
+    pub fn config_done(&self, group: GroupId) -> ConfigNum {
+        self.config_done.get(&group).copied().unwrap_or_default()
+    }
+
+    /// The client address recorded for `server` of `group`.
+    pub fn client_addr(&self, group: GroupId, server: &ServerId) -> Option<&str> {
+        self.client_addrs
+            .get(&group)
+            .and_then(|m| m.get(server))
+            .map(String::as_str)
+    }
+
+    /// The number of applied decisions that changed the cluster map.
+    pub fn epoch(&self) -> u64 {
+        self.epoch
+    }
+
+    /// The cluster map of the applied table (S2), built once per change.
+    pub fn cluster_map(&self) -> Arc<ClusterMap> {
+        self.map
+            .0
+            .get_or_init(|| {
+                let groups = self
+                    .groups
+                    .iter()
+                    .map(|(g, state)| {
+                        let info = GroupInfo {
+                            view: state.view.clone(),
+                            client_addrs: self.client_addrs.get(g).cloned().unwrap_or_default(),
+                            config_done: self.config_done(*g),
+                        };
+                        (*g, info)
+                    })
+                    .collect();
+                Arc::new(ClusterMap {
+                    epoch: self.epoch,
+                    config: self.config.clone(),
+                    previous: self.previous.clone(),
+                    groups,
+                })
+            })
+            .clone()
+    }
+
+    fn view(&self, group: GroupId) -> Option<&View> {
+        self.groups.get(&group).and_then(|g| g.view.as_ref())
     }
 
     /// A group's state, if it has ever had a view.
@@ -233,6 +483,64 @@ pub enum TableError {
         /// The group.
         group: GroupId,
     },
+    /// S2: a slot configuration not numbered one more than the current one.
+    #[error("configuration {proposed} does not follow configuration {current} (S2)")]
+    ConfigNotNext {
+        /// The current configuration number.
+        current: ConfigNum,
+        /// The rejected one.
+        proposed: ConfigNum,
+    },
+    /// S2: overlapping, unsorted or out-of-range slot ranges.
+    #[error("configuration {num} is malformed (S2)")]
+    ConfigMalformed {
+        /// The rejected configuration.
+        num: ConfigNum,
+    },
+    /// S2: a configuration giving slots to a group without a view.
+    #[error("configuration {num} gives slots to group {group}, which has no view (S2)")]
+    ConfigNoView {
+        /// The rejected configuration.
+        num: ConfigNum,
+        /// The group.
+        group: GroupId,
+    },
+    /// S3: a configuration made while a group it involves has not taken on the current one.
+    #[error(
+        "configuration {num} involves group {group}, which has taken on only configuration {done} (S3)"
+    )]
+    ConfigNotGated {
+        /// The rejected configuration.
+        num: ConfigNum,
+        /// The group behind.
+        group: GroupId,
+        /// What it reported.
+        done: ConfigNum,
+    },
+    /// S2: a client address for a server outside its group's current view.
+    #[error("group {group}: {server} is not in the current view")]
+    NotMember {
+        /// The group.
+        group: GroupId,
+        /// The server.
+        server: ServerId,
+    },
+    /// S2: a client address longer than [`MAX_CLIENT_ADDR_BYTES`].
+    #[error("group {group}: client address longer than {MAX_CLIENT_ADDR_BYTES} bytes")]
+    AddrTooLong {
+        /// The group.
+        group: GroupId,
+    },
+    /// S3: a `config_done` that does not increase, or names a configuration not yet made.
+    #[error("group {group}: reported configuration {reported} taken on after {done} (S3)")]
+    ConfigDoneOutOfOrder {
+        /// The group.
+        group: GroupId,
+        /// What it reported before.
+        done: ConfigNum,
+        /// The rejected report.
+        reported: ConfigNum,
+    },
     /// V6: an acknowledgement of a view that is not the current one.
     #[error("group {group}: acknowledgement of view {acked} while view {current} is current (V6)")]
     AckNotCurrent {
@@ -246,11 +554,20 @@ pub enum TableError {
 }
 
 impl ViewEvent {
-    /// The group the decision is about.
-    pub fn group(&self) -> GroupId {
+    /// The group the decision is about; `None` for a change of the slot map.
+    pub fn group(&self) -> Option<GroupId> {
         match self {
-            ViewEvent::NewView { group, .. } | ViewEvent::Acked { group, .. } => *group,
+            ViewEvent::NewView { group, .. }
+            | ViewEvent::Acked { group, .. }
+            | ViewEvent::ClientAddr { group, .. }
+            | ViewEvent::ConfigDone { group, .. } => Some(*group),
+            ViewEvent::Slots { .. } => None,
         }
+    }
+
+    /// Whether applying it changes the cluster map (and so its epoch).
+    fn changes_map(&self) -> bool {
+        !matches!(self, ViewEvent::Acked { .. })
     }
 }
 
@@ -336,6 +653,8 @@ pub struct ViewService {
     mode: Mode,
     /// Groups with a proposed decision not yet committed (replicated mode).
     pending: BTreeSet<GroupId>,
+    /// A slot configuration is proposed and not yet committed (replicated mode).
+    slots_pending: bool,
     /// Decisions to propose through the log (replicated mode, leader only).
     proposals: VecDeque<ViewEvent>,
     events: VecDeque<ViewEvent>,
@@ -356,6 +675,7 @@ impl ViewService {
             judgment_due: false,
             mode: Mode::Standalone,
             pending: BTreeSet::new(),
+            slots_pending: false,
             proposals: VecDeque::new(),
             events: VecDeque::new(),
             outbox: VecDeque::new(),
@@ -381,6 +701,7 @@ impl ViewService {
         self.advance(now);
         self.mode = Mode::Leader;
         self.pending.clear();
+        self.slots_pending = false;
         self.proposals.clear();
         self.servers.clear();
         self.judgment_due = false;
@@ -416,6 +737,7 @@ impl ViewService {
         }
         self.mode = Mode::Follower;
         self.pending.clear();
+        self.slots_pending = false;
         self.proposals.clear();
         self.servers.clear();
         self.outbox.clear();
@@ -436,14 +758,18 @@ impl ViewService {
     /// Applies a committed decision (every node, in log order). On the leader, a new view is
     /// pushed to its members now that it is committed (Q3).
     pub fn apply_committed(&mut self, event: &ViewEvent) -> Result<(), TableError> {
-        let group = event.group();
-        self.pending.remove(&group);
+        match event.group() {
+            Some(group) => {
+                self.pending.remove(&group);
+            }
+            None => self.slots_pending = false,
+        }
         let applied = self.table.apply(event);
         if applied.is_ok() {
             self.push_event(event.clone());
             if self.mode == Mode::Leader {
-                if matches!(event, ViewEvent::NewView { .. }) {
-                    self.notify_members(group);
+                if let ViewEvent::NewView { group, .. } = event {
+                    self.notify_members(*group);
                 }
                 // A committed decision may allow the next one (an ack, then a failover).
                 self.judgment_due = true;
@@ -456,13 +782,15 @@ impl ViewService {
     pub fn restore(&mut self, table: ViewTable) {
         self.table = table;
         self.pending.clear();
+        self.slots_pending = false;
         self.proposals.clear();
     }
 
     // ---- inputs ----
 
-    /// Handles one message: a server's `Ping` (V2), a coordinator's `GetView` (C1) or an
-    /// operator's `GetStatus`. The answer goes to `from` through [`ViewService::poll_transmit`].
+    /// Handles one message: a server's `Ping` (V2), a coordinator's `GetView` (C1) or
+    /// `GetCluster` (S2), an operator's `GetStatus` or `ChangeSlots` (S3; the driver admits it
+    /// from admins only). The answer goes to `from` through [`ViewService::poll_transmit`].
     /// Messages not addressed to a view service are ignored rather than trusted.
     pub fn handle(&mut self, now: Now, from: Endpoint, msg: Message) {
         self.advance(now);
@@ -482,6 +810,8 @@ impl ViewService {
                 cluster: None,
             }),
             Message::GetStatus {} => Message::StatusReply(self.status(now)),
+            Message::GetCluster { .. } => Message::ClusterReply(self.table.cluster_map()),
+            Message::ChangeSlots(change) => Message::SlotsReply(self.change_slots(&change)),
             Message::PingReply(_)
             | Message::ViewReply(_)
             | Message::Request(_)
@@ -495,11 +825,9 @@ impl ViewService {
             | Message::Raft(_)
             | Message::ChangeMembers(_)
             | Message::MembersReply(_)
-            | Message::GetCluster { .. }
             | Message::ClusterReply(_)
             | Message::SlotData(_)
             | Message::SlotDataReply(_)
-            | Message::ChangeSlots(_)
             | Message::SlotsReply(_) => return,
         };
         self.send(from, reply);
@@ -518,6 +846,7 @@ impl ViewService {
         for group in groups {
             self.reconsider(group, now);
         }
+        self.assign_first();
     }
 
     /// V11, V12: whether a ping may be taken. Checked before it changes anything.
@@ -809,6 +1138,8 @@ impl ViewService {
         if let Some(viewnum) = ack {
             self.record(ViewEvent::Acked { group, viewnum });
         }
+        self.learn_from_ping(ping);
+        self.assign_first();
         // V3: judge once every delivered ping is read (the driver calls `handle_timeout` after
         // draining its inbox); a new view reaches the members through `notify_members`.
         self.judgment_due = true;
@@ -820,8 +1151,152 @@ impl ViewService {
                 .group(group)
                 .and_then(|g| g.incarnations.get(&ping.server))
                 .copied(),
-            cluster: None,
+            // S2: the map only to a server holding another one (keeps replies small).
+            cluster: (ping.cluster_epoch != self.table.epoch()).then(|| self.table.cluster_map()),
         }
+    }
+
+    /// S2, S3: what a ping from a member of the current view tells the table: a new client
+    /// address, or (from the primary) a configuration its group has taken on. One decision
+    /// per group at a time, like views (Q3): a later ping proposes what waited.
+    fn learn_from_ping(&mut self, ping: &Ping) {
+        let group = ping.group;
+        if self.pending.contains(&group) || self.restarted(group, &ping.server) {
+            return;
+        }
+        let Some(view) = self.view(group) else {
+            return;
+        };
+        if !view.contains(&ping.server) {
+            return;
+        }
+        let is_primary = view.primary == ping.server && ping.viewnum == view.num;
+        let addr = ping
+            .client_addr
+            .clone()
+            .filter(|a| a.len() <= MAX_CLIENT_ADDR_BYTES);
+        if addr.as_deref() != self.table.client_addr(group, &ping.server) {
+            self.record(ViewEvent::ClientAddr {
+                group,
+                server: ping.server.clone(),
+                addr,
+            });
+        } else if is_primary
+            && ping.config_done > self.table.config_done(group)
+            && ping.config_done <= self.table.shard_config().num
+        {
+            self.record(ViewEvent::ConfigDone {
+                group,
+                num: ping.config_done,
+            });
+        }
+    }
+
+    /// S2: while nothing is assigned, the first group with a view gets every slot
+    /// (configuration 1), so a single group serves the whole keyspace with no command.
+    fn assign_first(&mut self) {
+        if self.mode == Mode::Follower
+            || self.slots_pending
+            || self.table.shard_config().num != ConfigNum(0)
+        {
+            return;
+        }
+        let Some(group) = self
+            .table
+            .groups()
+            .find(|(_, s)| s.view.is_some())
+            .map(|(g, _)| g)
+        else {
+            return;
+        };
+        let config = ShardConfig {
+            num: ConfigNum(1),
+            ranges: vec![SlotRange {
+                start: 0,
+                end: SLOT_COUNT - 1,
+                group,
+            }],
+        };
+        self.record(ViewEvent::Slots { config });
+    }
+
+    /// S3: an operator's change of the slot map, checked against the applied table and
+    /// proposed as the next configuration. The answer is the configuration number once
+    /// proposed (standalone: applied); a change that changes nothing answers the current one.
+    fn change_slots(&mut self, change: &SlotsChange) -> Result<ConfigNum, MembersRefusal> {
+        if self.mode == Mode::Follower {
+            return Err(MembersRefusal::NotLeader { leader: None });
+        }
+        if self.slots_pending {
+            return Err(MembersRefusal::Invalid(
+                "another slot change is being committed; try again in a moment".to_owned(),
+            ));
+        }
+        let current = self.table.shard_config().clone();
+        if current.num == ConfigNum(0) {
+            return Err(MembersRefusal::Invalid(
+                "no slot configuration yet: no group has a view".to_owned(),
+            ));
+        }
+        let moving = self.table.moving();
+        if !moving.is_empty() {
+            return Err(MembersRefusal::Invalid(format!(
+                "a move is in progress: configuration {} is not yet taken on by {}; wait until \
+                 it is done (tandem slots show) and try again",
+                current.num,
+                describe_behind(&moving)
+            )));
+        }
+        let with_view: Vec<GroupId> = self
+            .table
+            .groups()
+            .filter(|(_, s)| s.view.is_some())
+            .map(|(g, _)| g)
+            .collect();
+        let owners = match change {
+            SlotsChange::Move { ranges, to } => {
+                if ranges.is_empty() || ranges.len() > usize::from(SLOT_COUNT) {
+                    return Err(MembersRefusal::Invalid(format!(
+                        "give 1 to {SLOT_COUNT} slot ranges"
+                    )));
+                }
+                if let Some((a, b)) = ranges.iter().find(|(a, b)| a > b || *b >= SLOT_COUNT) {
+                    return Err(MembersRefusal::Invalid(format!(
+                        "slot range {a}-{b} is not within 0-{}",
+                        SLOT_COUNT - 1
+                    )));
+                }
+                if !with_view.contains(to) {
+                    return Err(MembersRefusal::Invalid(format!(
+                        "group {to} has no view: start its servers first"
+                    )));
+                }
+                let mut owners = current.owners();
+                for (a, b) in ranges {
+                    for slot in *a..=*b {
+                        owners[usize::from(slot)] = Some(*to);
+                    }
+                }
+                owners
+            }
+            SlotsChange::Rebalance => rebalanced(&current, &with_view),
+        };
+        let next = ShardConfig::from_owners(ConfigNum(current.num.0 + 1), &owners);
+        if next.ranges == current.ranges {
+            return Ok(current.num);
+        }
+        let behind = self.table.ungated(&next);
+        if !behind.is_empty() {
+            return Err(MembersRefusal::Invalid(format!(
+                "{} not yet reported configuration {} (a group's primary reports it in its \
+                 next pings); try again in a moment",
+                describe_behind(&behind),
+                current.num
+            )));
+        }
+        let num = next.num;
+        self.record(ViewEvent::Slots { config: next });
+        Ok(num)
     }
 
     fn is_alive(&self, live: &Liveness, running_ms: u64) -> bool {
@@ -1016,7 +1491,7 @@ impl ViewService {
                     group,
                     view: Some(view.clone()),
                     member_incarnation: state.incarnations.get(member).copied(),
-                    cluster: None,
+                    cluster: Some(self.table.cluster_map()),
                 }),
             })
             .collect();
@@ -1049,7 +1524,12 @@ impl ViewService {
                     let _ = self.table.apply(&event);
                     return;
                 }
-                self.pending.insert(event.group());
+                match event.group() {
+                    Some(group) => {
+                        self.pending.insert(group);
+                    }
+                    None => self.slots_pending = true,
+                }
                 self.proposals.push_back(event);
                 while self.proposals.len() > MAX_QUEUED {
                     self.proposals.pop_front();
@@ -1066,4 +1546,59 @@ impl ViewService {
             self.events.pop_front();
         }
     }
+}
+
+/// "group 1 (at configuration 3), group 2 (at 2)" for refusals.
+fn describe_behind(behind: &[(GroupId, ConfigNum)]) -> String {
+    let names: Vec<String> = behind
+        .iter()
+        .map(|(g, done)| format!("group {g} (it reported configuration {done})"))
+        .collect();
+    names.join(", ")
+}
+
+/// S3: one owner per slot spreading every slot over `groups` (each gets `SLOT_COUNT / n` or one
+/// more), moving as few as possible: the groups owning most keep the larger shares, each group
+/// keeps its lowest slots up to its share, and the rest (with unassigned slots) goes to groups
+/// under their share, in slot and group order.
+pub fn rebalanced(current: &ShardConfig, groups: &[GroupId]) -> Vec<Option<GroupId>> {
+    let mut owners = current.owners();
+    if groups.is_empty() {
+        return owners;
+    }
+    let n = groups.len();
+    let base = usize::from(SLOT_COUNT) / n;
+    let extra = usize::from(SLOT_COUNT) % n;
+    let mut counts: BTreeMap<GroupId, usize> = groups.iter().map(|g| (*g, 0)).collect();
+    for owner in owners.iter().flatten() {
+        if let Some(c) = counts.get_mut(owner) {
+            *c += 1;
+        }
+    }
+    let mut by_size: Vec<GroupId> = groups.to_vec();
+    by_size.sort_by_key(|g| (std::cmp::Reverse(counts[g]), *g));
+    let quota: BTreeMap<GroupId, usize> = by_size
+        .iter()
+        .enumerate()
+        .map(|(i, g)| (*g, base + usize::from(i < extra)))
+        .collect();
+    let mut kept: BTreeMap<GroupId, usize> = groups.iter().map(|g| (*g, 0)).collect();
+    let mut free = Vec::new();
+    for (slot, owner) in owners.iter_mut().enumerate() {
+        match owner.and_then(|g| kept.get_mut(&g).map(|k| (g, k))) {
+            Some((g, k)) if *k < quota[&g] => *k += 1,
+            _ => {
+                *owner = None;
+                free.push(slot);
+            }
+        }
+    }
+    let mut free = free.into_iter();
+    for g in groups {
+        let missing = quota[g] - kept[g];
+        for slot in free.by_ref().take(missing) {
+            owners[slot] = Some(*g);
+        }
+    }
+    owners
 }

@@ -464,6 +464,27 @@ fn log_view_event(event: ViewEvent, metrics: &ViewServiceMetrics) {
             metrics.acks.inc();
             info!(event = "view_ack", %group, %viewnum, "view acknowledged by its primary");
         }
+        ViewEvent::Slots { config } => {
+            let groups: std::collections::BTreeSet<_> =
+                config.ranges.iter().map(|r| r.group).collect();
+            info!(
+                event = "slots",
+                config = %config.num,
+                ranges = config.ranges.len(),
+                groups = ?groups,
+                "new slot configuration"
+            );
+        }
+        ViewEvent::ClientAddr {
+            group,
+            server,
+            addr,
+        } => {
+            info!(event = "client_addr", %group, %server, addr = ?addr, "client address");
+        }
+        ViewEvent::ConfigDone { group, num } => {
+            info!(event = "config_done", %group, config = %num, "group took on configuration");
+        }
     }
 }
 

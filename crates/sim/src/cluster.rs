@@ -444,7 +444,7 @@ impl Cluster {
             .values()
             .filter_map(|e| match e {
                 ViewEvent::NewView { view, .. } => Some(view.clone()),
-                ViewEvent::Acked { .. } => None,
+                _ => None,
             })
             .collect()
     }
@@ -1339,6 +1339,9 @@ impl Cluster {
                     self.invariants.view_event(&event);
                 }
             }
+            ViewEvent::Slots { .. }
+            | ViewEvent::ClientAddr { .. }
+            | ViewEvent::ConfigDone { .. } => {}
         }
     }
 

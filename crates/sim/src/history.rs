@@ -129,6 +129,9 @@ impl Invariants {
                     *acked = true;
                 }
             }
+            ViewEvent::Slots { .. }
+            | ViewEvent::ClientAddr { .. }
+            | ViewEvent::ConfigDone { .. } => {}
         }
     }
 }

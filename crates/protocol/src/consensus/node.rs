@@ -371,7 +371,7 @@ impl ViewServiceNode {
                 let status = self.status(now);
                 self.send(from, Message::StatusReply(status));
             }
-            Message::Ping(_) | Message::GetView { .. } => {
+            Message::Ping(_) | Message::GetView { .. } | Message::GetCluster { .. } => {
                 if self.vs.is_deciding() {
                     self.vs.handle(now, from, msg);
                     self.drain_view_service(now);
@@ -390,11 +390,22 @@ impl ViewServiceNode {
                 };
                 self.send(from, Message::MembersReply(reply));
             }
-            Message::GetCluster { .. }
-            | Message::ClusterReply(_)
+            Message::ChangeSlots(_) => {
+                if self.vs.is_deciding() {
+                    // S3: checked against the applied table and proposed, like a view.
+                    self.vs.handle(now, from, msg);
+                    self.drain_view_service(now);
+                } else {
+                    let leader = self.leader_addr();
+                    self.send(
+                        from,
+                        Message::SlotsReply(Err(MembersRefusal::NotLeader { leader })),
+                    );
+                }
+            }
+            Message::ClusterReply(_)
             | Message::SlotData(_)
             | Message::SlotDataReply(_)
-            | Message::ChangeSlots(_)
             | Message::SlotsReply(_)
             | Message::PingReply(_)
             | Message::ViewReply(_)
