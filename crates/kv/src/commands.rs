@@ -102,10 +102,12 @@ pub fn lookup(name: &[u8]) -> Option<&'static CommandInfo> {
         .find(|c| c.name.as_bytes() == container)?;
     match sub {
         None => Some(info),
-        Some(sub) => info
-            .subcommands
-            .iter()
-            .find(|s| s.name.split('|').nth(1).is_some_and(|n| n.as_bytes() == sub)),
+        Some(sub) => info.subcommands.iter().find(|s| {
+            s.name
+                .split('|')
+                .nth(1)
+                .is_some_and(|n| n.as_bytes() == sub)
+        }),
     }
 }
 
@@ -329,7 +331,10 @@ mod tests {
             Ok(args(&["a", "b"]))
         );
         assert_eq!(get_keys(&args(&["get", "k"])), Ok(args(&["k"])));
-        assert_eq!(get_keys(&args(&["get", "k", "x"])), Err(GetKeysError::Arity));
+        assert_eq!(
+            get_keys(&args(&["get", "k", "x"])),
+            Err(GetKeysError::Arity)
+        );
         assert_eq!(get_keys(&args(&["ping", "x"])), Err(GetKeysError::NoKeys));
         assert_eq!(get_keys(&args(&["nosuch"])), Err(GetKeysError::Unknown));
         assert_eq!(

@@ -17,7 +17,16 @@ pub const COMMAND_TABLE: &[CommandInfo] = &[
         step: 1,
         categories: &["read", "string", "fast"],
         tips: &[],
-        key_specs: &[KeySpec { notes: None, flags: &["RO", "access"], begin_search: BeginSearch::Index(1), find_keys: FindKeys::Range { last_key: 0, key_step: 1, limit: 0 } }],
+        key_specs: &[KeySpec {
+            notes: None,
+            flags: &["RO", "access"],
+            begin_search: BeginSearch::Index(1),
+            find_keys: FindKeys::Range {
+                last_key: 0,
+                key_step: 1,
+                limit: 0,
+            },
+        }],
         subcommands: &[],
     },
     CommandInfo {
@@ -29,7 +38,16 @@ pub const COMMAND_TABLE: &[CommandInfo] = &[
         step: 1,
         categories: &["write", "string", "slow"],
         tips: &[],
-        key_specs: &[KeySpec { notes: Some("RW and ACCESS due to the optional `GET` argument"), flags: &["RW", "access", "update", "variable_flags"], begin_search: BeginSearch::Index(1), find_keys: FindKeys::Range { last_key: 0, key_step: 1, limit: 0 } }],
+        key_specs: &[KeySpec {
+            notes: Some("RW and ACCESS due to the optional `GET` argument"),
+            flags: &["RW", "access", "update", "variable_flags"],
+            begin_search: BeginSearch::Index(1),
+            find_keys: FindKeys::Range {
+                last_key: 0,
+                key_step: 1,
+                limit: 0,
+            },
+        }],
         subcommands: &[],
     },
     CommandInfo {
@@ -41,7 +59,16 @@ pub const COMMAND_TABLE: &[CommandInfo] = &[
         step: 1,
         categories: &["write", "string", "fast"],
         tips: &[],
-        key_specs: &[KeySpec { notes: None, flags: &["OW", "insert"], begin_search: BeginSearch::Index(1), find_keys: FindKeys::Range { last_key: 0, key_step: 1, limit: 0 } }],
+        key_specs: &[KeySpec {
+            notes: None,
+            flags: &["OW", "insert"],
+            begin_search: BeginSearch::Index(1),
+            find_keys: FindKeys::Range {
+                last_key: 0,
+                key_step: 1,
+                limit: 0,
+            },
+        }],
         subcommands: &[],
     },
     CommandInfo {
@@ -53,7 +80,16 @@ pub const COMMAND_TABLE: &[CommandInfo] = &[
         step: 1,
         categories: &["write", "string", "fast"],
         tips: &[],
-        key_specs: &[KeySpec { notes: None, flags: &["RW", "access", "update"], begin_search: BeginSearch::Index(1), find_keys: FindKeys::Range { last_key: 0, key_step: 1, limit: 0 } }],
+        key_specs: &[KeySpec {
+            notes: None,
+            flags: &["RW", "access", "update"],
+            begin_search: BeginSearch::Index(1),
+            find_keys: FindKeys::Range {
+                last_key: 0,
+                key_step: 1,
+                limit: 0,
+            },
+        }],
         subcommands: &[],
     },
     CommandInfo {
@@ -65,7 +101,16 @@ pub const COMMAND_TABLE: &[CommandInfo] = &[
         step: 1,
         categories: &["write", "string", "fast"],
         tips: &[],
-        key_specs: &[KeySpec { notes: None, flags: &["RW", "access", "delete"], begin_search: BeginSearch::Index(1), find_keys: FindKeys::Range { last_key: 0, key_step: 1, limit: 0 } }],
+        key_specs: &[KeySpec {
+            notes: None,
+            flags: &["RW", "access", "delete"],
+            begin_search: BeginSearch::Index(1),
+            find_keys: FindKeys::Range {
+                last_key: 0,
+                key_step: 1,
+                limit: 0,
+            },
+        }],
         subcommands: &[],
     },
     CommandInfo {
@@ -77,7 +122,16 @@ pub const COMMAND_TABLE: &[CommandInfo] = &[
         step: 1,
         categories: &["read", "string", "fast"],
         tips: &["request_policy:multi_shard"],
-        key_specs: &[KeySpec { notes: None, flags: &["RO", "access"], begin_search: BeginSearch::Index(1), find_keys: FindKeys::Range { last_key: -1, key_step: 1, limit: 0 } }],
+        key_specs: &[KeySpec {
+            notes: None,
+            flags: &["RO", "access"],
+            begin_search: BeginSearch::Index(1),
+            find_keys: FindKeys::Range {
+                last_key: -1,
+                key_step: 1,
+                limit: 0,
+            },
+        }],
         subcommands: &[],
     },
     CommandInfo {
@@ -88,8 +142,20 @@ pub const COMMAND_TABLE: &[CommandInfo] = &[
         last_key: -1,
         step: 2,
         categories: &["write", "string", "slow"],
-        tips: &["request_policy:multi_shard", "response_policy:all_succeeded"],
-        key_specs: &[KeySpec { notes: None, flags: &["OW", "update"], begin_search: BeginSearch::Index(1), find_keys: FindKeys::Range { last_key: -1, key_step: 2, limit: 0 } }],
+        tips: &[
+            "request_policy:multi_shard",
+            "response_policy:all_succeeded",
+        ],
+        key_specs: &[KeySpec {
+            notes: None,
+            flags: &["OW", "update"],
+            begin_search: BeginSearch::Index(1),
+            find_keys: FindKeys::Range {
+                last_key: -1,
+                key_step: 2,
+                limit: 0,
+            },
+        }],
         subcommands: &[],
     },
     CommandInfo {
@@ -101,7 +167,16 @@ pub const COMMAND_TABLE: &[CommandInfo] = &[
         step: 1,
         categories: &["write", "string", "fast"],
         tips: &[],
-        key_specs: &[KeySpec { notes: None, flags: &["RW", "insert"], begin_search: BeginSearch::Index(1), find_keys: FindKeys::Range { last_key: 0, key_step: 1, limit: 0 } }],
+        key_specs: &[KeySpec {
+            notes: None,
+            flags: &["RW", "insert"],
+            begin_search: BeginSearch::Index(1),
+            find_keys: FindKeys::Range {
+                last_key: 0,
+                key_step: 1,
+                limit: 0,
+            },
+        }],
         subcommands: &[],
     },
     CommandInfo {
@@ -113,7 +188,16 @@ pub const COMMAND_TABLE: &[CommandInfo] = &[
         step: 1,
         categories: &["read", "string", "fast"],
         tips: &[],
-        key_specs: &[KeySpec { notes: None, flags: &["RO"], begin_search: BeginSearch::Index(1), find_keys: FindKeys::Range { last_key: 0, key_step: 1, limit: 0 } }],
+        key_specs: &[KeySpec {
+            notes: None,
+            flags: &["RO"],
+            begin_search: BeginSearch::Index(1),
+            find_keys: FindKeys::Range {
+                last_key: 0,
+                key_step: 1,
+                limit: 0,
+            },
+        }],
         subcommands: &[],
     },
     CommandInfo {
@@ -125,7 +209,16 @@ pub const COMMAND_TABLE: &[CommandInfo] = &[
         step: 1,
         categories: &["write", "string", "fast"],
         tips: &[],
-        key_specs: &[KeySpec { notes: None, flags: &["RW", "access", "update"], begin_search: BeginSearch::Index(1), find_keys: FindKeys::Range { last_key: 0, key_step: 1, limit: 0 } }],
+        key_specs: &[KeySpec {
+            notes: None,
+            flags: &["RW", "access", "update"],
+            begin_search: BeginSearch::Index(1),
+            find_keys: FindKeys::Range {
+                last_key: 0,
+                key_step: 1,
+                limit: 0,
+            },
+        }],
         subcommands: &[],
     },
     CommandInfo {
@@ -137,7 +230,16 @@ pub const COMMAND_TABLE: &[CommandInfo] = &[
         step: 1,
         categories: &["write", "string", "fast"],
         tips: &[],
-        key_specs: &[KeySpec { notes: None, flags: &["RW", "access", "update"], begin_search: BeginSearch::Index(1), find_keys: FindKeys::Range { last_key: 0, key_step: 1, limit: 0 } }],
+        key_specs: &[KeySpec {
+            notes: None,
+            flags: &["RW", "access", "update"],
+            begin_search: BeginSearch::Index(1),
+            find_keys: FindKeys::Range {
+                last_key: 0,
+                key_step: 1,
+                limit: 0,
+            },
+        }],
         subcommands: &[],
     },
     CommandInfo {
@@ -149,7 +251,16 @@ pub const COMMAND_TABLE: &[CommandInfo] = &[
         step: 1,
         categories: &["write", "string", "fast"],
         tips: &[],
-        key_specs: &[KeySpec { notes: None, flags: &["RW", "access", "update"], begin_search: BeginSearch::Index(1), find_keys: FindKeys::Range { last_key: 0, key_step: 1, limit: 0 } }],
+        key_specs: &[KeySpec {
+            notes: None,
+            flags: &["RW", "access", "update"],
+            begin_search: BeginSearch::Index(1),
+            find_keys: FindKeys::Range {
+                last_key: 0,
+                key_step: 1,
+                limit: 0,
+            },
+        }],
         subcommands: &[],
     },
     CommandInfo {
@@ -161,7 +272,16 @@ pub const COMMAND_TABLE: &[CommandInfo] = &[
         step: 1,
         categories: &["write", "string", "fast"],
         tips: &[],
-        key_specs: &[KeySpec { notes: None, flags: &["RW", "access", "update"], begin_search: BeginSearch::Index(1), find_keys: FindKeys::Range { last_key: 0, key_step: 1, limit: 0 } }],
+        key_specs: &[KeySpec {
+            notes: None,
+            flags: &["RW", "access", "update"],
+            begin_search: BeginSearch::Index(1),
+            find_keys: FindKeys::Range {
+                last_key: 0,
+                key_step: 1,
+                limit: 0,
+            },
+        }],
         subcommands: &[],
     },
     CommandInfo {
@@ -173,7 +293,16 @@ pub const COMMAND_TABLE: &[CommandInfo] = &[
         step: 1,
         categories: &["keyspace", "write", "slow"],
         tips: &["request_policy:multi_shard", "response_policy:agg_sum"],
-        key_specs: &[KeySpec { notes: None, flags: &["RM", "delete"], begin_search: BeginSearch::Index(1), find_keys: FindKeys::Range { last_key: -1, key_step: 1, limit: 0 } }],
+        key_specs: &[KeySpec {
+            notes: None,
+            flags: &["RM", "delete"],
+            begin_search: BeginSearch::Index(1),
+            find_keys: FindKeys::Range {
+                last_key: -1,
+                key_step: 1,
+                limit: 0,
+            },
+        }],
         subcommands: &[],
     },
     CommandInfo {
@@ -185,7 +314,16 @@ pub const COMMAND_TABLE: &[CommandInfo] = &[
         step: 1,
         categories: &["keyspace", "read", "fast"],
         tips: &["request_policy:multi_shard", "response_policy:agg_sum"],
-        key_specs: &[KeySpec { notes: None, flags: &["RO"], begin_search: BeginSearch::Index(1), find_keys: FindKeys::Range { last_key: -1, key_step: 1, limit: 0 } }],
+        key_specs: &[KeySpec {
+            notes: None,
+            flags: &["RO"],
+            begin_search: BeginSearch::Index(1),
+            find_keys: FindKeys::Range {
+                last_key: -1,
+                key_step: 1,
+                limit: 0,
+            },
+        }],
         subcommands: &[],
     },
     CommandInfo {
@@ -197,7 +335,16 @@ pub const COMMAND_TABLE: &[CommandInfo] = &[
         step: 1,
         categories: &["keyspace", "read", "fast"],
         tips: &[],
-        key_specs: &[KeySpec { notes: None, flags: &["RO"], begin_search: BeginSearch::Index(1), find_keys: FindKeys::Range { last_key: 0, key_step: 1, limit: 0 } }],
+        key_specs: &[KeySpec {
+            notes: None,
+            flags: &["RO"],
+            begin_search: BeginSearch::Index(1),
+            find_keys: FindKeys::Range {
+                last_key: 0,
+                key_step: 1,
+                limit: 0,
+            },
+        }],
         subcommands: &[],
     },
     CommandInfo {
@@ -281,7 +428,16 @@ pub const COMMAND_TABLE: &[CommandInfo] = &[
         step: 1,
         categories: &["keyspace", "write", "fast"],
         tips: &[],
-        key_specs: &[KeySpec { notes: None, flags: &["RW", "update"], begin_search: BeginSearch::Index(1), find_keys: FindKeys::Range { last_key: 0, key_step: 1, limit: 0 } }],
+        key_specs: &[KeySpec {
+            notes: None,
+            flags: &["RW", "update"],
+            begin_search: BeginSearch::Index(1),
+            find_keys: FindKeys::Range {
+                last_key: 0,
+                key_step: 1,
+                limit: 0,
+            },
+        }],
         subcommands: &[],
     },
     CommandInfo {
@@ -293,7 +449,16 @@ pub const COMMAND_TABLE: &[CommandInfo] = &[
         step: 1,
         categories: &["keyspace", "write", "fast"],
         tips: &[],
-        key_specs: &[KeySpec { notes: None, flags: &["RW", "update"], begin_search: BeginSearch::Index(1), find_keys: FindKeys::Range { last_key: 0, key_step: 1, limit: 0 } }],
+        key_specs: &[KeySpec {
+            notes: None,
+            flags: &["RW", "update"],
+            begin_search: BeginSearch::Index(1),
+            find_keys: FindKeys::Range {
+                last_key: 0,
+                key_step: 1,
+                limit: 0,
+            },
+        }],
         subcommands: &[],
     },
     CommandInfo {
@@ -305,7 +470,16 @@ pub const COMMAND_TABLE: &[CommandInfo] = &[
         step: 1,
         categories: &["keyspace", "read", "fast"],
         tips: &["nondeterministic_output"],
-        key_specs: &[KeySpec { notes: None, flags: &["RO", "access"], begin_search: BeginSearch::Index(1), find_keys: FindKeys::Range { last_key: 0, key_step: 1, limit: 0 } }],
+        key_specs: &[KeySpec {
+            notes: None,
+            flags: &["RO", "access"],
+            begin_search: BeginSearch::Index(1),
+            find_keys: FindKeys::Range {
+                last_key: 0,
+                key_step: 1,
+                limit: 0,
+            },
+        }],
         subcommands: &[],
     },
     CommandInfo {
@@ -317,7 +491,16 @@ pub const COMMAND_TABLE: &[CommandInfo] = &[
         step: 1,
         categories: &["keyspace", "read", "fast"],
         tips: &["nondeterministic_output"],
-        key_specs: &[KeySpec { notes: None, flags: &["RO", "access"], begin_search: BeginSearch::Index(1), find_keys: FindKeys::Range { last_key: 0, key_step: 1, limit: 0 } }],
+        key_specs: &[KeySpec {
+            notes: None,
+            flags: &["RO", "access"],
+            begin_search: BeginSearch::Index(1),
+            find_keys: FindKeys::Range {
+                last_key: 0,
+                key_step: 1,
+                limit: 0,
+            },
+        }],
         subcommands: &[],
     },
     CommandInfo {
@@ -329,7 +512,16 @@ pub const COMMAND_TABLE: &[CommandInfo] = &[
         step: 1,
         categories: &["keyspace", "write", "fast"],
         tips: &[],
-        key_specs: &[KeySpec { notes: None, flags: &["RW", "update"], begin_search: BeginSearch::Index(1), find_keys: FindKeys::Range { last_key: 0, key_step: 1, limit: 0 } }],
+        key_specs: &[KeySpec {
+            notes: None,
+            flags: &["RW", "update"],
+            begin_search: BeginSearch::Index(1),
+            find_keys: FindKeys::Range {
+                last_key: 0,
+                key_step: 1,
+                limit: 0,
+            },
+        }],
         subcommands: &[],
     },
     CommandInfo {
@@ -341,7 +533,16 @@ pub const COMMAND_TABLE: &[CommandInfo] = &[
         step: 1,
         categories: &["write", "list", "fast"],
         tips: &[],
-        key_specs: &[KeySpec { notes: None, flags: &["RW", "insert"], begin_search: BeginSearch::Index(1), find_keys: FindKeys::Range { last_key: 0, key_step: 1, limit: 0 } }],
+        key_specs: &[KeySpec {
+            notes: None,
+            flags: &["RW", "insert"],
+            begin_search: BeginSearch::Index(1),
+            find_keys: FindKeys::Range {
+                last_key: 0,
+                key_step: 1,
+                limit: 0,
+            },
+        }],
         subcommands: &[],
     },
     CommandInfo {
@@ -353,7 +554,16 @@ pub const COMMAND_TABLE: &[CommandInfo] = &[
         step: 1,
         categories: &["write", "list", "fast"],
         tips: &[],
-        key_specs: &[KeySpec { notes: None, flags: &["RW", "insert"], begin_search: BeginSearch::Index(1), find_keys: FindKeys::Range { last_key: 0, key_step: 1, limit: 0 } }],
+        key_specs: &[KeySpec {
+            notes: None,
+            flags: &["RW", "insert"],
+            begin_search: BeginSearch::Index(1),
+            find_keys: FindKeys::Range {
+                last_key: 0,
+                key_step: 1,
+                limit: 0,
+            },
+        }],
         subcommands: &[],
     },
     CommandInfo {
@@ -365,7 +575,16 @@ pub const COMMAND_TABLE: &[CommandInfo] = &[
         step: 1,
         categories: &["write", "list", "fast"],
         tips: &[],
-        key_specs: &[KeySpec { notes: None, flags: &["RW", "access", "delete"], begin_search: BeginSearch::Index(1), find_keys: FindKeys::Range { last_key: 0, key_step: 1, limit: 0 } }],
+        key_specs: &[KeySpec {
+            notes: None,
+            flags: &["RW", "access", "delete"],
+            begin_search: BeginSearch::Index(1),
+            find_keys: FindKeys::Range {
+                last_key: 0,
+                key_step: 1,
+                limit: 0,
+            },
+        }],
         subcommands: &[],
     },
     CommandInfo {
@@ -377,7 +596,16 @@ pub const COMMAND_TABLE: &[CommandInfo] = &[
         step: 1,
         categories: &["write", "list", "fast"],
         tips: &[],
-        key_specs: &[KeySpec { notes: None, flags: &["RW", "access", "delete"], begin_search: BeginSearch::Index(1), find_keys: FindKeys::Range { last_key: 0, key_step: 1, limit: 0 } }],
+        key_specs: &[KeySpec {
+            notes: None,
+            flags: &["RW", "access", "delete"],
+            begin_search: BeginSearch::Index(1),
+            find_keys: FindKeys::Range {
+                last_key: 0,
+                key_step: 1,
+                limit: 0,
+            },
+        }],
         subcommands: &[],
     },
     CommandInfo {
@@ -389,7 +617,16 @@ pub const COMMAND_TABLE: &[CommandInfo] = &[
         step: 1,
         categories: &["read", "list", "slow"],
         tips: &[],
-        key_specs: &[KeySpec { notes: None, flags: &["RO", "access"], begin_search: BeginSearch::Index(1), find_keys: FindKeys::Range { last_key: 0, key_step: 1, limit: 0 } }],
+        key_specs: &[KeySpec {
+            notes: None,
+            flags: &["RO", "access"],
+            begin_search: BeginSearch::Index(1),
+            find_keys: FindKeys::Range {
+                last_key: 0,
+                key_step: 1,
+                limit: 0,
+            },
+        }],
         subcommands: &[],
     },
     CommandInfo {
@@ -401,7 +638,16 @@ pub const COMMAND_TABLE: &[CommandInfo] = &[
         step: 1,
         categories: &["read", "list", "fast"],
         tips: &[],
-        key_specs: &[KeySpec { notes: None, flags: &["RO"], begin_search: BeginSearch::Index(1), find_keys: FindKeys::Range { last_key: 0, key_step: 1, limit: 0 } }],
+        key_specs: &[KeySpec {
+            notes: None,
+            flags: &["RO"],
+            begin_search: BeginSearch::Index(1),
+            find_keys: FindKeys::Range {
+                last_key: 0,
+                key_step: 1,
+                limit: 0,
+            },
+        }],
         subcommands: &[],
     },
     CommandInfo {
@@ -413,7 +659,16 @@ pub const COMMAND_TABLE: &[CommandInfo] = &[
         step: 1,
         categories: &["write", "hash", "fast"],
         tips: &[],
-        key_specs: &[KeySpec { notes: None, flags: &["RW", "update"], begin_search: BeginSearch::Index(1), find_keys: FindKeys::Range { last_key: 0, key_step: 1, limit: 0 } }],
+        key_specs: &[KeySpec {
+            notes: None,
+            flags: &["RW", "update"],
+            begin_search: BeginSearch::Index(1),
+            find_keys: FindKeys::Range {
+                last_key: 0,
+                key_step: 1,
+                limit: 0,
+            },
+        }],
         subcommands: &[],
     },
     CommandInfo {
@@ -425,7 +680,16 @@ pub const COMMAND_TABLE: &[CommandInfo] = &[
         step: 1,
         categories: &["read", "hash", "fast"],
         tips: &[],
-        key_specs: &[KeySpec { notes: None, flags: &["RO", "access"], begin_search: BeginSearch::Index(1), find_keys: FindKeys::Range { last_key: 0, key_step: 1, limit: 0 } }],
+        key_specs: &[KeySpec {
+            notes: None,
+            flags: &["RO", "access"],
+            begin_search: BeginSearch::Index(1),
+            find_keys: FindKeys::Range {
+                last_key: 0,
+                key_step: 1,
+                limit: 0,
+            },
+        }],
         subcommands: &[],
     },
     CommandInfo {
@@ -437,7 +701,16 @@ pub const COMMAND_TABLE: &[CommandInfo] = &[
         step: 1,
         categories: &["write", "hash", "fast"],
         tips: &[],
-        key_specs: &[KeySpec { notes: None, flags: &["RW", "delete"], begin_search: BeginSearch::Index(1), find_keys: FindKeys::Range { last_key: 0, key_step: 1, limit: 0 } }],
+        key_specs: &[KeySpec {
+            notes: None,
+            flags: &["RW", "delete"],
+            begin_search: BeginSearch::Index(1),
+            find_keys: FindKeys::Range {
+                last_key: 0,
+                key_step: 1,
+                limit: 0,
+            },
+        }],
         subcommands: &[],
     },
     CommandInfo {
@@ -449,7 +722,16 @@ pub const COMMAND_TABLE: &[CommandInfo] = &[
         step: 1,
         categories: &["read", "hash", "slow"],
         tips: &["nondeterministic_output_order"],
-        key_specs: &[KeySpec { notes: None, flags: &["RO", "access"], begin_search: BeginSearch::Index(1), find_keys: FindKeys::Range { last_key: 0, key_step: 1, limit: 0 } }],
+        key_specs: &[KeySpec {
+            notes: None,
+            flags: &["RO", "access"],
+            begin_search: BeginSearch::Index(1),
+            find_keys: FindKeys::Range {
+                last_key: 0,
+                key_step: 1,
+                limit: 0,
+            },
+        }],
         subcommands: &[],
     },
     CommandInfo {
@@ -461,7 +743,16 @@ pub const COMMAND_TABLE: &[CommandInfo] = &[
         step: 1,
         categories: &["read", "hash", "fast"],
         tips: &[],
-        key_specs: &[KeySpec { notes: None, flags: &["RO"], begin_search: BeginSearch::Index(1), find_keys: FindKeys::Range { last_key: 0, key_step: 1, limit: 0 } }],
+        key_specs: &[KeySpec {
+            notes: None,
+            flags: &["RO"],
+            begin_search: BeginSearch::Index(1),
+            find_keys: FindKeys::Range {
+                last_key: 0,
+                key_step: 1,
+                limit: 0,
+            },
+        }],
         subcommands: &[],
     },
     CommandInfo {
@@ -473,13 +764,29 @@ pub const COMMAND_TABLE: &[CommandInfo] = &[
         step: 1,
         categories: &["write", "hash", "fast"],
         tips: &[],
-        key_specs: &[KeySpec { notes: None, flags: &["RW", "access", "update"], begin_search: BeginSearch::Index(1), find_keys: FindKeys::Range { last_key: 0, key_step: 1, limit: 0 } }],
+        key_specs: &[KeySpec {
+            notes: None,
+            flags: &["RW", "access", "update"],
+            begin_search: BeginSearch::Index(1),
+            find_keys: FindKeys::Range {
+                last_key: 0,
+                key_step: 1,
+                limit: 0,
+            },
+        }],
         subcommands: &[],
     },
     CommandInfo {
         name: "auth",
         arity: -2,
-        flags: &["noscript", "loading", "stale", "fast", "no_auth", "allow_busy"],
+        flags: &[
+            "noscript",
+            "loading",
+            "stale",
+            "fast",
+            "no_auth",
+            "allow_busy",
+        ],
         first_key: 0,
         last_key: 0,
         step: 0,
@@ -491,7 +798,14 @@ pub const COMMAND_TABLE: &[CommandInfo] = &[
     CommandInfo {
         name: "hello",
         arity: -1,
-        flags: &["noscript", "loading", "stale", "fast", "no_auth", "allow_busy"],
+        flags: &[
+            "noscript",
+            "loading",
+            "stale",
+            "fast",
+            "no_auth",
+            "allow_busy",
+        ],
         first_key: 0,
         last_key: 0,
         step: 0,
@@ -539,7 +853,14 @@ pub const COMMAND_TABLE: &[CommandInfo] = &[
     CommandInfo {
         name: "quit",
         arity: -1,
-        flags: &["noscript", "loading", "stale", "fast", "no_auth", "allow_busy"],
+        flags: &[
+            "noscript",
+            "loading",
+            "stale",
+            "fast",
+            "no_auth",
+            "allow_busy",
+        ],
         first_key: 0,
         last_key: 0,
         step: 0,
@@ -551,7 +872,14 @@ pub const COMMAND_TABLE: &[CommandInfo] = &[
     CommandInfo {
         name: "reset",
         arity: 1,
-        flags: &["noscript", "loading", "stale", "fast", "no_auth", "allow_busy"],
+        flags: &[
+            "noscript",
+            "loading",
+            "stale",
+            "fast",
+            "no_auth",
+            "allow_busy",
+        ],
         first_key: 0,
         last_key: 0,
         step: 0,
@@ -568,7 +896,11 @@ pub const COMMAND_TABLE: &[CommandInfo] = &[
         last_key: 0,
         step: 0,
         categories: &["slow", "dangerous"],
-        tips: &["nondeterministic_output", "request_policy:all_shards", "response_policy:special"],
+        tips: &[
+            "nondeterministic_output",
+            "request_policy:all_shards",
+            "response_policy:special",
+        ],
         key_specs: &[],
         subcommands: &[],
     },

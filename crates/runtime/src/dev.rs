@@ -69,6 +69,68 @@ impl Default for DevOptions {
     }
 }
 
+/// How long `tandem dev --groups N` keeps trying to spread the slots after start.
+const SPREAD_SLOTS_TIMEOUT_MS: u64 = 60_000;
+/// Pause between its attempts.
+const SPREAD_SLOTS_RETRY_MS: u64 = 200;
+
+/// Once every one of the `groups` groups has a view, asks the view service to spread the
+/// slots over them (S3: `ChangeSlots(Rebalance)`, as `tandem slots rebalance` does), retrying
+/// until it accepts; the outcome is logged.
+async fn spread_slots(
+    view_services: Vec<String>,
+    groups: usize,
+    tls: Option<PeerTls>,
+    mut shutdown: Shutdown,
+) {
+    use tandem_protocol::Message;
+    use tandem_protocol::message::SlotsChange;
+    let deadline =
+        tokio::time::Instant::now() + std::time::Duration::from_millis(SPREAD_SLOTS_TIMEOUT_MS);
+    let mut last = String::from("no answer");
+    while tokio::time::Instant::now() < deadline {
+        for addr in &view_services {
+            let map = ask_once(addr, Message::GetCluster { epoch: 0 }, tls.as_ref()).await;
+            let ready = matches!(&map, Ok(Message::ClusterReply(map))
+                if map.groups.values().filter(|g| g.view.is_some()).count() >= groups);
+            if !ready {
+                continue;
+            }
+            let change = Message::ChangeSlots(SlotsChange::Rebalance);
+            match ask_once(addr, change, tls.as_ref()).await {
+                Ok(Message::SlotsReply(Ok(config))) => {
+                    tracing::info!(%config, groups, "slots spread over the groups");
+                    return;
+                }
+                Ok(other) => last = format!("{other:?}"),
+                Err(error) => last = error.to_string(),
+            }
+        }
+        tokio::select! {
+            _ = shutdown.wait() => return,
+            _ = tokio::time::sleep(std::time::Duration::from_millis(SPREAD_SLOTS_RETRY_MS)) => {}
+        }
+    }
+    tracing::warn!(last_answer = %last, "could not spread the slots over the groups");
+}
+
+/// One message to `addr` on a new connection, and its answer (within a second).
+async fn ask_once(
+    addr: &str,
+    msg: tandem_protocol::Message,
+    tls: Option<&PeerTls>,
+) -> std::io::Result<tandem_protocol::Message> {
+    let exchange = async {
+        let mut exchange = crate::net::Exchange::connect(addr, tls).await?;
+        let me = tandem_protocol::Endpoint::Client(tandem_protocol::ClientId(random_u64()));
+        exchange.send(me, msg).await?;
+        exchange.recv().await
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(1), exchange)
+        .await
+        .map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))?
+}
+
 /// A running in-process cluster.
 #[derive(Debug)]
 pub struct DevCluster {
@@ -265,6 +327,14 @@ impl DevCluster {
         cluster
             .tasks
             .push(tokio::spawn(coordinator.run(shutdown.clone())));
+        if groups > 1 {
+            tokio::spawn(spread_slots(
+                view_service_addrs,
+                groups,
+                cluster.admin_tls.clone(),
+                shutdown.clone(),
+            ));
+        }
         Ok(cluster)
     }
 

@@ -484,7 +484,9 @@ impl Server {
 
     /// The client port's bound address, if the server has one.
     pub fn client_addr(&self) -> Option<SocketAddr> {
-        self.client.as_ref().and_then(|c| c.listener.local_addr().ok())
+        self.client
+            .as_ref()
+            .and_then(|c| c.listener.local_addr().ok())
     }
 }
 
@@ -591,7 +593,10 @@ impl Driver {
         };
         if let Some(map) = &reply.cluster
             && map.config.is_well_formed()
-            && front.map.as_ref().is_none_or(|known| map.epoch > known.epoch)
+            && front
+                .map
+                .as_ref()
+                .is_none_or(|known| map.epoch > known.epoch)
         {
             front.map = Some(map.clone());
         }

@@ -102,7 +102,10 @@ pub fn run(args: DevArgs) -> anyhow::Result<ExitCode> {
         println!();
         println!("try: redis-cli -p {}", cluster.coordinator.port());
         if let Some(first) = cluster.client_ports.first() {
-            println!("     redis-cli -c -p {}   (cluster mode, any server)", first.port());
+            println!(
+                "     redis-cli -c -p {}   (cluster mode, any server)",
+                first.port()
+            );
         }
         let list: Vec<String> = cluster
             .view_services

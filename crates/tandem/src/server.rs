@@ -170,8 +170,7 @@ pub fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
     config.net.tls = args.role.peer_tls(Some(&tls_file))?;
     let peer_tls = config.net.tls.clone();
     run_role(&shared.log, |shutdown| async move {
-        let mut server =
-            Server::bind(config, &listen, advertise.as_deref(), &view_service).await?;
+        let mut server = Server::bind(config, &listen, advertise.as_deref(), &view_service).await?;
         if let Some(front) = client_front {
             server = server.with_client_front(front).await?;
         }

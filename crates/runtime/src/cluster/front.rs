@@ -69,9 +69,9 @@ impl ServerFront {
                         replies[*i] = Some(answer.clone());
                     }
                 }
-                Err(Some(
-                    RequestError::WrongGroup { .. } | RequestError::SlotMoving { .. },
-                )) if local.len() > 1 => {
+                Err(Some(RequestError::WrongGroup { .. } | RequestError::SlotMoving { .. }))
+                    if local.len() > 1 =>
+                {
                     // One slot of the batch is not served here: every command on its own, so
                     // the others still run (each gets its own answer, as from Redis).
                     for (i, cmd) in local {

@@ -222,7 +222,10 @@ fn shards(state: &FrontState) -> Frame {
                 .unwrap_or_default()
                 .into_iter()
                 .flat_map(|(start, end)| {
-                    [Frame::Integer(i64::from(start)), Frame::Integer(i64::from(end))]
+                    [
+                        Frame::Integer(i64::from(start)),
+                        Frame::Integer(i64::from(end)),
+                    ]
                 })
                 .collect();
             let members = all
@@ -303,7 +306,10 @@ mod tests {
         let mut owners = vec![Some(GroupId(1)); 5461];
         owners.extend(vec![Some(GroupId(2)); 16384 - 5461]);
         let mut groups = BTreeMap::new();
-        for (group, primary, backup) in [(1, "10.0.0.1:7001", "10.0.0.2:7001"), (2, "10.0.0.3:7001", "10.0.0.4:7001")] {
+        for (group, primary, backup) in [
+            (1, "10.0.0.1:7001", "10.0.0.2:7001"),
+            (2, "10.0.0.3:7001", "10.0.0.4:7001"),
+        ] {
             let client_addrs = [primary, backup]
                 .iter()
                 .map(|s| (ServerId::new(*s), s.replace(":7001", ":6379")))

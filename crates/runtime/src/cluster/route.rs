@@ -105,12 +105,10 @@ fn route_command_slot(state: &FrontState, slot: u16) -> Route {
 fn redirect_in_own_group(state: &FrontState, slot: u16) -> Route {
     let primary = state.own_view().map(|v| &v.primary);
     match primary {
-        Some(primary) if *primary != state.me => {
-            match state.client_addr_of(state.group, primary) {
-                Some(addr) => moved(slot, addr),
-                None => refuse(TRYAGAIN),
-            }
-        }
+        Some(primary) if *primary != state.me => match state.client_addr_of(state.group, primary) {
+            Some(addr) => moved(slot, addr),
+            None => refuse(TRYAGAIN),
+        },
         _ => refuse(TRYAGAIN),
     }
 }

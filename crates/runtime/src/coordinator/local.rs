@@ -187,13 +187,21 @@ fn hello(rest: &[Bytes], state: &mut ConnState, cluster: bool) -> Frame {
 fn command_command(rest: &[Bytes]) -> Frame {
     use tandem_kv::commands::{COMMAND_TABLE, get_keys, lookup};
     let Some((sub, args)) = rest.split_first() else {
-        return Frame::Array(COMMAND_TABLE.iter().map(|c| reply_frame(&c.reply())).collect());
+        return Frame::Array(
+            COMMAND_TABLE
+                .iter()
+                .map(|c| reply_frame(&c.reply()))
+                .collect(),
+        );
     };
     match (sub.to_ascii_uppercase().as_slice(), args) {
         (b"COUNT", []) => Frame::Integer(COMMAND_TABLE.len() as i64),
-        (b"INFO", []) => {
-            Frame::Array(COMMAND_TABLE.iter().map(|c| reply_frame(&c.reply())).collect())
-        }
+        (b"INFO", []) => Frame::Array(
+            COMMAND_TABLE
+                .iter()
+                .map(|c| reply_frame(&c.reply()))
+                .collect(),
+        ),
         (b"INFO", names) => Frame::Array(
             names
                 .iter()
@@ -233,9 +241,9 @@ fn command_command(rest: &[Bytes]) -> Frame {
 /// `COMMAND LIST [FILTERBY ACLCAT category | PATTERN pattern | MODULE name]`.
 fn command_list(filter: &[Bytes]) -> Frame {
     use tandem_kv::commands::COMMAND_TABLE;
-    let names = COMMAND_TABLE.iter().flat_map(|c| {
-        std::iter::once(c.name).chain(c.subcommands.iter().map(|s| s.name))
-    });
+    let names = COMMAND_TABLE
+        .iter()
+        .flat_map(|c| std::iter::once(c.name).chain(c.subcommands.iter().map(|s| s.name)));
     let keep: Box<dyn Fn(&str) -> bool> = match filter {
         [] => Box::new(|_| true),
         [by, kind, value] if by.eq_ignore_ascii_case(b"FILTERBY") => {
@@ -346,7 +354,11 @@ fn info(section: Option<&str>, shared: &Shared) -> Frame {
         out.push_str("\r\n");
     }
     if wanted("cluster") {
-        let _ = write!(out, "# Cluster\r\ncluster_enabled:{}\r\n\r\n", u8::from(cluster));
+        let _ = write!(
+            out,
+            "# Cluster\r\ncluster_enabled:{}\r\n\r\n",
+            u8::from(cluster)
+        );
     }
     Frame::Bulk(Bytes::from(out))
 }
