@@ -58,7 +58,7 @@ pub use acl::Acl;
 pub use command::{Command, ExpireCondition, FlushMode, SetCondition, SetExpiry};
 pub use limits::{
     DEFAULT_MAX_VALUE_BYTES, ENTRY_OVERHEAD_BYTES, EvictionPolicy, ITEM_OVERHEAD_BYTES, Limits,
-    reply_bytes, reply_too_large,
+    entry_bytes, reply_bytes, reply_too_large,
 };
 pub use reply::Reply;
 pub use store::{Entry, ExecContext, Store, Value};

@@ -125,7 +125,7 @@ impl Limits {
 }
 
 /// The size `used_memory` counts for one key and its entry (L10).
-pub(crate) fn entry_bytes(key: &[u8], entry: &Entry) -> usize {
+pub fn entry_bytes(key: &[u8], entry: &Entry) -> usize {
     ENTRY_OVERHEAD_BYTES + key.len() + value_bytes(&entry.value)
 }
 
@@ -231,9 +231,22 @@ impl Store {
     pub fn eviction_victims(
         &self,
         policy: EvictionPolicy,
+        random: u64,
+        need_bytes: usize,
+        max_keys: usize,
+    ) -> Vec<Bytes> {
+        self.eviction_victims_where(policy, random, need_bytes, max_keys, &|_| true)
+    }
+
+    /// Like [`Store::eviction_victims`], only among keys `evictable` accepts (S5: keys of
+    /// frozen and arriving slots must not change while they move).
+    pub fn eviction_victims_where(
+        &self,
+        policy: EvictionPolicy,
         mut random: u64,
         need_bytes: usize,
         max_keys: usize,
+        evictable: &dyn Fn(&[u8]) -> bool,
     ) -> Vec<Bytes> {
         let mut chosen: HashSet<Bytes> = HashSet::new();
         let mut victims = Vec::new();
@@ -243,7 +256,7 @@ impl Store {
         }
         while freed < need_bytes && victims.len() < max_keys {
             random = splitmix(random);
-            let Some(victim) = self.pick_victim(policy, random, &chosen) else {
+            let Some(victim) = self.pick_victim(policy, random, &chosen, evictable) else {
                 break;
             };
             freed = freed.saturating_add(entry_bytes(victim.key(), &victim.entry));
@@ -260,10 +273,12 @@ impl Store {
         policy: EvictionPolicy,
         random: u64,
         chosen: &HashSet<Bytes>,
+        evictable: &dyn Fn(&[u8]) -> bool,
     ) -> Option<&Item> {
         let eligible = |item: &&Item| {
             (!policy.volatile_only() || item.entry.expires_at_ms.is_some())
                 && !chosen.contains(item.key())
+                && evictable(item.key())
         };
         let first = self.data.item_at_random(random)?;
         let start = first.hash;
@@ -292,7 +307,7 @@ impl Store {
             self.expiries
                 .iter()
                 .take(EVICTION_SCAN)
-                .find(|(_, key)| !chosen.contains(key))
+                .find(|(_, key)| !chosen.contains(key) && evictable(key))
                 .and_then(|(_, key)| self.data.get_item(key))
         })
     }

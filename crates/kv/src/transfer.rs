@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::digest::key_hash;
 use crate::limits::{ENTRY_OVERHEAD_BYTES, element_bytes, entry_bytes, value_bytes};
+use crate::slots::{SlotSet, key_slot};
 use crate::store::{Entry, Store, Value, stored};
 
 /// One piece of a state transfer.
@@ -14,7 +15,8 @@ use crate::store::{Entry, Store, Value, stored};
 pub struct Chunk {
     /// Keys with their entries (expired ones included), in the store's internal order.
     pub entries: Vec<(Bytes, Entry)>,
-    /// The last key in `entries` (pass it as `after` for the next chunk); `None` if empty.
+    /// The last key in `entries`, or for [`Store::chunk_of_slots`] the last key looked at
+    /// (pass it as `after` for the next chunk); `None` if empty.
     pub last_key: Option<Bytes>,
     /// When the last entry holds only part of its key's value (a value bigger than a
     /// chunk, L16): how many elements (list, hash) or bytes (string) of that value the chunks
@@ -49,6 +51,37 @@ impl Store {
         max_bytes: usize,
         max_entries: usize,
     ) -> Chunk {
+        self.chunk_where(after, sent, max_bytes, max_entries, &|_| true, usize::MAX)
+    }
+
+    /// Like [`Store::chunk_from`], holding only the keys of slots in `slots` (S5: the keys of
+    /// slots moving to another group), and passing over at most `max_scan` keys of other
+    /// slots, so one call does bounded work on a large store. Such a chunk may hold nothing
+    /// and still not be `done`; its `last_key` (the last key looked at, in the store's order)
+    /// is where the next one resumes. Keys of `slots` must not change between the chunks of
+    /// one copy (the giver freezes them), other keys may.
+    pub fn chunk_of_slots(
+        &self,
+        slots: &SlotSet,
+        after: Option<&Bytes>,
+        sent: Option<usize>,
+        max_bytes: usize,
+        max_entries: usize,
+        max_scan: usize,
+    ) -> Chunk {
+        let wanted = |key: &[u8]| slots.contains(key_slot(key));
+        self.chunk_where(after, sent, max_bytes, max_entries, &wanted, max_scan)
+    }
+
+    fn chunk_where(
+        &self,
+        after: Option<&Bytes>,
+        sent: Option<usize>,
+        max_bytes: usize,
+        max_entries: usize,
+        wanted: &dyn Fn(&[u8]) -> bool,
+        max_scan: usize,
+    ) -> Chunk {
         let start = match (after, sent) {
             (None, _) => Bound::Unbounded,
             (Some(key), Some(_)) => Bound::Included((key_hash(key), key.as_ref())),
@@ -57,9 +90,20 @@ impl Store {
         let mut remaining = self.data.iter_from(start).peekable();
         let (mut entries, mut bytes) = (Vec::new(), 0usize);
         let mut resume = sent.filter(|_| after.is_some());
-        while let Some(item) = remaining.peek() {
+        let (mut skipped, mut last_seen) = (0usize, None);
+        while let Some(&item) = remaining.peek() {
             if entries.len() >= max_entries && !entries.is_empty() {
                 break;
+            }
+            if !wanted(item.key()) {
+                if skipped >= max_scan {
+                    break;
+                }
+                skipped += 1;
+                last_seen = Some(item.key());
+                resume = None;
+                remaining.next();
+                continue;
             }
             let skip = resume.take().unwrap_or(0);
             let room = max_bytes.saturating_sub(bytes);
@@ -68,6 +112,7 @@ impl Store {
                 if size <= room {
                     entries.push((item.key_bytes(), detached(&item.entry)));
                     bytes = bytes.saturating_add(size);
+                    last_seen = Some(item.key());
                     remaining.next();
                     continue;
                 }
@@ -90,10 +135,11 @@ impl Store {
                     done: false,
                 };
             }
+            last_seen = Some(item.key());
             remaining.next();
             break;
         }
-        let last_key = entries.last().map(|(key, _)| key.clone());
+        let last_key = last_seen.map(Bytes::copy_from_slice);
         Chunk {
             entries,
             last_key,

@@ -35,11 +35,18 @@ pub enum Bug {
     /// A view-service node acts on its Raft state (votes, log appends) before it is synced to
     /// disk, and never syncs (Q5).
     VsSkipsSync,
+    /// The giver keeps executing requests on slots it froze for a taker (S5).
+    ServeAfterHandoff,
+    /// The taker executes requests on arriving slots before their install (S6).
+    ServeBeforeInstall,
+    /// The freeze of slots handed off is kept by the primary only: backups do not apply it, so
+    /// after a failover the new primary serves the slots again and never sends them (S5).
+    MoveStateOnlyOnPrimary,
 }
 
 impl Bug {
     /// Every bug, in a fixed order.
-    pub const ALL: [Bug; 12] = [
+    pub const ALL: [Bug; 15] = [
         Bug::ReplyBeforeBackupAck,
         Bug::BackupAcceptsClientWrites,
         Bug::PrimaryServesLocalReads,
@@ -52,6 +59,9 @@ impl Bug {
         Bug::NewLeaderJudgesImmediately,
         Bug::AckBeforeCommit,
         Bug::VsSkipsSync,
+        Bug::ServeAfterHandoff,
+        Bug::ServeBeforeInstall,
+        Bug::MoveStateOnlyOnPrimary,
     ];
 
     /// The command-line name (`--inject-bug NAME`).
@@ -69,6 +79,9 @@ impl Bug {
             Bug::NewLeaderJudgesImmediately => "new-leader-judges-immediately",
             Bug::AckBeforeCommit => "ack-before-commit",
             Bug::VsSkipsSync => "vs-skips-sync",
+            Bug::ServeAfterHandoff => "serve-after-handoff",
+            Bug::ServeBeforeInstall => "serve-before-install",
+            Bug::MoveStateOnlyOnPrimary => "move-state-only-on-primary",
         }
     }
 }

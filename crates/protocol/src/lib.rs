@@ -67,7 +67,7 @@ pub use ids::{
     ClientId, ConfigNum, GroupId, Incarnation, LogPos, OpIndex, Seq, ServerId, ViewNum, VsAddr,
 };
 pub use message::{Endpoint, GroupStatus, Message, ServerHealth, Status, Transmit, ViewChange};
-pub use replica::{Replica, RoleKind};
+pub use replica::{Replica, RoleKind, ShardState};
 pub use shard::{ClusterMap, GroupInfo, ShardConfig, SlotMove, SlotRange};
 pub use time::Now;
 pub use view::{Failure, View, ViewChangeCause};

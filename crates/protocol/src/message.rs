@@ -109,6 +109,21 @@ pub enum SlotsChange {
     Rebalance,
 }
 
+/// Where a chunk of a slot move starts, or where the next one does (S5). The taker keeps the
+/// one it expects in its replicated state and takes a chunk only if it starts there, so a
+/// chunk built by any primary of the giver, before or after a failover, fits exactly.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SlotCursor {
+    /// The last key looked at, in the store's order (`None`: from the start).
+    pub key: Option<Bytes>,
+    /// Elements (or bytes) of `key`'s value already sent when the value is split (L16).
+    pub key_sent: Option<u64>,
+    /// Every key was sent: at-most-once records follow.
+    pub keys_done: bool,
+    /// The last session whose record was sent.
+    pub client: Option<ClientId>,
+}
+
 /// One chunk of the keys of slots moving between groups in configuration `config` (S5).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct SlotData {
@@ -120,10 +135,16 @@ pub struct SlotData {
     pub to: GroupId,
     /// Chunk number, from 0; applied strictly in order.
     pub chunk: u32,
+    /// Where this chunk starts: the taker takes it only if that is where its history ends.
+    #[serde(default)]
+    pub start: SlotCursor,
+    /// Where the next chunk starts.
+    #[serde(default)]
+    pub end: SlotCursor,
     /// Key/value entries of the moving slots.
     pub entries: Vec<(Bytes, tandem_kv::Entry)>,
-    /// On the last chunk: the at-most-once records of the giving group, so a request executed
-    /// there is not executed again by the taker when its client retries (P8 across moves).
+    /// After the keys: the at-most-once records of the giving group, so a request executed
+    /// there is not executed again by the taker when its client retries (S8).
     pub clients: Vec<(ClientId, ClientRecord)>,
     /// True on the last chunk.
     pub done: bool,
@@ -140,9 +161,16 @@ pub struct SlotDataReply {
     pub to: GroupId,
     /// Chunks the taker holds in its history (the next one it expects).
     pub next_chunk: u32,
-    /// Set once the taker ordered the install in its history: the giver may delete (S6).
+    /// Where the next chunk it expects starts: a giver that does not know (its primary failed
+    /// over, or the taker's did and holds fewer chunks) resends from here.
+    #[serde(default)]
+    pub cursor: SlotCursor,
+    /// Set once the taker's install is committed in its group: the giver may delete (S6).
     pub installed: bool,
 }
+
+/// Slot ranges leaving or reaching a group, with the other group (S5).
+pub type GroupSlots = Vec<(GroupId, Vec<(u16, u16)>)>;
 
 /// Why a view-service node did not propose a membership change.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
@@ -439,6 +467,51 @@ pub enum Op {
         /// Records last used before this time are dropped.
         idle_before_ms: u64,
     },
+    /// The start of taking on configuration `config` (S4, S5): `serve` (newly assigned slots
+    /// nobody held) are served at once, `give` are frozen (no longer executed) until dropped,
+    /// `take` are expected from their giver, `release` (slots left unassigned) are no longer
+    /// served and their keys deleted.
+    TakeOn {
+        /// The configuration taken on.
+        config: ConfigNum,
+        /// Slots served from this entry on.
+        serve: Vec<(u16, u16)>,
+        /// Slots frozen, by taker.
+        give: GroupSlots,
+        /// Slots expected, by giver.
+        take: GroupSlots,
+        /// Slots no longer served by anyone.
+        release: Vec<(u16, u16)>,
+    },
+    /// One chunk of arriving slots, written into the store (not served yet) (S6).
+    InstallChunk {
+        /// The configuration of the move.
+        config: ConfigNum,
+        /// The giver.
+        from: GroupId,
+        /// Its chunk number.
+        chunk: u32,
+        /// Where the next chunk starts.
+        end: SlotCursor,
+        /// Keys and values.
+        entries: Vec<(Bytes, tandem_kv::Entry)>,
+        /// At-most-once records of the giver (S8): the higher `seq` per session is kept.
+        clients: Vec<(ClientId, ClientRecord)>,
+    },
+    /// The arriving slots from `from` are served from this entry on (S6).
+    Install {
+        /// The configuration of the move.
+        config: ConfigNum,
+        /// The giver.
+        from: GroupId,
+    },
+    /// The taker installed the slots frozen for it: their keys are deleted (S6).
+    Drop {
+        /// The configuration of the move.
+        config: ConfigNum,
+        /// The taker.
+        to: GroupId,
+    },
 }
 
 /// Primary -> backup: entries that follow `prev` in the primary's history (P2).
@@ -497,6 +570,9 @@ pub struct Transfer {
     /// Present on the last chunk: the snapshot's ACL table (A1).
     #[serde(default)]
     pub acl: Option<tandem_kv::Acl>,
+    /// Present on the last chunk: the snapshot's shard state (S4).
+    #[serde(default)]
+    pub shard: Option<crate::replica::ShardState>,
 }
 
 /// The end of a state snapshot.

@@ -169,6 +169,7 @@ fn p9_a_transfer_from_a_server_that_is_not_the_primary_is_refused_and_changes_no
                 clock_ms: 0,
             }),
             acl: None,
+            shard: None,
         };
         b.handle(Now::at_ms(2), from(sender), Message::Transfer(wipe));
         let answers = drain(&mut b, 2);

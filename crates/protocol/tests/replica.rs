@@ -302,6 +302,7 @@ fn p6_a_snapshot_tagged_after_its_transfer_s_view_is_rejected_not_fatal() {
             clock_ms: 0,
         }),
         acl: None,
+        shard: None,
     };
     b.handle(
         Now::at_ms(10),

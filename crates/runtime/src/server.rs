@@ -18,7 +18,7 @@ use serde_json::{Value, json};
 use tandem_protocol::message::{RequestError, Response};
 use tandem_protocol::replica::ReplicaStats;
 use tandem_protocol::{
-    ClientId, ClusterMap, Endpoint, GroupId, Incarnation, Message, Replica, RoleKind, ServerId,
+    ClientId, Endpoint, GroupId, Incarnation, Message, Replica, RoleKind, ServerId,
     Transmit, View, VsAddr,
 };
 use tokio::net::TcpListener;
@@ -263,7 +263,6 @@ impl Driver {
             // A server answers a coordinator on the connection its request came on.
             self.routes.remember(*client, path);
         }
-        self.note_cluster_map(&inbound);
         if let (Message::TransferReply(reply), Endpoint::Server(backup)) =
             (&inbound.msg, &inbound.from)
             && let Some(installed) = reply.installed
@@ -497,8 +496,6 @@ struct FrontLink {
     waiting: HashMap<ClientId, oneshot::Sender<Response>>,
     state: watch::Sender<FrontState>,
     view: watch::Sender<Option<View>>,
-    /// The newest cluster map received with a ping reply (S2).
-    map: Option<Arc<ClusterMap>>,
     /// (role, view number, map epoch) last published.
     published: (RoleKind, u64, u64),
 }
@@ -535,7 +532,6 @@ fn start_client_port(
         waiting: HashMap::new(),
         state,
         view,
-        map: None,
         published: (RoleKind::Idle, 0, 0),
     };
     (link, requests)
@@ -584,24 +580,6 @@ impl Driver {
         Some(msg)
     }
 
-    /// Keeps the newest well-formed cluster map that arrives from the view service (S2).
-    fn note_cluster_map(&mut self, inbound: &Inbound) {
-        let (Some(front), Endpoint::ViewService(_), Message::ViewReply(reply)) =
-            (&mut self.front, &inbound.from, &inbound.msg)
-        else {
-            return;
-        };
-        if let Some(map) = &reply.cluster
-            && map.config.is_well_formed()
-            && front
-                .map
-                .as_ref()
-                .is_none_or(|known| map.epoch > known.epoch)
-        {
-            front.map = Some(map.clone());
-        }
-    }
-
     /// Tells the front end this server's role, view and cluster map when they changed.
     fn publish_front(&mut self) {
         let Some(front) = &mut self.front else {
@@ -609,16 +587,17 @@ impl Driver {
         };
         let role = self.replica.role();
         let view = self.replica.view().cloned();
+        // The newest cluster map the core received with its ping replies (S2).
+        let map = self.replica.cluster().cloned();
         let now = (
             role,
             view.as_ref().map_or(0, |v| v.num.0),
-            front.map.as_ref().map_or(0, |m| m.epoch),
+            map.as_ref().map_or(0, |m| m.epoch),
         );
         if now == front.published {
             return;
         }
         front.published = now;
-        let map = front.map.clone();
         front.state.send_modify(|state| {
             state.role = role;
             state.view = view.clone();

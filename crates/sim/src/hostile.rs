@@ -276,6 +276,7 @@ impl Mutator {
                 entries: t.entries.clone(),
                 clients: t.clients.clone(),
                 acl: t.acl.clone(),
+                shard: t.shard.clone(),
                 done: match (rng.below(3), t.done) {
                     (0, _) => None,
                     (_, Some(end)) => Some(SnapshotEnd {
@@ -386,6 +387,7 @@ impl Mutator {
                 )],
                 done: None,
                 acl: None,
+                shard: None,
             }),
             3 => Message::TransferReply(TransferReply {
                 view: ViewNum(rng.below(4)),

@@ -109,6 +109,7 @@ fn forged_frames(cluster: &Cluster) -> Vec<(String, Endpoint, Message)> {
             clock_ms: 0,
         }),
         acl: None,
+        shard: None,
     });
     frames.push((backup.clone(), server(&primary), transfer));
     // A Forward whose entries start far beyond the backup's log.

@@ -152,6 +152,9 @@ impl Replica {
             if let Some(acl) = t.acl {
                 receiving.state.store.set_acl(acl); // A1: users move with the data.
             }
+            if let Some(shard) = t.shard {
+                receiving.state.shard = shard; // S4: so is the group's share of the slots.
+            }
             receiving.next_chunk += 1;
             if let Some(end) = t.done {
                 let mut state = self.receiving.take().expect("receiving").state;

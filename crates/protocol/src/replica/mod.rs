@@ -13,7 +13,9 @@
 //! extend its history, and only from the primary of its own view (P3).
 
 mod backup;
+mod moves;
 mod primary;
+mod shard;
 mod state;
 
 use std::collections::{BTreeMap, VecDeque};
@@ -21,6 +23,7 @@ use std::sync::Arc;
 
 use tandem_kv::{Command, EvictionPolicy, Reply};
 
+pub use shard::{Incoming, Outgoing, ShardState};
 pub use state::{RecentLog, ReplicatedState};
 
 use crate::bug::Bug;
@@ -32,6 +35,7 @@ use crate::message::{
     Response, TransferReply, Transmit, ViewReply,
 };
 use crate::rng::SplitMix64;
+use crate::shard::ClusterMap;
 use crate::time::Now;
 use crate::view::View;
 use primary::{
@@ -85,6 +89,13 @@ pub struct ReplicaStats {
     pub protocol_errors: u64,
     /// Keys this server evicted as primary to get under `maxmemory` (L12).
     pub evicted_keys: u64,
+    /// Requests refused because a slot they touch is not served here (S4).
+    pub slot_refused: u64,
+    /// Slot chunks sent as the giver's primary (S5), resends included.
+    pub slot_chunks_sent: u64,
+    /// Slot chunks and replies ignored: not from the server our map names, not about a move
+    /// we are making, or not as primary (S7).
+    pub slot_messages_refused: u64,
 }
 
 /// Why a peer's message was ignored: no correct peer sends it. Counted in
@@ -139,6 +150,12 @@ pub(crate) enum ProtocolError {
         /// The position it reports.
         last: LogPos,
     },
+    /// A slot chunk holds a key of a slot that is not moving to us (S7).
+    #[error("slot chunk holds key {key:?} of a slot not moving here")]
+    KeyOutsideMovingSlots {
+        /// The key.
+        key: bytes::Bytes,
+    },
     /// A backup reports a transfer installed at another position than its snapshot (P6).
     #[error("transfer installed at {installed:?}, its snapshot ends at {snapshot:?}")]
     TransferInstalledElsewhere {
@@ -181,6 +198,10 @@ pub struct Replica {
     /// Where this server serves Redis clients, announced in its pings (S2).
     client_addr: Option<String>,
     last_wall_ms: u64,
+    /// The monotonic clock at the last input.
+    last_mono_ms: u64,
+    /// The newest cluster map the view service sent (S2).
+    cluster: Option<Arc<ClusterMap>>,
     outbox: VecDeque<Transmit>,
     stats: ReplicaStats,
 }
@@ -210,6 +231,8 @@ impl Replica {
             locator: Locator::new(vec![VsAddr::new(DEFAULT_VIEW_SERVICE)]),
             client_addr: None,
             last_wall_ms: 0,
+            last_mono_ms: 0,
+            cluster: None,
             outbox: VecDeque::new(),
             stats: ReplicaStats::default(),
         }
@@ -307,6 +330,11 @@ impl Replica {
                     at = at.min(wake_ms);
                 }
             }
+            for send in p.sends.values() {
+                if let Some(wake_ms) = send.next_wake_ms(self.config.retransmit_ms) {
+                    at = at.min(wake_ms);
+                }
+            }
         }
         Some(at)
     }
@@ -315,6 +343,7 @@ impl Replica {
     /// early is harmless.
     pub fn handle_timeout(&mut self, now: Now) {
         self.last_wall_ms = now.wall_ms;
+        self.last_mono_ms = now.mono_ms;
         if now.mono_ms >= self.next_ping_ms {
             self.send_ping(now);
         }
@@ -328,15 +357,20 @@ impl Replica {
     /// Handles one message.
     pub fn handle(&mut self, now: Now, from: Endpoint, msg: Message) {
         self.last_wall_ms = now.wall_ms;
+        self.last_mono_ms = now.mono_ms;
         match msg {
-            Message::PingReply(reply) => {
+            Message::PingReply(mut reply) => {
                 // P11: views come only from view-service nodes (the transport proved that the
                 // sender holds a view-service certificate: I3, I4). The address it names need
                 // not be one we dialled: a proxy, a NAT or a DNS name may stand in between.
                 match &from {
                     Endpoint::ViewService(node) => {
                         self.locator.answered(node);
+                        let cluster = reply.cluster.take();
                         self.on_view(now, reply);
+                        if let Some(map) = cluster {
+                            self.on_cluster_map(now, map);
+                        }
                     }
                     _ => self.stats.views_refused += 1,
                 }
@@ -359,6 +393,8 @@ impl Replica {
             Message::ForwardReply(reply) => self.on_forward_reply(now, from, reply),
             Message::Transfer(t) => self.on_transfer(now, from, t),
             Message::TransferReply(reply) => self.on_transfer_reply(now, from, reply),
+            Message::SlotData(data) => self.on_slot_data(now, from, data),
+            Message::SlotDataReply(reply) => self.on_slot_data_reply(now, from, reply),
             // Not addressed to a server: ignore rather than trust the sender.
             Message::Ping(_)
             | Message::GetView { .. }
@@ -371,8 +407,6 @@ impl Replica {
             | Message::MembersReply(_)
             | Message::GetCluster { .. }
             | Message::ClusterReply(_)
-            | Message::SlotData(_)
-            | Message::SlotDataReply(_)
             | Message::ChangeSlots(_)
             | Message::SlotsReply(_) => {}
         }
@@ -416,8 +450,8 @@ impl Replica {
             viewnum: self.ping_viewnum,
             incarnation: self.incarnation,
             client_addr: self.client_addr.clone(),
-            config_done: crate::ConfigNum(0),
-            cluster_epoch: 0,
+            config_done: self.config_done(),
+            cluster_epoch: self.cluster.as_ref().map_or(0, |c| c.epoch),
         };
         self.locator.sent();
         self.send(self.locator.target(), Message::Ping(ping));
@@ -469,6 +503,8 @@ impl Replica {
                 commit: OpIndex::ZERO,
                 waiting: Waiters::default(),
                 next_expiry_ms: now.mono_ms,
+                sends: BTreeMap::new(),
+                notified: std::collections::BTreeSet::new(),
             }),
         };
         // Every backup is probed again in the new view: one that restarted and rejoined must not
@@ -481,6 +517,8 @@ impl Replica {
         self.role = Role::Primary(primary);
         self.receiving = None;
         self.after_progress(now);
+        // S5: a promoted backup carries on the move its predecessor was making.
+        self.maybe_take_on(now);
     }
 
     fn step_down(&mut self, role: Role) {
@@ -554,6 +592,12 @@ impl Replica {
                 return;
             }
             // A retried read applied here as a backup, without its replies: run it again.
+        }
+        if let Some(error) = self.slot_refusal(&req.cmds) {
+            // S4: not ordered, like a request to a server that is not primary.
+            self.stats.slot_refused += 1;
+            self.respond(client, req.seq, Err(error));
+            return;
         }
         let Role::Primary(p) = &self.role else {
             unreachable!()
@@ -682,11 +726,13 @@ impl Replica {
             return;
         }
         let need = used - usize::try_from(limits.maxmemory_bytes).unwrap_or(usize::MAX);
-        let keys = self.state.store.eviction_victims(
+        let owns = |key: &[u8]| self.state.shard.owns_key(key);
+        let keys = self.state.store.eviction_victims_where(
             limits.policy,
             self.rng.next_u64(),
             need,
             MAX_EVICTED_PER_REQUEST,
+            &owns,
         );
         if !keys.is_empty() {
             self.stats.evicted_keys += keys.len() as u64;
@@ -716,10 +762,11 @@ impl Replica {
         }
         p.next_expiry_ms = now.mono_ms + self.config.expiry_interval_ms;
         let at_ms = now.wall_ms.max(self.state.clock_ms);
+        let owns = |key: &[u8]| self.state.shard.owns_key(key);
         let keys = self
             .state
             .store
-            .expired_keys(at_ms, self.config.expiry_batch);
+            .expired_keys_where(at_ms, self.config.expiry_batch, &owns);
         if !keys.is_empty() {
             self.order(now, Op::Expire { keys });
         }
@@ -754,6 +801,7 @@ impl Replica {
         self.log.trim_through(keep_after);
         let bound = self.config.max_log_entries.max(self.config.max_pending_ops);
         self.log.trim_to_len(bound);
+        self.notify_installed();
     }
 
     fn on_forward_reply(&mut self, now: Now, from: Endpoint, reply: ForwardReply) {
@@ -864,6 +912,9 @@ impl Replica {
         for progress in p.backups.values_mut() {
             progress.retransmit_if_due(now.mono_ms, self.config.retransmit_ms);
         }
+        for send in p.sends.values_mut() {
+            send.retransmit_if_due(now.mono_ms, self.config.retransmit_ms);
+        }
     }
 
     /// Builds forwards, probes and transfer chunks for every backup.
@@ -871,6 +922,7 @@ impl Replica {
         let Some(view) = self.view.as_ref().map(|v| v.num) else {
             return;
         };
+        self.flush_slot_data();
         let Role::Primary(p) = &mut self.role else {
             return;
         };

@@ -8,9 +8,10 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use crate::config::ReplicaConfig;
-use crate::ids::{ClientId, LogPos, OpIndex, Seq, ServerId, ViewNum};
+use crate::ids::{ClientId, ConfigNum, GroupId, LogPos, OpIndex, Seq, ServerId, ViewNum};
 use crate::message::{Forward, LogEntry, Message, Op, SnapshotEnd, Transfer, TransferReply};
 use crate::replica::ProtocolError;
+use crate::replica::moves::SlotSend;
 use crate::replica::state::{RecentLog, ReplicatedState};
 
 /// The primary's view of one backup: a small state machine, as raft-rs's `Progress`. What we
@@ -612,6 +613,7 @@ impl OutgoingTransfer {
             clients: Vec::new(),
             done: None,
             acl: None,
+            shard: None,
         };
         let mut next = start.clone();
         if !start.keys_done {
@@ -651,6 +653,7 @@ impl OutgoingTransfer {
                     clock_ms: self.snapshot.clock_ms,
                 });
                 transfer.acl = Some(self.snapshot.store.acl().clone()); // A1
+                transfer.shard = Some(self.snapshot.shard.clone()); // S4
             }
             if let Some((last, _)) = clients.last() {
                 next.client_cursor = Some(*last);
@@ -748,6 +751,10 @@ pub(crate) struct PrimaryState {
     pub commit: OpIndex,
     pub waiting: Waiters,
     pub next_expiry_ms: u64,
+    /// Moves out being sent, by taker (S5).
+    pub sends: BTreeMap<GroupId, SlotSend>,
+    /// Givers told their slots are installed, by configuration (S6).
+    pub notified: BTreeSet<(ConfigNum, GroupId)>,
 }
 
 impl PrimaryState {
@@ -807,7 +814,26 @@ fn entry_bytes(entry: &LogEntry) -> usize {
     let op = match &entry.op {
         Op::Client { cmds, .. } => cmds.iter().map(|cmd| cmd.arg_bytes()).sum(),
         Op::Expire { keys } | Op::Evict { keys } => keys.iter().map(|k| k.len() + 8).sum(),
-        Op::ForgetClients { .. } => 0,
+        Op::ForgetClients { .. } | Op::Install { .. } | Op::Drop { .. } => 0,
+        Op::TakeOn { give, take, .. } => (give.len() + take.len()) * 64,
+        Op::InstallChunk {
+            entries, clients, ..
+        } => {
+            let keys: usize = entries
+                .iter()
+                .map(|(key, entry)| tandem_kv::entry_bytes(key, entry))
+                .sum();
+            let records: usize = clients
+                .iter()
+                .map(|(_, r)| {
+                    64 + r
+                        .replies
+                        .as_ref()
+                        .map_or(0, |r| r.iter().map(tandem_kv::reply_bytes).sum())
+                })
+                .sum();
+            keys + records
+        }
     };
     ENTRY_FRAMING_BYTES + op
 }

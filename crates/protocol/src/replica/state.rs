@@ -12,6 +12,7 @@ use tandem_kv::{Command, ExecContext, Reply, Store, reply_bytes, reply_too_large
 use crate::bug::{Bug, Bugs};
 use crate::ids::{ClientId, LogPos, OpIndex, Seq};
 use crate::message::{ClientRecord, LogEntry, Op};
+use crate::replica::shard::{InstallChunk, ShardState, TakeOn};
 
 /// Mixes the primary's random value with a command's position in its batch, so that each
 /// command of a batch gets its own value while staying deterministic (P5).
@@ -39,6 +40,8 @@ pub struct ReplicatedState {
     /// Largest `now_ms` applied: the primary never orders an operation before it, so time never
     /// runs backwards across a failover to a server with a slower clock.
     pub clock_ms: u64,
+    /// The group's share of the sharded keyspace (S4).
+    pub shard: ShardState,
 }
 
 impl ReplicatedState {
@@ -69,6 +72,55 @@ impl ReplicatedState {
             Op::ForgetClients { idle_before_ms } => {
                 self.forget_clients(*idle_before_ms);
                 Arc::new(Vec::new())
+            }
+            op => {
+                self.apply_shard_op(entry, op, true);
+                Arc::new(Vec::new())
+            }
+        }
+    }
+
+    /// The ops of slot moves (S5, S6), the same on the primary and its backups, except under
+    /// the planted bug `move-state-only-on-primary` (backups do not freeze).
+    fn apply_shard_op(&mut self, entry: &LogEntry, op: &Op, frozen_here: bool) {
+        match op {
+            Op::TakeOn {
+                config,
+                serve,
+                give,
+                take,
+                release,
+            } => {
+                let take_on = TakeOn {
+                    config: *config,
+                    serve,
+                    give,
+                    take,
+                    release,
+                };
+                self.take_on(entry, &take_on, frozen_here);
+            }
+            Op::InstallChunk {
+                config,
+                from,
+                chunk,
+                end,
+                entries,
+                clients,
+            } => {
+                let chunk = InstallChunk {
+                    config: *config,
+                    from: *from,
+                    chunk: *chunk,
+                    end,
+                    entries,
+                    clients,
+                };
+                self.install_chunk(entry, &chunk);
+            }
+            Op::Install { config, from } => self.install(entry, *config, *from),
+            Op::Drop { config, to } => self.drop_slots(entry, *config, *to),
+            Op::Client { .. } | Op::Expire { .. } | Op::Evict { .. } | Op::ForgetClients { .. } => {
             }
         }
     }
@@ -113,6 +165,10 @@ impl ReplicatedState {
                 self.store.evict(keys);
             }
             Op::ForgetClients { idle_before_ms } => self.forget_clients(*idle_before_ms),
+            op => {
+                let frozen_here = !bugs.has(Bug::MoveStateOnlyOnPrimary);
+                self.apply_shard_op(entry, op, frozen_here);
+            }
         }
     }
 
@@ -243,7 +299,8 @@ impl ReplicatedState {
     pub fn digest(&self) -> u64 {
         let mut hash = self.store.digest()
             ^ self.last.index.0.rotate_left(17)
-            ^ self.last.view.0.rotate_left(41);
+            ^ self.last.view.0.rotate_left(41)
+            ^ self.shard.digest().rotate_left(7);
         for (client, record) in &self.clients {
             hash = hash.rotate_left(5)
                 ^ client.0

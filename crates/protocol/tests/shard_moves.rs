@@ -1,0 +1,667 @@
+//! Slot moves between two replica groups (S4-S8), driven by hand: two groups of two replicas,
+//! a stand-in view service that answers pings with each group's view and a hand-made cluster
+//! map, and a network that delivers every message at once unless a test blocks it.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use tandem_kv::slots::key_slot;
+use tandem_kv::{Command, ExecContext, Reply};
+use tandem_protocol::message::{
+    Request, RequestError, Response, SlotCursor, SlotData, SlotDataReply, ViewReply,
+};
+use tandem_protocol::{
+    ClientId, ClusterMap, ConfigNum, Endpoint, GroupId, Incarnation, Message, Now, Replica,
+    ReplicaConfig, RoleKind, Seq, ServerId, ShardConfig, View, ViewNum,
+};
+
+const INCARNATION: Incarnation = Incarnation(1);
+const G1: GroupId = GroupId(1);
+const G2: GroupId = GroupId(2);
+/// The slots moved from G1 to G2 in configuration 2.
+const MOVED: (u16, u16) = (0, 8191);
+
+type Blocker = Box<dyn FnMut(&str, &Endpoint, &Message) -> bool>;
+
+struct Net {
+    now: u64,
+    replicas: BTreeMap<String, Replica>,
+    dead: BTreeSet<String>,
+    views: BTreeMap<GroupId, View>,
+    map: ClusterMap,
+    /// `config_done` of each group as its primary last pinged it.
+    done: BTreeMap<GroupId, ConfigNum>,
+    responses: Vec<Response>,
+    /// The next session `write_keys` uses.
+    next_client: u64,
+    /// Returns true to drop a message (sender name, destination, message).
+    block: Blocker,
+}
+
+fn view(num: u64, primary: &str, backups: &[&str]) -> View {
+    View {
+        num: ViewNum(num),
+        primary: ServerId::new(primary),
+        backups: backups.iter().copied().map(ServerId::new).collect(),
+    }
+}
+
+fn config(num: u64, owners: impl Fn(u16) -> Option<GroupId>) -> ShardConfig {
+    let owners: Vec<Option<GroupId>> = (0..16384).map(owners).collect();
+    ShardConfig::from_owners(ConfigNum(num), &owners)
+}
+
+fn all_g1(num: u64) -> ShardConfig {
+    config(num, |_| Some(G1))
+}
+
+fn moved(num: u64) -> ShardConfig {
+    config(num, |slot| {
+        Some(if (MOVED.0..=MOVED.1).contains(&slot) {
+            G2
+        } else {
+            G1
+        })
+    })
+}
+
+fn cmd(text: &str) -> Command {
+    let args: Vec<Bytes> = text.split(' ').map(|a| Bytes::from(a.to_owned())).collect();
+    Command::parse(&args).expect("a valid command")
+}
+
+/// Keys whose slot is moved, and keys whose slot stays.
+fn keys() -> (Vec<String>, Vec<String>) {
+    let all: Vec<String> = (0..300).map(|i| format!("key:{i}")).collect();
+    all.into_iter()
+        .partition(|k| (MOVED.0..=MOVED.1).contains(&key_slot(k.as_bytes())))
+}
+
+impl Net {
+    /// Groups 1 (a1 primary, b1 backup) and 2 (a2, b2), in configuration 1: every slot is
+    /// G1's.
+    fn new(replica_config: ReplicaConfig) -> Net {
+        let mut replicas = BTreeMap::new();
+        for (name, group) in [("a1", G1), ("b1", G1), ("a2", G2), ("b2", G2)] {
+            let replica = Replica::new(
+                ServerId::new(name),
+                group,
+                INCARNATION,
+                replica_config.clone(),
+            );
+            replicas.insert(name.to_owned(), replica);
+        }
+        let mut net = Net {
+            now: 0,
+            replicas,
+            dead: BTreeSet::new(),
+            views: BTreeMap::new(),
+            map: ClusterMap::default(),
+            done: BTreeMap::new(),
+            responses: Vec::new(),
+            next_client: 1000,
+            block: Box::new(|_, _, _| false),
+        };
+        net.set_view(G1, view(1, "a1", &["b1"]));
+        net.set_view(G2, view(1, "a2", &["b2"]));
+        net.set_config(all_g1(1));
+        net.run_until("configuration 1 taken on", |n| {
+            n.done.get(&G1) == Some(&ConfigNum(1)) && n.done.get(&G2) == Some(&ConfigNum(1))
+        });
+        net
+    }
+
+    fn set_view(&mut self, group: GroupId, view: View) {
+        self.views.insert(group, view.clone());
+        let info = self.map.groups.entry(group).or_default();
+        info.view = Some(view);
+        self.map.epoch += 1;
+    }
+
+    fn set_config(&mut self, config: ShardConfig) {
+        self.map.previous = std::mem::take(&mut self.map.config);
+        self.map.config = config;
+        self.map.epoch += 1;
+    }
+
+    fn replica(&self, name: &str) -> &Replica {
+        &self.replicas[name]
+    }
+
+    fn primary(&self, group: GroupId) -> String {
+        self.views[&group].primary.to_string()
+    }
+
+    /// One 5 ms tick: due timers, then every message until none is left.
+    fn step(&mut self) {
+        self.now += 5;
+        let now = Now::at_ms(self.now);
+        for (name, replica) in &mut self.replicas {
+            if !self.dead.contains(name) && replica.poll_timeout().is_some_and(|t| t <= self.now) {
+                replica.handle_timeout(now);
+            }
+        }
+        for _round in 0..1000 {
+            let mut queue = Vec::new();
+            for (name, replica) in &mut self.replicas {
+                if self.dead.contains(name) {
+                    continue;
+                }
+                while let Some(t) = replica.poll_transmit(now) {
+                    queue.push((name.clone(), t));
+                }
+            }
+            if queue.is_empty() {
+                return;
+            }
+            for (sender, t) in queue {
+                if (self.block)(&sender, &t.to, &t.msg) {
+                    continue;
+                }
+                match t.to {
+                    Endpoint::Server(to) => {
+                        let to = to.to_string();
+                        if self.dead.contains(&to) {
+                            continue;
+                        }
+                        let from = Endpoint::Server(ServerId::new(&sender));
+                        if let Some(r) = self.replicas.get_mut(&to) {
+                            r.handle(now, from, t.msg);
+                        }
+                    }
+                    Endpoint::ViewService(vs) => {
+                        let Message::Ping(ping) = t.msg else { continue };
+                        let current = self.views.get(&ping.group).cloned();
+                        if current.as_ref().is_some_and(|v| v.primary == ping.server) {
+                            self.done.insert(ping.group, ping.config_done);
+                            if let Some(info) = self.map.groups.get_mut(&ping.group) {
+                                info.config_done = ping.config_done;
+                            }
+                        }
+                        let cluster = (ping.cluster_epoch < self.map.epoch)
+                            .then(|| Arc::new(self.map.clone()));
+                        let reply = ViewReply {
+                            group: ping.group,
+                            view: current,
+                            member_incarnation: Some(INCARNATION),
+                            cluster,
+                        };
+                        let r = self.replicas.get_mut(&sender).expect("a replica pinged");
+                        r.handle(now, Endpoint::ViewService(vs), Message::PingReply(reply));
+                    }
+                    Endpoint::Client(_) => {
+                        if let Message::Response(response) = t.msg {
+                            self.responses.push(response);
+                        }
+                    }
+                }
+            }
+        }
+        panic!("messages never stopped flowing");
+    }
+
+    fn run_until(&mut self, what: &str, mut done: impl FnMut(&Net) -> bool) {
+        let deadline = self.now + 30_000;
+        while !done(self) {
+            assert!(
+                self.now < deadline,
+                "{what}: not within 30 s (at {} ms)",
+                self.now
+            );
+            self.step();
+        }
+    }
+
+    /// Sends a request to `server` and waits for its answer.
+    fn request(
+        &mut self,
+        server: &str,
+        group: GroupId,
+        (client, seq): (u64, u64),
+        text: &str,
+    ) -> Result<Vec<Reply>, RequestError> {
+        let req = Request {
+            group,
+            client: ClientId(client),
+            seq: Seq(seq),
+            cmds: Arc::new(vec![cmd(text)]),
+            user: None,
+        };
+        let from = Endpoint::Client(ClientId(client));
+        let now = Now::at_ms(self.now);
+        self.replicas
+            .get_mut(server)
+            .expect("a server")
+            .handle(now, from, Message::Request(req));
+        let answered = |r: &Response| r.client == ClientId(client) && r.seq == Seq(seq);
+        self.run_until("an answer", |n| n.responses.iter().any(answered));
+        let i = self.responses.iter().position(answered).expect("answered");
+        let response = self.responses.remove(i);
+        response.result.map(|replies| replies.as_ref().clone())
+    }
+
+    /// Writes every key through G1's primary, each from its own session.
+    fn write_keys(&mut self, keys: &[String]) {
+        for key in keys {
+            let primary = self.primary(G1);
+            self.next_client += 1;
+            let session = (self.next_client, 1);
+            let reply = self.request(&primary, G1, session, &format!("SET {key} v-{key}"));
+            assert_eq!(reply, Ok(vec![Reply::ok()]), "{key}");
+        }
+    }
+
+    fn move_slots(&mut self) {
+        self.set_config(moved(2));
+    }
+
+    fn both_done(&self, num: u64) -> bool {
+        self.done.get(&G1) == Some(&ConfigNum(num)) && self.done.get(&G2) == Some(&ConfigNum(num))
+    }
+}
+
+/// The value of `key` in a replica's store, read without going through the protocol.
+fn stored(replica: &Replica, key: &str) -> Option<Bytes> {
+    let mut store = replica.state().store.clone();
+    let ctx = ExecContext {
+        now_ms: 0,
+        random: 0,
+        limits: tandem_kv::Limits::default(),
+    };
+    match store.execute(&cmd(&format!("GET {key}")), &ctx) {
+        Reply::Bulk(value) => Some(value),
+        _ => None,
+    }
+}
+
+fn small_chunks() -> ReplicaConfig {
+    ReplicaConfig {
+        transfer_chunk_bytes: 512,
+        transfer_window: 2,
+        ..ReplicaConfig::default()
+    }
+}
+
+fn is_slot_data(msg: &Message) -> bool {
+    matches!(msg, Message::SlotData(_))
+}
+
+/// Every moved key is at the taker (primary and backup) with its value, none at the giver;
+/// the keys that stay are at the giver only.
+fn assert_moved(net: &Net, moved: &[String], stayed: &[String]) {
+    let (giver, taker) = (net.primary(G1), net.primary(G2));
+    let mut replicas: Vec<&str> = vec![&taker];
+    replicas.extend(net.views[&G2].backups.iter().map(|b| b.as_str()));
+    for key in moved {
+        let want = Some(Bytes::from(format!("v-{key}")));
+        for name in &replicas {
+            assert_eq!(stored(net.replica(name), key), want, "{key} at {name}");
+        }
+        assert_eq!(
+            stored(net.replica(&giver), key),
+            None,
+            "{key} left at the giver"
+        );
+    }
+    for key in stayed {
+        assert!(stored(net.replica(&giver), key).is_some(), "{key} stays");
+        assert_eq!(stored(net.replica(&taker), key), None, "{key} not moved");
+    }
+    for group in [G1, G2] {
+        let primary = net.replica(&net.primary(group));
+        for backup in &net.views[&group].backups {
+            let backup = net.replica(backup.as_str());
+            if backup.state().last == primary.state().last {
+                assert_eq!(backup.state().digest(), primary.state().digest(), "{group}");
+            }
+        }
+    }
+}
+
+#[test]
+fn s3_s4_a_group_given_every_slot_serves_them_and_reports_the_configuration() {
+    let mut net = Net::new(ReplicaConfig::default());
+    assert!(net.replica("a1").shard().served.len() == 16384);
+    assert!(
+        net.replica("b1").shard().served.len() == 16384,
+        "replicated"
+    );
+    assert!(net.replica("a2").shard().served.is_empty());
+    assert_eq!(
+        net.request("a1", G1, (1, 1), "SET k v"),
+        Ok(vec![Reply::ok()])
+    );
+    assert_eq!(
+        net.request("a2", G2, (2, 1), "SET k v"),
+        Err(RequestError::WrongGroup {
+            slot: key_slot(b"k"),
+            config: ConfigNum(1)
+        })
+    );
+    assert_eq!(
+        net.request("a1", G1, (3, 1), "MSET a 1 b 2"),
+        Err(RequestError::CrossSlot)
+    );
+    assert_eq!(
+        net.request("a1", G1, (4, 1), "MSET {t}a 1 {t}b 2"),
+        Ok(vec![Reply::ok()])
+    );
+}
+
+#[test]
+fn s5_s6_a_move_copies_the_keys_to_the_taker_and_deletes_them_at_the_giver() {
+    let mut net = Net::new(small_chunks());
+    let (moved, stayed) = keys();
+    assert!(moved.len() > 50 && stayed.len() > 50);
+    net.write_keys(&moved);
+    net.write_keys(&stayed);
+    net.move_slots();
+    net.run_until("configuration 2 taken on", |n| n.both_done(2));
+    assert_moved(&net, &moved, &stayed);
+    assert!(
+        net.replica("a1").stats().slot_chunks_sent > 5,
+        "many small chunks"
+    );
+    let key = &moved[0];
+    assert_eq!(
+        net.request("a2", G2, (9, 1), &format!("GET {key}")),
+        Ok(vec![Reply::Bulk(Bytes::from(format!("v-{key}")))])
+    );
+    assert!(matches!(
+        net.request("a1", G1, (9, 2), &format!("GET {key}")),
+        Err(RequestError::WrongGroup {
+            config: ConfigNum(2),
+            ..
+        })
+    ));
+    let kept = &stayed[0];
+    assert_eq!(
+        net.request("a1", G1, (9, 3), &format!("GET {kept}")),
+        Ok(vec![Reply::Bulk(Bytes::from(format!("v-{kept}")))])
+    );
+}
+
+#[test]
+fn s4_requests_are_refused_with_the_right_error_at_every_stage_of_a_move() {
+    let mut net = Net::new(small_chunks());
+    let (moved, stayed) = keys();
+    net.write_keys(&moved[..10]);
+    let key = moved[0].clone();
+    let slot = key_slot(key.as_bytes());
+    // Hold every chunk: the giver has frozen the slots, the taker waits for them.
+    net.block = Box::new(|_, _, msg| is_slot_data(msg));
+    net.move_slots();
+    net.run_until("the freeze and the wait", |n| {
+        n.replica("a1").shard().frozen.contains(slot)
+            && n.replica("a2").shard().arriving.contains(slot)
+    });
+    assert!(
+        net.replica("b1").shard().frozen.contains(slot),
+        "the freeze is replicated"
+    );
+    assert_eq!(
+        net.request("a1", G1, (1, 1), &format!("SET {key} x")),
+        Err(RequestError::WrongGroup {
+            slot,
+            config: ConfigNum(2)
+        }),
+        "frozen at the giver"
+    );
+    assert_eq!(
+        net.request("a2", G2, (1, 2), &format!("GET {key}")),
+        Err(RequestError::SlotMoving { slot }),
+        "arriving at the taker"
+    );
+    let kept = &stayed[0];
+    assert_eq!(
+        net.request("a1", G1, (1, 3), &format!("SET {kept} y")),
+        Ok(vec![Reply::ok()]),
+        "slots that stay are served throughout"
+    );
+    assert_eq!(
+        net.request("a1", G1, (1, 4), "FLUSHALL"),
+        Err(RequestError::SlotMoving { slot: MOVED.0 }),
+        "nothing deletes frozen keys"
+    );
+    assert_eq!(net.done.get(&G1), Some(&ConfigNum(1)), "not taken on yet");
+    net.block = Box::new(|_, _, _| false);
+    net.run_until("configuration 2 taken on", |n| n.both_done(2));
+    assert_eq!(
+        net.request("a2", G2, (1, 5), &format!("GET {key}")),
+        Ok(vec![Reply::Bulk(Bytes::from(format!("v-{key}")))])
+    );
+    assert_eq!(
+        net.request("a1", G1, (1, 6), &format!("GET {key}")),
+        Err(RequestError::WrongGroup {
+            slot,
+            config: ConfigNum(2)
+        }),
+        "dropped at the giver"
+    );
+}
+
+#[test]
+fn s5_a_promoted_giver_backup_carries_the_move_on() {
+    let mut net = Net::new(small_chunks());
+    let (moved, stayed) = keys();
+    net.write_keys(&moved);
+    net.write_keys(&stayed);
+    // Let a few chunks through, then the giver's primary dies.
+    let mut passed = 0;
+    net.block = Box::new(move |_, _, msg| {
+        if is_slot_data(msg) {
+            passed += 1;
+            return passed > 3;
+        }
+        false
+    });
+    net.move_slots();
+    net.run_until("chunks installed", |n| {
+        n.replica("a2")
+            .shard()
+            .incoming
+            .get(&G1)
+            .is_some_and(|i| i.next_chunk >= 2)
+    });
+    assert!(
+        net.replica("b1").shard().outgoing.contains_key(&G2),
+        "replicated freeze"
+    );
+    net.dead.insert("a1".to_owned());
+    net.block = Box::new(|_, _, _| false);
+    net.set_view(G1, view(2, "b1", &[]));
+    net.run_until("configuration 2 taken on", |n| n.both_done(2));
+    assert_eq!(net.replica("b1").role(), RoleKind::Primary);
+    assert!(
+        net.replica("b1").stats().slot_chunks_sent > 0,
+        "the new primary sent"
+    );
+    assert_moved(&net, &moved, &stayed);
+}
+
+#[test]
+fn s6_a_taker_failover_mid_install_loses_nothing() {
+    let mut net = Net::new(small_chunks());
+    let (moved, stayed) = keys();
+    net.write_keys(&moved);
+    net.write_keys(&stayed);
+    let mut passed = 0;
+    net.block = Box::new(move |_, _, msg| {
+        if is_slot_data(msg) {
+            passed += 1;
+            return passed > 4;
+        }
+        false
+    });
+    net.move_slots();
+    net.run_until("chunks installed", |n| {
+        n.replica("a2")
+            .shard()
+            .incoming
+            .get(&G1)
+            .is_some_and(|i| i.next_chunk >= 3)
+    });
+    let held = net.replica("b2").shard().incoming[&G1].next_chunk;
+    assert!(held >= 2, "the backup holds the installed chunks: {held}");
+    net.dead.insert("a2".to_owned());
+    net.block = Box::new(|_, _, _| false);
+    net.set_view(G2, view(2, "b2", &[]));
+    net.run_until("configuration 2 taken on", |n| n.both_done(2));
+    assert_eq!(net.replica("b2").role(), RoleKind::Primary);
+    assert_moved(&net, &moved, &stayed);
+}
+
+#[test]
+fn s7_chunks_from_a_wrong_sender_for_a_wrong_configuration_or_out_of_order_are_ignored() {
+    let mut net = Net::new(small_chunks());
+    let (moved, _) = keys();
+    net.write_keys(&moved[..5]);
+    net.block = Box::new(|_, _, msg| is_slot_data(msg));
+    net.move_slots();
+    net.run_until("the taker waits", |n| {
+        n.replica("a2").shard().incoming.contains_key(&G1)
+    });
+    let key = Bytes::from(moved[0].clone());
+    let entry = tandem_kv::Entry::persistent(tandem_kv::Value::Str(Bytes::from("forged")));
+    let chunk = |config: u64, number: u32| SlotData {
+        config: ConfigNum(config),
+        from: G1,
+        to: G2,
+        chunk: number,
+        start: SlotCursor::default(),
+        end: SlotCursor {
+            keys_done: true,
+            ..SlotCursor::default()
+        },
+        entries: vec![(key.clone(), entry.clone())],
+        clients: Vec::new(),
+        done: true,
+    };
+    let now = Now::at_ms(net.now);
+    let a2 = net.replicas.get_mut("a2").expect("a2");
+    let refused = a2.stats().slot_messages_refused;
+    let server = |name: &str| Endpoint::Server(ServerId::new(name));
+    // The giver's backup, a server of no group, and the right sender for configuration 3.
+    a2.handle(now, server("b1"), Message::SlotData(chunk(2, 0)));
+    a2.handle(now, server("x9"), Message::SlotData(chunk(2, 0)));
+    a2.handle(now, server("a1"), Message::SlotData(chunk(3, 0)));
+    assert_eq!(a2.stats().slot_messages_refused, refused + 3);
+    // The right sender and configuration, but not the next chunk.
+    a2.handle(now, server("a1"), Message::SlotData(chunk(2, 5)));
+    // A reply about a move G2 is not making, to the taker.
+    let reply = SlotDataReply {
+        config: ConfigNum(2),
+        from: G2,
+        to: G1,
+        next_chunk: 0,
+        cursor: SlotCursor::default(),
+        installed: true,
+    };
+    a2.handle(now, server("a1"), Message::SlotDataReply(reply));
+    assert_eq!(a2.stats().slot_messages_refused, refused + 4);
+    let incoming = &a2.shard().incoming[&G1];
+    assert_eq!(incoming.next_chunk, 0, "nothing installed");
+    assert_eq!(stored(net.replica("a2"), &moved[0]), None);
+    // The replies the out-of-order chunk got name chunk 0, where the taker is.
+    let sent: Vec<_> = std::iter::from_fn(|| net.replicas.get_mut("a2")?.poll_transmit(now))
+        .filter_map(|t| match t.msg {
+            Message::SlotDataReply(r) => Some(r.next_chunk),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(sent, vec![0]);
+    net.block = Box::new(|_, _, _| false);
+    net.run_until("configuration 2 taken on", |n| n.both_done(2));
+    assert_eq!(
+        stored(net.replica("a2"), &moved[0]),
+        Some(Bytes::from(format!("v-{}", moved[0])))
+    );
+}
+
+#[test]
+fn s8_a_request_retried_at_the_taker_after_the_move_is_answered_not_run_again() {
+    let mut net = Net::new(small_chunks());
+    let (moved, _) = keys();
+    let key = moved[0].clone();
+    // Executed at the giver; its answer is lost.
+    net.block = Box::new(|_, to, _| matches!(to, Endpoint::Client(ClientId(77))));
+    let req = Request {
+        group: G1,
+        client: ClientId(77),
+        seq: Seq(1),
+        cmds: Arc::new(vec![cmd(&format!("INCR {key}"))]),
+        user: None,
+    };
+    let now = Now::at_ms(net.now);
+    let a1 = net.replicas.get_mut("a1").expect("a1");
+    a1.handle(now, Endpoint::Client(ClientId(77)), Message::Request(req));
+    net.run_until("the INCR is committed", |n| {
+        stored(n.replica("b1"), &key) == Some(Bytes::from("1"))
+    });
+    net.block = Box::new(|_, _, _| false);
+    net.move_slots();
+    net.run_until("configuration 2 taken on", |n| n.both_done(2));
+    // The coordinator retries at the owner in the new map.
+    assert_eq!(
+        net.request("a2", G2, (77, 1), &format!("INCR {key}")),
+        Ok(vec![Reply::Integer(1)])
+    );
+    assert_eq!(stored(net.replica("a2"), &key), Some(Bytes::from("1")));
+    assert_eq!(
+        net.request("a2", G2, (77, 2), &format!("INCR {key}")),
+        Ok(vec![Reply::Integer(2)])
+    );
+}
+
+#[test]
+fn s4_a_group_that_owns_nothing_jumps_to_the_newest_configuration() {
+    let mut net = Net::new(ReplicaConfig::default());
+    // Configurations 2 and 3 change nothing for G2 (G1 keeps everything); 4 moves to G2.
+    net.set_config(all_g1(2));
+    net.run_until("2", |n| n.done.get(&G1) == Some(&ConfigNum(2)));
+    net.set_config(all_g1(3));
+    net.run_until("3", |n| n.done.get(&G1) == Some(&ConfigNum(3)));
+    assert!(net.done.get(&G2) <= Some(&ConfigNum(3)));
+    net.write_keys(&keys().0[..5]);
+    net.set_config(moved(4));
+    net.run_until("4", |n| n.both_done(4));
+    assert_moved(&net, &keys().0[..5], &[]);
+}
+
+/// The planted bugs of moves (`tandem_protocol::Bug`) do what they say, so the simulator's
+/// sweeps hunt something real.
+#[test]
+fn s5_s6_planted_bugs_serve_what_the_protocol_refuses() {
+    use tandem_protocol::{Bug, Bugs};
+    let (moved, _) = keys();
+    let key = moved[0].clone();
+    let slot = key_slot(key.as_bytes());
+    for bug in [
+        Bug::ServeAfterHandoff,
+        Bug::ServeBeforeInstall,
+        Bug::MoveStateOnlyOnPrimary,
+    ] {
+        let mut net = Net::new(ReplicaConfig {
+            bugs: Bugs::only(bug),
+            ..small_chunks()
+        });
+        net.write_keys(&moved[..3]);
+        net.block = Box::new(|_, _, msg| is_slot_data(msg));
+        net.move_slots();
+        net.run_until("the freeze and the wait", |n| {
+            n.replica("a1").shard().frozen.contains(slot)
+                && n.replica("a2").shard().arriving.contains(slot)
+        });
+        let at_giver = net.request("a1", G1, (5, 1), &format!("GET {key}"));
+        let at_taker = net.request("a2", G2, (5, 2), &format!("GET {key}"));
+        match bug {
+            Bug::ServeAfterHandoff => assert!(at_giver.is_ok(), "{at_giver:?}"),
+            Bug::ServeBeforeInstall => assert!(at_taker.is_ok(), "{at_taker:?}"),
+            _ => assert!(
+                !net.replica("b1").shard().frozen.contains(slot),
+                "the backup did not freeze"
+            ),
+        }
+    }
+}
