@@ -74,44 +74,39 @@ const SPREAD_SLOTS_TIMEOUT_MS: u64 = 60_000;
 /// Pause between its attempts.
 const SPREAD_SLOTS_RETRY_MS: u64 = 200;
 
-/// Once every one of the `groups` groups has a view, asks the view service to spread the
-/// slots over them (S3: `ChangeSlots(Rebalance)`, as `tandem slots rebalance` does), retrying
-/// until it accepts; the outcome is logged.
-async fn spread_slots(
-    view_services: Vec<String>,
+/// Once `groups` groups have a view, asks the view service (any node of `view_services`; the
+/// leader accepts) to spread the slots over them (S3: `ChangeSlots(Rebalance)`, as `tandem
+/// slots rebalance` does), retrying until it accepts or `timeout` passes. `tls`: an admin
+/// certificate, unless the cluster runs without. The configuration it made, or the last
+/// refusal.
+pub async fn spread_slots(
+    view_services: &[String],
     groups: usize,
-    tls: Option<PeerTls>,
-    mut shutdown: Shutdown,
-) {
+    tls: Option<&PeerTls>,
+    timeout: std::time::Duration,
+) -> Result<tandem_protocol::ConfigNum, String> {
     use tandem_protocol::Message;
     use tandem_protocol::message::SlotsChange;
-    let deadline =
-        tokio::time::Instant::now() + std::time::Duration::from_millis(SPREAD_SLOTS_TIMEOUT_MS);
-    let mut last = String::from("no answer");
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut last = String::from("no group has a view yet");
     while tokio::time::Instant::now() < deadline {
-        for addr in &view_services {
-            let map = ask_once(addr, Message::GetCluster { epoch: 0 }, tls.as_ref()).await;
+        for addr in view_services {
+            let map = ask_once(addr, Message::GetCluster { epoch: 0 }, tls).await;
             let ready = matches!(&map, Ok(Message::ClusterReply(map))
                 if map.groups.values().filter(|g| g.view.is_some()).count() >= groups);
             if !ready {
                 continue;
             }
             let change = Message::ChangeSlots(SlotsChange::Rebalance);
-            match ask_once(addr, change, tls.as_ref()).await {
-                Ok(Message::SlotsReply(Ok(config))) => {
-                    tracing::info!(%config, groups, "slots spread over the groups");
-                    return;
-                }
+            match ask_once(addr, change, tls).await {
+                Ok(Message::SlotsReply(Ok(config))) => return Ok(config),
                 Ok(other) => last = format!("{other:?}"),
                 Err(error) => last = error.to_string(),
             }
         }
-        tokio::select! {
-            _ = shutdown.wait() => return,
-            _ = tokio::time::sleep(std::time::Duration::from_millis(SPREAD_SLOTS_RETRY_MS)) => {}
-        }
+        tokio::time::sleep(std::time::Duration::from_millis(SPREAD_SLOTS_RETRY_MS)).await;
     }
-    tracing::warn!(last_answer = %last, "could not spread the slots over the groups");
+    Err(last)
 }
 
 /// One message to `addr` on a new connection, and its answer (within a second).
@@ -328,12 +323,20 @@ impl DevCluster {
             .tasks
             .push(tokio::spawn(coordinator.run(shutdown.clone())));
         if groups > 1 {
-            tokio::spawn(spread_slots(
-                view_service_addrs,
-                groups,
-                cluster.admin_tls.clone(),
-                shutdown.clone(),
-            ));
+            let tls = cluster.admin_tls.clone();
+            let mut stop = shutdown.clone();
+            tokio::spawn(async move {
+                let timeout = std::time::Duration::from_millis(SPREAD_SLOTS_TIMEOUT_MS);
+                tokio::select! {
+                    _ = stop.wait() => {}
+                    spread = spread_slots(&view_service_addrs, groups, tls.as_ref(), timeout) => {
+                        match spread {
+                            Ok(config) => tracing::info!(%config, groups, "slots spread over the groups"),
+                            Err(error) => tracing::warn!(%error, "could not spread the slots over the groups"),
+                        }
+                    }
+                }
+            });
         }
         Ok(cluster)
     }

@@ -18,8 +18,8 @@ use serde_json::{Value, json};
 use tandem_protocol::message::{RequestError, Response};
 use tandem_protocol::replica::ReplicaStats;
 use tandem_protocol::{
-    ClientId, Endpoint, GroupId, Incarnation, Message, Replica, RoleKind, ServerId,
-    Transmit, View, VsAddr,
+    ClientId, Endpoint, GroupId, Incarnation, Message, Replica, RoleKind, ServerId, Transmit, View,
+    VsAddr,
 };
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot, watch};
