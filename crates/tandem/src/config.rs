@@ -461,6 +461,12 @@ ping-interval-ms = 100
 # Largest value (string, list element, hash field or value); at most a quarter of a frame.
 # proto-max-bulk-len = "16mb"
 
+# Also serve Redis Cluster clients (redis-cli -c, redis-py RedisCluster) here; the advertised
+# address goes into the cluster map, CLUSTER SLOTS and -MOVED. Off unless set.
+# client-listen = "0.0.0.0:6379"
+# client-advertise = "10.0.0.4:6379"
+# client-protected-mode = "yes"
+
 # Admin HTTP endpoint: /status, /metrics, /healthz, /readyz. Off unless set.
 # admin = "127.0.0.1:9001"
 # Bearer token the admin endpoint asks for (required to bind it beyond loopback).
