@@ -489,6 +489,10 @@ impl Server {
     }
 }
 
+/// Local sessions waiting for the core beyond which those that gave up are swept (one per
+/// connection is normal; a session whose request timed out stays until the core answers).
+const MAX_LOCAL_WAITING: usize = 1 << 16;
+
 /// What the server task keeps for its client port: the sessions waiting for the core, and
 /// what it publishes to the front end.
 struct FrontLink {
@@ -560,6 +564,10 @@ impl Driver {
             return;
         };
         let client = request.request.client;
+        if front.waiting.len() >= MAX_LOCAL_WAITING {
+            // Sessions whose connection gave up waiting (closed or timed out): forget them.
+            front.waiting.retain(|_, done| !done.is_closed());
+        }
         front.waiting.insert(client, request.done);
         self.replica.handle(
             self.clock.now(),
