@@ -13,6 +13,7 @@
 //! # Layout
 //! - `acl`: the replicated ACL table ([`Acl`]): users, passwords, permissions (A1..A9).
 //! - `command`: the [`Command`] type, `name`, `is_write`, `keys`, `to_args`.
+//! - `commands`: `COMMAND`'s metadata (Redis 7's shape); `commands_table` is generated.
 //! - `parse`: [`Command::parse`], arity and option checks with Redis's error texts.
 //! - `error`: every error a command can give, as Redis text.
 //! - `reply`: the [`Reply`] type.
@@ -32,6 +33,8 @@
 pub mod acl;
 mod bounded_serde;
 mod command;
+pub mod commands;
+mod commands_table;
 mod digest;
 mod error;
 mod expiry;

@@ -25,8 +25,12 @@ pub struct DevOptions {
     /// The coordinator's port; the view-service nodes get `port + 1000 ..` and the servers
     /// the ports after them. Port 0 makes every port ephemeral.
     pub port: u16,
-    /// Number of servers.
+    /// Number of servers (with `groups` > 1: per group).
     pub servers: usize,
+    /// Number of replica groups (S2). With more than one, every server also serves Redis
+    /// Cluster clients on a client port: `port + 1`, `port + 2`, ... in server order (server
+    /// `i` is in group `i / servers`).
+    pub groups: usize,
     /// Number of view-service nodes (1 to 64; default 3). One node keeps nothing on disk;
     /// several keep their Raft logs under `data_dir`.
     pub view_services: usize,
@@ -53,6 +57,7 @@ impl Default for DevOptions {
         DevOptions {
             port: 6379,
             servers: 3,
+            groups: 1,
             view_services: 3,
             data_dir: None,
             view_service: ViewServerConfig::default(),
@@ -64,6 +69,63 @@ impl Default for DevOptions {
     }
 }
 
+/// How long `tandem dev --groups N` keeps trying to spread the slots after start.
+const SPREAD_SLOTS_TIMEOUT_MS: u64 = 60_000;
+/// Pause between its attempts.
+const SPREAD_SLOTS_RETRY_MS: u64 = 200;
+
+/// Once `groups` groups have a view, asks the view service (any node of `view_services`; the
+/// leader accepts) to spread the slots over them (S3: `ChangeSlots(Rebalance)`, as `tandem
+/// slots rebalance` does), retrying until it accepts or `timeout` passes. `tls`: an admin
+/// certificate, unless the cluster runs without. The configuration it made, or the last
+/// refusal.
+pub async fn spread_slots(
+    view_services: &[String],
+    groups: usize,
+    tls: Option<&PeerTls>,
+    timeout: std::time::Duration,
+) -> Result<tandem_protocol::ConfigNum, String> {
+    use tandem_protocol::Message;
+    use tandem_protocol::message::SlotsChange;
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut last = String::from("no group has a view yet");
+    while tokio::time::Instant::now() < deadline {
+        for addr in view_services {
+            let map = ask_once(addr, Message::GetCluster { epoch: 0 }, tls).await;
+            let ready = matches!(&map, Ok(Message::ClusterReply(map))
+                if map.groups.values().filter(|g| g.view.is_some()).count() >= groups);
+            if !ready {
+                continue;
+            }
+            let change = Message::ChangeSlots(SlotsChange::Rebalance);
+            match ask_once(addr, change, tls).await {
+                Ok(Message::SlotsReply(Ok(config))) => return Ok(config),
+                Ok(other) => last = format!("{other:?}"),
+                Err(error) => last = error.to_string(),
+            }
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(SPREAD_SLOTS_RETRY_MS)).await;
+    }
+    Err(last)
+}
+
+/// One message to `addr` on a new connection, and its answer (within a second).
+async fn ask_once(
+    addr: &str,
+    msg: tandem_protocol::Message,
+    tls: Option<&PeerTls>,
+) -> std::io::Result<tandem_protocol::Message> {
+    let exchange = async {
+        let mut exchange = crate::net::Exchange::connect(addr, tls).await?;
+        let me = tandem_protocol::Endpoint::Client(tandem_protocol::ClientId(random_u64()));
+        exchange.send(me, msg).await?;
+        exchange.recv().await
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(1), exchange)
+        .await
+        .map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))?
+}
+
 /// A running in-process cluster.
 #[derive(Debug)]
 pub struct DevCluster {
@@ -73,6 +135,9 @@ pub struct DevCluster {
     pub view_services: Vec<SocketAddr>,
     /// Every server's address (also its id).
     pub servers: Vec<SocketAddr>,
+    /// Every server's Redis Cluster client port, in the order of `servers` (empty with one
+    /// group).
+    pub client_ports: Vec<SocketAddr>,
     /// The coordinator's (Redis) address.
     pub coordinator: SocketAddr,
     /// Admin endpoints (view service, each server, coordinator), when enabled.
@@ -175,17 +240,31 @@ impl DevCluster {
         }
         let view_service = addrs[0];
         let mut servers = Vec::new();
-        for i in 0..options.servers {
+        let groups = options.groups.max(1);
+        for i in 0..options.servers * groups {
             let offset = u16::try_from(1000 + nodes + i).unwrap_or(u16::MAX);
             let listen = port_at(base, offset)?;
             let config = ServerConfig {
                 admin: ephemeral_admin.clone(),
+                group: tandem_protocol::GroupId(
+                    options.server.group.0 + (i / options.servers.max(1)) as u32,
+                ),
                 ..options.server.clone()
             };
             let mut server = Server::bind(config, &listen, None, &view_service_addrs).await?;
             if let Some(ca) = &options.ca {
                 let tls = ca.peer(Role::Server, server.id().as_str())?;
                 server = server.with_peer_tls(tls)?;
+            }
+            if groups > 1 {
+                let client_port = port_at(base, u16::try_from(1 + i).unwrap_or(u16::MAX))?;
+                server = server
+                    .with_client_front(crate::cluster::ClientFront {
+                        listen: client_port,
+                        advertise: None,
+                        config: options.coordinator.clone(),
+                    })
+                    .await?;
             }
             servers.push(server);
         }
@@ -223,6 +302,7 @@ impl DevCluster {
             view_service,
             view_services: addrs,
             servers: servers.iter().map(Server::local_addr).collect(),
+            client_ports: servers.iter().filter_map(Server::client_addr).collect(),
             coordinator: coordinator.local_addr(),
             admin,
             admin_tls,
@@ -242,6 +322,22 @@ impl DevCluster {
         cluster
             .tasks
             .push(tokio::spawn(coordinator.run(shutdown.clone())));
+        if groups > 1 {
+            let tls = cluster.admin_tls.clone();
+            let mut stop = shutdown.clone();
+            tokio::spawn(async move {
+                let timeout = std::time::Duration::from_millis(SPREAD_SLOTS_TIMEOUT_MS);
+                tokio::select! {
+                    _ = stop.wait() => {}
+                    spread = spread_slots(&view_service_addrs, groups, tls.as_ref(), timeout) => {
+                        match spread {
+                            Ok(config) => tracing::info!(%config, groups, "slots spread over the groups"),
+                            Err(error) => tracing::warn!(%error, "could not spread the slots over the groups"),
+                        }
+                    }
+                }
+            });
+        }
         Ok(cluster)
     }
 

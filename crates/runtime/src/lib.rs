@@ -18,6 +18,7 @@
 //! - [`view_service`]: the view-service process (one Raft node of the view service) and
 //!   [`change_members`], the operator's online membership change.
 //! - [`server`]: a replica server process.
+//! - [`cluster`]: a server's Redis front end for cluster clients (`--client-listen`).
 //! - [`coordinator`]: the Redis-protocol front end and its clerk hub.
 //! - [`client`]: a Rust client that talks to the servers directly.
 //! - [`status`]: the operator's view of the view service.
@@ -32,6 +33,7 @@
 pub mod admin;
 pub mod client;
 pub mod clock;
+pub mod cluster;
 pub mod config;
 pub mod coordinator;
 pub mod dev;
@@ -49,6 +51,7 @@ pub mod wire;
 
 pub use admin::{AdminListener, AdminSource, http_get, http_get_with_token};
 pub use client::{Client, ClientError};
+pub use cluster::ClientFront;
 pub use config::{CoordinatorConfig, NetConfig, ServerConfig, ViewServerConfig};
 pub use coordinator::{Coordinator, run_coordinator};
 pub use dev::{DevAdmin, DevCluster, DevOptions};

@@ -15,19 +15,20 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
 use serde_json::{Value, json};
-use tandem_protocol::message::RequestError;
+use tandem_protocol::message::{RequestError, Response};
 use tandem_protocol::replica::ReplicaStats;
 use tandem_protocol::{
     ClientId, Endpoint, GroupId, Incarnation, Message, Replica, RoleKind, ServerId, Transmit, View,
     VsAddr,
 };
 use tokio::net::TcpListener;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::sleep_until;
 use tracing::{debug, info};
 
 use crate::admin::{AdminListener, AdminSource, render_net};
 use crate::clock::{Clock, random_u64};
+use crate::cluster::{ClientFront, CoreRequest, FrontState, ServerFront};
 use crate::config::ServerConfig;
 use crate::error::{RuntimeError, bind, parse_view_services};
 use crate::metrics::{Exposition, ServerMetrics};
@@ -51,6 +52,16 @@ pub struct Server {
     id: ServerId,
     view_services: Vec<VsAddr>,
     admin: Option<AdminListener>,
+    /// The Redis client port (`--client-listen`), bound, with its advertised address.
+    client: Option<BoundClientPort>,
+}
+
+/// A server's bound client port.
+#[derive(Debug)]
+struct BoundClientPort {
+    listener: TcpListener,
+    advertise: String,
+    front: ClientFront,
 }
 
 impl Server {
@@ -89,6 +100,7 @@ impl Server {
             id,
             view_services,
             admin,
+            client: None,
         })
     }
 
@@ -144,6 +156,15 @@ impl Server {
         );
         // Q2: the core pings the leader it locates among these, following redirects.
         replica.set_view_services(self.view_services);
+        let (front, mut front_requests) = match self.client {
+            Some(port) => {
+                replica.set_client_addr(Some(port.advertise.clone()));
+                let (link, requests) =
+                    start_client_port(port, &self.id, self.config.group, &shutdown);
+                (Some(link), Some(requests))
+            }
+            None => (None, None),
+        };
         let mut driver = Driver {
             admin,
             seen: (RoleKind::Idle, None),
@@ -155,6 +176,7 @@ impl Server {
             peers: Peers::new(net.clone()),
             routes: ClientRoutes::new(self.config.net.max_client_routes),
             net,
+            front,
         };
         let mut unreachable = driver.net.subscribe_unreachable();
         loop {
@@ -177,6 +199,20 @@ impl Server {
                         }
                         let Ok(inbound) = inbox.try_recv() else { break };
                         driver.handle(inbound);
+                    }
+                }
+                Some(request) = next_core_request(&mut front_requests) => {
+                    let started_ms = driver.clock.now().mono_ms;
+                    driver.handle_local(request);
+                    for _ in 1..MAX_INBOX_BATCH {
+                        if driver.round_is_over(started_ms) {
+                            break;
+                        }
+                        let Some(Ok(request)) = front_requests.as_mut().map(|r| r.try_recv())
+                        else {
+                            break;
+                        };
+                        driver.handle_local(request);
                     }
                 }
                 // Q2: a view-service node that refuses connections is left at once.
@@ -217,6 +253,8 @@ struct Driver {
     peers: Peers,
     routes: ClientRoutes,
     net: std::sync::Arc<Net>,
+    /// The client port's link to the core, when the server has one.
+    front: Option<FrontLink>,
 }
 
 impl Driver {
@@ -274,8 +312,11 @@ impl Driver {
 
     fn route(&mut self, transmit: Transmit) {
         let Transmit { to, msg } = transmit;
-        let metrics = &self.admin.metrics;
         let transfer = self.note_outgoing(&to, &msg);
+        let Some(msg) = self.answer_local(&to, msg) else {
+            return;
+        };
+        let metrics = &self.admin.metrics;
         let Some(frame) = self.net.encode(&self.me, msg) else {
             return;
         };
@@ -415,6 +456,168 @@ impl Driver {
             };
             *self.admin.snapshot.lock().expect("no poisoned lock") = snapshot;
         }
+        self.publish_front();
+    }
+}
+
+// ---- the Redis client port (`--client-listen`, S4): the front end's link to the core ----
+
+impl Server {
+    /// Also serves Redis Cluster clients on `front.listen` (bound now, so a port in use fails
+    /// here). The advertised address is `front.advertise`, or the bound address.
+    pub async fn with_client_front(mut self, front: ClientFront) -> Result<Server, RuntimeError> {
+        front.config.validate()?;
+        let listener = bind(&front.listen).await?;
+        let local = listener.local_addr()?;
+        let advertise = match &front.advertise {
+            Some(addr) => addr.clone(),
+            None if local.ip().is_unspecified() => {
+                return Err(RuntimeError::Address {
+                    addr: local.to_string(),
+                    reason: "a client port on a wildcard address needs --client-advertise HOST:PORT",
+                });
+            }
+            None => local.to_string(),
+        };
+        self.client = Some(BoundClientPort {
+            listener,
+            advertise,
+            front,
+        });
+        Ok(self)
+    }
+
+    /// The client port's bound address, if the server has one.
+    pub fn client_addr(&self) -> Option<SocketAddr> {
+        self.client
+            .as_ref()
+            .and_then(|c| c.listener.local_addr().ok())
+    }
+}
+
+/// Local sessions waiting for the core beyond which those that gave up are swept (one per
+/// connection is normal; a session whose request timed out stays until the core answers).
+const MAX_LOCAL_WAITING: usize = 1 << 16;
+
+/// What the server task keeps for its client port: the sessions waiting for the core, and
+/// what it publishes to the front end.
+struct FrontLink {
+    /// The local session waiting for each answer; a session has one request at a time.
+    waiting: HashMap<ClientId, oneshot::Sender<Response>>,
+    state: watch::Sender<FrontState>,
+    view: watch::Sender<Option<View>>,
+    /// (role, view number, map epoch) last published.
+    published: (RoleKind, u64, u64),
+}
+
+/// Starts the client port's accept loop; returns the server task's side of the link.
+fn start_client_port(
+    port: BoundClientPort,
+    me: &ServerId,
+    group: GroupId,
+    shutdown: &Shutdown,
+) -> (FrontLink, mpsc::Receiver<CoreRequest>) {
+    let (core, requests) = mpsc::channel(port.front.config.max_connections.max(1));
+    let initial = FrontState {
+        me: me.clone(),
+        group,
+        role: RoleKind::Idle,
+        view: None,
+        map: None,
+        client_addr: port.advertise.clone(),
+    };
+    let (state, state_receiver) = watch::channel(initial);
+    let (view, view_receiver) = watch::channel(None);
+    let timeout_ms = port.front.config.clerk.request_timeout_ms;
+    let front = Arc::new(ServerFront::new(state_receiver, core, timeout_ms));
+    info!(client_listen = ?port.listener.local_addr().ok(), advertise = %port.advertise, "serving Redis Cluster clients");
+    tokio::spawn(crate::coordinator::serve_server_clients(
+        port.listener,
+        port.front.config,
+        front,
+        view_receiver,
+        shutdown.clone(),
+    ));
+    let link = FrontLink {
+        waiting: HashMap::new(),
+        state,
+        view,
+        published: (RoleKind::Idle, 0, 0),
+    };
+    (link, requests)
+}
+
+/// The next request of the client port, or never if the server has none.
+async fn next_core_request(
+    requests: &mut Option<mpsc::Receiver<CoreRequest>>,
+) -> Option<CoreRequest> {
+    match requests {
+        Some(receiver) => match receiver.recv().await {
+            Some(request) => Some(request),
+            None => {
+                *requests = None;
+                std::future::pending().await
+            }
+        },
+        None => std::future::pending().await,
+    }
+}
+
+impl Driver {
+    /// A local client's request: to the core as from `Endpoint::Client`, no network hop.
+    fn handle_local(&mut self, request: CoreRequest) {
+        let Some(front) = &mut self.front else {
+            return;
+        };
+        let client = request.request.client;
+        if front.waiting.len() >= MAX_LOCAL_WAITING {
+            // Sessions whose connection gave up waiting (closed or timed out): forget them.
+            front.waiting.retain(|_, done| !done.is_closed());
+        }
+        front.waiting.insert(client, request.done);
+        self.replica.handle(
+            self.clock.now(),
+            Endpoint::Client(client),
+            Message::Request(request.request),
+        );
+    }
+
+    /// Hands a response for a local session to its connection; gives back any other message.
+    fn answer_local(&mut self, to: &Endpoint, msg: Message) -> Option<Message> {
+        if let (Endpoint::Client(client), Message::Response(response), Some(front)) =
+            (to, &msg, &mut self.front)
+            && let Some(done) = front.waiting.remove(client)
+        {
+            let _ = done.send(response.clone());
+            return None;
+        }
+        Some(msg)
+    }
+
+    /// Tells the front end this server's role, view and cluster map when they changed.
+    fn publish_front(&mut self) {
+        let Some(front) = &mut self.front else {
+            return;
+        };
+        let role = self.replica.role();
+        let view = self.replica.view().cloned();
+        // The newest cluster map the core received with its ping replies (S2).
+        let map = self.replica.cluster().cloned();
+        let now = (
+            role,
+            view.as_ref().map_or(0, |v| v.num.0),
+            map.as_ref().map_or(0, |m| m.epoch),
+        );
+        if now == front.published {
+            return;
+        }
+        front.published = now;
+        front.state.send_modify(|state| {
+            state.role = role;
+            state.view = view.clone();
+            state.map = map;
+        });
+        front.view.send_replace(view);
     }
 }
 

@@ -225,6 +225,15 @@ pub struct ServerFile {
     /// `proto-max-bulk-len` (bytes, or with a unit).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub proto_max_bulk_len: Option<String>,
+    /// `client-listen`: the Redis Cluster client port.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_listen: Option<String>,
+    /// `client-advertise`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_advertise: Option<String>,
+    /// `client-protected-mode`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_protected_mode: Option<YesNo>,
     /// `admin`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub admin: Option<String>,
@@ -451,6 +460,12 @@ ping-interval-ms = 100
 
 # Largest value (string, list element, hash field or value); at most a quarter of a frame.
 # proto-max-bulk-len = "16mb"
+
+# Also serve Redis Cluster clients (redis-cli -c, redis-py RedisCluster) here; the advertised
+# address goes into the cluster map, CLUSTER SLOTS and -MOVED. Off unless set.
+# client-listen = "0.0.0.0:6379"
+# client-advertise = "10.0.0.4:6379"
+# client-protected-mode = "yes"
 
 # Admin HTTP endpoint: /status, /metrics, /healthz, /readyz. Off unless set.
 # admin = "127.0.0.1:9001"

@@ -18,6 +18,11 @@ pub struct DevArgs {
     /// the servers on the ports after them. 0 picks free ports.
     #[arg(long, default_value_t = 6379)]
     port: u16,
+    /// Replica groups sharing the keyspace (S2). With more than one, each group has two
+    /// servers, every server serves Redis Cluster clients on port+1, port+2, ... and the slots
+    /// are spread over the groups once they are up (1: three servers in one group).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=64))]
+    groups: u64,
     /// View-service nodes (a Raft group; 1 runs a single node that keeps nothing on disk).
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=64))]
     view_services: u64,
@@ -62,6 +67,8 @@ pub fn run(args: DevArgs) -> anyhow::Result<ExitCode> {
         port: args.port,
         admin: args.admin,
         view_services: args.view_services as usize,
+        groups: args.groups as usize,
+        servers: if args.groups > 1 { 2 } else { 3 },
         data_dir: args.data_dir,
         ..DevOptions::default()
     };
@@ -75,7 +82,10 @@ pub fn run(args: DevArgs) -> anyhow::Result<ExitCode> {
             println!("view service {} {node}", i + 1);
         }
         for (i, server) in cluster.servers.iter().enumerate() {
-            println!("server {i}      {server}");
+            match cluster.client_ports.get(i) {
+                Some(client) => println!("server {i}      {server}  clients {client}"),
+                None => println!("server {i}      {server}"),
+            }
         }
         println!("coordinator   {}", cluster.coordinator);
         if let Some(admin) = &cluster.admin {
@@ -91,6 +101,12 @@ pub fn run(args: DevArgs) -> anyhow::Result<ExitCode> {
         }
         println!();
         println!("try: redis-cli -p {}", cluster.coordinator.port());
+        if let Some(first) = cluster.client_ports.first() {
+            println!(
+                "     redis-cli -c -p {}   (cluster mode, any server)",
+                first.port()
+            );
+        }
         let list: Vec<String> = cluster
             .view_services
             .iter()

@@ -5,9 +5,9 @@ use std::process::ExitCode;
 use clap::Args;
 use tandem_protocol::GroupId;
 use tandem_protocol::config::EvictionPolicy;
-use tandem_runtime::{Server, ServerConfig};
+use tandem_runtime::{ClientFront, CoordinatorConfig, Server, ServerConfig};
 
-use crate::config::{ServerFile, ViewServiceArg, pick, print_settings, require};
+use crate::config::{ServerFile, ViewServiceArg, YesNo, pick, print_settings, require};
 use crate::role::{RoleArgs, SharedFileKeys, run_role};
 
 /// Options of `tandem server`. Each flag can also come from its `TANDEM_*` variable or the
@@ -41,6 +41,18 @@ pub struct ServerArgs {
     /// [default: 16mb].
     #[arg(long, value_name = "BYTES", env = "TANDEM_PROTO_MAX_BULK_LEN")]
     proto_max_bulk_len: Option<String>,
+    /// Also serve Redis Cluster clients (redis-cli -c, redis-py RedisCluster, ...) on this
+    /// address: CLUSTER SLOTS/NODES, -MOVED to the owner of a key's slot [default: off].
+    #[arg(long, value_name = "HOST:PORT", env = "TANDEM_CLIENT_LISTEN")]
+    client_listen: Option<String>,
+    /// The address clients reach the client port at, announced in the cluster map and in
+    /// -MOVED (default: the bound --client-listen address).
+    #[arg(long, value_name = "HOST:PORT", env = "TANDEM_CLIENT_ADVERTISE")]
+    client_advertise: Option<String>,
+    /// While the default user has no password, refuse clients of the client port from
+    /// non-loopback addresses with Redis's -DENIED (A10) [default: yes].
+    #[arg(long, value_enum, env = "TANDEM_CLIENT_PROTECTED_MODE")]
+    client_protected_mode: Option<YesNo>,
     #[command(flatten)]
     role: RoleArgs,
 }
@@ -117,6 +129,21 @@ pub fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
         config.replica.max_value_bytes = parse_memory(text)?;
     }
     config.validate()?;
+    let client_listen = args.client_listen.or(file.client_listen);
+    let client_advertise = args.client_advertise.or(file.client_advertise);
+    let client_protected_mode = pick(
+        args.client_protected_mode,
+        file.client_protected_mode,
+        YesNo::Yes,
+    );
+    let client_front = client_listen.clone().map(|listen| ClientFront {
+        listen,
+        advertise: client_advertise.clone(),
+        config: CoordinatorConfig {
+            protected_mode: client_protected_mode == YesNo::Yes,
+            ..CoordinatorConfig::default()
+        },
+    });
     if args.role.print_config_only() {
         return print_settings(&ServerFile {
             listen: Some(listen),
@@ -127,6 +154,9 @@ pub fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
             maxmemory: Some(config.replica.maxmemory_bytes.to_string()),
             maxmemory_policy: Some(config.replica.maxmemory_policy.name().to_owned()),
             proto_max_bulk_len: Some(config.replica.max_value_bytes.to_string()),
+            client_listen,
+            client_advertise,
+            client_protected_mode: Some(client_protected_mode),
             admin: shared.admin,
             admin_token: None,
             log_level: Some(shared.log.level),
@@ -140,7 +170,10 @@ pub fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
     config.net.tls = args.role.peer_tls(Some(&tls_file))?;
     let peer_tls = config.net.tls.clone();
     run_role(&shared.log, |shutdown| async move {
-        let server = Server::bind(config, &listen, advertise.as_deref(), &view_service).await?;
+        let mut server = Server::bind(config, &listen, advertise.as_deref(), &view_service).await?;
+        if let Some(front) = client_front {
+            server = server.with_client_front(front).await?;
+        }
         crate::role::warn_if_insecure(peer_tls.as_ref());
         server.run(shutdown).await?;
         Ok(())

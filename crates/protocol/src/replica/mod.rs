@@ -195,6 +195,8 @@ pub struct Replica {
     next_ping_ms: u64,
     /// Which view-service node to ping (Q2).
     locator: Locator,
+    /// Where this server serves Redis clients, announced in its pings (S2).
+    client_addr: Option<String>,
     last_wall_ms: u64,
     /// The monotonic clock at the last input.
     last_mono_ms: u64,
@@ -229,6 +231,7 @@ impl Replica {
             rng: SplitMix64::new(incarnation.0),
             next_ping_ms: 0,
             locator: Locator::new(vec![VsAddr::new(DEFAULT_VIEW_SERVICE)]),
+            client_addr: None,
             last_wall_ms: 0,
             last_mono_ms: 0,
             cluster: None,

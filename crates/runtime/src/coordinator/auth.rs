@@ -255,6 +255,8 @@ pub(crate) async fn maintain(shared: Arc<Shared>, mut shutdown: Shutdown) {
                 .auth
                 .needs_password
                 .store(flag != 0, Ordering::Relaxed),
+            // A server's backup refuses keyspace-wide commands: like no answer.
+            Some(Reply::Error(_)) => {}
             Some(other) => warn!(?other, "unexpected answer to the ACL state query"),
             None => {} // No primary yet: keep the last value.
         }

@@ -19,7 +19,8 @@ use tandem_kv::{Command, Reply};
 use tandem_protocol::{ClientId, Outcome};
 use tandem_resp::{Frame, ParseError, Protocol, RequestParser, encode};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::sync::oneshot;
+use tokio::net::TcpListener;
+use tokio::sync::{Semaphore, mpsc, oneshot, watch};
 use tokio::time::Instant;
 use tracing::debug;
 
@@ -28,7 +29,11 @@ use super::auth::{self, Intercept};
 use super::hub::HubRequest;
 use super::local::{self, Local};
 use crate::clock::random_u64;
+use crate::cluster::ServerFront;
+use crate::config::CoordinatorConfig;
+use crate::metrics::CoordinatorMetrics;
 use crate::shutdown::Shutdown;
+use tandem_protocol::View;
 
 /// Read buffer growth step, and the most bytes one read takes in (L6 counts reads).
 const READ_CHUNK_BYTES: usize = 16 << 10;
@@ -135,6 +140,62 @@ pub(crate) async fn serve<S: ClientStream>(
         .fetch_sub(connection.accounted_bytes, Ordering::Relaxed);
     let _ = shared.hub.send(HubRequest::Close { client });
     shared.connected.fetch_sub(1, Ordering::Relaxed);
+}
+
+/// Serves Redis clients on a server's client port (`tandem server --client-listen`) until
+/// `shutdown`: the same connections as a coordinator's (limits L1-L7, AUTH, local commands),
+/// but each batch goes to `front`, which routes it by slot and runs it on this server's core
+/// (S4), and CLUSTER commands are answered from the cluster map.
+pub(crate) async fn serve_server_clients(
+    listener: TcpListener,
+    config: CoordinatorConfig,
+    front: Arc<ServerFront>,
+    view: watch::Receiver<Option<View>>,
+    shutdown: Shutdown,
+) {
+    let Ok(listen) = listener.local_addr() else {
+        return;
+    };
+    let (hub, mut batches) = mpsc::unbounded_channel();
+    let max_connections = config.max_connections;
+    let shared = Arc::new(Shared {
+        auth: auth::AclCache::new(config.requirepass.is_some()),
+        config,
+        hub,
+        view,
+        connected: std::sync::atomic::AtomicUsize::new(0),
+        next_connection_id: std::sync::atomic::AtomicU64::new(1),
+        started: std::time::Instant::now(),
+        listen,
+        metrics: CoordinatorMetrics::default(),
+        view_service_target: watch::channel(String::new()).1,
+        query_bytes: std::sync::atomic::AtomicUsize::new(0),
+        query_budget_refusals: std::sync::atomic::AtomicU64::new(0),
+        unfinished_timeouts: std::sync::atomic::AtomicU64::new(0),
+        max_clients_refusals: std::sync::atomic::AtomicU64::new(0),
+        replies_too_big: std::sync::atomic::AtomicU64::new(0),
+        cluster: Some(front.clone()),
+    });
+    // Each batch on its own task: connections never wait for each other.
+    tokio::spawn(async move {
+        while let Some(request) = batches.recv().await {
+            if let HubRequest::Submit {
+                client,
+                cmds,
+                user,
+                done,
+            } = request
+            {
+                let front = front.clone();
+                tokio::spawn(async move {
+                    let _ = done.send(front.execute(client, cmds, user).await);
+                });
+            }
+        }
+    });
+    tokio::spawn(auth::maintain(shared.clone(), shutdown.clone()));
+    let slots = Arc::new(Semaphore::new(max_connections));
+    super::accept_clients(listener, None, slots, &shared, &shutdown).await;
 }
 
 impl<S: ClientStream> Connection<S> {

@@ -1,4 +1,7 @@
-//! Connection-local commands: answered by the coordinator itself, without the cluster.
+//! Connection-local commands: answered by the front end itself (a coordinator, or a server's
+//! client port), without a replica core. On a server's client port the node is in cluster mode
+//! (CLUSTER, ASKING, READONLY, HELLO's mode, INFO's `cluster_enabled:1`); a coordinator answers
+//! cluster commands as a Redis node without cluster support.
 
 use std::fmt::Write as _;
 use std::sync::atomic::Ordering;
@@ -7,7 +10,7 @@ use bytes::Bytes;
 use tandem_resp::{Frame, Protocol};
 
 use super::Shared;
-use super::connection::ConnState;
+use super::connection::{ConnState, reply_frame};
 
 /// The connection-local commands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -23,12 +26,16 @@ pub(crate) enum Local {
     Config,
     Reset,
     Wait,
+    Cluster,
+    Asking,
+    ReadOnly,
+    ReadWrite,
 }
 
 /// Which local command `args` is, if any.
 pub(crate) fn command(args: &[Bytes]) -> Option<Local> {
     // Every data command passes through here: compare without allocating an uppercase copy.
-    const LOCAL: [(&[u8], Local); 11] = [
+    const LOCAL: [(&[u8], Local); 15] = [
         (b"PING", Local::Ping),
         (b"ECHO", Local::Echo),
         (b"HELLO", Local::Hello),
@@ -40,6 +47,10 @@ pub(crate) fn command(args: &[Bytes]) -> Option<Local> {
         (b"CONFIG", Local::Config),
         (b"RESET", Local::Reset),
         (b"WAIT", Local::Wait),
+        (b"CLUSTER", Local::Cluster),
+        (b"ASKING", Local::Asking),
+        (b"READONLY", Local::ReadOnly),
+        (b"READWRITE", Local::ReadWrite),
     ];
     let name = args.first()?;
     LOCAL
@@ -66,10 +77,13 @@ pub(crate) fn execute(
             [message] => Frame::Bulk(message.clone()),
             _ => arity("echo"),
         },
-        Local::Hello => hello(rest, state),
+        Local::Hello => hello(rest, state, shared.cluster.is_some()),
         Local::Select => match rest {
             [index] => match parse_i64(index) {
                 Some(0) => ok(),
+                Some(_) if shared.cluster.is_some() => {
+                    error("ERR SELECT is not allowed in cluster mode")
+                }
                 Some(_) => error("ERR DB index is out of range"),
                 None => not_integer(),
             },
@@ -77,6 +91,22 @@ pub(crate) fn execute(
         },
         Local::Quit => ok(),
         Local::Command => command_command(rest),
+        Local::Cluster => match &shared.cluster {
+            Some(front) => crate::cluster::cluster_command(&front.state.borrow(), rest),
+            None => error(CLUSTER_DISABLED),
+        },
+        // ASKING is a one-shot flag for Redis's incremental migration; tandem never answers
+        // -ASK (S4), so there is nothing to remember. READONLY is accepted, but a backup never
+        // serves a read (no stale reads): it answers -MOVED to its primary.
+        Local::Asking | Local::ReadOnly | Local::ReadWrite => match (&shared.cluster, rest) {
+            (None, _) => error(CLUSTER_DISABLED),
+            (Some(_), []) => ok(),
+            (Some(_), _) => arity(match local {
+                Local::Asking => "asking",
+                Local::ReadOnly => "readonly",
+                _ => "readwrite",
+            }),
+        },
         Local::Client => client(rest, state),
         Local::Info => match rest {
             [] => info(None, shared),
@@ -105,7 +135,10 @@ pub(crate) fn execute(
     }
 }
 
-fn hello(rest: &[Bytes], state: &mut ConnState) -> Frame {
+/// Redis's answer to a cluster command on a node without cluster support.
+const CLUSTER_DISABLED: &str = "ERR This instance has cluster support disabled";
+
+fn hello(rest: &[Bytes], state: &mut ConnState, cluster: bool) -> Frame {
     let mut proto = state.proto;
     let mut name = None;
     if let Some((version, mut options)) = rest.split_first() {
@@ -140,21 +173,97 @@ fn hello(rest: &[Bytes], state: &mut ConnState) -> Frame {
         (bulk("version"), bulk(env!("CARGO_PKG_VERSION"))),
         (bulk("proto"), Frame::Integer(proto_number)),
         (bulk("id"), Frame::Integer(state.id as i64)),
-        (bulk("mode"), bulk("standalone")),
+        (
+            bulk("mode"),
+            bulk(if cluster { "cluster" } else { "standalone" }),
+        ),
         (bulk("role"), bulk("master")),
         (bulk("modules"), Frame::Array(Vec::new())),
     ])
 }
 
+/// `COMMAND [COUNT | INFO name... | DOCS [name...] | LIST [FILTERBY ...] | GETKEYS cmd...]`
+/// from the command table of `tandem_kv::commands` (Redis 7's metadata).
 fn command_command(rest: &[Bytes]) -> Frame {
-    let Some(sub) = rest.first() else {
-        return Frame::Array(Vec::new());
+    use tandem_kv::commands::{COMMAND_TABLE, get_keys, lookup};
+    let Some((sub, args)) = rest.split_first() else {
+        return Frame::Array(
+            COMMAND_TABLE
+                .iter()
+                .map(|c| reply_frame(&c.reply()))
+                .collect(),
+        );
     };
-    match sub.to_ascii_uppercase().as_slice() {
-        b"DOCS" | b"INFO" | b"LIST" => Frame::Array(Vec::new()),
-        b"COUNT" => Frame::Integer(0),
+    match (sub.to_ascii_uppercase().as_slice(), args) {
+        (b"COUNT", []) => Frame::Integer(COMMAND_TABLE.len() as i64),
+        (b"INFO", []) => Frame::Array(
+            COMMAND_TABLE
+                .iter()
+                .map(|c| reply_frame(&c.reply()))
+                .collect(),
+        ),
+        (b"INFO", names) => Frame::Array(
+            names
+                .iter()
+                .map(|name| lookup(name).map_or(Frame::Null, |c| reply_frame(&c.reply())))
+                .collect(),
+        ),
+        (b"DOCS", names) => {
+            let entries: Vec<_> = if names.is_empty() {
+                COMMAND_TABLE.iter().collect()
+            } else {
+                names.iter().filter_map(|name| lookup(name)).collect()
+            };
+            Frame::Map(
+                entries
+                    .into_iter()
+                    .filter_map(|c| match reply_frame(&c.docs()) {
+                        Frame::Array(mut pair) if pair.len() == 2 => {
+                            let docs = pair.pop().expect("two elements");
+                            Some((pair.pop().expect("two elements"), docs))
+                        }
+                        _ => None,
+                    })
+                    .collect(),
+            )
+        }
+        (b"LIST", filter) => command_list(filter),
+        (b"GETKEYS", [_, ..]) => match get_keys(args) {
+            Ok(keys) => Frame::Array(keys.into_iter().map(Frame::Bulk).collect()),
+            Err(error) => Frame::Error(error.text().to_owned()),
+        },
+        (b"GETKEYS", []) => arity("command|getkeys"),
+        (b"COUNT", _) => arity("command|count"),
         _ => unknown_subcommand(sub, "COMMAND"),
     }
+}
+
+/// `COMMAND LIST [FILTERBY ACLCAT category | PATTERN pattern | MODULE name]`.
+fn command_list(filter: &[Bytes]) -> Frame {
+    use tandem_kv::commands::COMMAND_TABLE;
+    let names = COMMAND_TABLE
+        .iter()
+        .flat_map(|c| std::iter::once(c.name).chain(c.subcommands.iter().map(|s| s.name)));
+    let keep: Box<dyn Fn(&str) -> bool> = match filter {
+        [] => Box::new(|_| true),
+        [by, kind, value] if by.eq_ignore_ascii_case(b"FILTERBY") => {
+            let value = value.clone();
+            match kind.to_ascii_uppercase().as_slice() {
+                b"ACLCAT" => Box::new(move |name: &str| {
+                    tandem_kv::commands::lookup(name.as_bytes()).is_some_and(|c| {
+                        c.categories
+                            .iter()
+                            .any(|cat| cat.as_bytes().eq_ignore_ascii_case(&value))
+                    })
+                }),
+                b"PATTERN" => Box::new(move |name: &str| glob_match(&value, name.as_bytes())),
+                b"MODULE" => Box::new(|_| false),
+                _ => return error("ERR syntax error"),
+            }
+        }
+        _ => return error("ERR syntax error"),
+    };
+    Frame::Array(names.filter(|n| keep(n)).map(bulk).collect())
 }
 
 fn client(rest: &[Bytes], state: &mut ConnState) -> Frame {
@@ -198,12 +307,14 @@ fn info(section: Option<&str>, shared: &Shared) -> Frame {
         Some(s) => s == name,
     };
     let mut out = String::new();
+    let cluster = shared.cluster.is_some();
     if wanted("server") {
         let _ = write!(
             out,
-            "# Server\r\nredis_version:7.2.0\r\ntandem_version:{}\r\nredis_mode:standalone\r\n\
+            "# Server\r\nredis_version:7.2.0\r\ntandem_version:{}\r\nredis_mode:{}\r\n\
              process_id:{}\r\ntcp_port:{}\r\nuptime_in_seconds:{}\r\n\r\n",
             env!("CARGO_PKG_VERSION"),
+            if cluster { "cluster" } else { "standalone" },
             std::process::id(),
             shared.listen.port(),
             shared.started.elapsed().as_secs()
@@ -216,6 +327,10 @@ fn info(section: Option<&str>, shared: &Shared) -> Frame {
             shared.connected.load(Ordering::Relaxed),
             shared.config.max_connections
         );
+    }
+    if wanted("persistence") {
+        // ioredis waits while `loading` is not 0.
+        out.push_str("# Persistence\r\nloading:0\r\naof_enabled:0\r\n\r\n");
     }
     if wanted("replication") {
         out.push_str("# Replication\r\nrole:master\r\n");
@@ -237,6 +352,13 @@ fn info(section: Option<&str>, shared: &Shared) -> Frame {
             None => out.push_str("viewnum:0\r\nprimary:\r\nbackups:\r\n"),
         }
         out.push_str("\r\n");
+    }
+    if wanted("cluster") {
+        let _ = write!(
+            out,
+            "# Cluster\r\ncluster_enabled:{}\r\n\r\n",
+            u8::from(cluster)
+        );
     }
     Frame::Bulk(Bytes::from(out))
 }

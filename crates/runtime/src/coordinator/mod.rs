@@ -39,6 +39,7 @@ use crate::error::{RuntimeError, bind, parse_view_services};
 use crate::metrics::{CoordinatorMetrics, Exposition};
 use crate::net::Net;
 use crate::shutdown::Shutdown;
+pub(crate) use connection::serve_server_clients;
 use hub::{Hub, HubRequest};
 
 /// What every connection task of a coordinator shares.
@@ -69,6 +70,9 @@ pub(crate) struct Shared {
     replies_too_big: AtomicU64,
     /// The cached "default user needs a password" flag (A3).
     auth: auth::AclCache,
+    /// On a server's client port: its cluster front end (CLUSTER commands, cluster mode);
+    /// `None` on a coordinator, which answers as a node without cluster support.
+    cluster: Option<Arc<crate::cluster::ServerFront>>,
 }
 
 /// The answer to a client beyond `max_connections` (Redis's text, L4).
@@ -189,6 +193,7 @@ impl Coordinator {
             max_clients_refusals: AtomicU64::new(0),
             replies_too_big: AtomicU64::new(0),
             auth: auth::AclCache::new(self.config.requirepass.is_some()),
+            cluster: None,
         });
         tokio::spawn(auth::maintain(shared.clone(), shutdown.clone()));
         if let Some(listener) = self.admin {
