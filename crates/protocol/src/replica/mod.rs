@@ -202,8 +202,6 @@ pub struct Replica {
     last_mono_ms: u64,
     /// The newest cluster map the view service sent (S2).
     cluster: Option<Arc<ClusterMap>>,
-    /// Where this server serves Redis clients, announced in pings (S2).
-    client_addr: Option<String>,
     outbox: VecDeque<Transmit>,
     stats: ReplicaStats,
 }
@@ -235,7 +233,6 @@ impl Replica {
             last_wall_ms: 0,
             last_mono_ms: 0,
             cluster: None,
-            client_addr: None,
             outbox: VecDeque::new(),
             stats: ReplicaStats::default(),
         }

@@ -175,6 +175,7 @@ pub(crate) async fn serve_server_clients(
         max_clients_refusals: std::sync::atomic::AtomicU64::new(0),
         replies_too_big: std::sync::atomic::AtomicU64::new(0),
         cluster: Some(front.clone()),
+        cluster_map: watch::channel(None).1,
     });
     // Each batch on its own task: connections never wait for each other.
     tokio::spawn(async move {

@@ -49,7 +49,7 @@ pub(crate) struct Shared {
     hub: mpsc::UnboundedSender<HubRequest>,
     view: watch::Receiver<Option<View>>,
     /// The newest cluster map the hub holds (S2), for `/status`.
-    cluster: watch::Receiver<Option<Arc<ClusterMap>>>,
+    cluster_map: watch::Receiver<Option<Arc<ClusterMap>>>,
     connected: AtomicUsize,
     next_connection_id: AtomicU64,
     started: Instant,
@@ -160,7 +160,7 @@ impl Coordinator {
         let tls_listen = self.tls_addr();
         let (hub_sender, hub_requests) = mpsc::unbounded_channel();
         let (view_sender, view) = watch::channel(None);
-        let (cluster_sender, cluster) = watch::channel(None);
+        let (cluster_sender, cluster_map) = watch::channel(None);
         let (target_sender, view_service_target) =
             watch::channel(self.view_services[0].to_string());
         let (inbox_sender, inbox) = mpsc::channel(self.config.net.inbox_messages);
@@ -180,7 +180,7 @@ impl Coordinator {
             config: self.config.clone(),
             hub: hub_sender,
             view,
-            cluster,
+            cluster_map,
             connected: AtomicUsize::new(0),
             next_connection_id: AtomicU64::new(1),
             started: Instant::now(),
@@ -339,7 +339,7 @@ impl AdminSource for CoordinatorAdmin {
                 "primary": v.primary.as_str(),
                 "backups": v.backups.iter().map(|b| b.as_str()).collect::<Vec<_>>(),
             })),
-            "cluster": shared.cluster.borrow().as_ref().map(|map| json!({
+            "cluster": shared.cluster_map.borrow().as_ref().map(|map| json!({
                 "epoch": map.epoch,
                 "config": map.config.num.0,
                 "groups": map.groups.iter()
