@@ -1,5 +1,6 @@
 //! `tandem slots`: show the slot map, move slots to a group, or spread them evenly (S2, S3).
 
+use std::io::Write;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -131,6 +132,7 @@ pub fn run(args: SlotsArgs) -> anyhow::Result<ExitCode> {
     let tls = target.tls.load(None)?;
     let timeout = Duration::from_millis(target.timeout_ms);
     let addrs = target.view_service.addrs;
+    let mut out = String::new();
     let map = match change {
         None => runtime
             .block_on(tandem_runtime::view_service::cluster_map(
@@ -162,23 +164,29 @@ pub fn run(args: SlotsArgs) -> anyhow::Result<ExitCode> {
                     tls.as_ref(),
                 ))
                 .context("slot change failed")?;
-            if map.config.num == before.config.num {
-                println!(
-                    "nothing to change: configuration {} already does it",
+            let outcome = if map.config.num == before.config.num {
+                format!(
+                    "nothing to change: configuration {} already does it\n",
                     map.config.num
-                );
+                )
             } else {
-                println!("configuration {} applied", map.config.num);
-            }
+                format!("configuration {} applied\n", map.config.num)
+            };
+            out.push_str(&outcome);
             map
         }
     };
     if json {
-        println!("{}", slots_json(&map));
+        out.push_str(&slots_json(&map));
+        out.push('\n');
     } else {
-        print!("{}", slots_table(&map, None));
+        out.push_str(&slots_table(&map, None));
     }
-    Ok(ExitCode::SUCCESS)
+    // A reader that stops early (`| head`) is not an error.
+    match std::io::stdout().lock().write_all(out.as_bytes()) {
+        Err(error) if error.kind() != std::io::ErrorKind::BrokenPipe => Err(error.into()),
+        _ => Ok(ExitCode::SUCCESS),
+    }
 }
 
 #[cfg(test)]
