@@ -439,7 +439,13 @@ fn s4_s8_a_cluster_client_survives_a_primary_killed_and_loses_no_acknowledged_ke
     );
     // Every acknowledged key is there, before and after the kill (a write that was not
     // acknowledged may or may not have happened).
-    let (ok, out) = python(&strings(&["check", &survivor.to_string(), "0", "1000", "60"]));
+    let (ok, out) = python(&strings(&[
+        "check",
+        &survivor.to_string(),
+        "0",
+        "1000",
+        "60",
+    ]));
     assert!(ok && out.contains("DONE"), "{out}");
     let lost: Vec<u64> = out
         .lines()

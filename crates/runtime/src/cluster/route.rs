@@ -66,7 +66,8 @@ pub fn route_command(state: &FrontState, cmd: &Command) -> Route {
 
 /// The answer to a refusal of the core for a command on `slot` (S4): `WrongGroup` sends the
 /// client to the owner in the newest map, or asks it to try again while that map still names
-/// this group; `SlotMoving` is `-TRYAGAIN`. `None` when the request should simply be retried.
+/// this group; `SlotMoving` is `-TRYAGAIN`; `WrongServer` (this server stopped being primary)
+/// routes the command again with the newest role and map.
 pub fn refusal_reply(state: &FrontState, error: &RequestError, slot: Option<u16>) -> Reply {
     match (error, slot) {
         (RequestError::CrossSlot, _) => Reply::Error(CROSSSLOT.to_owned()),
