@@ -13,7 +13,9 @@
 //! sent when another was sent within [`VIEW_QUERY_GAP_MS`]: the answer to that one is given to
 //! every busy session.
 //!
-//! **Sharding (S1).** A connection's batch is split by a [`Plan`] (`tandem_protocol::router`):
+//! **Sharding (S1).** A batch that one group serves whole (every command's keys in one slot,
+//! all owned by one group: always so without sharding) is sent as it came, as one request. Any
+//! other batch is split by a [`Plan`] (`tandem_protocol::router`):
 //! multi-key commands across slots into one part per slot, keyspace-wide commands and ACL
 //! writes into one part per group. The hub runs the parts in order, each run of consecutive
 //! parts for one group (under the newest map when the run starts) as one request of the
