@@ -141,6 +141,33 @@ impl Plan {
         Plan { parts, commands }
     }
 
+    /// The group `cmds` can be sent to as they are, as one request: when no command needs
+    /// splitting (each has its keys in one slot, or is a keyless command for the first group)
+    /// and all go to one group under `map`. The common case, with or without sharding; the
+    /// caller skips the plan (and its copies) for it.
+    pub fn single_group(
+        cmds: &[Command],
+        map: Option<&ClusterMap>,
+        home: GroupId,
+        groups: &[GroupId],
+    ) -> Option<GroupId> {
+        let mut found = None;
+        for cmd in cmds {
+            let group = match cmd.slot() {
+                Err(_) => return None,
+                Ok(Some(slot)) => owner_of(map, home, slot)?,
+                Ok(None) if sent_to_first_group(cmd) => *groups.first()?,
+                Ok(None) => return None,
+            };
+            match found {
+                None => found = Some(group),
+                Some(g) if g == group => {}
+                Some(_) => return None,
+            }
+        }
+        found
+    }
+
     /// The parts, in the order to run them.
     pub fn parts(&self) -> &[Part] {
         &self.parts
@@ -288,6 +315,24 @@ impl Plan {
             _ => Merge::Ready(Reply::Error(CROSSSLOT.to_owned())),
         }
     }
+}
+
+/// A keyless command that goes to the first group alone (not keyspace-wide, not an ACL write).
+fn sent_to_first_group(cmd: &Command) -> bool {
+    use Command::*;
+    !matches!(
+        cmd,
+        DbSize
+            | Keys { .. }
+            | RandomKey
+            | FlushDb { .. }
+            | FlushAll { .. }
+            | Scan { .. }
+            | AclSetUser { .. }
+            | AclDelUser { .. }
+            | ConfigSetRequirepass { .. }
+            | RequirepassIfUnset { .. }
+    )
 }
 
 impl Plan {
@@ -616,5 +661,16 @@ mod tests {
         assert_eq!(plan.run_at(3, Some(&map), GroupId(0)).parts, 3..4);
         // Without a map everything is one run for the home group.
         assert_eq!(plan.run_at(0, None, GroupId(0)).parts, 0..4);
+        // Sent whole when one group serves it all; not when it must be split or fanned out.
+        let cmds = |lines: &[&str]| lines.iter().map(|l| cmd(l)).collect::<Vec<_>>();
+        let whole =
+            |lines: &[&str]| Plan::single_group(&cmds(lines), Some(&map), GroupId(0), &G[..2]);
+        assert_eq!(whole(&["SET a 1", "GET c", "AUTH x y"]), Some(GroupId(0)));
+        assert_eq!(whole(&["GET b"]), Some(GroupId(1)));
+        assert_eq!(whole(&["GET a", "GET b"]), None);
+        assert_eq!(whole(&["MGET {a}1 {b}1"]), None);
+        assert_eq!(whole(&["GET a", "DBSIZE"]), None);
+        assert_eq!(whole(&["SCAN 0"]), None);
+        assert_eq!(whole(&[]), None);
     }
 }

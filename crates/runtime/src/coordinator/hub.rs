@@ -13,7 +13,9 @@
 //! sent when another was sent within [`VIEW_QUERY_GAP_MS`]: the answer to that one is given to
 //! every busy session.
 //!
-//! **Sharding (S1).** A connection's batch is split by a [`Plan`] (`tandem_protocol::router`):
+//! **Sharding (S1).** A batch that one group serves whole (every command's keys in one slot,
+//! all owned by one group: always so without sharding) is sent as it came, as one request. Any
+//! other batch is split by a [`Plan`] (`tandem_protocol::router`):
 //! multi-key commands across slots into one part per slot, keyspace-wide commands and ACL
 //! writes into one part per group. The hub runs the parts in order, each run of consecutive
 //! parts for one group (under the newest map when the run starts) as one request of the
@@ -89,18 +91,33 @@ struct Session {
 
 /// A connection's batch on its way through the groups.
 struct Job {
-    plan: Plan,
-    /// One per part, filled as runs complete.
-    replies: Vec<Option<Reply>>,
-    /// The first part not run yet.
-    next: usize,
-    /// The run the clerk is executing.
-    run: Option<Run>,
+    work: Work,
     user: Option<Arc<str>>,
     done: oneshot::Sender<Outcome>,
     replans: u32,
-    /// A run timed out: the parts after it are not sent.
-    timed_out: bool,
+    /// The outcome, once known.
+    finished: Option<Outcome>,
+}
+
+/// How a batch is being run.
+enum Work {
+    /// As it came, as one request to one group: the common case, without copies.
+    Whole {
+        cmds: Arc<Vec<Command>>,
+        group: GroupId,
+    },
+    /// Split by a plan, run by run.
+    Planned {
+        plan: Plan,
+        /// One per part, filled as runs complete.
+        replies: Vec<Option<Reply>>,
+        /// The first part not run yet.
+        next: usize,
+        /// The run the clerk is executing.
+        run: Option<Run>,
+        /// A run timed out: the parts after it are not sent.
+        timed_out: bool,
+    },
 }
 
 /// The hub task's state.
@@ -306,21 +323,20 @@ impl Hub {
                 .handle(now, from.clone(), Message::ClusterReply(map.clone()));
         }
         let map = self.map.as_ref().map(|(m, _)| m.as_ref());
-        let random = if cmds.iter().any(|c| matches!(c, Command::RandomKey)) {
-            random_u64()
-        } else {
-            0
+        let groups = groups_of(map, self.group);
+        let work = match Plan::single_group(&cmds, map, self.group, &groups) {
+            Some(group) => Work::Whole {
+                cmds: Arc::new(cmds),
+                group,
+            },
+            None => Work::planned(cmds, &groups),
         };
-        let plan = Plan::new(cmds, &groups_of(map, self.group), random);
         session.job = Some(Job {
-            replies: vec![None; plan.parts().len()],
-            plan,
-            next: 0,
-            run: None,
+            work,
             user,
             done,
             replans: 0,
-            timed_out: false,
+            finished: None,
         });
         self.busy.insert(client);
         self.after(client);
@@ -478,20 +494,18 @@ impl Hub {
             if let Some(completion) = session.clerk.poll_completion()
                 && let Some(job) = &mut session.job
             {
-                job.completed(completion.outcome);
+                job.completed(completion.outcome, map.as_deref(), self.group);
             }
             let Some(job) = &mut session.job else { break };
             if !session.clerk.is_idle() {
                 break;
             }
-            if job.timed_out || job.next == job.plan.parts().len() {
-                let mut job = session.job.take().expect("a job");
-                let outcome = job.outcome();
+            if let Some(outcome) = job.finished.take() {
                 // The connection may be gone; its session is removed by its Close.
-                let _ = job.done.send(outcome);
+                let _ = session.job.take().map(|job| job.done.send(outcome));
                 break;
             }
-            job.start_run(now, &mut session.clerk, map.as_deref(), self.group);
+            job.start(now, &mut session.clerk, map.as_deref(), self.group);
         }
         if session.clerk.is_idle() && session.job.is_none() {
             self.busy.remove(&client);
@@ -578,52 +592,127 @@ impl Hub {
     }
 }
 
+impl Work {
+    /// `cmds` split by a plan over `groups`.
+    fn planned(cmds: Vec<Command>, groups: &[GroupId]) -> Work {
+        let random = if cmds.iter().any(|c| matches!(c, Command::RandomKey)) {
+            random_u64()
+        } else {
+            0
+        };
+        let plan = Plan::new(cmds, groups, random);
+        Work::Planned {
+            replies: vec![None; plan.parts().len()],
+            plan,
+            next: 0,
+            run: None,
+            timed_out: false,
+        }
+    }
+}
+
 impl Job {
-    /// Takes the outcome of the run the clerk executed.
-    fn completed(&mut self, outcome: Outcome) {
-        let Some(run) = self.run.take() else { return };
-        match outcome {
-            Outcome::Replies(replies) => {
-                for (slot, reply) in self.replies[run.parts.clone()]
-                    .iter_mut()
-                    .zip(replies.iter())
-                {
-                    *slot = Some(reply.clone());
-                }
-                self.next = run.parts.end;
+    /// Takes the outcome of the request the clerk executed; sets `finished` when the batch is
+    /// done.
+    fn completed(&mut self, outcome: Outcome, map: Option<&ClusterMap>, home: GroupId) {
+        if let Outcome::CrossGroup = outcome {
+            // A move split what was planned: plan again with the newer map (bounded).
+            self.replans += 1;
+            if self.replans > MAX_REPLANS {
+                self.finished = Some(self.outcome(true));
+                return;
             }
-            // A move split the run since it was planned: plan it again with the newer map.
-            Outcome::CrossGroup if self.replans < MAX_REPLANS => self.replans += 1,
-            Outcome::CrossGroup | Outcome::TimedOut => self.timed_out = true,
+        }
+        match &mut self.work {
+            Work::Whole { cmds, .. } => match outcome {
+                Outcome::CrossGroup => {
+                    let cmds = Arc::unwrap_or_clone(std::mem::take(cmds));
+                    self.work = Work::planned(cmds, &groups_of(map, home));
+                }
+                outcome => self.finished = Some(outcome),
+            },
+            Work::Planned {
+                plan,
+                replies,
+                next,
+                run,
+                timed_out,
+            } => {
+                let Some(run) = run.take() else { return };
+                match outcome {
+                    Outcome::Replies(got) => {
+                        for (slot, reply) in replies[run.parts.clone()].iter_mut().zip(got.iter()) {
+                            *slot = Some(reply.clone());
+                        }
+                        *next = run.parts.end;
+                    }
+                    Outcome::CrossGroup => {}
+                    Outcome::TimedOut => *timed_out = true,
+                }
+                if *timed_out || *next == plan.parts().len() {
+                    self.finished = Some(self.outcome(false));
+                }
+            }
         }
     }
 
-    /// Submits the run starting at the first part not run yet.
-    fn start_run(
+    /// Submits the batch, or its next run.
+    fn start(
         &mut self,
         now: tandem_protocol::Now,
         clerk: &mut Clerk,
         map: Option<&ClusterMap>,
         home: GroupId,
     ) {
-        let run = self.plan.run_at(self.next, map, home);
-        let cmds: Vec<Command> = self.plan.parts()[run.parts.clone()]
-            .iter()
-            .map(|p| p.cmd.clone())
-            .collect();
         let user = self.user.clone();
-        match run.group {
-            Some(group) if run.named => clerk.submit_to(now, Arc::new(cmds), user, group),
-            _ => clerk.submit_as(now, Arc::new(cmds), user),
-        };
-        self.run = Some(run);
+        match &mut self.work {
+            Work::Whole { cmds, group } => {
+                if cmds.iter().all(|c| c.keys().is_empty()) {
+                    clerk.submit_to(now, cmds.clone(), user, *group);
+                } else {
+                    // Routed by its keys: when they move on together, the clerk follows them
+                    // with the same (client, seq) (S8), even after an unanswered attempt.
+                    clerk.submit_as(now, cmds.clone(), user);
+                }
+            }
+            Work::Planned {
+                plan, next, run, ..
+            } => {
+                if *next == plan.parts().len() {
+                    // Nothing to send (an empty batch, or only CROSSSLOT answers).
+                    self.finished = Some(self.outcome(false));
+                    return;
+                }
+                let this = plan.run_at(*next, map, home);
+                let cmds: Vec<Command> = plan.parts()[this.parts.clone()]
+                    .iter()
+                    .map(|p| p.cmd.clone())
+                    .collect();
+                match this.group {
+                    Some(group) if this.named => clerk.submit_to(now, Arc::new(cmds), user, group),
+                    _ => clerk.submit_as(now, Arc::new(cmds), user),
+                };
+                *run = Some(this);
+            }
+        }
     }
 
-    /// What the connection gets: the merged replies, or `TimedOut` when nothing completed.
-    fn outcome(&mut self) -> Outcome {
-        if self.timed_out && self.replies.iter().all(Option::is_none) {
-            return Outcome::TimedOut;
+    /// What the connection gets: the merged replies, or `TimedOut` when nothing completed
+    /// (`gave_up`: the rest is not sent).
+    fn outcome(&mut self, gave_up: bool) -> Outcome {
+        match &mut self.work {
+            Work::Whole { .. } => Outcome::TimedOut,
+            Work::Planned {
+                plan,
+                replies,
+                timed_out,
+                ..
+            } => {
+                if (*timed_out || gave_up) && replies.iter().all(Option::is_none) {
+                    return Outcome::TimedOut;
+                }
+                Outcome::Replies(Arc::new(plan.merge(std::mem::take(replies))))
+            }
         }
-        Outcome::Replies(Arc::new(self.plan.merge(std::mem::take(&mut self.replies))))
     }
 }
