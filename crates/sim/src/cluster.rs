@@ -34,7 +34,6 @@ use tandem_protocol::{
 use crate::history::{HistoryOp, Invariants};
 use crate::ledger::{Execution, Ledger};
 use crate::net::{NetConfig, Network, NodeId};
-use crate::session::{Session, ShardSession};
 
 /// Wall clocks start here (Unix ms, late 2023), so expiry times look like real ones.
 const WALL_EPOCH_MS: u64 = 1_700_000_000_000;
@@ -196,7 +195,7 @@ struct VsSlot {
 }
 
 struct ClientSlot {
-    clerk: Session,
+    clerk: Clerk,
     timer_at_ms: Option<u64>,
     /// History index of the outstanding request.
     outstanding: Option<usize>,
@@ -295,17 +294,12 @@ impl Cluster {
         }
         let clients = (0..config.clients)
             .map(|i| ClientSlot {
-                clerk: if config.groups > 1 {
-                    Session::Shard(ShardSession::new(
-                        ClientId(i as u64 + 1),
-                        config.clerk.clone(),
-                        vs_addrs(config.vs_nodes),
-                    ))
-                } else {
+                clerk: {
+                    // The production clerk routes by slot over the cluster map (S1, S4, S8).
                     let mut clerk =
                         Clerk::new(ClientId(i as u64 + 1), GroupId(0), config.clerk.clone());
                     clerk.set_view_services(vs_addrs(config.vs_nodes));
-                    Session::Clerk(clerk)
+                    clerk
                 },
                 timer_at_ms: None,
                 outstanding: None,
@@ -608,19 +602,8 @@ impl Cluster {
         self.clients.len()
     }
 
-    /// Client session `i` of a single-group cluster (the production clerk).
-    ///
-    /// # Panics
-    /// In a sharded cluster, whose sessions route by slot (see [`Cluster::session`]).
-    pub fn clerk(&self, i: usize) -> &Clerk {
-        match &self.clients[i].clerk {
-            Session::Clerk(clerk) => clerk,
-            Session::Shard(_) => panic!("a sharded cluster's sessions route by slot"),
-        }
-    }
-
     /// Client session `i`.
-    pub fn session(&self, i: usize) -> &Session {
+    pub fn clerk(&self, i: usize) -> &Clerk {
         &self.clients[i].clerk
     }
 

@@ -113,7 +113,7 @@ pub fn next_episode(cluster: &mut Cluster) -> Vec<(u64, Action)> {
         GroupId(0)
     };
     if groups > 1 && rng.below(3) == 0 {
-        return move_episode(rng, groups, group, length);
+        return move_episode(rng, group, length);
     }
     if vs_nodes > 1 && rng.below(2) == 0 {
         return vs_episode(rng, vs_nodes, servers, vs, length, group);
@@ -218,7 +218,6 @@ pub fn next_episode(cluster: &mut Cluster) -> Vec<(u64, Action)> {
 /// or with a crash of the giver's or the taker's primary while it goes on.
 fn move_episode(
     rng: &mut tandem_protocol::rng::SplitMix64,
-    groups: usize,
     to: GroupId,
     length: u64,
 ) -> Vec<(u64, Action)> {
@@ -233,7 +232,6 @@ fn move_episode(
         slot.saturating_sub(width),
         slot.saturating_add(width).min(last),
     )];
-    let _ = groups;
     let moving = Action::MoveSlots { ranges, to };
     match rng.below(4) {
         0 | 1 => vec![(0, moving)],

@@ -10,7 +10,6 @@
 //!   checker.
 //! - [`workload`]: random client commands over a few keys.
 //! - [`faults`]: random fault schedules.
-//! - [`session`]: client sessions; in a sharded cluster they route by slot.
 //! - [`run`]: one seeded run with every checker, and sweeps over many seeds.
 //! - [`catch`]: a panic inside one seed's run becomes a violation of that seed.
 //!
@@ -26,7 +25,6 @@ pub mod ledger;
 pub mod model;
 pub mod net;
 pub mod run;
-pub mod session;
 pub mod workload;
 
 pub use catch::{CaughtPanic, PanicPrint, catch_panic};

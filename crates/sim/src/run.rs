@@ -3,9 +3,11 @@
 //! A run: warm up, then random client load under a random sequence of fault episodes; then heal
 //! everything and check liveness (every pending request finishes within a bound), convergence
 //! (every replica of the view holds an identical state), a final read of every key, and
-//! linearizability of the whole history. Invariants are checked on every step throughout. A
-//! panic inside the run (a core's assertion, a harness bug) is caught and reported as a violation
-//! of that seed, so a sweep goes on with the others.
+//! linearizability of the whole history. Invariants are checked on every step throughout.
+//! With several groups the run starts with a rebalance, moves join the faults, and the end
+//! also checks that every move finished and that no two groups executed on a slot at once
+//! (`ledger`). A panic inside the run (a core's assertion, a harness bug) is caught and
+//! reported as a violation of that seed, so a sweep goes on with the others.
 
 use std::fmt::Write as _;
 use std::io;
@@ -217,11 +219,9 @@ fn exercise(
     );
     if options.groups > 1 {
         rebalance(cluster, &mut violations);
-    }
-    if options.groups <= 1 {
-        cluster.set_workload(Some(Box::new(RandomWorkload::new(20))));
-    } else {
         cluster.set_workload(Some(Box::new(RandomWorkload::sharded(20, tags.clone()))));
+    } else {
+        cluster.set_workload(Some(Box::new(RandomWorkload::new(20))));
     }
 
     // Faults: episodes one after another until the fault phase ends.
