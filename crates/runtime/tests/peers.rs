@@ -7,7 +7,7 @@ mod common;
 use std::time::{Duration, SystemTime};
 
 use bytes::BytesMut;
-use common::{DEADLINE, TestCluster};
+use common::{DEADLINE, TestCluster, wait_until};
 use tandem_protocol::message::Ping;
 use tandem_protocol::{
     ClientId, Endpoint, GroupId, Incarnation, Message, ServerId, View, ViewNum, VsAddr,
@@ -123,8 +123,18 @@ async fn i3_i4_a_certificate_speaks_only_as_its_own_principal_and_role() -> anyh
     let vs = cluster.cluster.view_service;
     let [a, b] = [cluster.cluster.servers[0], cluster.cluster.servers[1]];
     let (a_name, b_name) = (a.to_string(), b.to_string());
-    let before =
-        tandem_runtime::status(&cluster.view_service(), DEADLINE, cluster.admin_tls()).await?;
+    // The cluster answers SET as soon as view 1 (a primary alone) exists; the backup joins in
+    // view 2 a moment later. Take the "before" view once that settled, so only a forged frame
+    // could change it afterwards.
+    let before = wait_until("the backup joined and the view is acknowledged", || async {
+        let status = tandem_runtime::status(&cluster.view_service(), DEADLINE, cluster.admin_tls())
+            .await
+            .ok()?;
+        let group = status.groups.first()?;
+        let settled = group.acked && group.view.as_ref().is_some_and(|v| !v.backups.is_empty());
+        settled.then_some(status)
+    })
+    .await?;
     // Server A's certificate claiming to be server B (a Ping with a new incarnation).
     let server_a = cluster.peer(Role::Server, &a_name);
     let forged = answer(

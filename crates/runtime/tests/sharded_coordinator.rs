@@ -324,6 +324,12 @@ async fn a1_acl_changes_reach_every_group() -> anyhow::Result<()> {
     let map = cluster.rebalance().await?;
     let keys = spread_keys(&map, 60);
     let mut admin = cluster.client().await?;
+    // An ACL write reaches the groups the coordinator knows (ARCHITECTURE.md): write once to
+    // every group first, so its cached map names all of them, as after any rebalance in use.
+    for key in &keys {
+        let reply = admin.call(&[b"SET", key.as_bytes(), b"0"]).await?;
+        assert_eq!(reply, Frame::Simple("OK".into()), "{key}");
+    }
     let reply = admin
         .call(&[
             b"ACL", b"SETUSER", b"alice", b"on", b">secret", b"~user:*", b"+@all",

@@ -13,7 +13,7 @@ import sys
 # Top-level commands, and for containers the subcommands tandem answers.
 COMMANDS = [
     "get", "set", "setnx", "getset", "getdel", "mget", "mset", "append", "strlen", "incr",
-    "incrby", "decr", "decrby", "del", "exists", "type", "dbsize", "keys", "scan", "randomkey",
+    "incrby", "decr", "decrby", "setrange", "getrange", "substr", "del", "exists", "type", "dbsize", "keys", "scan", "randomkey",
     "flushdb", "flushall", "expire", "pexpire", "ttl", "pttl", "persist", "lpush", "rpush",
     "lpop", "rpop", "lrange", "llen", "hset", "hget", "hdel", "hgetall", "hlen", "hincrby",
     "auth", "hello", "ping", "echo", "select", "quit", "reset", "info", "wait",
