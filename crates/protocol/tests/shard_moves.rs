@@ -997,3 +997,65 @@ fn s5_a_reply_with_an_absurd_cursor_does_not_derail_the_move() {
     net.run_until("configuration 2 taken on", |n| n.both_done(2));
     assert_moved(&net, &moved, &stayed);
 }
+
+#[test]
+fn s2_s4_a_group_with_a_map_but_no_configuration_yet_serves_no_key() {
+    // Two groups get views before configuration 1 exists. Whichever group configuration 1 will
+    // name, a write taken by the other one now would be stranded there, never served: until a
+    // group takes on a configuration, keyed commands wait (TRYAGAIN), keyless ones run.
+    let mut net = Net {
+        now: 0,
+        replicas: BTreeMap::new(),
+        dead: BTreeSet::new(),
+        views: BTreeMap::new(),
+        map: ClusterMap::default(),
+        done: BTreeMap::new(),
+        responses: Vec::new(),
+        next_client: 1000,
+        block: Box::new(|_, _, _| false),
+        vs: None,
+        slots_replies: Vec::new(),
+    };
+    for (name, group) in [("a1", G1), ("b1", G1), ("a2", G2), ("b2", G2)] {
+        let replica = Replica::new(
+            ServerId::new(name),
+            group,
+            INCARNATION,
+            ReplicaConfig::default(),
+        );
+        net.replicas.insert(name.to_owned(), replica);
+    }
+    net.set_view(G1, view(1, "a1", &["b1"]));
+    net.set_view(G2, view(1, "a2", &["b2"]));
+    for _ in 0..20 {
+        net.step();
+    }
+    for (server, group, client) in [("a1", G1, 1), ("a2", G2, 2)] {
+        assert_eq!(
+            net.request(server, group, (client, 1), "SET k v"),
+            Err(RequestError::SlotMoving {
+                slot: key_slot(b"k")
+            }),
+            "{server} before any configuration"
+        );
+        assert_eq!(
+            net.request(server, group, (client, 2), "DBSIZE"),
+            Ok(vec![Reply::Integer(0)])
+        );
+    }
+    net.set_config(all_g1(1));
+    net.run_until("configuration 1 taken on", |n| {
+        n.done.get(&G1) == Some(&ConfigNum(1)) && n.done.get(&G2) == Some(&ConfigNum(1))
+    });
+    assert_eq!(
+        net.request("a1", G1, (1, 3), "SET k v"),
+        Ok(vec![Reply::ok()])
+    );
+    assert_eq!(
+        net.request("a2", G2, (2, 3), "SET k v"),
+        Err(RequestError::WrongGroup {
+            slot: key_slot(b"k"),
+            config: ConfigNum(1)
+        })
+    );
+}

@@ -309,7 +309,19 @@ impl Replica {
     pub(super) fn slot_refusal(&self, cmds: &[Command]) -> Option<RequestError> {
         let shard = &self.state.shard;
         if !shard.sharded {
-            return None;
+            // No configuration taken on yet. Without any cluster map (a view service that knows
+            // no slots) the group is the whole keyspace, as before sharding. With a map, the
+            // group owns nothing until its `TakeOn`: another group may be the first owner, and a
+            // write taken here before configuration 1 named that group would be stranded in a
+            // group that never serves it (S2, S4). Keyed commands wait; the primary orders the
+            // `TakeOn` as soon as configuration 1 reaches it.
+            if self.cluster.is_none() {
+                return None;
+            }
+            let keyed = cmds.iter().flat_map(|c| c.keys()).next();
+            return keyed.map(|key| RequestError::SlotMoving {
+                slot: key_slot(key),
+            });
         }
         for cmd in cmds {
             let keys = cmd.keys();
