@@ -39,8 +39,9 @@ pub struct Incoming {
 /// The replicated shard state of a group (S4).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ShardState {
-    /// False until the first `TakeOn`: a group that never got a cluster map serves every slot
-    /// (one unsharded group, as before sharding existed).
+    /// False until the first `TakeOn`. Before it, a group that never got a cluster map serves
+    /// every slot (one unsharded group, as before sharding existed); one that has a map serves
+    /// no key (the primary's check, `slot_refusal`).
     pub sharded: bool,
     /// The last configuration taken on completely (reported as `config_done`).
     pub taken_on: ConfigNum,
