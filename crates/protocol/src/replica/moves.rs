@@ -315,9 +315,7 @@ impl Replica {
             // write taken here before configuration 1 named that group would be stranded in a
             // group that never serves it (S2, S4). Keyed commands wait; the primary orders the
             // `TakeOn` as soon as configuration 1 reaches it.
-            if self.cluster.is_none() {
-                return None;
-            }
+            self.cluster.as_ref()?; // No map: the whole keyspace is ours.
             let keyed = cmds.iter().flat_map(|c| c.keys()).next();
             return keyed.map(|key| RequestError::SlotMoving {
                 slot: key_slot(key),
