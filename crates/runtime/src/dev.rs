@@ -75,55 +75,43 @@ const SPREAD_SLOTS_TIMEOUT_MS: u64 = 60_000;
 const SPREAD_SLOTS_RETRY_MS: u64 = 200;
 
 /// Once `groups` groups have a view, asks the view service (any node of `view_services`; the
-/// leader accepts) to spread the slots over them (S3: `ChangeSlots(Rebalance)`, as `tandem
-/// slots rebalance` does), retrying until it accepts or `timeout` passes. `tls`: an admin
-/// certificate, unless the cluster runs without. The configuration it made, or the last
-/// refusal.
+/// leader is found as `tandem slots rebalance` finds it) to spread the slots over them (S3:
+/// `ChangeSlots(Rebalance)`), retrying until a change is applied or `timeout` passes (a
+/// refusal, e.g. a group that has not yet reported its configuration, is retried). `tls`: an
+/// admin certificate, unless the cluster runs without. The configuration it made, or the last
+/// failure.
 pub async fn spread_slots(
     view_services: &[String],
     groups: usize,
     tls: Option<&PeerTls>,
     timeout: std::time::Duration,
 ) -> Result<tandem_protocol::ConfigNum, String> {
-    use tandem_protocol::Message;
     use tandem_protocol::message::SlotsChange;
     let deadline = tokio::time::Instant::now() + timeout;
     let mut last = String::from("no group has a view yet");
     while tokio::time::Instant::now() < deadline {
-        for addr in view_services {
-            let map = ask_once(addr, Message::GetCluster { epoch: 0 }, tls).await;
-            let ready = matches!(&map, Ok(Message::ClusterReply(map))
-                if map.groups.values().filter(|g| g.view.is_some()).count() >= groups);
-            if !ready {
-                continue;
+        let left = deadline - tokio::time::Instant::now();
+        match crate::view_service::cluster_map(view_services, left, tls).await {
+            Ok(map) if map.groups.values().filter(|g| g.view.is_some()).count() >= groups => {
+                let left = deadline - tokio::time::Instant::now();
+                match crate::view_service::change_slots(
+                    view_services,
+                    SlotsChange::Rebalance,
+                    left,
+                    tls,
+                )
+                .await
+                {
+                    Ok(map) => return Ok(map.config.num),
+                    Err(error) => last = error.to_string(),
+                }
             }
-            let change = Message::ChangeSlots(SlotsChange::Rebalance);
-            match ask_once(addr, change, tls).await {
-                Ok(Message::SlotsReply(Ok(config))) => return Ok(config),
-                Ok(other) => last = format!("{other:?}"),
-                Err(error) => last = error.to_string(),
-            }
+            Ok(_) => {}
+            Err(error) => last = error.to_string(),
         }
         tokio::time::sleep(std::time::Duration::from_millis(SPREAD_SLOTS_RETRY_MS)).await;
     }
     Err(last)
-}
-
-/// One message to `addr` on a new connection, and its answer (within a second).
-async fn ask_once(
-    addr: &str,
-    msg: tandem_protocol::Message,
-    tls: Option<&PeerTls>,
-) -> std::io::Result<tandem_protocol::Message> {
-    let exchange = async {
-        let mut exchange = crate::net::Exchange::connect(addr, tls).await?;
-        let me = tandem_protocol::Endpoint::Client(tandem_protocol::ClientId(random_u64()));
-        exchange.send(me, msg).await?;
-        exchange.recv().await
-    };
-    tokio::time::timeout(std::time::Duration::from_secs(1), exchange)
-        .await
-        .map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))?
 }
 
 /// A running in-process cluster.
