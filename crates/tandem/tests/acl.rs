@@ -7,7 +7,7 @@ mod support;
 use std::process::{Command as Process, Stdio};
 use std::time::Duration;
 
-use support::{Cluster, RespClient, free_port, wait_for};
+use support::{Cluster, RedisServer, RespClient, wait_for};
 use tandem_resp::Frame;
 
 fn ok() -> Frame {
@@ -148,28 +148,9 @@ fn compare(tandem: &mut RespClient, redis: &mut RespClient, commands: &[&[&str]]
     ignore = "needs redis-server and redis-cli on PATH (Debian package redis-server)"
 )]
 fn a8_acl_and_auth_replies_match_redis_server() {
-    let redis_port = free_port();
-    let redis = RedisServer(
-        Process::new("redis-server")
-            .args([
-                "--port",
-                &redis_port.to_string(),
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("redis-server starts"),
-    );
+    let redis = RedisServer::start();
     let cluster = Cluster::start(2);
-    assert!(wait_for(Duration::from_secs(10), || RespClient::connect(
-        redis_port
-    )
-    .and_then(|mut c| c.call(&["PING"]))
-    .is_ok()));
-    let (mut ours, mut theirs) = (cluster.client(), RespClient::connect(redis_port).unwrap());
+    let (mut ours, mut theirs) = (cluster.client(), redis.client());
     // Deliberate differences, not compared: ACL CAT <category> lists commands in another
     // order (Redis: its hash table's), NOPERM texts (the installed Redis 7.0 words them
     // differently from Redis 7.2, whose texts tandem gives), HELLO's server fields.
@@ -228,7 +209,7 @@ fn a8_acl_and_auth_replies_match_redis_server() {
     )
     .and_then(|mut c| c.call(&["PING"]))
     .is_ok_and(|f| f == error(NOAUTH))));
-    let (mut ours, mut theirs) = (cluster.client(), RespClient::connect(redis_port).unwrap());
+    let (mut ours, mut theirs) = (cluster.client(), redis.client());
     compare(
         &mut ours,
         &mut theirs,
@@ -246,14 +227,4 @@ fn a8_acl_and_auth_replies_match_redis_server() {
         ],
     );
     drop(redis);
-}
-
-/// A redis-server child, killed when dropped.
-struct RedisServer(std::process::Child);
-
-impl Drop for RedisServer {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }

@@ -4,20 +4,7 @@
 
 mod support;
 
-use std::process::{Command as Process, Stdio};
-use std::time::Duration;
-
-use support::{Cluster, RespClient, free_port, wait_for};
-
-/// A redis-server child, killed when dropped.
-struct RedisServer(std::process::Child);
-
-impl Drop for RedisServer {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use support::{Cluster, RedisServer};
 
 #[test]
 #[cfg_attr(
@@ -25,29 +12,9 @@ impl Drop for RedisServer {
     ignore = "needs redis-server on PATH (Debian package redis-server)"
 )]
 fn l13_setrange_and_getrange_match_redis_server() {
-    let redis_port = free_port();
-    let _redis = RedisServer(
-        Process::new("redis-server")
-            .args([
-                "--port",
-                &redis_port.to_string(),
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("redis-server starts"),
-    );
+    let redis = RedisServer::start();
     let cluster = Cluster::start(2);
-    assert!(
-        wait_for(Duration::from_secs(10), || RespClient::connect(redis_port)
-            .and_then(|mut c| c.call(&["PING"]))
-            .is_ok()),
-        "redis-server answers"
-    );
-    let (mut ours, mut theirs) = (cluster.client(), RespClient::connect(redis_port).unwrap());
+    let (mut ours, mut theirs) = (cluster.client(), redis.client());
     // Redis's proto-max-bulk-len is 512 MB, tandem's value limit 16 MiB: both refuse an
     // offset + length above 512 MB, and an overflowing one; between the two they differ by
     // configuration, not by semantics (crates/kv tests the limit itself).

@@ -1154,3 +1154,48 @@ impl History {
         Ok(ops.len())
     }
 }
+
+/// A real redis-server on a free port, for side-by-side comparisons; killed when dropped.
+pub struct RedisServer {
+    child: Child,
+    pub port: u16,
+}
+
+impl RedisServer {
+    /// Starts redis-server without persistence and waits (10 s at most) until it answers PING.
+    pub fn start() -> RedisServer {
+        let port = free_port();
+        let child = Command::new("redis-server")
+            .args([
+                "--port",
+                &port.to_string(),
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("redis-server starts");
+        let redis = RedisServer { child, port };
+        assert!(
+            wait_for(Duration::from_secs(10), || RespClient::connect(port)
+                .and_then(|mut c| c.call(&["PING"]))
+                .is_ok()),
+            "redis-server answers"
+        );
+        redis
+    }
+
+    /// A client connected to it.
+    pub fn client(&self) -> RespClient {
+        RespClient::connect(self.port).expect("redis-server accepts a connection")
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
