@@ -14,7 +14,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use support::{Proc, RespClient, ViewService, certs, free_port, wait_for};
+use support::{Proc, RedisServer, RespClient, ViewService, certs, free_port, wait_for};
 use tandem_resp::Frame;
 
 /// Servers per group.
@@ -467,28 +467,11 @@ fn s4_s8_a_cluster_client_survives_a_primary_killed_and_loses_no_acknowledged_ke
     ignore = "needs redis-server on PATH (Debian package redis-server)"
 )]
 fn command_info_matches_redis_server_7() {
-    let redis_port = free_port();
-    let mut redis = Command::new("redis-server")
-        .args([
-            "--port",
-            &redis_port.to_string(),
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-        ])
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("redis-server runs");
-    assert!(wait_for(Duration::from_secs(10), || {
-        RespClient::connect(redis_port)
-            .and_then(|mut c| c.call(&["PING"]))
-            .is_ok()
-    }));
+    let redis = RedisServer::start();
     let cluster = Sharded::launch(1);
     let ours = cluster.client_ports[0];
     let mut tandem = RespClient::connect(ours).unwrap();
-    let mut redis_client = RespClient::connect(redis_port).unwrap();
+    let mut redis_client = redis.client();
     let Frame::Array(table) = tandem.call(&["COMMAND"]).unwrap() else {
         panic!("COMMAND")
     };
@@ -540,6 +523,4 @@ fn command_info_matches_redis_server_7() {
             "{args:?}"
         );
     }
-    let _ = redis.kill();
-    let _ = redis.wait();
 }
