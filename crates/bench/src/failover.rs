@@ -202,7 +202,11 @@ impl Conn {
                 Err(e) => return Err(std::io::Error::other(e.to_string())),
             }
             let mut chunk = [0u8; 16 * 1024];
-            let n = self.stream.read(&mut chunk)?;
+            // A socket with a read timeout is not restarted after a signal: read again.
+            let n = match self.stream.read(&mut chunk) {
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                other => other?,
+            };
             if n == 0 {
                 return Err(std::io::ErrorKind::UnexpectedEof.into());
             }

@@ -377,7 +377,12 @@ impl RespClient {
                 Err(e) => return Err(std::io::Error::other(format!("{e:?}"))),
             }
             let mut chunk = [0u8; 64 * 1024];
-            let n = self.stream.read(&mut chunk)?;
+            // A socket with a read timeout is never restarted after a signal (signal(7)):
+            // EINTR is not an answer, read again.
+            let n = match self.stream.read(&mut chunk) {
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                other => other?,
+            };
             if n == 0 {
                 return Err(std::io::ErrorKind::UnexpectedEof.into());
             }
