@@ -833,206 +833,201 @@ const CHANGE_RETRY_MS: u64 = 100;
 /// A single request's timeout within a membership change.
 const CHANGE_ASK_MS: u64 = 2000;
 
-/// Changes the view service's membership online (Q5): sends `change` to each address of
-/// `view_service_addrs` (following the redirects of nodes that do not lead) until the leader
-/// accepts it, then polls `GetStatus` until a node has applied it. Returns that node's status
-/// (with the new membership). Fails if the leader refuses the change (the message says why),
-/// or nothing is accepted and applied within `timeout`.
+/// What one node's answer means to a request that only the leader takes.
+enum Answer<T> {
+    /// The leader took it.
+    Taken(T),
+    /// Another node leads: ask it next.
+    Redirect(String),
+    /// No leader yet, or it cannot take it now: ask again shortly.
+    Retry(String),
+    /// The leader refuses for good: the reason.
+    Refused(String),
+    /// Not an answer to this request.
+    Unexpected(String),
+}
+
+/// Sends `msg` to each address of `list` in turn, following the redirects of nodes that do not
+/// lead (at most [`MAX_CHANGE_REDIRECTS`]) and retrying nodes that cannot answer yet, until the
+/// leader takes it (`classify` says what each answer means). Returns the address that took it
+/// and what `classify` read from its answer.
+async fn ask_leader<T>(
+    list: &[String],
+    msg: Message,
+    deadline: tokio::time::Instant,
+    tls: Option<&crate::tls::PeerTls>,
+    classify: impl Fn(Message) -> Answer<T>,
+) -> Result<(String, T), RuntimeError> {
+    let mut queue: VecDeque<String> = list.iter().cloned().collect();
+    let mut failures: Vec<String> = Vec::new();
+    let mut redirects = 0;
+    while redirects <= MAX_CHANGE_REDIRECTS && tokio::time::Instant::now() < deadline {
+        let Some(addr) = queue.pop_front() else { break };
+        let reason = match ask(&addr, msg.clone(), deadline, tls).await.map(&classify) {
+            Ok(Answer::Taken(value)) => return Ok((addr, value)),
+            Ok(Answer::Redirect(to)) => {
+                redirects += 1;
+                queue.push_front(to);
+                continue;
+            }
+            Ok(Answer::Refused(reason)) => {
+                return Err(RuntimeError::Node(format!("{addr} refused: {reason}")));
+            }
+            Ok(Answer::Unexpected(what)) => {
+                failures.push(format!("{addr}: unexpected answer {what}"));
+                continue;
+            }
+            Ok(Answer::Retry(reason)) => reason,
+            Err(error) => error.to_string(),
+        };
+        failures.push(format!("{addr}: {reason}"));
+        queue.push_back(addr);
+        sleep(Duration::from_millis(CHANGE_RETRY_MS)).await;
+    }
+    Err(RuntimeError::Node(format!(
+        "no view-service leader took the request ({})",
+        failures.last().map_or("no answer", String::as_str)
+    )))
+}
+
+/// Asks `addrs` for `msg` in rounds until one answer satisfies `done` (what it returns), or
+/// fails with `late` once `deadline` passes.
+async fn poll_until<T>(
+    addrs: &[String],
+    msg: Message,
+    deadline: tokio::time::Instant,
+    tls: Option<&crate::tls::PeerTls>,
+    done: impl Fn(Message) -> Option<T>,
+    late: impl FnOnce() -> String,
+) -> Result<T, RuntimeError> {
+    loop {
+        for addr in addrs {
+            if let Ok(answer) = ask(addr, msg.clone(), deadline, tls).await
+                && let Some(value) = done(answer)
+            {
+                return Ok(value);
+            }
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Err(RuntimeError::Node(late()));
+        }
+        sleep(Duration::from_millis(CHANGE_RETRY_MS)).await;
+    }
+}
+
+/// The addresses of a checked view-service list (Q2: the same bounds as every other holder).
+fn checked_list(view_service_addrs: &[String]) -> Result<Vec<String>, RuntimeError> {
+    let list = parse_view_services(view_service_addrs)?;
+    Ok(list.iter().map(|a| a.as_str().to_owned()).collect())
+}
+
+/// Changes the view service's membership online (Q5): the leader must accept `change`
+/// ([`ask_leader`]), then `GetStatus` is polled until a node has applied it. Returns that
+/// node's status (with the new membership). Fails if the leader refuses the change (the
+/// message says why), or nothing is accepted and applied within `timeout`.
 pub async fn change_members(
     view_service_addrs: &[String],
     change: MemberChange,
     timeout: Duration,
     tls: Option<&crate::tls::PeerTls>,
 ) -> Result<NodeStatus, RuntimeError> {
-    // The same bounds as every other holder of the list (Q2).
-    let list = parse_view_services(view_service_addrs)?;
-    let view_service_addrs: Vec<String> = list.iter().map(|a| a.as_str().to_owned()).collect();
+    let list = checked_list(view_service_addrs)?;
     let deadline = tokio::time::Instant::now() + timeout;
-    let mut queue: VecDeque<String> = view_service_addrs.iter().cloned().collect();
-    let mut failures: Vec<String> = Vec::new();
-    let mut leader = None;
-    let mut redirects = 0;
-    while redirects <= MAX_CHANGE_REDIRECTS && tokio::time::Instant::now() < deadline {
-        let Some(addr) = queue.pop_front() else { break };
-        match ask(&addr, Message::ChangeMembers(change.clone()), deadline, tls).await {
-            Ok(Message::MembersReply(Ok(()))) => {
-                leader = Some(addr);
-                break;
-            }
-            Ok(Message::MembersReply(Err(MembersRefusal::NotLeader { leader: Some(to) })))
-            | Ok(Message::NotLeader { leader: Some(to) }) => {
-                redirects += 1;
-                queue.push_front(to.to_string());
-            }
-            Ok(Message::MembersReply(Err(
-                refusal @ (MembersRefusal::NotLeader { leader: None }
-                | MembersRefusal::HandingOver { .. }),
-            ))) => {
-                // No leader yet, or the leader is handing over (it was asked to remove
-                // itself): ask again shortly.
-                failures.push(format!("{addr}: {refusal}"));
-                queue.push_back(addr);
-                sleep(Duration::from_millis(CHANGE_RETRY_MS)).await;
-            }
-            Ok(Message::MembersReply(Err(refusal @ MembersRefusal::Invalid(_)))) => {
-                return Err(RuntimeError::Node(format!(
-                    "{addr} refused the change: {refusal}"
-                )));
-            }
-            Ok(other) => failures.push(format!("{addr}: unexpected answer {other:?}")),
-            Err(error) => {
-                failures.push(format!("{addr}: {error}"));
-                queue.push_back(addr);
-                sleep(Duration::from_millis(CHANGE_RETRY_MS)).await;
-            }
+    let msg = Message::ChangeMembers(change.clone());
+    let (leader, ()) = ask_leader(&list, msg, deadline, tls, |answer| match answer {
+        Message::MembersReply(Ok(())) => Answer::Taken(()),
+        Message::MembersReply(Err(MembersRefusal::NotLeader { leader: Some(to) }))
+        | Message::NotLeader { leader: Some(to) } => Answer::Redirect(to.to_string()),
+        // No leader yet, or the leader is handing over (it was asked to remove itself).
+        Message::MembersReply(Err(
+            refusal @ (MembersRefusal::NotLeader { leader: None }
+            | MembersRefusal::HandingOver { .. }),
+        )) => Answer::Retry(refusal.to_string()),
+        Message::MembersReply(Err(refusal @ MembersRefusal::Invalid(_))) => {
+            Answer::Refused(refusal.to_string())
         }
-    }
-    let Some(leader) = leader else {
-        return Err(RuntimeError::Node(format!(
-            "no view-service leader accepted the change ({})",
-            failures.last().map_or("no answer", String::as_str)
-        )));
-    };
+        other => Answer::Unexpected(format!("{other:?}")),
+    })
+    .await?;
     info!(%leader, ?change, "membership change proposed");
     let mut addrs = vec![leader];
-    addrs.extend(view_service_addrs.iter().cloned());
+    addrs.extend(list);
     if let MemberChange::Add { addr, .. } = &change {
         addrs.push(addr.to_string());
     }
-    loop {
-        for addr in &addrs {
-            if let Ok(Message::StatusReply(status)) =
-                ask(addr, Message::GetStatus {}, deadline, tls).await
-                && let Some(node) = status.node
-                && applied(&node, &change)
-            {
-                return Ok(node);
-            }
-        }
-        if tokio::time::Instant::now() >= deadline {
-            return Err(RuntimeError::Node(format!(
-                "the change was accepted but no node applied it within {} ms; check \
-                 `tandem status`",
-                timeout.as_millis()
-            )));
-        }
-        sleep(Duration::from_millis(CHANGE_RETRY_MS)).await;
-    }
+    let is_applied = |answer| match answer {
+        Message::StatusReply(status) => status.node.filter(|node| applied(node, &change)),
+        _ => None,
+    };
+    poll_until(&addrs, Message::GetStatus {}, deadline, tls, is_applied, || {
+        format!(
+            "the change was accepted but no node applied it within {} ms; check `tandem status`",
+            timeout.as_millis()
+        )
+    })
+    .await
 }
 
-/// Asks the view service for its cluster map (S2): tries each address of the list in turn,
-/// following the redirects of nodes that do not lead, until the leader answers. Fails if none
-/// does within `timeout`.
+/// Asks the view service for its cluster map (S2) from its leader ([`ask_leader`]). Fails if
+/// no leader answers within `timeout`.
 pub async fn cluster_map(
     view_service_addrs: &[String],
     timeout: Duration,
     tls: Option<&crate::tls::PeerTls>,
 ) -> Result<Arc<ClusterMap>, RuntimeError> {
-    let list = parse_view_services(view_service_addrs)?;
+    let list = checked_list(view_service_addrs)?;
     let deadline = tokio::time::Instant::now() + timeout;
-    let mut queue: VecDeque<String> = list.iter().map(|a| a.as_str().to_owned()).collect();
-    let mut failures: Vec<String> = Vec::new();
-    let mut redirects = 0;
-    while redirects <= MAX_CHANGE_REDIRECTS && tokio::time::Instant::now() < deadline {
-        let Some(addr) = queue.pop_front() else { break };
-        match ask(&addr, Message::GetCluster { epoch: 0 }, deadline, tls).await {
-            Ok(Message::ClusterReply(map)) => return Ok(map),
-            Ok(Message::NotLeader { leader: Some(to) }) => {
-                redirects += 1;
-                queue.push_front(to.to_string());
-            }
-            Ok(Message::NotLeader { leader: None }) => {
-                failures.push(format!("{addr}: no leader known yet"));
-                queue.push_back(addr);
-                sleep(Duration::from_millis(CHANGE_RETRY_MS)).await;
-            }
-            Ok(other) => failures.push(format!("{addr}: unexpected answer {other:?}")),
-            Err(error) => {
-                failures.push(format!("{addr}: {error}"));
-                queue.push_back(addr);
-                sleep(Duration::from_millis(CHANGE_RETRY_MS)).await;
-            }
-        }
-    }
-    Err(RuntimeError::Node(format!(
-        "no view-service leader answered ({})",
-        failures.last().map_or("no answer", String::as_str)
-    )))
+    let msg = Message::GetCluster { epoch: 0 };
+    let (_, map) = ask_leader(&list, msg, deadline, tls, |answer| match answer {
+        Message::ClusterReply(map) => Answer::Taken(map),
+        Message::NotLeader { leader: Some(to) } => Answer::Redirect(to.to_string()),
+        Message::NotLeader { leader: None } => Answer::Retry("no leader known yet".into()),
+        other => Answer::Unexpected(format!("{other:?}")),
+    })
+    .await?;
+    Ok(map)
 }
 
-/// Changes the slot map (S3): sends `change` to the leader (found as [`change_members`] finds
-/// it), then polls the cluster map until the configuration the leader proposed is applied.
-/// Returns that map. Fails with the leader's reason if it refuses (a move in progress, a group
-/// without a view, ...), or if nothing is accepted and applied within `timeout`.
+/// Changes the slot map (S3): the leader must accept `change` ([`ask_leader`]), then the
+/// cluster map is polled until the configuration the leader proposed is applied. Returns that
+/// map. Fails with the leader's reason if it refuses (a move in progress, a group without a
+/// view, ...), or if nothing is accepted and applied within `timeout`.
 pub async fn change_slots(
     view_service_addrs: &[String],
     change: SlotsChange,
     timeout: Duration,
     tls: Option<&crate::tls::PeerTls>,
 ) -> Result<Arc<ClusterMap>, RuntimeError> {
-    let list = parse_view_services(view_service_addrs)?;
+    let list = checked_list(view_service_addrs)?;
     let deadline = tokio::time::Instant::now() + timeout;
-    let mut queue: VecDeque<String> = list.iter().map(|a| a.as_str().to_owned()).collect();
-    let mut failures: Vec<String> = Vec::new();
-    let mut accepted = None;
-    let mut redirects = 0;
-    while redirects <= MAX_CHANGE_REDIRECTS && tokio::time::Instant::now() < deadline {
-        let Some(addr) = queue.pop_front() else { break };
-        match ask(&addr, Message::ChangeSlots(change.clone()), deadline, tls).await {
-            Ok(Message::SlotsReply(Ok(num))) => {
-                accepted = Some((addr, num));
-                break;
-            }
-            Ok(Message::SlotsReply(Err(MembersRefusal::NotLeader { leader: Some(to) })))
-            | Ok(Message::NotLeader { leader: Some(to) }) => {
-                redirects += 1;
-                queue.push_front(to.to_string());
-            }
-            Ok(Message::SlotsReply(Err(refusal @ MembersRefusal::Invalid(_)))) => {
-                return Err(RuntimeError::Node(format!(
-                    "{addr} refused the change: {refusal}"
-                )));
-            }
-            Ok(Message::SlotsReply(Err(refusal))) => {
-                failures.push(format!("{addr}: {refusal}"));
-                queue.push_back(addr);
-                sleep(Duration::from_millis(CHANGE_RETRY_MS)).await;
-            }
-            Ok(other) => failures.push(format!("{addr}: unexpected answer {other:?}")),
-            Err(error) => {
-                failures.push(format!("{addr}: {error}"));
-                queue.push_back(addr);
-                sleep(Duration::from_millis(CHANGE_RETRY_MS)).await;
-            }
+    let msg = Message::ChangeSlots(change.clone());
+    let (leader, num) = ask_leader(&list, msg, deadline, tls, |answer| match answer {
+        Message::SlotsReply(Ok(num)) => Answer::Taken(num),
+        Message::SlotsReply(Err(MembersRefusal::NotLeader { leader: Some(to) }))
+        | Message::NotLeader { leader: Some(to) } => Answer::Redirect(to.to_string()),
+        Message::SlotsReply(Err(refusal @ MembersRefusal::Invalid(_))) => {
+            Answer::Refused(refusal.to_string())
         }
-    }
-    let Some((leader, num)) = accepted else {
-        return Err(RuntimeError::Node(format!(
-            "no view-service leader accepted the change ({})",
-            failures.last().map_or("no answer", String::as_str)
-        )));
-    };
+        Message::SlotsReply(Err(refusal)) => Answer::Retry(refusal.to_string()),
+        other => Answer::Unexpected(format!("{other:?}")),
+    })
+    .await?;
     info!(%leader, ?change, config = %num, "slot change proposed");
     let mut addrs = vec![leader];
-    addrs.extend(list.iter().map(|a| a.as_str().to_owned()));
-    loop {
-        for addr in &addrs {
-            if let Ok(Message::ClusterReply(map)) =
-                ask(addr, Message::GetCluster { epoch: 0 }, deadline, tls).await
-                && map.config.num >= num
-            {
-                return Ok(map);
-            }
-        }
-        if tokio::time::Instant::now() >= deadline {
-            return Err(RuntimeError::Node(format!(
-                "configuration {num} was proposed but not applied within {} ms; check \
-                 `tandem slots show`",
-                timeout.as_millis()
-            )));
-        }
-        sleep(Duration::from_millis(CHANGE_RETRY_MS)).await;
-    }
+    addrs.extend(list);
+    let is_applied = |answer| match answer {
+        Message::ClusterReply(map) if map.config.num >= num => Some(map),
+        _ => None,
+    };
+    let msg = Message::GetCluster { epoch: 0 };
+    poll_until(&addrs, msg, deadline, tls, is_applied, || {
+        format!(
+            "configuration {num} was proposed but not applied within {} ms; check \
+             `tandem slots show`",
+            timeout.as_millis()
+        )
+    })
+    .await
 }
 
 /// Whether `node`'s applied membership reflects `change`.
