@@ -7,9 +7,7 @@
 //! from the clock), one seed per input; a failing seed is printed with the command that
 //! replays it alone. CI runs it (README, "Fuzzing").
 
-use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
 
 use bytes::{BufMut, Bytes, BytesMut};
 use tandem_protocol::message::{Forward, LogEntry, Op, Ping, ViewReply};
@@ -104,31 +102,9 @@ fn mutate(rng: &mut SplitMix64, bytes: &mut Vec<u8>, from: usize) {
     }
 }
 
-/// Runs `one` on consecutive seeds for the time budget; on a panic, names the seed.
-fn fuzz_for(test: &str, mut one: impl FnMut(u64)) {
-    let env = |name: &str| std::env::var(name).ok().and_then(|v| v.parse::<u64>().ok());
-    let budget = Duration::from_secs(env("TANDEM_FUZZ_SECS").unwrap_or(10));
-    let first = env("TANDEM_FUZZ_SEED").unwrap_or_else(|| {
-        let now = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH);
-        now.map_or(1, |d| d.as_nanos() as u64)
-    });
-    let deadline = Instant::now() + budget;
-    let mut seed = first;
-    let mut runs = 0u64;
-    loop {
-        if catch_unwind(AssertUnwindSafe(|| one(seed))).is_err() {
-            panic!(
-                "{test}: seed {seed} failed; replay it alone with TANDEM_FUZZ_SEED={seed} \
-                 TANDEM_FUZZ_SECS=0 cargo test --release -p tandem-runtime --test fuzz_wire {test}"
-            );
-        }
-        runs += 1;
-        seed = seed.wrapping_add(1);
-        if Instant::now() >= deadline {
-            break;
-        }
-    }
-    eprintln!("{test}: {runs} inputs, seeds {first}..{seed}");
+/// [`tandem_testkit::fuzz_for`] for this binary.
+fn fuzz_for(test: &str, one: impl FnMut(u64)) {
+    tandem_testkit::fuzz_for("-p tandem-runtime --test fuzz_wire", test, one);
 }
 
 #[test]

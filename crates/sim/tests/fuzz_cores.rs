@@ -10,9 +10,7 @@
 //! Each test runs for `TANDEM_FUZZ_SECS` seconds (default 10) from seed `TANDEM_FUZZ_SEED`
 //! (default: from the clock); a failing seed is printed with the command that replays it.
 
-use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 use tandem_protocol::locator::DEFAULT_VIEW_SERVICE;
@@ -25,31 +23,9 @@ use tandem_sim::hostile::{self, ByteSource, Source};
 
 const STEPS_PER_SEED: u64 = 2_000;
 
-/// Runs `one` on consecutive seeds for the time budget; on a panic, names the seed.
-fn fuzz_for(test: &str, mut one: impl FnMut(u64)) {
-    let env = |name: &str| std::env::var(name).ok().and_then(|v| v.parse::<u64>().ok());
-    let budget = Duration::from_secs(env("TANDEM_FUZZ_SECS").unwrap_or(10));
-    let first = env("TANDEM_FUZZ_SEED").unwrap_or_else(|| {
-        let now = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH);
-        now.map_or(1, |d| d.as_nanos() as u64)
-    });
-    let deadline = Instant::now() + budget;
-    let mut seed = first;
-    let mut runs = 0u64;
-    loop {
-        if catch_unwind(AssertUnwindSafe(|| one(seed))).is_err() {
-            panic!(
-                "{test}: seed {seed} failed; replay it alone with TANDEM_FUZZ_SEED={seed} \
-                 TANDEM_FUZZ_SECS=0 cargo test --release -p tandem-sim --test fuzz_cores {test}"
-            );
-        }
-        runs += 1;
-        seed = seed.wrapping_add(1);
-        if Instant::now() >= deadline {
-            break;
-        }
-    }
-    eprintln!("{test}: {runs} seeds, {first}..{seed}");
+/// [`tandem_testkit::fuzz_for`] for this binary.
+fn fuzz_for(test: &str, one: impl FnMut(u64)) {
+    tandem_testkit::fuzz_for("-p tandem-sim --test fuzz_cores", test, one);
 }
 
 #[test]
