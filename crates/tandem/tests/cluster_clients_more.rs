@@ -243,8 +243,10 @@ impl Drop for ClientRun {
 /// seed port.
 fn scenario(program: impl Fn(u16) -> Command) {
     let mut cluster = Sharded::start();
-    // The seed is a backup of group 0: the client must learn the primaries from the map.
-    let seed = cluster.client_ports[1];
+    // The seed is group 0's backup: the client must learn every primary from the map.
+    let primary = cluster.primary_of(0).expect("group 0 has a primary");
+    let backup = (0..GROUP_SIZE).find(|&i| i != primary).unwrap();
+    let seed = cluster.client_ports[backup];
     let mut run = ClientRun::spawn(program(seed));
 
     let before = run.until("READY", Duration::from_secs(120));
@@ -306,6 +308,7 @@ fn go_program() -> &'static PathBuf {
             .arg(tests_dir().join("cluster_clients_go/main.go"))
             .env("GO111MODULE", "off")
             .env("GOPATH", "/usr/share/gocode")
+            .env("GOCACHE", out.with_extension("cache"))
             .output()
             .expect("go runs");
         assert!(
