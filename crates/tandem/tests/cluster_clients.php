@@ -6,9 +6,10 @@
 // The cluster client is built from the one seed port, then the scenario of
 // cluster_clients_more.rs runs: SET and GET of keys over every group, MSET/MGET in one hash
 // tag, an MGET across slots sent as one command (rawCommand, routed by its first key: the
-// server's CROSSSLOT), then "READY" and a wait for a line on stdin (the test kills a primary
-// meanwhile), then more SETs and every key read back through the same client. One result line
-// per step on stdout; retries on stderr. The Rust test judges the output.
+// server's CROSSSLOT), the keys read through a second client that reads from replicas, then
+// "READY" and a wait for a line on stdin (the test kills a primary meanwhile), then more SETs
+// and every key read back through the first client. One result line per step on stdout;
+// retries on stderr. The Rust test judges the output.
 
 const KEYS = 300;
 
@@ -113,6 +114,14 @@ try {
     $error = $e->getMessage();
 }
 echo $error === null ? "crossslot accepted\n" : "crossslot $error\n";
+
+// Replica reads (FAILOVER_DISTRIBUTE: each read goes to the master or a replica at random,
+// READONLY first): a backup answers MOVED to its primary (it never serves), which phpredis
+// follows. FAILOVER_DISTRIBUTE_SLAVES cannot work: it asks only replicas, and a MOVED to the
+// master it already knows changes nothing, so it retries until its timeout.
+$replicas = connect("127.0.0.1:" . $argv[1]);
+$replicas->setOption(RedisCluster::OPT_SLAVE_FAILOVER, RedisCluster::FAILOVER_DISTRIBUTE);
+echo "replica-get ", read_all($replicas, "key", $deadline), "\n";
 
 echo "READY\n";
 fflush(STDOUT);

@@ -6,9 +6,10 @@
 # The cluster client is built from the one seed node, then the scenario of
 # cluster_clients_more.rs runs: SET and GET of keys over every group, MSET/MGET in one hash
 # tag, an MGET across slots (redis-rb sends it to its first key's node: the server's
-# CROSSSLOT), then "READY" and a wait for a line on stdin (the test kills a primary
-# meanwhile), then more SETs and every key read back through the same client. One result line
-# per step on stdout; retries on stderr. The Rust test judges the output.
+# CROSSSLOT), the keys read through a second client that reads from replicas, then "READY"
+# and a wait for a line on stdin (the test kills a primary meanwhile), then more SETs and every
+# key read back through the first client. One result line per step on stdout; retries on
+# stderr. The Rust test judges the output.
 require 'redis'
 
 KEYS = 300
@@ -78,6 +79,13 @@ begin
 rescue Redis::CommandError => e
   puts "crossslot #{e.message}"
 end
+
+# Replica reads (`replica: true`: READONLY, then reads go to a replica): a backup answers
+# MOVED to its primary (it never serves), which redis-rb follows.
+_, replicas = with_retries(deadline, 'connect replicas') do
+  Redis.new(cluster: [seed], replica: true, connect_timeout: 2, read_timeout: 5, write_timeout: 5)
+end
+puts "replica-get #{replicas ? read_all(replicas, 'key', deadline) : 0}"
 
 puts 'READY'
 abort 'stdin closed' unless $stdin.gets

@@ -10,7 +10,9 @@
 //! Each runs the same scenario against three groups of two servers, through one client object
 //! built from ONE seed port (S4): 300 keys SET and read back (spread over every group, so
 //! `-MOVED` is followed), MSET/MGET in one hash tag (S1), an MGET across slots that the client
-//! sends as one command (the server's `-CROSSSLOT`), then the test SIGKILLs group 1's primary
+//! sends as one command (the server's `-CROSSSLOT`), the keys read again through a second
+//! client in the library's replica-read mode (`READONLY`; a backup never serves and answers
+//! `-MOVED` to its primary, which the client follows), then the test SIGKILLs group 1's primary
 //! and the same client object writes 300 more keys and reads all 600 back: it must find the new
 //! primary by itself, and no acknowledged write may be lost (S8). The programs retry each
 //! command until a deadline and print one result line per step; the judging is done here.
@@ -253,6 +255,7 @@ fn scenario(program: impl Fn(u16) -> Command) {
     run.expect(&before, &format!("set {KEYS}"));
     run.expect(&before, &format!("get {KEYS}"));
     run.expect(&before, "tagged 1 2");
+    run.expect(&before, &format!("replica-get {KEYS}"));
     // The server's own text: the client sent the command and passed the error on.
     if !before
         .iter()

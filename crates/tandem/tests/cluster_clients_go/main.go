@@ -6,9 +6,10 @@
 // LIBRARY is "go-redis" (gopkg.in/redis.v5, ClusterClient) or "redisc"
 // (github.com/mna/redisc over redigo). The cluster client is built from the one seed port,
 // then the scenario of cluster_clients_more.rs runs: SET and GET of keys over every group,
-// MSET/MGET in one hash tag, an MGET across slots (the server's CROSSSLOT), then "READY" and a
-// wait for a line on stdin (the test kills a primary meanwhile), then more SETs and every key
-// read back through the same client. One result line per step on stdout; retries on stderr.
+// MSET/MGET in one hash tag, an MGET across slots (the server's CROSSSLOT), the keys read
+// through a second client that reads from replicas (READONLY), then "READY" and a wait for a
+// line on stdin (the test kills a primary meanwhile), then more SETs and every key read back
+// through the first client. One result line per step on stdout; retries on stderr.
 // The Rust test judges the output.
 package main
 
@@ -45,11 +46,20 @@ func (g goRedisClient) do(args ...interface{}) (interface{}, error) {
 	return v, err
 }
 
-type rediscClient struct{ c *redisc.Cluster }
+type rediscClient struct {
+	c *redisc.Cluster
+	// readOnly: reads go to a replica (READONLY first).
+	readOnly bool
+}
 
 func (r rediscClient) do(args ...interface{}) (interface{}, error) {
 	conn := r.c.Get()
 	defer conn.Close()
+	if r.readOnly {
+		if err := redisc.ReadOnlyConn(conn); err != nil {
+			return nil, err
+		}
+	}
 	// RetryConn follows MOVED (refreshing the slot map) and waits on TRYAGAIN.
 	retry, err := redisc.RetryConn(conn, 8, 20*time.Millisecond)
 	if err != nil {
@@ -96,13 +106,16 @@ func retry(c client, deadline time.Time, args ...interface{}) (string, bool) {
 	}
 }
 
-func connect(library string, seed string) client {
+// connect builds a cluster client from the seed; with readOnly, one that sends READONLY and
+// reads from replicas where the library can.
+func connect(library string, seed string, readOnly bool) client {
 	switch library {
 	case "go-redis":
 		c := goredis.NewClusterClient(&goredis.ClusterOptions{
 			Addrs:       []string{seed},
 			DialTimeout: 2 * time.Second,
 			ReadTimeout: 5 * time.Second,
+			ReadOnly:    readOnly,
 		})
 		// go-redis v5 reads COMMAND entries of exactly six fields (Redis <= 5); Redis 7's,
 		// and so tandem's, have ten. Without that table the client keeps no slot map: every
@@ -139,7 +152,7 @@ func connect(library string, seed string) client {
 			}
 			time.Sleep(100 * time.Millisecond)
 		}
-		return rediscClient{cluster}
+		return rediscClient{cluster, readOnly}
 	}
 	fmt.Fprintf(os.Stderr, "unknown library %q\n", library)
 	os.Exit(2)
@@ -177,7 +190,7 @@ func main() {
 		fmt.Fprintln(os.Stderr, "usage: main go-redis|redisc SEED_PORT")
 		os.Exit(2)
 	}
-	c := connect(os.Args[1], "127.0.0.1:"+os.Args[2])
+	c := connect(os.Args[1], "127.0.0.1:"+os.Args[2], false)
 
 	deadline := time.Now().Add(60 * time.Second)
 	fmt.Printf("set %d\n", writeAll(c, "key", deadline))
@@ -191,6 +204,11 @@ func main() {
 	} else {
 		fmt.Println("crossslot accepted")
 	}
+
+	// Replica reads: a backup answers MOVED to its primary (it never serves), which the
+	// client follows.
+	replicas := connect(os.Args[1], "127.0.0.1:"+os.Args[2], true)
+	fmt.Printf("replica-get %d\n", readAll(replicas, "key", deadline))
 
 	fmt.Println("READY")
 	if _, err := bufio.NewReader(os.Stdin).ReadString('\n'); err != nil {
