@@ -147,7 +147,9 @@ struct ClientRun {
     child: Child,
     stdin: Option<ChildStdin>,
     lines: Receiver<String>,
-    stderr: std::thread::JoinHandle<String>,
+    /// Collects stderr until the program ends; taken once.
+    stderr: Option<std::thread::JoinHandle<String>>,
+    /// Every stdout line read so far.
     seen: Vec<String>,
 }
 
@@ -178,7 +180,7 @@ impl ClientRun {
             stdin: child.stdin.take(),
             child,
             lines,
-            stderr,
+            stderr: Some(stderr),
             seen: Vec::new(),
         }
     }
@@ -214,12 +216,19 @@ impl ClientRun {
         stdin.write_all(b"go\n").unwrap();
     }
 
+    /// The program's stderr, once it has ended (or been killed).
+    fn stderr(&mut self) -> String {
+        self.stderr
+            .take()
+            .and_then(|collector| collector.join().ok())
+            .unwrap_or_default()
+    }
+
     /// Panics with `why`, the program's output so far and its stderr.
     fn fail(&mut self, why: &str) -> ! {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        let stderr = std::mem::replace(&mut self.stderr, std::thread::spawn(String::new));
-        let stderr = stderr.join().unwrap_or_default();
+        let stderr = self.stderr();
         panic!(
             "{why}\nstdout:\n{}\nstderr:\n{stderr}",
             self.seen.join("\n")
@@ -227,7 +236,7 @@ impl ClientRun {
     }
 
     /// Asserts `lines` holds `expected`.
-    fn expect(&mut self, lines: &[String], expected: &str) {
+    fn assert_line(&mut self, lines: &[String], expected: &str) {
         if !lines.iter().any(|l| l == expected) {
             self.fail(&format!("expected the line {expected:?}"));
         }
@@ -252,16 +261,16 @@ fn scenario(program: impl Fn(u16) -> Command) {
     let mut run = ClientRun::spawn(program(seed));
 
     let before = run.until("READY", Duration::from_secs(120));
-    run.expect(&before, &format!("set {KEYS}"));
-    run.expect(&before, &format!("get {KEYS}"));
-    run.expect(&before, "tagged 1 2");
-    run.expect(&before, &format!("replica-get {KEYS}"));
+    run.assert_line(&before, &format!("set {KEYS}"));
+    run.assert_line(&before, &format!("get {KEYS}"));
+    run.assert_line(&before, "tagged 1 2");
+    run.assert_line(&before, &format!("replica-get {KEYS}"));
     // The server's own text: the client sent the command and passed the error on.
     if !before
         .iter()
         .any(|l| l.starts_with("crossslot") && l.contains("CROSSSLOT Keys in request"))
     {
-        run.fail("MGET across slots answered CROSSSLOT by the server");
+        run.fail("expected the server's CROSSSLOT for an MGET across slots");
     }
     // The keys really are spread: every group holds some (about a third each).
     for group in 0..GROUPS {
@@ -274,8 +283,8 @@ fn scenario(program: impl Fn(u16) -> Command) {
     cluster.servers[victim].kill();
     run.resume();
     let after = run.until("DONE", Duration::from_secs(240));
-    run.expect(&after, &format!("after-set {KEYS}"));
-    run.expect(&after, &format!("after-get {}", 2 * KEYS));
+    run.assert_line(&after, &format!("after-set {KEYS}"));
+    run.assert_line(&after, &format!("after-get {}", 2 * KEYS));
 
     // The group's other server took over, and the map says so.
     let promoted = (VICTIM_GROUP * GROUP_SIZE..(VICTIM_GROUP + 1) * GROUP_SIZE)
@@ -289,11 +298,7 @@ fn scenario(program: impl Fn(u16) -> Command) {
     let status = run.child.wait().unwrap();
     assert!(status.success(), "the program exits cleanly: {status}");
     // What the client retried, for `--nocapture`.
-    let stderr = std::mem::replace(&mut run.stderr, std::thread::spawn(String::new));
-    eprintln!(
-        "the client's retries:\n{}",
-        stderr.join().unwrap_or_default()
-    );
+    eprintln!("the client's retries:\n{}", run.stderr());
 }
 
 fn tests_dir() -> PathBuf {
