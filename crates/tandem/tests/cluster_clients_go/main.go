@@ -159,14 +159,21 @@ func connect(library string, seed string, readOnly bool) client {
 	return nil
 }
 
-// writeAll sets PREFIX:i = value:i for every i; returns how many were acknowledged.
+// writeAll sets PREFIX:i = value:i for every i; returns how many were acknowledged. The
+// slowest SET (with its retries) goes to stderr: across a failover, how long the client waited.
 func writeAll(c client, prefix string, deadline time.Time) int {
 	acked := 0
+	var slowest time.Duration
 	for i := 0; i < keys; i++ {
+		start := time.Now()
 		if reply, ok := retry(c, deadline, "SET", fmt.Sprintf("%s:%d", prefix, i), fmt.Sprintf("value:%d", i)); ok && reply == "OK" {
 			acked++
 		}
+		if took := time.Since(start); took > slowest {
+			slowest = took
+		}
 	}
+	fmt.Fprintf(os.Stderr, "slowest SET %s:*: %d ms\n", prefix, slowest.Milliseconds())
 	return acked
 }
 
