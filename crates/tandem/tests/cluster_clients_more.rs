@@ -29,117 +29,16 @@ use std::sync::OnceLock;
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
-use support::{Proc, RespClient, ViewService, certs, free_port, wait_for};
+use support::sharded::{GROUP_SIZE, Sharded};
+use support::{RespClient, wait_for};
 use tandem_resp::Frame;
 
-/// Groups, and servers per group.
+/// Groups.
 const GROUPS: usize = 3;
-const GROUP_SIZE: usize = 2;
 /// Keys each program writes before the kill (`key:i`) and after it (`after:i`).
 const KEYS: usize = 300;
 /// The group whose primary is killed.
 const VICTIM_GROUP: usize = 1;
-
-/// A view service and [`GROUPS`] groups of [`GROUP_SIZE`] servers with client ports, the slots
-/// spread over the groups.
-struct Sharded {
-    _vs: ViewService,
-    servers: Vec<Proc>,
-    client_ports: Vec<u16>,
-}
-
-impl Sharded {
-    /// Starts everything, spreads the slots (as `tandem slots rebalance` does) and waits until
-    /// every server's `CLUSTER INFO` says every slot is served by [`GROUPS`] groups.
-    fn start() -> Sharded {
-        let vs = ViewService::single();
-        let mut servers = Vec::new();
-        let mut client_ports = Vec::new();
-        for group in 0..GROUPS {
-            for member in 0..GROUP_SIZE {
-                let (port, client_port) = (free_port(), free_port());
-                let args: Vec<String> = [
-                    "server".to_owned(),
-                    "--listen".to_owned(),
-                    format!("127.0.0.1:{port}"),
-                    "--viewserver".to_owned(),
-                    vs.list(),
-                    "--group".to_owned(),
-                    group.to_string(),
-                    "--client-listen".to_owned(),
-                    format!("127.0.0.1:{client_port}"),
-                ]
-                .to_vec();
-                servers.push(Proc::spawn(&format!("ccm-g{group}-s{member}"), &args));
-                client_ports.push(client_port);
-            }
-        }
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        let list: Vec<String> = vs.list().split(',').map(str::to_owned).collect();
-        let spread = runtime.block_on(tandem_runtime::dev::spread_slots(
-            &list,
-            GROUPS,
-            Some(certs().admin()),
-            Duration::from_secs(60),
-        ));
-        assert!(spread.is_ok(), "slots spread: {spread:?}");
-        let ok = wait_for(Duration::from_secs(60), || {
-            client_ports.iter().all(|&port| {
-                let info = cluster_info(port);
-                info.contains("cluster_state:ok")
-                    && info.contains(&format!("cluster_size:{GROUPS}\r\n"))
-            })
-        });
-        assert!(
-            ok,
-            "every server serves the map: {}",
-            cluster_info(client_ports[0])
-        );
-        Sharded {
-            _vs: vs,
-            servers,
-            client_ports,
-        }
-    }
-
-    /// The running server of `group` that is its primary (`myself,master` in `CLUSTER NODES`).
-    fn primary_of(&self, group: usize) -> Option<usize> {
-        (group * GROUP_SIZE..(group + 1) * GROUP_SIZE).find(|&i| {
-            self.servers[i].is_running()
-                && match RespClient::connect(self.client_ports[i])
-                    .and_then(|mut c| c.call(&["CLUSTER", "NODES"]))
-                {
-                    Ok(Frame::Bulk(text)) => String::from_utf8_lossy(&text)
-                        .lines()
-                        .any(|l| l.contains("myself,master")),
-                    _ => false,
-                }
-        })
-    }
-
-    /// `DBSIZE` on the primary of `group`.
-    fn keys_in(&self, group: usize) -> i64 {
-        let primary = self.primary_of(group).expect("a primary");
-        match RespClient::connect(self.client_ports[primary]).and_then(|mut c| c.call(&["DBSIZE"]))
-        {
-            Ok(Frame::Integer(n)) => n,
-            other => panic!("DBSIZE of group {group}: {other:?}"),
-        }
-    }
-}
-
-/// `CLUSTER INFO` of the server on `port`, or "" if it does not answer.
-fn cluster_info(port: u16) -> String {
-    match RespClient::connect(port).and_then(|mut c| c.call(&["CLUSTER", "INFO"])) {
-        Ok(Frame::Bulk(text) | Frame::Verbatim(_, text)) => {
-            String::from_utf8_lossy(&text).into_owned()
-        }
-        _ => String::new(),
-    }
-}
 
 /// A client program running the scenario: its stdout lines arrive on a channel (so reading
 /// has a deadline), its stderr is collected for failure messages; killed when dropped.
@@ -253,7 +152,7 @@ impl Drop for ClientRun {
 /// The scenario of this file's documentation, for the client that `program` starts given the
 /// seed port.
 fn scenario(program: impl Fn(u16) -> Command) {
-    let mut cluster = Sharded::start();
+    let mut cluster = Sharded::start(GROUPS);
     // The seed is group 0's backup: the client must learn every primary from the map.
     let primary = cluster.primary_of(0).expect("group 0 has a primary");
     let backup = (0..GROUP_SIZE).find(|&i| i != primary).unwrap();

@@ -12,6 +12,8 @@
 
 #![allow(dead_code)]
 
+pub mod sharded;
+
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
