@@ -188,6 +188,17 @@ impl Sharded {
         self.vs.status()?.cluster
     }
 
+    /// [`Sharded::map`], asked again until the view service answers.
+    fn map_now(&self) -> Arc<ClusterMap> {
+        let mut map = None;
+        let answered = wait_for(Duration::from_secs(10), || {
+            map = self.map();
+            map.is_some()
+        });
+        assert!(answered, "the view service answers with its cluster map");
+        map.unwrap()
+    }
+
     /// Index in `members` of the primary of `group`'s acknowledged view.
     fn primary(&self, group: u32) -> Option<usize> {
         let status = self.vs.status()?;
@@ -222,21 +233,42 @@ impl Sharded {
             .map(|m| moving(&m))
     }
 
+    /// [`Sharded::moving_in`], asked again until the view service answers (a status query
+    /// times out on a busy machine; that says nothing about the move).
+    fn moving_now(&self, config: ConfigNum) -> Vec<u32> {
+        let mut moving = None;
+        let answered = wait_for(Duration::from_secs(10), || {
+            moving = self.moving_in(config);
+            moving.is_some()
+        });
+        assert!(
+            answered,
+            "the view service answers with configuration {config:?}"
+        );
+        moving.unwrap_or_default()
+    }
+
     /// SIGKILLs `group`'s primary while configuration `config`'s move is in progress, and
     /// asserts that it was: the status said so just before the kill and still says so after
     /// it (a move only ever finishes: still in progress after means in progress at the kill).
     /// Then waits for the failover and starts a replacement server for the group.
     fn kill_primary_mid_move(&mut self, group: u32, config: ConfigNum, who: &str) {
-        let victim = self
-            .primary(group)
-            .unwrap_or_else(|| panic!("the {who} (group {group}) has a primary"));
-        let before = self.moving_in(config).unwrap_or_default();
+        let mut victim = None;
         assert!(
-            !before.is_empty(),
+            wait_for(Duration::from_secs(10), || {
+                victim = self.primary(group);
+                victim.is_some()
+            }),
+            "the {who} (group {group}) has a primary: {:?}",
+            self.vs.status()
+        );
+        let victim = victim.unwrap();
+        assert!(
+            !self.moving_now(config).is_empty(),
             "the move had ended before the {who}'s primary was killed (make it slower)"
         );
         self.members[victim].proc.kill();
-        let after = self.moving_in(config).unwrap_or_default();
+        let after = self.moving_now(config);
         assert!(
             !after.is_empty(),
             "the move ended while the {who}'s primary was being killed (make it slower)"
@@ -649,7 +681,7 @@ fn lost_writes(keys: &[String], history: &[Vec<Op>]) -> Vec<String> {
 fn s4_s6_s8_killing_the_givers_then_the_takers_primary_mid_move_loses_nothing() {
     let began = Instant::now();
     let mut cluster = Sharded::start();
-    let map = cluster.map().expect("a cluster map");
+    let map = cluster.map_now();
     let giver = map.config.owner(0).expect("slot 0 has an owner").0;
     assert!(
         MOVED
@@ -700,9 +732,9 @@ fn s4_s6_s8_killing_the_givers_then_the_takers_primary_mid_move_loses_nothing() 
     // The move, then each primary killed while it is in progress.
     let moved_at = Instant::now();
     move_slots(&cluster.vs, &MOVED, taker);
-    let config = cluster.map().expect("a cluster map").config.num;
+    let config = cluster.map_now().config.num;
     assert!(config > map.config.num, "a new configuration");
-    let in_progress = || cluster.moving_in(config).is_some_and(|m| !m.is_empty());
+    let in_progress = || !cluster.moving_now(config).is_empty();
     assert!(
         wait_for(Duration::from_secs(10), in_progress),
         "the status shows the move in progress"
@@ -761,7 +793,7 @@ fn s4_s6_s8_killing_the_givers_then_the_takers_primary_mid_move_loses_nothing() 
     let direct_acked = direct.finish();
 
     // The map covers every slot; the moved ones are the taker's.
-    let map = cluster.map().expect("a cluster map");
+    let map = cluster.map_now();
     assert!(map.config.covers_all(), "{:?}", map.config);
     assert!(
         MOVED
