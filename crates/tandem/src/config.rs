@@ -228,6 +228,9 @@ pub struct ServerFile {
     /// `transfer-chunk-bytes`: the byte budget of one state-transfer or slot-move chunk.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub transfer_chunk_bytes: Option<usize>,
+    /// `transfer-window`: chunks of a state transfer or slot move in flight at once.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub transfer_window: Option<u32>,
     /// `client-listen`: the Redis Cluster client port.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub client_listen: Option<String>,
@@ -466,6 +469,8 @@ ping-interval-ms = 100
 
 # Byte budget of one chunk of a state transfer or a slot move (1 KiB to 64 MiB).
 # transfer-chunk-bytes = 1048576
+# Chunks of one copy in flight at once (1 to 1024).
+# transfer-window = 4
 
 # Also serve Redis Cluster clients (redis-cli -c, redis-py RedisCluster) here; the advertised
 # address goes into the cluster map, CLUSTER SLOTS and -MOVED. Off unless set.

@@ -45,6 +45,9 @@ pub struct ServerArgs {
     /// 64 MiB; smaller chunks make copies slower, not less safe [default: 1048576].
     #[arg(long, value_name = "BYTES", env = "TANDEM_TRANSFER_CHUNK_BYTES")]
     transfer_chunk_bytes: Option<usize>,
+    /// Chunks of a state transfer or a slot move in flight at once, 1 to 1024 [default: 4].
+    #[arg(long, value_name = "CHUNKS", env = "TANDEM_TRANSFER_WINDOW")]
+    transfer_window: Option<u32>,
     /// Also serve Redis Cluster clients (redis-cli -c, redis-py RedisCluster, ...) on this
     /// address: CLUSTER SLOTS/NODES, -MOVED to the owner of a key's slot [default: off].
     #[arg(long, value_name = "HOST:PORT", env = "TANDEM_CLIENT_LISTEN")]
@@ -137,6 +140,11 @@ pub fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
         file.transfer_chunk_bytes,
         defaults.replica.transfer_chunk_bytes,
     );
+    config.replica.transfer_window = pick(
+        args.transfer_window,
+        file.transfer_window,
+        defaults.replica.transfer_window,
+    );
     config.validate()?;
     let client_listen = args.client_listen.or(file.client_listen);
     let client_advertise = args.client_advertise.or(file.client_advertise);
@@ -164,6 +172,7 @@ pub fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
             maxmemory_policy: Some(config.replica.maxmemory_policy.name().to_owned()),
             proto_max_bulk_len: Some(config.replica.max_value_bytes.to_string()),
             transfer_chunk_bytes: Some(config.replica.transfer_chunk_bytes),
+            transfer_window: Some(config.replica.transfer_window),
             client_listen,
             client_advertise,
             client_protected_mode: Some(client_protected_mode),

@@ -7,13 +7,14 @@
 //!
 //! Then: the move completes, the map covers every slot, the clients' history (clerk sessions,
 //! so retries across failovers and the move are exactly once: S8, C5) is linearizable per key
-//! as a register, no acknowledged write is lost (neither the load's nor any of the preloaded
-//! keys that moved), and every group serves.
+//! as a register, no acknowledged write is lost (the load's, the preloaded keys that moved, or
+//! those of a client writing at the servers' cluster ports directly), and every group serves.
 //!
 //! The move is slow enough to be caught in the middle because its slots are preloaded with
-//! several megabytes and the servers copy in the smallest chunks (`--transfer-chunk-bytes
-//! 1024`). Nothing here depends on how a move proceeds inside a group: only "a move is in
-//! progress" as `slots_summary(..).moving` (what `tandem slots show` prints) reports it.
+//! 30 MB and the servers copy in the smallest chunks, a few at a time (`--transfer-chunk-bytes
+//! 1024 --transfer-window 4`). Nothing here depends on how a move proceeds inside a group:
+//! only "a move is in progress" as `slots_summary(..).moving` (what `tandem slots show`
+//! prints) reports it.
 
 mod support;
 
@@ -36,8 +37,10 @@ use tandem_runtime::status::slots_summary;
 /// Replica groups, and servers in each.
 const GROUPS: u32 = 3;
 const GROUP_SIZE: usize = 2;
-/// The smallest chunk the servers accept: many round trips per megabyte, so a slow move.
+/// The smallest chunk the servers accept, and as many in flight as by default today: many
+/// round trips per megabyte, so a slow move, pinned here against changes of the defaults.
 const TRANSFER_CHUNK_BYTES: &str = "1024";
+const TRANSFER_WINDOW: &str = "4";
 /// The slots moved: the first ones of the group owning slot 0 after the rebalance.
 const MOVED: RangeInclusive<u16> = 0..=1999;
 /// Keys preloaded into the moved slots, and the bytes of each value.
@@ -295,7 +298,8 @@ impl Sharded {
     }
 }
 
-/// Starts a server of `group` copying in [`TRANSFER_CHUNK_BYTES`] chunks.
+/// Starts a server of `group` copying in [`TRANSFER_CHUNK_BYTES`] chunks, [`TRANSFER_WINDOW`]
+/// at a time.
 fn spawn_server(vs: &ViewService, group: u32, index: usize) -> Member {
     let (port, client_port) = (free_port(), free_port());
     let args: Vec<String> = [
@@ -308,6 +312,8 @@ fn spawn_server(vs: &ViewService, group: u32, index: usize) -> Member {
         &group.to_string(),
         "--transfer-chunk-bytes",
         TRANSFER_CHUNK_BYTES,
+        "--transfer-window",
+        TRANSFER_WINDOW,
         "--client-listen",
         &format!("127.0.0.1:{client_port}"),
     ]
