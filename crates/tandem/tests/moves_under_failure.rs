@@ -586,8 +586,9 @@ struct DirectWriter {
     thread: JoinHandle<Vec<(String, String)>>,
 }
 
-/// How long the direct client keeps trying one write before it gives up on it.
-const DIRECT_WRITE_DEADLINE: Duration = Duration::from_secs(10);
+/// How long the direct client keeps trying one write before it gives up on it and writes the
+/// next key (so a key of a slot that is moving does not hold up those of the other slots).
+const DIRECT_WRITE_DEADLINE: Duration = Duration::from_secs(2);
 
 impl DirectWriter {
     fn start(ports: Arc<Mutex<Vec<u16>>>) -> DirectWriter {
@@ -595,24 +596,29 @@ impl DirectWriter {
         let stopped = stop.clone();
         let thread = std::thread::spawn(move || {
             let mut acked = Vec::new();
+            // Where each slot is served, as the -MOVED answers said (as cluster clients keep
+            // it), and one connection per server; a slot not known yet goes to `target`.
+            let mut owners: BTreeMap<u16, u16> = BTreeMap::new();
+            let mut clients: BTreeMap<u16, RespClient> = BTreeMap::new();
             let mut target = 0usize;
-            let mut client: Option<(u16, RespClient)> = None;
             let mut n = 0u64;
             while !stopped.load(Ordering::Relaxed) {
                 n += 1;
                 let (key, value) = (format!("mf:d{n}"), format!("d{n}"));
+                let slot = key_slot(key.as_bytes());
                 let deadline = Instant::now() + DIRECT_WRITE_DEADLINE;
-                let mut moved_to: Option<u16> = None;
                 while Instant::now() < deadline && !stopped.load(Ordering::Relaxed) {
-                    let port = moved_to.take().unwrap_or_else(|| {
+                    let port = owners.get(&slot).copied().unwrap_or_else(|| {
                         let ports = ports.lock().unwrap();
                         ports[target % ports.len()]
                     });
-                    if client.as_ref().is_none_or(|(p, _)| *p != port) {
-                        client = RespClient::connect(port).ok().map(|c| (port, c));
+                    if let std::collections::btree_map::Entry::Vacant(entry) = clients.entry(port)
+                        && let Ok(client) = RespClient::connect(port)
+                    {
+                        entry.insert(client);
                     }
-                    let reply = match client.as_mut() {
-                        Some((_, c)) => c.call(&["SET", &key, &value]),
+                    let reply = match clients.get_mut(&port) {
+                        Some(client) => client.call(&["SET", &key, &value]),
                         None => Err(std::io::ErrorKind::ConnectionRefused.into()),
                     };
                     match reply {
@@ -621,7 +627,9 @@ impl DirectWriter {
                             break;
                         }
                         Ok(Frame::Error(e)) if e.starts_with("MOVED ") => {
-                            moved_to = e.rsplit(':').next().and_then(|p| p.parse().ok());
+                            if let Some(to) = e.rsplit(':').next().and_then(|p| p.parse().ok()) {
+                                owners.insert(slot, to);
+                            }
                         }
                         Ok(Frame::Error(e))
                             if e.starts_with("TRYAGAIN") || e.starts_with("CLUSTERDOWN") =>
@@ -631,7 +639,8 @@ impl DirectWriter {
                         }
                         Ok(other) => panic!("SET {key} answered {other:?}"),
                         Err(_) => {
-                            client = None;
+                            clients.remove(&port);
+                            owners.remove(&slot);
                             target += 1;
                             std::thread::sleep(Duration::from_millis(10));
                         }
