@@ -508,6 +508,15 @@ impl Load {
         wait_for(deadline, || self.acked() >= before + more)
     }
 
+    /// Whether each of the first `n` keys had a SET called after `after_us` and answered.
+    fn set_answered_after(&self, n: usize, after_us: u64) -> bool {
+        self.history.lock().unwrap()[..n].iter().all(|ops| {
+            ops.iter().any(|o| {
+                matches!(o.input, RegisterInput::Set(_)) && o.ret.is_some() && o.call > after_us
+            })
+        })
+    }
+
     /// Stops the clients, reads every key once more (retrying until a read is answered; each
     /// try is part of the history), and returns the history per key.
     fn finish(mut self, port: u16) -> Vec<Vec<Op>> {
@@ -746,6 +755,7 @@ fn s4_s6_s8_killing_the_givers_then_the_takers_primary_mid_move_loses_nothing() 
 
     // The move, then each primary killed while it is in progress.
     let moved_at = Instant::now();
+    let move_began_us = Load::micros(load.start);
     move_slots(&cluster.vs, &MOVED, taker);
     let config = cluster.map_now().config.num;
     assert!(config > map.config.num, "a new configuration");
@@ -788,6 +798,7 @@ fn s4_s6_s8_killing_the_givers_then_the_takers_primary_mid_move_loses_nothing() 
         "the move completed: {:?}",
         cluster.map().map(|m| slots_summary(&m))
     );
+    let move_ended_us = Load::micros(load.start);
     eprintln!(
         "the move completed {} ms after `tandem slots move`",
         moved_at.elapsed().as_millis()
@@ -801,6 +812,11 @@ fn s4_s6_s8_killing_the_givers_then_the_takers_primary_mid_move_loses_nothing() 
     assert!(
         load.progress(100, Duration::from_secs(20)),
         "the load goes on after the move"
+    );
+    assert!(
+        wait_for(Duration::from_secs(20), || load
+            .set_answered_after(MOVING_KEYS, move_ended_us)),
+        "every moved key is written again after the move"
     );
     let unknown = load.unknown.lock().unwrap().clone();
     let acked = load.acked();
@@ -828,6 +844,22 @@ fn s4_s6_s8_killing_the_givers_then_the_takers_primary_mid_move_loses_nothing() 
             panic!("not linearizable:\n{}", counterexample.describe(&flat))
         }
         Verdict::Unknown => panic!("the checker could not decide on {ops} operations"),
+    }
+    // The history of each moved key crosses the move: writes answered by the giver before it,
+    // and by the taker after it (else the check above says little about the move).
+    for (key, ops) in keys.iter().zip(&history).take(MOVING_KEYS) {
+        let answered_set = |when: &dyn Fn(&Op) -> bool| {
+            ops.iter()
+                .any(|o| matches!(o.input, RegisterInput::Set(_)) && o.ret.is_some() && when(o))
+        };
+        assert!(
+            answered_set(&|o| o.ret.as_ref().is_some_and(|(t, _)| *t < move_began_us)),
+            "{key}: a SET answered before the move"
+        );
+        assert!(
+            answered_set(&|o| o.call > move_ended_us),
+            "{key}: a SET answered after the move"
+        );
     }
     let lost = lost_writes(&keys, &history);
     assert!(lost.is_empty(), "acknowledged writes lost: {lost:#?}");
