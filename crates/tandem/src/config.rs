@@ -225,6 +225,12 @@ pub struct ServerFile {
     /// `proto-max-bulk-len` (bytes, or with a unit).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub proto_max_bulk_len: Option<String>,
+    /// `transfer-chunk-bytes`: the byte budget of one state-transfer or slot-move chunk.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub transfer_chunk_bytes: Option<usize>,
+    /// `transfer-window`: chunks of a state transfer or slot move in flight at once.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub transfer_window: Option<u32>,
     /// `client-listen`: the Redis Cluster client port.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub client_listen: Option<String>,
@@ -460,6 +466,11 @@ ping-interval-ms = 100
 
 # Largest value (string, list element, hash field or value); at most a quarter of a frame.
 # proto-max-bulk-len = "16mb"
+
+# Byte budget of one chunk of a state transfer or a slot move (1 KiB to 64 MiB).
+# transfer-chunk-bytes = 1048576
+# Chunks of one copy in flight at once (1 to 1024).
+# transfer-window = 4
 
 # Also serve Redis Cluster clients (redis-cli -c, redis-py RedisCluster) here; the advertised
 # address goes into the cluster map, CLUSTER SLOTS and -MOVED. Off unless set.

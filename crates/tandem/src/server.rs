@@ -41,6 +41,13 @@ pub struct ServerArgs {
     /// [default: 16mb].
     #[arg(long, value_name = "BYTES", env = "TANDEM_PROTO_MAX_BULK_LEN")]
     proto_max_bulk_len: Option<String>,
+    /// Byte budget of one chunk of a state transfer or a slot move (P6, S5), 1 KiB to
+    /// 64 MiB; smaller chunks make copies slower, not less safe [default: 1048576].
+    #[arg(long, value_name = "BYTES", env = "TANDEM_TRANSFER_CHUNK_BYTES")]
+    transfer_chunk_bytes: Option<usize>,
+    /// Chunks of a state transfer or a slot move in flight at once, 1 to 1024 [default: 4].
+    #[arg(long, value_name = "CHUNKS", env = "TANDEM_TRANSFER_WINDOW")]
+    transfer_window: Option<u32>,
     /// Also serve Redis Cluster clients (redis-cli -c, redis-py RedisCluster, ...) on this
     /// address: CLUSTER SLOTS/NODES, -MOVED to the owner of a key's slot [default: off].
     #[arg(long, value_name = "HOST:PORT", env = "TANDEM_CLIENT_LISTEN")]
@@ -128,6 +135,16 @@ pub fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
     if let Some(text) = &max_value {
         config.replica.max_value_bytes = parse_memory(text)?;
     }
+    config.replica.transfer_chunk_bytes = pick(
+        args.transfer_chunk_bytes,
+        file.transfer_chunk_bytes,
+        defaults.replica.transfer_chunk_bytes,
+    );
+    config.replica.transfer_window = pick(
+        args.transfer_window,
+        file.transfer_window,
+        defaults.replica.transfer_window,
+    );
     config.validate()?;
     let client_listen = args.client_listen.or(file.client_listen);
     let client_advertise = args.client_advertise.or(file.client_advertise);
@@ -154,6 +171,8 @@ pub fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
             maxmemory: Some(config.replica.maxmemory_bytes.to_string()),
             maxmemory_policy: Some(config.replica.maxmemory_policy.name().to_owned()),
             proto_max_bulk_len: Some(config.replica.max_value_bytes.to_string()),
+            transfer_chunk_bytes: Some(config.replica.transfer_chunk_bytes),
+            transfer_window: Some(config.replica.transfer_window),
             client_listen,
             client_advertise,
             client_protected_mode: Some(client_protected_mode),
