@@ -30,8 +30,7 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
 use support::sharded::{GROUP_SIZE, Sharded};
-use support::{RespClient, wait_for};
-use tandem_resp::Frame;
+use support::wait_for;
 
 /// Groups.
 const GROUPS: usize = 3;
