@@ -4,6 +4,8 @@
 #   bench/cluster.sh              # full run
 #   bench/cluster.sh --short      # a few seconds per part, to check the script works
 #   KEYS=10000000 bench/cluster.sh   # the move part with 10M keys of 100 bytes (1 GB of values)
+#   PARTS="1 3" bench/cluster.sh     # only some of the parts below (default: 1 2 3)
+#   TANDEM=/tmp/tandem-old bench/cluster.sh   # another build of tandem (before/after comparisons)
 #
 # 1. Direct path: one tandem group (primary + backup) serving clients on the servers' own ports
 #    (`--client-listen`), loaded with `tandem bench` at the primary's client port, against Redis
@@ -29,7 +31,8 @@ if [ $short = 1 ]; then n=5000; np=20000; keys="${KEYS:-20000}"; fi
 
 command -v redis-server >/dev/null || { echo "redis-server is needed: apt-get install -y redis-server" >&2; exit 2; }
 command -v redis-benchmark >/dev/null || { echo "redis-benchmark is needed: apt-get install -y redis-tools" >&2; exit 2; }
-tandem="$root/target/release/tandem"
+parts=" ${PARTS:-1 2 3} "
+tandem="${TANDEM:-$root/target/release/tandem}"
 [ -x "$tandem" ] || cargo build --release --quiet --manifest-path "$root/Cargo.toml" --bin tandem
 
 source "$root/bench/lib.sh"
@@ -62,14 +65,33 @@ bench() {
     python3 -c 'import json,sys; r=json.load(sys.stdin); print(int(r["ops_per_sec"]), r["p50_us"], r["p99_us"], r["errors"])'
 }
 ratio() { python3 -c "print(f'{$1/max($2,1):.2f}')"; }
+# cpu_ticks PID... -> clock ticks of CPU (user + system) the processes used so far
+cpu_ticks() {
+  local total=0 p fields
+  for p in "$@"; do read -r -a fields <"/proc/$p/stat"; total=$((total + fields[13] + fields[14])); done
+  echo "$total"
+}
+# bench_cpu PIDS PORT ARGS... -> "ops_per_sec cpu_us_per_op": throughput, and the CPU time the
+# server processes PIDS (a quoted list) spent per request. On a machine shared with other
+# work, throughput follows whoever else runs; CPU per request much less so.
+bench_cpu() {
+  local server_pids=$1 port=$2; shift 2
+  local before after ops
+  before=$(cpu_ticks $server_pids)
+  read -r ops _ _ _ <<<"$(bench "$port" "$@")"
+  after=$(cpu_ticks $server_pids)
+  echo "$ops $(python3 -c "print(f'{($after - $before) / $(getconf CLK_TCK) * 1e6 / $n:.1f}')")"
+}
 
+if [[ $parts == *" 1 "* ]]; then
 echo "== 1. direct path: one group, clients at the primary's own port"
 redis_alone=$(free_port); redis_master=$(free_port); redis_replica=$(free_port)
-for port in $redis_alone $redis_master; do
-  redis-server --port "$port" --save '' --appendonly no --dir "$work" --logfile "$work/redis-$port.log" & pids+=($!)
-done
+redis-server --port "$redis_alone" --save '' --appendonly no --dir "$work" --logfile "$work/redis-$redis_alone.log" &
+pids+=($!); alone_pid=$!
+redis-server --port "$redis_master" --save '' --appendonly no --dir "$work" --logfile "$work/redis-$redis_master.log" &
+pids+=($!); pair_pids=$!
 redis-server --port "$redis_replica" --save '' --appendonly no --dir "$work" --logfile "$work/redis-$redis_replica.log" \
-  --replicaof 127.0.0.1 "$redis_master" & pids+=($!)
+  --replicaof 127.0.0.1 "$redis_master" & pids+=($!); pair_pids="$pair_pids $!"
 for port in $redis_alone $redis_master $redis_replica; do wait_port "$port"; done
 for attempt in $(seq 400); do
   redis-cli -p "$redis_master" info replication | grep -q "slave0:.*state=online" && break
@@ -80,19 +102,24 @@ vs1=$(free_port)
 "$tandem" viewserver --listen "127.0.0.1:$vs1" 2>"$work/vs1.log" & pids+=($!)
 wait_port "$vs1"
 tandem_group "127.0.0.1:$vs1" 0
+group_pids="${pids[*]: -2}"
 wait_view "127.0.0.1:$vs1" 'g["acked"] and g["primary"] and g["backups"]'
 wait_slots "127.0.0.1:$vs1" 'm["groups"][0]["config_done"] >= 1 and m["groups"][0]["client_addr"]'
 direct=$(slots_json "127.0.0.1:$vs1" 'm["groups"][0]["client_addr"].rsplit(":", 1)[1]')
 bench "$redis_alone" -n "$n" --keyspace 100000 --warmup -c 50 >/dev/null
 bench "$direct" -n "$n" --keyspace 100000 --warmup -c 50 >/dev/null
-printf "%-10s %14s %14s %10s %s\n" workload baseline_ops/s tandem_ops/s ratio target
-read -r r _ _ _ <<<"$(bench "$redis_alone" -c 50 -n "$n")"; read -r t _ _ _ <<<"$(bench "$direct" -c 50 -n "$n")"
-printf "%-10s %14s %14s %10s %s\n" set "$r" "$t" "$(ratio "$t" "$r")" ">= 0.8 (Redis standalone)"
-read -r r _ _ _ <<<"$(bench "$redis_master" -c 50 -n "$n" --wait-replicas 1)"; read -r t _ _ _ <<<"$(bench "$direct" -c 50 -n "$n")"
-printf "%-10s %14s %14s %10s %s\n" set-wait "$r" "$t" "$(ratio "$t" "$r")" ">= 1.5 (Redis SET + WAIT 1 0)"
-read -r r _ _ _ <<<"$(bench "$redis_alone" -c 50 -n "$n" --read-ratio 1)"; read -r t _ _ _ <<<"$(bench "$direct" -c 50 -n "$n" --read-ratio 1)"
-printf "%-10s %14s %14s %10s %s\n" get "$r" "$t" "$(ratio "$t" "$r")" ">= 0.8 (Redis standalone)"
-
+# The CPU columns: the servers' CPU time per request (Redis: the one server, or master and
+# replica for SET + WAIT; tandem: primary and backup).
+row() { # NAME BASELINE TANDEM TARGET, each of BASELINE and TANDEM "ops_per_sec cpu_us_per_op"
+  local r rc t tc; read -r r rc <<<"$2"; read -r t tc <<<"$3"
+  printf "%-10s %14s %14s %8s %9s %9s %9s  %s\n" "$1" "$r" "$t" "$(ratio "$t" "$r")" "$rc" "$tc" "$(ratio "$rc" "$tc")" "$4"
+}
+printf "%-10s %14s %14s %8s %9s %9s %9s  %s\n" workload baseline_ops/s tandem_ops/s ratio base_cpu tandem_cpu cpu_ratio target
+row set "$(bench_cpu "$alone_pid" "$redis_alone" -c 50 -n "$n")" "$(bench_cpu "$group_pids" "$direct" -c 50 -n "$n")" ">= 0.8 (Redis standalone)"
+row set-wait "$(bench_cpu "$pair_pids" "$redis_master" -c 50 -n "$n" --wait-replicas 1)" "$(bench_cpu "$group_pids" "$direct" -c 50 -n "$n")" ">= 1.5 (Redis SET + WAIT 1 0)"
+row get "$(bench_cpu "$alone_pid" "$redis_alone" -c 50 -n "$n" --read-ratio 1)" "$(bench_cpu "$group_pids" "$direct" -c 50 -n "$n" --read-ratio 1)" ">= 0.8 (Redis standalone)"
+fi
+if [[ $parts == *" 2 "* ]]; then
 echo
 echo "== 2. three groups of two servers vs a Redis Cluster of three masters with one replica each"
 cluster_ports=()
@@ -131,7 +158,8 @@ printf "%-10s %16s %16s %10s\n" get "$rg" "$tg" "$(ratio "$tg" "$rg")"
 read -r rs rg <<<"$(rb "$rc_port" "$np" 16)"; read -r ts tg <<<"$(rb "$t_port" "$np" 16)"
 printf "%-10s %16s %16s %10s\n" set-p16 "$rs" "$ts" "$(ratio "$ts" "$rs")"
 printf "%-10s %16s %16s %10s\n" get-p16 "$rg" "$tg" "$(ratio "$tg" "$rg")"
-
+fi
+if [[ $parts == *" 3 "* ]]; then
 echo
 echo "== 3. moving half the slots of $keys keys (100-byte values) under 10 clients"
 vsm=$(free_port); coord=$(free_port)
@@ -166,3 +194,4 @@ r = json.load(open(sys.argv[4]))
 print(f"clients during the move ({r['elapsed_secs']:.1f} s, 10 connections through a coordinator, 50% GET): "
       f"{r['ops_per_sec']:.0f} ops/s, p50 {r['p50_us']} us, p99 {r['p99_us']} us (target p99 < 50 ms), errors {r['errors']}")
 PY
+fi

@@ -359,7 +359,7 @@ impl Command {
     }
 
     /// The key of a single-key command.
-    fn single_key(&self) -> Option<&Bytes> {
+    pub(crate) fn single_key(&self) -> Option<&Bytes> {
         use Command::*;
         match self {
             Get { key }

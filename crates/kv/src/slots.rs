@@ -90,14 +90,31 @@ pub fn slot_of_keys<'a>(
 impl Command {
     /// The slot of the command's keys (S1): `Ok(None)` for a command without keys (keyspace-
     /// wide or connection commands), `Err(CrossSlot)` when its keys span slots.
+    /// Every request goes through this twice (the front end routes it, the core checks it,
+    /// S4), so it walks the keys in place instead of collecting [`Command::keys`].
     pub fn slot(&self) -> Result<Option<u16>, CrossSlot> {
-        slot_of_keys(self.keys())
+        match self {
+            Command::MGet { keys } | Command::Del { keys } | Command::Exists { keys } => {
+                slot_of_keys(keys)
+            }
+            Command::MSet { pairs } => slot_of_keys(pairs.iter().map(|(key, _)| key)),
+            _ => Ok(self.single_key().map(|key| key_slot(key))),
+        }
     }
 }
 
 /// The slot of a whole request (a pipeline or a transaction): one slot for all of its keys.
 pub fn slot_of_commands(cmds: &[Command]) -> Result<Option<u16>, CrossSlot> {
-    slot_of_keys(cmds.iter().flat_map(|c| c.keys()))
+    let mut slot = None;
+    for cmd in cmds {
+        match (slot, cmd.slot()?) {
+            (_, None) => {}
+            (None, this) => slot = this,
+            (Some(first), Some(this)) if first == this => {}
+            (Some(_), Some(_)) => return Err(CrossSlot),
+        }
+    }
+    Ok(slot)
 }
 
 impl Store {
@@ -419,6 +436,89 @@ mod tests {
         assert_eq!(key_slot(b"foo{bar}{zap}"), key_slot(b"bar"));
         assert_eq!(key_slot(b""), 0);
         assert_eq!(crc16_xmodem(b"123456789"), 0x31c3);
+    }
+
+    /// The slot as the Redis Cluster specification defines it, bit by bit and without the
+    /// table, to compare with on random keys.
+    fn reference_slot(key: &[u8]) -> u16 {
+        let hashed = match key.iter().position(|&b| b == b'{') {
+            Some(open) => match key[open + 1..].iter().position(|&b| b == b'}') {
+                Some(0) | None => key,
+                Some(len) => &key[open + 1..open + 1 + len],
+            },
+            None => key,
+        };
+        let mut crc: u16 = 0;
+        for &byte in hashed {
+            for bit in (0..8).rev() {
+                let top = (crc >> 15) ^ u16::from((byte >> bit) & 1);
+                crc <<= 1;
+                if top == 1 {
+                    crc ^= 0x1021;
+                }
+            }
+        }
+        crc % SLOT_COUNT
+    }
+
+    /// Random keys of 0-40 bytes over an alphabet heavy in braces, from a fixed seed.
+    fn random_keys(count: usize) -> Vec<Bytes> {
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        (0..count)
+            .map(|_| {
+                let len = (next() % 41) as usize;
+                let key: Vec<u8> = (0..len)
+                    .map(|_| match next() % 8 {
+                        0 => b'{',
+                        1 => b'}',
+                        _ => next() as u8,
+                    })
+                    .collect();
+                Bytes::from(key)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn s1_table_slots_match_the_bitwise_definition_on_random_keys() {
+        for key in random_keys(20_000) {
+            assert_eq!(key_slot(&key), reference_slot(&key), "key {key:?}");
+        }
+    }
+
+    #[test]
+    fn s1_command_slots_walk_the_same_keys_as_command_keys() {
+        let keys = random_keys(400);
+        let mut cmds = Vec::new();
+        for pair in keys.chunks(2) {
+            let (a, b) = (pair[0].clone(), pair[1].clone());
+            cmds.push(Command::Get { key: a.clone() });
+            cmds.push(Command::Incr { key: b.clone() });
+            cmds.push(Command::MGet {
+                keys: vec![a.clone(), b.clone()],
+            });
+            cmds.push(Command::Del {
+                keys: vec![a.clone(), a.clone()],
+            });
+            cmds.push(Command::MSet {
+                pairs: vec![(b.clone(), a.clone()), (b.clone(), b.clone())],
+            });
+        }
+        cmds.push(Command::DbSize);
+        for cmd in &cmds {
+            assert_eq!(cmd.slot(), slot_of_keys(cmd.keys()), "{cmd:?}");
+        }
+        for window in cmds.windows(3) {
+            let keys = window.iter().flat_map(|c| c.keys());
+            assert_eq!(slot_of_commands(window), slot_of_keys(keys));
+        }
+        assert_eq!(slot_of_commands(&[Command::DbSize]), Ok(None));
     }
 
     #[test]

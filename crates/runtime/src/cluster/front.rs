@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use tandem_kv::{Command, Reply};
 use tandem_protocol::message::{Request, RequestError, Response};
-use tandem_protocol::{ClientId, Outcome, Seq};
+use tandem_protocol::{ClientId, GroupId, Outcome, Seq};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
 
@@ -46,44 +46,53 @@ impl ServerFront {
 
     /// Runs one batch of a connection: one reply per command, in order (Redis semantics
     /// inside a pipeline: each command is redirected or executed on its own).
+    ///
+    /// The connection's task calls this itself (no hop through another task), and the common
+    /// batch, every command served here, goes to the core without a copy and comes back as
+    /// the core's own replies.
     pub(crate) async fn execute(
         &self,
         client: ClientId,
         cmds: Vec<Command>,
         user: Option<Arc<str>>,
     ) -> Outcome {
-        let state = self.state.borrow().clone();
-        let mut replies: Vec<Option<Reply>> = vec![None; cmds.len()];
-        let mut local = Vec::new();
-        for (i, cmd) in cmds.into_iter().enumerate() {
-            match route_command(&state, &cmd) {
-                Route::Local => local.push((i, cmd)),
-                Route::Refuse(reply) => replies[i] = Some(reply),
+        // Routed under one borrow of the published state, released before any wait.
+        let (group, refused) = {
+            let state = self.state.borrow();
+            let mut refused: Vec<Option<Reply>> = Vec::new();
+            for (i, cmd) in cmds.iter().enumerate() {
+                if let Route::Refuse(reply) = route_command(&state, cmd) {
+                    refused.resize(cmds.len(), None);
+                    refused[i] = Some(reply);
+                }
             }
-        }
-        if !local.is_empty() {
-            let batch: Vec<Command> = local.iter().map(|(_, cmd)| cmd.clone()).collect();
-            match self.submit(client, batch, &user).await {
-                Ok(answers) => {
-                    for ((i, _), answer) in local.iter().zip(answers.iter()) {
-                        replies[*i] = Some(answer.clone());
-                    }
-                }
-                Err(Some(RequestError::WrongGroup { .. } | RequestError::SlotMoving { .. }))
-                    if local.len() > 1 =>
-                {
-                    // One slot of the batch is not served here: every command on its own, so
-                    // the others still run (each gets its own answer, as from Redis).
-                    for (i, cmd) in local {
-                        replies[i] = Some(self.execute_one(client, cmd, &user).await);
-                    }
-                }
+            (state.group, refused)
+        };
+        if refused.is_empty() {
+            let cmds = Arc::new(cmds);
+            return match self.submit(group, client, cmds.clone(), &user).await {
+                Ok(replies) => Outcome::Replies(replies),
                 Err(error) => {
-                    let state = self.state.borrow().clone();
-                    for (i, cmd) in local {
-                        replies[i] = Some(failure_reply(&state, error.as_ref(), &cmd));
-                    }
+                    let replies = self.after_failure(client, &cmds, error, &user).await;
+                    Outcome::Replies(Arc::new(replies))
                 }
+            };
+        }
+        let (local, positions): (Vec<Command>, Vec<usize>) = cmds
+            .into_iter()
+            .enumerate()
+            .filter(|(i, _)| refused[*i].is_none())
+            .map(|(i, cmd)| (cmd, i))
+            .unzip();
+        let mut replies = refused;
+        if !local.is_empty() {
+            let local = Arc::new(local);
+            let answers = match self.submit(group, client, local.clone(), &user).await {
+                Ok(answers) => answers.to_vec(),
+                Err(error) => self.after_failure(client, &local, error, &user).await,
+            };
+            for (i, answer) in positions.into_iter().zip(answers) {
+                replies[i] = Some(answer);
             }
         }
         let replies = replies
@@ -93,30 +102,63 @@ impl ServerFront {
         Outcome::Replies(Arc::new(replies))
     }
 
-    async fn execute_one(&self, client: ClientId, cmd: Command, user: &Option<Arc<str>>) -> Reply {
-        match self.submit(client, vec![cmd.clone()], user).await {
+    /// The replies to `cmds` when their request failed with `error`.
+    async fn after_failure(
+        &self,
+        client: ClientId,
+        cmds: &[Command],
+        error: Option<RequestError>,
+        user: &Option<Arc<str>>,
+    ) -> Vec<Reply> {
+        match error {
+            Some(RequestError::WrongGroup { .. } | RequestError::SlotMoving { .. })
+                if cmds.len() > 1 =>
+            {
+                // One slot of the batch is not served here: every command on its own, so the
+                // others still run (each gets its own answer, as from Redis).
+                let mut replies = Vec::with_capacity(cmds.len());
+                for cmd in cmds {
+                    replies.push(self.execute_one(client, cmd, user).await);
+                }
+                replies
+            }
+            error => {
+                let state = self.state.borrow();
+                let failed = |cmd: &Command| failure_reply(&state, error.as_ref(), cmd);
+                cmds.iter().map(failed).collect()
+            }
+        }
+    }
+
+    async fn execute_one(&self, client: ClientId, cmd: &Command, user: &Option<Arc<str>>) -> Reply {
+        let group = self.state.borrow().group;
+        match self
+            .submit(group, client, Arc::new(vec![cmd.clone()]), user)
+            .await
+        {
             Ok(answers) => answers
                 .first()
                 .cloned()
                 .unwrap_or_else(|| Reply::Error("ERR missing reply".to_owned())),
-            Err(error) => failure_reply(&self.state.borrow().clone(), error.as_ref(), &cmd),
+            Err(error) => failure_reply(&self.state.borrow(), error.as_ref(), cmd),
         }
     }
 
-    /// Submits `cmds` as one request and waits for the core's replies; `Err(None)` when the
-    /// core did not answer in time or the server is stopping.
+    /// Submits `cmds` as one request of `group` and waits for the core's replies;
+    /// `Err(None)` when the core did not answer in time or the server is stopping.
     async fn submit(
         &self,
+        group: GroupId,
         client: ClientId,
-        cmds: Vec<Command>,
+        cmds: Arc<Vec<Command>>,
         user: &Option<Arc<str>>,
     ) -> Result<Arc<Vec<Reply>>, Option<RequestError>> {
         let deadline = Instant::now() + Duration::from_millis(self.request_timeout_ms);
         let request = Request {
-            group: self.state.borrow().group,
+            group,
             client,
             seq: Seq(self.next_seq.fetch_add(1, Ordering::Relaxed)),
-            cmds: Arc::new(cmds),
+            cmds,
             user: user.clone(),
         };
         loop {

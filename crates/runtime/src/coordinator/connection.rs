@@ -177,7 +177,8 @@ pub(crate) async fn serve_server_clients(
         cluster: Some(front.clone()),
         cluster_map: watch::channel(None).1,
     });
-    // Each batch on its own task: connections never wait for each other.
+    // Connections submit their batches to `front` themselves; what still comes through the
+    // hub (the ACL cache's reads) runs each on its own task.
     tokio::spawn(async move {
         while let Some(request) = batches.recv().await {
             if let HubRequest::Submit {
@@ -452,6 +453,16 @@ impl<S: ClientStream> Connection<S> {
 
     async fn submit(&mut self, cmds: Vec<Command>) -> Outcome {
         let timer = self.shared.metrics.start_batch(&cmds);
+        if let Some(front) = self.shared.cluster.clone() {
+            // A server's client port: routed and handed to the core from this task.
+            let user = self.state.user.clone();
+            let outcome = tokio::select! {
+                outcome = front.execute(self.client, cmds, user) => outcome,
+                _ = self.shutdown.wait() => Outcome::TimedOut,
+            };
+            self.shared.metrics.finish_batch(timer, &outcome);
+            return outcome;
+        }
         let (done, outcome) = oneshot::channel();
         let request = HubRequest::Submit {
             client: self.client,
