@@ -70,12 +70,13 @@ pub enum Route {
     Unassigned,
 }
 
-/// The group that owns `slot`: the map's owner once the map assigns slots (configuration 1 on);
+/// The group to send `slot` to: the group serving it in the map once the map assigns slots
+/// (configuration 1 on; during a move its giver until the move is reported done, S11);
 /// `home` without a map or before the first assignment (one group serves everything, as before
 /// sharding). `None`: the map leaves the slot unassigned.
 pub fn owner_of(map: Option<&ClusterMap>, home: GroupId, slot: u16) -> Option<GroupId> {
     match map {
-        Some(map) if map.config.num.0 > 0 => map.config.owner(slot),
+        Some(map) if map.config.num.0 > 0 => map.serving(slot),
         _ => Some(home),
     }
 }
