@@ -131,6 +131,7 @@ impl SlotSend {
         let all_taken = next_chunk == self.next_chunk && cursor == self.next_start;
         if in_flight || all_taken {
             self.unacked.retain(|chunk, _| *chunk >= next_chunk);
+            self.held.retain(|(_, data)| data.chunk >= next_chunk);
             return;
         }
         self.unacked.clear();
