@@ -140,6 +140,8 @@ struct InFlight {
     /// it. Such a request is never given back as [`Outcome::CrossGroup`] (its parts sent again
     /// under new sequence numbers could run twice); it keeps going to the group it went to.
     uncertain: bool,
+    /// The group that last refused it as *wrong group*: a giver that froze the slot (S11).
+    refused_by: Option<GroupId>,
 }
 
 /// Where the next attempt goes.
@@ -303,6 +305,7 @@ impl Clerk {
             last: None,
             awaiting: false,
             uncertain: false,
+            refused_by: None,
         });
         self.drive(now);
         seq
@@ -504,6 +507,7 @@ impl Clerk {
             }
             RequestError::WrongGroup { .. } => {
                 self.stats.wrong_group += 1;
+                inflight.refused_by = inflight.last.as_ref().map(|(group, _)| *group);
                 ping
             }
             RequestError::CrossSlot if !inflight.uncertain => {
@@ -539,6 +543,19 @@ impl Clerk {
             },
             Route::CrossGroup => return Destination::CrossGroup,
             Route::Unassigned => return Destination::Wait,
+        };
+        // S11: the group serving the slot by the map refused it (it froze it): its owner in
+        // the configuration takes it next, and serves it as soon as its install is ordered,
+        // before the map reports the move.
+        let group = match self.map.as_deref() {
+            Some(map) if inflight.refused_by == Some(group) => {
+                let owners = inflight.slots.iter().map(|&slot| map.config.owner(slot));
+                match owners.collect::<Option<std::collections::BTreeSet<GroupId>>>() {
+                    Some(owners) if owners.len() == 1 => owners.into_iter().next().unwrap_or(group),
+                    _ => group,
+                }
+            }
+            _ => group,
         };
         match self.views.get(&group) {
             Some(view) => Destination::Send(group, view.primary.clone()),
