@@ -42,11 +42,14 @@ pub enum Bug {
     /// The freeze of slots handed off is kept by the primary only: backups do not apply it, so
     /// after a failover the new primary serves the slots again and never sends them (S5).
     MoveStateOnlyOnPrimary,
+    /// The giver's primary sends the keys it pre-copied while serving but never the keys
+    /// changed since (the delta), so the taker serves values older than the giver's (S10).
+    PreCopyWithoutDelta,
 }
 
 impl Bug {
     /// Every bug, in a fixed order.
-    pub const ALL: [Bug; 15] = [
+    pub const ALL: [Bug; 16] = [
         Bug::ReplyBeforeBackupAck,
         Bug::BackupAcceptsClientWrites,
         Bug::PrimaryServesLocalReads,
@@ -62,6 +65,7 @@ impl Bug {
         Bug::ServeAfterHandoff,
         Bug::ServeBeforeInstall,
         Bug::MoveStateOnlyOnPrimary,
+        Bug::PreCopyWithoutDelta,
     ];
 
     /// The command-line name (`--inject-bug NAME`).
@@ -82,6 +86,7 @@ impl Bug {
             Bug::ServeAfterHandoff => "serve-after-handoff",
             Bug::ServeBeforeInstall => "serve-before-install",
             Bug::MoveStateOnlyOnPrimary => "move-state-only-on-primary",
+            Bug::PreCopyWithoutDelta => "pre-copy-without-delta",
         }
     }
 }

@@ -70,12 +70,13 @@ pub enum Route {
     Unassigned,
 }
 
-/// The group that owns `slot`: the map's owner once the map assigns slots (configuration 1 on);
+/// The group to send `slot` to: the group serving it in the map once the map assigns slots
+/// (configuration 1 on; during a move its giver until the move is reported done, S11);
 /// `home` without a map or before the first assignment (one group serves everything, as before
 /// sharding). `None`: the map leaves the slot unassigned.
 pub fn owner_of(map: Option<&ClusterMap>, home: GroupId, slot: u16) -> Option<GroupId> {
     match map {
-        Some(map) if map.config.num.0 > 0 => map.config.owner(slot),
+        Some(map) if map.config.num.0 > 0 => map.serving(slot),
         _ => Some(home),
     }
 }
@@ -139,6 +140,8 @@ struct InFlight {
     /// it. Such a request is never given back as [`Outcome::CrossGroup`] (its parts sent again
     /// under new sequence numbers could run twice); it keeps going to the group it went to.
     uncertain: bool,
+    /// The group that last refused it as *wrong group*: a giver that froze the slot (S11).
+    refused_by: Option<GroupId>,
 }
 
 /// Where the next attempt goes.
@@ -302,6 +305,7 @@ impl Clerk {
             last: None,
             awaiting: false,
             uncertain: false,
+            refused_by: None,
         });
         self.drive(now);
         seq
@@ -503,6 +507,7 @@ impl Clerk {
             }
             RequestError::WrongGroup { .. } => {
                 self.stats.wrong_group += 1;
+                inflight.refused_by = inflight.last.as_ref().map(|(group, _)| *group);
                 ping
             }
             RequestError::CrossSlot if !inflight.uncertain => {
@@ -538,6 +543,19 @@ impl Clerk {
             },
             Route::CrossGroup => return Destination::CrossGroup,
             Route::Unassigned => return Destination::Wait,
+        };
+        // S11: the group serving the slot by the map refused it (it froze it): its owner in
+        // the configuration takes it next, and serves it as soon as its install is ordered,
+        // before the map reports the move.
+        let group = match self.map.as_deref() {
+            Some(map) if inflight.refused_by == Some(group) => {
+                let owners = inflight.slots.iter().map(|&slot| map.config.owner(slot));
+                match owners.collect::<Option<std::collections::BTreeSet<GroupId>>>() {
+                    Some(owners) if owners.len() == 1 => owners.into_iter().next().unwrap_or(group),
+                    _ => group,
+                }
+            }
+            _ => group,
         };
         match self.views.get(&group) {
             Some(view) => Destination::Send(group, view.primary.clone()),

@@ -118,8 +118,17 @@ pub struct SlotCursor {
     pub key: Option<Bytes>,
     /// Elements (or bytes) of `key`'s value already sent when the value is split (L16).
     pub key_sent: Option<u64>,
-    /// Every key was sent: at-most-once records follow.
+    /// Every key was sent: the keys changed during the pre-copy follow (S10).
     pub keys_done: bool,
+    /// The last changed ("dirty") key sent, in the dirty set's order (S10).
+    #[serde(default)]
+    pub dirty: Option<Bytes>,
+    /// Elements (or bytes) of `dirty`'s value already sent when the value is split (L16).
+    #[serde(default)]
+    pub dirty_sent: Option<u64>,
+    /// Every dirty key was sent: at-most-once records follow.
+    #[serde(default)]
+    pub dirty_done: bool,
     /// The last session whose record was sent.
     pub client: Option<ClientId>,
 }
@@ -141,6 +150,11 @@ pub struct SlotData {
     /// Where the next chunk starts.
     #[serde(default)]
     pub end: SlotCursor,
+    /// Keys of the moving slots the taker deletes before storing `entries` (S10): a key
+    /// changed during the pre-copy is sent again as this tombstone, followed by its current
+    /// entry when it still exists.
+    #[serde(default)]
+    pub deleted: Vec<Bytes>,
     /// Key/value entries of the moving slots.
     pub entries: Vec<(Bytes, tandem_kv::Entry)>,
     /// After the keys: the at-most-once records of the giving group, so a request executed
@@ -487,7 +501,8 @@ pub enum Op {
         /// Slots no longer served by anyone.
         release: Vec<(u16, u16)>,
     },
-    /// One chunk of arriving slots, written into the store (not served yet) (S6).
+    /// One chunk of arriving slots, written into the store (not served yet) (S6): `deleted`
+    /// first, then `entries`.
     InstallChunk {
         /// The configuration of the move.
         config: ConfigNum,
@@ -497,6 +512,8 @@ pub enum Op {
         chunk: u32,
         /// Where the next chunk starts.
         end: SlotCursor,
+        /// Keys deleted first (S10: keys changed during the pre-copy).
+        deleted: Vec<Bytes>,
         /// Keys and values.
         entries: Vec<(Bytes, tandem_kv::Entry)>,
         /// At-most-once records of the giver (S8): the higher `seq` per session is kept.
@@ -521,6 +538,30 @@ pub enum Op {
     },
     /// The last `DropKeys` of a move was ordered: the move is over at the giver (S6).
     Drop {
+        /// The configuration of the move.
+        config: ConfigNum,
+        /// The taker.
+        to: GroupId,
+    },
+    /// The start of taking on configuration `config` by a group that gives slots away (S9):
+    /// as `TakeOn`, except that the slots in `give` stay served while their keys are copied to
+    /// the taker, and every key of them changed from this entry on is recorded (the dirty
+    /// set).
+    PreCopy {
+        /// The configuration taken on.
+        config: ConfigNum,
+        /// Slots served from this entry on.
+        serve: Vec<(u16, u16)>,
+        /// Slots pre-copied, by taker (still served).
+        give: GroupSlots,
+        /// Slots expected, by giver.
+        take: GroupSlots,
+        /// Slots no longer served by anyone.
+        release: Vec<(u16, u16)>,
+    },
+    /// The end of the pre-copy to `to` (S10): its slots are frozen from this entry on, and
+    /// the keys recorded as changed are sent again after the rest.
+    Freeze {
         /// The configuration of the move.
         config: ConfigNum,
         /// The taker.

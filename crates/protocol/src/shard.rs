@@ -168,15 +168,39 @@ pub struct ClusterMap {
 }
 
 impl ClusterMap {
-    /// The group that owns `slot` and its view, if any.
+    /// The group to send a request on `slot` to (S11): its owner in the current configuration,
+    /// except while the configuration moves the slot and neither its giver nor its taker has
+    /// reported the configuration taken on (`config_done`): the giver then, which serves the
+    /// slot while it pre-copies it (S9). Only availability depends on this: every group
+    /// refuses what its own history does not let it serve (S4).
+    pub fn serving(&self, slot: u16) -> Option<GroupId> {
+        let owner = self.config.owner(slot)?;
+        let consecutive = self.previous.num.0.checked_add(1) == Some(self.config.num.0);
+        let giver = match self.previous.owner(slot) {
+            Some(giver) if consecutive && giver != owner => giver,
+            _ => return Some(owner),
+        };
+        let done = |group: GroupId| {
+            self.groups
+                .get(&group)
+                .is_some_and(|info| info.config_done >= self.config.num)
+        };
+        Some(if done(giver) || done(owner) {
+            owner
+        } else {
+            giver
+        })
+    }
+
+    /// The group serving `slot` ([`ClusterMap::serving`]) and its view, if any.
     pub fn route(&self, slot: u16) -> Option<(GroupId, Option<&View>)> {
-        let group = self.config.owner(slot)?;
+        let group = self.serving(slot)?;
         Some((group, self.groups.get(&group).and_then(|g| g.view.as_ref())))
     }
 
-    /// The client address of the primary of the group owning `slot`, for `-MOVED`.
+    /// The client address of the primary of the group serving `slot`, for `-MOVED`.
     pub fn primary_client_addr(&self, slot: u16) -> Option<&str> {
-        let group = self.config.owner(slot)?;
+        let group = self.serving(slot)?;
         let info = self.groups.get(&group)?;
         let primary = &info.view.as_ref()?.primary;
         info.client_addrs.get(primary).map(String::as_str)

@@ -595,9 +595,10 @@ fn s5_a_promoted_giver_backup_carries_the_move_on() {
             .get(&G1)
             .is_some_and(|i| i.next_chunk >= 2)
     });
+    let backup = net.replica("b1").shard();
     assert!(
-        net.replica("b1").shard().outgoing.contains_key(&G2),
-        "replicated freeze"
+        backup.outgoing.contains_key(&G2) || backup.precopy.contains_key(&G2),
+        "the pre-copy or the freeze is replicated"
     );
     net.dead.insert("a1".to_owned());
     net.block = Box::new(|_, _, _| false);
@@ -665,6 +666,7 @@ fn s7_chunks_from_a_wrong_sender_for_a_wrong_configuration_or_out_of_order_are_i
             keys_done: true,
             ..SlotCursor::default()
         },
+        deleted: Vec::new(),
         entries: vec![(key.clone(), entry.clone())],
         clients: Vec::new(),
         done: true,
@@ -981,8 +983,7 @@ fn s5_a_reply_with_an_absurd_cursor_does_not_derail_the_move() {
         cursor: SlotCursor {
             key: Some(Bytes::from(moved[0].clone())),
             key_sent: Some(u64::MAX),
-            keys_done: false,
-            client: None,
+            ..SlotCursor::default()
         },
         installed: false,
     };
@@ -1058,4 +1059,337 @@ fn s2_s4_a_group_with_a_map_but_no_configuration_yet_serves_no_key() {
             config: ConfigNum(1)
         })
     );
+}
+
+// ---- pre-copy (S9, S10) and routing during a move (S11) ----
+
+/// Writes every key through G1's primary from one session (so the at-most-once records that
+/// travel after the freeze are one, not one per key).
+fn write_keys_as(net: &mut Net, client: u64, keys: &[String], value: &str) {
+    for key in keys {
+        let primary = net.primary(G1);
+        net.next_client += 1;
+        let seq = net.next_client;
+        let reply = net.request(&primary, G1, (client, seq), &format!("SET {key} {value}"));
+        assert_eq!(reply, Ok(vec![Reply::ok()]), "{key}");
+    }
+}
+
+/// Starts the move of configuration 2 and waits until the taker holds every moved key
+/// pre-copied while the giver still serves them. The taker's answer that it holds them all is
+/// blocked, so the giver keeps pre-copying until its stall bound (S10) freezes the slots.
+fn precopy_with_replies_blocked(net: &mut Net, moved: &[String]) {
+    net.block = Box::new(
+        |_, _, msg| matches!(msg, Message::SlotDataReply(reply) if reply.cursor.keys_done),
+    );
+    net.move_slots();
+    net.run_until("every moved key pre-copied", |n| {
+        n.replica("a2")
+            .shard()
+            .incoming
+            .get(&G1)
+            .is_some_and(|i| i.cursor.keys_done)
+    });
+    for name in ["a1", "b1"] {
+        let shard = net.replica(name).shard();
+        assert!(shard.precopy.contains_key(&G2), "{name} pre-copies");
+        assert!(shard.outgoing.is_empty(), "{name} froze nothing yet");
+    }
+    for key in moved {
+        assert!(stored(net.replica("a2"), key).is_some(), "{key} pre-copied");
+    }
+}
+
+/// The moved keys as `want` says at the taker's primary and backup, and none at the giver.
+fn assert_taker_holds(net: &Net, want: &BTreeMap<String, Option<String>>) {
+    let taker = net.primary(G2);
+    let backup = net.views[&G2].backups[0].to_string();
+    for (key, value) in want {
+        let value = value.clone().map(Bytes::from);
+        assert_eq!(stored(net.replica(&taker), key), value, "{key} at {taker}");
+        assert_eq!(
+            stored(net.replica(&backup), key),
+            value,
+            "{key} at {backup}"
+        );
+        assert_eq!(
+            stored(net.replica(&net.primary(G1)), key),
+            None,
+            "{key} at the giver"
+        );
+    }
+}
+
+#[test]
+fn s9_the_giver_serves_the_slots_it_pre_copies_and_records_what_changes() {
+    let mut net = Net::new(small_chunks());
+    let (moved, _) = keys();
+    write_keys_as(&mut net, 500, &moved, "old");
+    precopy_with_replies_blocked(&mut net, &moved);
+    let key = &moved[0];
+    let slot = key_slot(key.as_bytes());
+    assert_eq!(
+        net.request("a1", G1, (501, 1), &format!("SET {key} new")),
+        Ok(vec![Reply::ok()]),
+        "served while pre-copied"
+    );
+    assert_eq!(
+        net.request("a1", G1, (501, 2), &format!("GET {key}")),
+        Ok(vec![Reply::Bulk(Bytes::from("new"))])
+    );
+    assert_eq!(
+        net.request("a2", G2, (501, 3), &format!("GET {key}")),
+        Err(RequestError::SlotMoving { slot }),
+        "not served at the taker before its install"
+    );
+    assert_eq!(
+        net.request("a1", G1, (501, 4), "FLUSHALL"),
+        Err(RequestError::SlotMoving { slot: MOVED.0 }),
+        "no keyspace-wide delete while a pre-copy records changes"
+    );
+    for name in ["a1", "b1"] {
+        let dirty = &net.replica(name).shard().precopy[&G2].dirty;
+        let keys: Vec<&Bytes> = dirty.keys().iter().collect();
+        assert_eq!(keys, vec![&Bytes::from(key.clone())], "{name}'s dirty set");
+    }
+}
+
+#[test]
+fn s10_writes_and_deletes_during_the_pre_copy_reach_the_taker() {
+    let mut net = Net::new(small_chunks());
+    let (moved, _) = keys();
+    let (old, later) = moved.split_at(moved.len() - 3);
+    write_keys_as(&mut net, 500, old, "old");
+    precopy_with_replies_blocked(&mut net, old);
+    let mut want: BTreeMap<String, Option<String>> = old
+        .iter()
+        .map(|k| (k.clone(), Some("old".to_owned())))
+        .collect();
+    // Changes to keys the taker already holds, and keys it never saw.
+    let commands = [
+        (format!("SET {} new", old[0]), Some("new")),
+        (format!("DEL {}", old[1]), None),
+        (format!("APPEND {} +", old[2]), Some("old+")),
+        (format!("SET {} born", later[0]), Some("born")),
+    ];
+    for (seq, (text, value)) in commands.iter().enumerate() {
+        let reply = net.request("a1", G1, (501, seq as u64 + 1), text);
+        assert!(reply.is_ok(), "{text}: {reply:?}");
+        let key = text.split(' ').nth(1).expect("a key").to_owned();
+        want.insert(key, value.map(str::to_owned));
+    }
+    net.run_until("the stall bound freezes the slots", |n| {
+        n.replica("a1").shard().outgoing.contains_key(&G2)
+    });
+    let frozen = &net.replica("b1").shard().outgoing[&G2];
+    assert_eq!(frozen.dirty.len(), 4, "the freeze keeps the dirty set");
+    net.block = Box::new(|_, _, _| false);
+    net.run_until("configuration 2 taken on", |n| n.both_done(2));
+    assert_taker_holds(&net, &want);
+    assert_eq!(
+        net.request("a2", G2, (501, 9), &format!("GET {}", old[0])),
+        Ok(vec![Reply::Bulk(Bytes::from("new"))])
+    );
+}
+
+/// The planted bug `pre-copy-without-delta` leaves the taker with the values it pre-copied:
+/// the scenario above is the one the simulator must catch.
+#[test]
+fn s10_planted_pre_copy_without_delta_leaves_stale_values_at_the_taker() {
+    use tandem_protocol::{Bug, Bugs};
+    let mut net = Net::new(ReplicaConfig {
+        bugs: Bugs::only(Bug::PreCopyWithoutDelta),
+        ..small_chunks()
+    });
+    let (moved, _) = keys();
+    write_keys_as(&mut net, 500, &moved, "old");
+    precopy_with_replies_blocked(&mut net, &moved);
+    let key = &moved[0];
+    let reply = net.request("a1", G1, (501, 1), &format!("SET {key} new"));
+    assert_eq!(reply, Ok(vec![Reply::ok()]));
+    net.block = Box::new(|_, _, _| false);
+    net.run_until("configuration 2 taken on", |n| n.both_done(2));
+    assert_eq!(stored(net.replica("a2"), key), Some(Bytes::from("old")));
+}
+
+#[test]
+fn s10_a_giver_failover_during_the_pre_copy_loses_no_change() {
+    let mut net = Net::new(small_chunks());
+    let (moved, stayed) = keys();
+    write_keys_as(&mut net, 500, &moved, "old");
+    write_keys_as(&mut net, 500, &stayed[..5], "old");
+    precopy_with_replies_blocked(&mut net, &moved);
+    let mut want: BTreeMap<String, Option<String>> = moved
+        .iter()
+        .map(|k| (k.clone(), Some("old".to_owned())))
+        .collect();
+    assert!(
+        net.request("a1", G1, (501, 1), &format!("SET {} new", moved[0]))
+            .is_ok()
+    );
+    assert!(
+        net.request("a1", G1, (501, 2), &format!("DEL {}", moved[1]))
+            .is_ok()
+    );
+    want.insert(moved[0].clone(), Some("new".to_owned()));
+    want.insert(moved[1].clone(), None);
+    assert!(
+        net.replica("b1").shard().precopy[&G2].dirty.len() == 2,
+        "the backup recorded both changes"
+    );
+    // The giver's primary dies before its freeze.
+    net.dead.insert("a1".to_owned());
+    net.block = Box::new(|_, _, _| false);
+    net.set_view(G1, view(2, "b1", &[]));
+    net.run_until("configuration 2 taken on", |n| n.both_done(2));
+    assert_eq!(net.replica("b1").role(), RoleKind::Primary);
+    assert_taker_holds(&net, &want);
+}
+
+#[test]
+fn s10_a_giver_failover_during_the_delta_loses_no_change() {
+    let mut net = Net::new(small_chunks());
+    let (moved, _) = keys();
+    write_keys_as(&mut net, 500, &moved, "old");
+    precopy_with_replies_blocked(&mut net, &moved);
+    let mut want: BTreeMap<String, Option<String>> = moved
+        .iter()
+        .map(|k| (k.clone(), Some("old".to_owned())))
+        .collect();
+    for (i, key) in moved[..20].iter().enumerate() {
+        let reply = net.request("a1", G1, (501, i as u64 + 1), &format!("SET {key} new"));
+        assert!(reply.is_ok(), "{reply:?}");
+        want.insert(key.clone(), Some("new".to_owned()));
+    }
+    net.run_until("the freeze is committed", |n| {
+        n.replica("b1").shard().outgoing.contains_key(&G2)
+    });
+    // Let the taker's answers through: the delta starts; the giver's primary dies after
+    // the first chunk of it.
+    let mut delta_chunks = 0;
+    net.block = Box::new(move |_, _, msg| match msg {
+        Message::SlotData(data) if data.start.keys_done => {
+            delta_chunks += 1;
+            delta_chunks > 1
+        }
+        _ => false,
+    });
+    net.run_until("part of the delta installed", |n| {
+        n.replica("a2")
+            .shard()
+            .incoming
+            .get(&G1)
+            .is_some_and(|i| i.cursor.dirty.is_some())
+    });
+    assert!(
+        !net.replica("a2").shard().incoming[&G1].cursor.dirty_done,
+        "the delta is not over"
+    );
+    net.dead.insert("a1".to_owned());
+    net.block = Box::new(|_, _, _| false);
+    net.set_view(G1, view(2, "b1", &[]));
+    net.run_until("configuration 2 taken on", |n| n.both_done(2));
+    assert_taker_holds(&net, &want);
+}
+
+/// S10: the slots are frozen only for what changed: with no write during the pre-copy, every
+/// key travels before the freeze, and after it only the (empty) delta and the at-most-once
+/// records.
+#[test]
+fn s10_the_freeze_covers_only_the_delta() {
+    let mut net = Net::new(small_chunks());
+    let (moved, stayed) = keys();
+    write_keys_as(&mut net, 500, &moved, "old");
+    write_keys_as(&mut net, 500, &stayed, "old");
+    net.move_slots();
+    net.run_until("configuration 2 taken on", |n| n.both_done(2));
+    let stats = net.replica("a1").stats();
+    let after_freeze = stats.slot_chunks_sent - stats.slot_chunks_precopied;
+    assert!(
+        stats.slot_chunks_precopied > 10,
+        "the keys were pre-copied in many chunks: {stats:?}"
+    );
+    assert!(
+        after_freeze <= 3,
+        "after the freeze: the delta and the records only: {stats:?}"
+    );
+    let want = moved
+        .iter()
+        .map(|k| (k.clone(), Some("old".to_owned())))
+        .collect();
+    assert_taker_holds(&net, &want);
+    // The test's network delivers at once: the freeze lasts a few of its 5 ms steps.
+    assert_eq!(stats.slot_freeze_ms_last, stats.slot_freeze_ms_max);
+    assert!(stats.slot_freeze_ms_max <= 50, "{stats:?}");
+}
+
+/// Two groups that give each other slots in one configuration both pre-copy at once: each
+/// takes the other's chunks while it still serves what it gives (no wait for a freeze).
+#[test]
+fn s9_two_groups_giving_each_other_slots_both_pre_copy() {
+    let mut net = Net::new(small_chunks());
+    let (moved, stayed) = keys();
+    write_keys_as(&mut net, 500, &moved, "v");
+    write_keys_as(&mut net, 500, &stayed, "v");
+    net.move_slots();
+    net.run_until("configuration 2 taken on", |n| n.both_done(2));
+    let precopied = |net: &Net, name: &str| net.replica(name).stats().slot_chunks_precopied;
+    let before = (precopied(&net, "a1"), precopied(&net, "a2"));
+    let owner = |slot: u16| {
+        Some(match slot {
+            0..=4095 | 12288..=16383 => G1,
+            _ => G2,
+        })
+    };
+    let start_ms = net.now;
+    net.set_config(config(3, owner));
+    net.run_until("configuration 3 taken on", |n| n.both_done(3));
+    // Neither waited for the other's freeze: the stall bound (5 retransmit intervals, 1 s)
+    // never fired.
+    let took_ms = net.now - start_ms;
+    assert!(took_ms < 1000, "configuration 3 took {took_ms} ms");
+    assert!(precopied(&net, "a1") > before.0, "G1 pre-copied");
+    assert!(precopied(&net, "a2") > before.1, "G2 pre-copied");
+    for key in moved.iter().chain(&stayed) {
+        let group = owner(key_slot(key.as_bytes())).expect("assigned");
+        let other = if group == G1 { G2 } else { G1 };
+        assert_eq!(
+            stored(net.replica(&net.primary(group)), key),
+            Some(Bytes::from("v")),
+            "{key}"
+        );
+        assert_eq!(stored(net.replica(&net.primary(other)), key), None, "{key}");
+    }
+}
+
+/// S11: while a configuration moves a slot, the map routes it to its giver until the giver or
+/// the taker reports the configuration taken on, then to the taker.
+#[test]
+fn s11_a_moving_slot_is_routed_to_its_giver_until_the_move_is_reported() {
+    let mut map = ClusterMap {
+        epoch: 1,
+        config: moved(2),
+        previous: all_g1(1),
+        groups: BTreeMap::new(),
+    };
+    for group in [G1, G2] {
+        map.groups.entry(group).or_default().config_done = ConfigNum(1);
+    }
+    let (slot, kept) = (MOVED.0, MOVED.1 + 1);
+    assert_eq!(
+        map.serving(slot),
+        Some(G1),
+        "the giver pre-copies and serves it"
+    );
+    assert_eq!(map.route(slot).map(|(g, _)| g), Some(G1));
+    assert_eq!(map.serving(kept), Some(G1));
+    map.groups.get_mut(&G2).expect("G2").config_done = ConfigNum(2);
+    assert_eq!(map.serving(slot), Some(G2), "the taker installed it");
+    map.groups.get_mut(&G2).expect("G2").config_done = ConfigNum(1);
+    map.groups.get_mut(&G1).expect("G1").config_done = ConfigNum(2);
+    assert_eq!(map.serving(slot), Some(G2), "the giver dropped it");
+    // A map whose previous configuration is not the one before: the owner.
+    map.previous = all_g1(0);
+    map.groups.get_mut(&G1).expect("G1").config_done = ConfigNum(1);
+    assert_eq!(map.serving(slot), Some(G2));
 }

@@ -367,6 +367,7 @@ mod tests {
             chunk: 0,
             start: SlotCursor::default(),
             end: SlotCursor::default(),
+            deleted: Vec::new(),
             entries: Vec::new(),
             clients: Vec::new(),
             done: true,

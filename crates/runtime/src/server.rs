@@ -753,6 +753,7 @@ impl AdminSource for ServerAdmin {
             "requests_rejected": s.stats.wrong_server,
             "forwards_rejected": s.stats.forwards_rejected,
             "protocol_errors": s.stats.protocol_errors,
+            "slot_freeze_ms_max": s.stats.slot_freeze_ms_max,
         })
     }
 
@@ -820,6 +821,24 @@ impl AdminSource for ServerAdmin {
             "counter",
             "Keys evicted as primary to get under maxmemory (L12).",
             s.stats.evicted_keys as f64,
+        );
+        out.single(
+            "tandem_server_slot_chunks_sent_total",
+            "counter",
+            "Slot chunks sent as a giver's primary (S5), resends included.",
+            s.stats.slot_chunks_sent as f64,
+        );
+        out.single(
+            "tandem_server_slot_chunks_precopied_total",
+            "counter",
+            "Of those, chunks sent while the slots were still served (S9).",
+            s.stats.slot_chunks_precopied as f64,
+        );
+        out.single(
+            "tandem_server_slot_freeze_ms_max",
+            "gauge",
+            "Longest time a move out of this server's group kept its slots frozen, from the freeze committed to the taker's install (S10).",
+            s.stats.slot_freeze_ms_max as f64,
         );
         out.single(
             "tandem_server_transfers_in_progress",

@@ -101,6 +101,7 @@ fn s4_s6_every_planted_move_bug_is_caught_within_1000_seeds() {
         Bug::ServeAfterHandoff,
         Bug::ServeBeforeInstall,
         Bug::MoveStateOnlyOnPrimary,
+        Bug::PreCopyWithoutDelta,
     ] {
         let caught = (1..=1000)
             .map(|seed| run_seed(&options(seed, 3, Bugs::only(bug))))

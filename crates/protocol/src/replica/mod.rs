@@ -93,6 +93,15 @@ pub struct ReplicaStats {
     pub slot_refused: u64,
     /// Slot chunks sent as the giver's primary (S5), resends included.
     pub slot_chunks_sent: u64,
+    /// Of those, the chunks sent while the slots were still served (S9): the rest were sent
+    /// while they were frozen.
+    pub slot_chunks_precopied: u64,
+    /// How long the slots of the last move out were frozen, in ms: from when this primary saw
+    /// the freeze committed to the taker's `installed` (S10). A primary that took over during
+    /// the freeze counts from its own start.
+    pub slot_freeze_ms_last: u64,
+    /// The longest such freeze seen by this server.
+    pub slot_freeze_ms_max: u64,
     /// Slot chunks and replies ignored: not from the server our map names, not about a move
     /// we are making, or not as primary (S7).
     pub slot_messages_refused: u64,
@@ -336,9 +345,13 @@ impl Replica {
                     at = at.min(wake_ms);
                 }
             }
-            for send in p.sends.values() {
+            for (to, send) in &p.sends {
                 if let Some(wake_ms) = send.next_wake_ms(self.config.retransmit_ms) {
                     at = at.min(wake_ms);
+                }
+                if self.state.shard.precopy.contains_key(to) {
+                    // S10: a pre-copy that stalls ends then.
+                    at = at.min(send.precopy_deadline_ms(self.config.retransmit_ms));
                 }
             }
             if !p.dropping.is_empty() {
@@ -361,6 +374,7 @@ impl Replica {
             self.expire_waiting(now);
             self.sweep_expired(now);
             self.retransmit(now);
+            self.advance_precopies(now);
             self.advance_drops(now);
         }
     }

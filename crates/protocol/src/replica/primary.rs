@@ -816,16 +816,23 @@ fn entry_bytes(entry: &LogEntry) -> usize {
     let op = match &entry.op {
         Op::Client { cmds, .. } => cmds.iter().map(|cmd| cmd.arg_bytes()).sum(),
         Op::Expire { keys } | Op::Evict { keys } => keys.iter().map(|k| k.len() + 8).sum(),
-        Op::ForgetClients { .. } | Op::Install { .. } | Op::Drop { .. } => 0,
-        Op::TakeOn { give, take, .. } => (give.len() + take.len()) * 64,
+        Op::ForgetClients { .. } | Op::Install { .. } | Op::Drop { .. } | Op::Freeze { .. } => 0,
+        Op::TakeOn { give, take, .. } | Op::PreCopy { give, take, .. } => {
+            (give.len() + take.len()) * 64
+        }
         Op::DropKeys { keys, .. } => keys.iter().map(|k| k.len() + 8).sum(),
         Op::InstallChunk {
-            entries, clients, ..
+            entries,
+            clients,
+            deleted,
+            ..
         } => {
-            let keys: usize = entries
-                .iter()
-                .map(|(key, entry)| tandem_kv::entry_bytes(key, entry))
-                .sum();
+            let tombstones: usize = deleted.iter().map(|k| k.len() + 8).sum();
+            let keys: usize = tombstones
+                + entries
+                    .iter()
+                    .map(|(key, entry)| tandem_kv::entry_bytes(key, entry))
+                    .sum::<usize>();
             let records: usize = clients
                 .iter()
                 .map(|(_, r)| {

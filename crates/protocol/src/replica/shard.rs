@@ -1,13 +1,16 @@
-//! The group's share of the sharded keyspace (S4-S8), as part of its replicated state: which
-//! configuration it has taken on, the slots it serves, the slots it is handing off (frozen)
-//! and those it is waiting to install. Changed only by the ops `TakeOn`, `InstallChunk`,
-//! `Install` and `Drop`, applied identically by every replica, so a promoted backup or a new
-//! one (it gets this with the state transfer) carries a move on where its primary left it.
+//! The group's share of the sharded keyspace (S4-S10), as part of its replicated state: which
+//! configuration it has taken on, the slots it serves, the slots it is pre-copying (served,
+//! with the keys changed since), handing off (frozen) and those it is waiting to install.
+//! Changed only by the ops `TakeOn`, `PreCopy`, `Freeze`, `InstallChunk`, `Install` and
+//! `Drop`, and by writes to pre-copied slots (their dirty set), applied identically by every
+//! replica, so a promoted backup or a new one (it gets this with the state transfer) carries
+//! a move on where its primary left it.
 
 use std::collections::BTreeMap;
 
 use bytes::Bytes;
-use serde::{Deserialize, Serialize};
+use imbl::OrdSet;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use tandem_kv::slots::{SlotSet, key_slot};
 
 use crate::bug::{Bug, Bugs};
@@ -15,14 +18,113 @@ use crate::ids::{ClientId, ConfigNum, GroupId, OpIndex};
 use crate::message::{ClientRecord, GroupSlots, LogEntry, RequestError, SlotCursor};
 use crate::replica::state::ReplicatedState;
 
+/// Bytes counted per dirty key on top of its name (the set's own bookkeeping).
+const DIRTY_KEY_OVERHEAD_BYTES: usize = 16;
+
+/// The keys of pre-copied slots changed since the pre-copy began (S9): names only, in an
+/// ordered persistent set (a state snapshot copies it in O(1), and the delta is sent in its
+/// order, resumable from any key).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Dirty {
+    keys: OrdSet<Bytes>,
+    /// Key bytes held, with [`DIRTY_KEY_OVERHEAD_BYTES`] each.
+    bytes: usize,
+}
+
+impl Dirty {
+    /// Records that `key` changed.
+    fn insert(&mut self, key: &Bytes) {
+        if self.keys.insert(key.clone()).is_none() {
+            self.bytes = self
+                .bytes
+                .saturating_add(key.len() + DIRTY_KEY_OVERHEAD_BYTES);
+        }
+    }
+
+    /// The keys, in order.
+    pub fn keys(&self) -> &OrdSet<Bytes> {
+        &self.keys
+    }
+
+    /// How many keys.
+    pub fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    /// True when no key changed.
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+
+    /// The memory the set holds, roughly (the primary bounds it: S10).
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    fn digest(&self, mix: &mut dyn FnMut(u64)) {
+        mix(self.keys.len() as u64);
+        for key in &self.keys {
+            mix(key.len() as u64);
+            key.iter().for_each(|&b| mix(u64::from(b)));
+        }
+    }
+}
+
+impl Serialize for Dirty {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(self.keys.iter())
+    }
+}
+
+impl<'de> Deserialize<'de> for Dirty {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Dirty, D::Error> {
+        // Element by element (a declared length never reserves memory): the set arrives only
+        // inside a state transfer's last chunk, bounded by the frame.
+        let keys: Vec<Bytes> = Vec::deserialize(deserializer)?;
+        let mut dirty = Dirty::default();
+        keys.iter().for_each(|key| dirty.insert(key));
+        Ok(dirty)
+    }
+}
+
+/// Slots being pre-copied to a taker (S9): still served here.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PreCopying {
+    /// The slots, as inclusive ranges.
+    pub slots: Vec<(u16, u16)>,
+    /// The same slots as a set (derived from `slots`), for the check on every write.
+    pub set: SlotSet,
+    /// The index of the `PreCopy`.
+    pub started_at: OpIndex,
+    /// Keys of these slots changed since `started_at`.
+    pub dirty: Dirty,
+}
+
 /// Slots frozen for a taker (S5).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Outgoing {
     /// The slots, as inclusive ranges.
     pub slots: Vec<(u16, u16)>,
-    /// The index of the `TakeOn` that froze them: their keys are sent only once it is
-    /// committed, so nothing the group may still lose reaches the taker.
+    /// The index of the `TakeOn` or `Freeze` that froze them: the keys sent after the freeze
+    /// are sent only once it is committed, so nothing the group may still lose reaches the
+    /// taker.
     pub frozen_at: OpIndex,
+    /// Keys changed during the pre-copy before the freeze (empty without one): sent again
+    /// after the key scan (S10).
+    #[serde(default)]
+    pub dirty: Dirty,
+}
+
+/// How a replica applies the slots a configuration takes away from its group.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Giving {
+    /// Frozen at once (`TakeOn`, S5).
+    Freeze,
+    /// Still served, their changes recorded (`PreCopy`, S9).
+    PreCopy,
+    /// Ignored: the planted bug `move-state-only-on-primary` on a backup, which then keeps
+    /// serving what its group gives.
+    Ignore,
 }
 
 /// Slots expected from a giver (S6).
@@ -55,6 +157,9 @@ pub struct ShardState {
     pub served: SlotSet,
     /// Slots handed off and not dropped yet (the union of `outgoing`).
     pub frozen: SlotSet,
+    /// Moves out being pre-copied, by taker (S9): their slots are still in `served`.
+    #[serde(default)]
+    pub precopy: BTreeMap<GroupId, PreCopying>,
     /// Slots expected and not installed yet (the union of `incoming`).
     pub arriving: SlotSet,
     /// Moves out, by taker.
@@ -95,16 +200,28 @@ impl ShardState {
         !self.sharded || self.served.contains(key_slot(key))
     }
 
-    /// True while slots move into or out of the group.
+    /// True while slots move into or out of the group (pre-copies included).
     pub fn moving(&self) -> bool {
-        !self.outgoing.is_empty() || !self.incoming.is_empty()
+        !self.outgoing.is_empty() || !self.incoming.is_empty() || !self.precopy.is_empty()
     }
 
-    /// The first slot moving in or out, if any.
+    /// The first slot moving in or out (or being pre-copied), if any.
     pub fn first_moving_slot(&self) -> Option<u16> {
         let out = self.outgoing.values().flat_map(|o| o.slots.first());
         let inc = self.incoming.values().flat_map(|i| i.slots.first());
-        out.chain(inc).map(|&(start, _)| start).min()
+        let pre = self.precopy.values().flat_map(|p| p.slots.first());
+        out.chain(inc).chain(pre).map(|&(start, _)| start).min()
+    }
+
+    /// S9: `key` may have changed in this entry: recorded if its slot is being pre-copied.
+    pub(crate) fn note_changed(&mut self, key: &Bytes) {
+        if self.precopy.is_empty() {
+            return;
+        }
+        let slot = key_slot(key);
+        if let Some(pre) = self.precopy.values_mut().find(|p| p.set.contains(slot)) {
+            pre.dirty.insert(key);
+        }
     }
 
     /// A digest of the shard state (part of [`ReplicatedState::digest`]).
@@ -128,6 +245,13 @@ impl ShardState {
             mix(u64::from(to.0));
             mix(out.frozen_at.0);
             mix_ranges(&mut mix, &out.slots);
+            out.dirty.digest(&mut mix);
+        }
+        for (to, pre) in &self.precopy {
+            mix(u64::from(to.0));
+            mix(pre.started_at.0);
+            mix_ranges(&mut mix, &pre.slots);
+            pre.dirty.digest(&mut mix);
         }
         for (from, inc) in &self.incoming {
             mix(u64::from(from.0));
@@ -138,6 +262,11 @@ impl ShardState {
             }
             mix(inc.cursor.key_sent.unwrap_or(u64::MAX));
             mix(u64::from(inc.cursor.keys_done));
+            if let Some(key) = &inc.cursor.dirty {
+                key.iter().for_each(|&b| mix(u64::from(b)));
+            }
+            mix(inc.cursor.dirty_sent.unwrap_or(u64::MAX));
+            mix(u64::from(inc.cursor.dirty_done));
             mix(inc.cursor.client.map_or(u64::MAX, |c| c.0));
         }
         for (from, index) in &self.installed {
@@ -145,6 +274,21 @@ impl ShardState {
             mix(index.0);
         }
         hash
+    }
+
+    /// S5, S10: `slots` are no longer served, but frozen for `to` from entry `index` on.
+    fn freeze(&mut self, to: GroupId, slots: Vec<(u16, u16)>, index: OpIndex, dirty: Dirty) {
+        self.served.remove_ranges(&slots);
+        self.frozen.insert_ranges(&slots);
+        let frozen_at = index;
+        self.outgoing.insert(
+            to,
+            Outgoing {
+                slots,
+                frozen_at,
+                dirty,
+            },
+        );
     }
 
     /// Moves `taken_on` to `target` once nothing moves in or out any more (S6).
@@ -172,16 +316,17 @@ pub(crate) struct InstallChunk<'a> {
     pub from: GroupId,
     pub chunk: u32,
     pub end: &'a SlotCursor,
+    pub deleted: &'a [Bytes],
     pub entries: &'a [(Bytes, tandem_kv::Entry)],
     pub clients: &'a [(ClientId, ClientRecord)],
 }
 
 impl ReplicatedState {
-    /// S4, S5: starts taking on a configuration. An entry for a configuration already taken
-    /// on (or being taken on) changes nothing: the primary never orders one, and every
-    /// replica ignores it alike. `frozen_here` is false only on a backup under the
-    /// planted bug `move-state-only-on-primary`, which then keeps serving what it gives.
-    pub(crate) fn take_on(&mut self, entry: &LogEntry, op: &TakeOn<'_>, frozen_here: bool) {
+    /// S4, S5, S9: starts taking on a configuration, the slots it gives away handled as
+    /// `giving` says (frozen by `TakeOn`, pre-copied by `PreCopy`). An entry for a
+    /// configuration already taken on (or being taken on) changes nothing: the primary never
+    /// orders one, and every replica ignores it alike.
+    pub(crate) fn take_on(&mut self, entry: &LogEntry, op: &TakeOn<'_>, giving: Giving) {
         let shard = &mut self.shard;
         if shard.sharded && op.config <= shard.target {
             return;
@@ -197,14 +342,19 @@ impl ReplicatedState {
         }
         let shard = &mut self.shard;
         for (to, slots) in op.give {
-            if !frozen_here {
-                continue;
+            match giving {
+                Giving::Ignore => {}
+                Giving::Freeze => shard.freeze(*to, slots.clone(), index, Dirty::default()),
+                Giving::PreCopy => {
+                    let pre = PreCopying {
+                        slots: slots.clone(),
+                        set: SlotSet::of_ranges(slots),
+                        started_at: index,
+                        dirty: Dirty::default(),
+                    };
+                    shard.precopy.insert(*to, pre);
+                }
             }
-            shard.served.remove_ranges(slots);
-            shard.frozen.insert_ranges(slots);
-            let frozen_at = index;
-            let slots = slots.clone();
-            shard.outgoing.insert(*to, Outgoing { slots, frozen_at });
         }
         for (from, slots) in op.take {
             shard.arriving.insert_ranges(slots);
@@ -235,6 +385,14 @@ impl ReplicatedState {
         incoming.next_chunk = incoming.next_chunk.saturating_add(1);
         incoming.cursor = op.end.clone();
         let slots = SlotSet::of_ranges(&incoming.slots);
+        // S10: a key changed during the pre-copy replaces what an earlier chunk stored.
+        let deleted: Vec<Bytes> = op
+            .deleted
+            .iter()
+            .filter(|key| slots.contains(key_slot(key)))
+            .cloned()
+            .collect();
+        self.store.evict(&deleted);
         for (key, value) in op.entries {
             if slots.contains(key_slot(key)) {
                 // L16: a value bigger than a chunk comes in pieces, appended in order.
@@ -270,6 +428,21 @@ impl ReplicatedState {
         shard.served.insert_ranges(&incoming.slots);
         shard.installed.insert(from, entry.pos.index);
         shard.finish_if_done(entry.pos.index);
+    }
+
+    /// S10: the pre-copy to `to` ends: its slots are frozen from this entry on, with the keys
+    /// changed since the pre-copy began to send again. Ignored (on every replica alike) when
+    /// no such pre-copy is under way, and under the planted bug `move-state-only-on-primary`
+    /// on a backup, which never started it.
+    pub(crate) fn freeze(&mut self, entry: &LogEntry, config: ConfigNum, to: GroupId) {
+        let shard = &mut self.shard;
+        if config != shard.target {
+            return;
+        }
+        let Some(pre) = shard.precopy.remove(&to) else {
+            return;
+        };
+        shard.freeze(to, pre.slots, entry.pos.index, pre.dirty);
     }
 
     /// S6: the taker installed the slots frozen for `to`: these keys of them are deleted.

@@ -12,7 +12,7 @@ use tandem_kv::{Command, ExecContext, Reply, Store, reply_bytes, reply_too_large
 use crate::bug::{Bug, Bugs};
 use crate::ids::{ClientId, LogPos, OpIndex, Seq};
 use crate::message::{ClientRecord, LogEntry, Op};
-use crate::replica::shard::{InstallChunk, ShardState, TakeOn};
+use crate::replica::shard::{Giving, InstallChunk, ShardState, TakeOn};
 
 /// Mixes the primary's random value with a command's position in its batch, so that each
 /// command of a batch gets its own value while staying deterministic (P5).
@@ -66,7 +66,7 @@ impl ReplicatedState {
                 Arc::new(Vec::new())
             }
             Op::Evict { keys } => {
-                self.store.evict(keys);
+                self.evict(keys);
                 Arc::new(Vec::new())
             }
             Op::ForgetClients { idle_before_ms } => {
@@ -80,11 +80,19 @@ impl ReplicatedState {
         }
     }
 
-    /// The ops of slot moves (S5, S6), the same on the primary and its backups, except under
-    /// the planted bug `move-state-only-on-primary` (backups do not freeze).
-    fn apply_shard_op(&mut self, entry: &LogEntry, op: &Op, frozen_here: bool) {
+    /// The ops of slot moves (S5, S6, S9, S10), the same on the primary and its backups,
+    /// except under the planted bug `move-state-only-on-primary` (`give_here` false: backups
+    /// neither freeze nor pre-copy what their group gives).
+    fn apply_shard_op(&mut self, entry: &LogEntry, op: &Op, give_here: bool) {
         match op {
             Op::TakeOn {
+                config,
+                serve,
+                give,
+                take,
+                release,
+            }
+            | Op::PreCopy {
                 config,
                 serve,
                 give,
@@ -98,13 +106,20 @@ impl ReplicatedState {
                     take,
                     release,
                 };
-                self.take_on(entry, &take_on, frozen_here);
+                let giving = match op {
+                    _ if !give_here => Giving::Ignore,
+                    Op::PreCopy { .. } => Giving::PreCopy,
+                    _ => Giving::Freeze,
+                };
+                self.take_on(entry, &take_on, giving);
             }
+            Op::Freeze { config, to } => self.freeze(entry, *config, *to),
             Op::InstallChunk {
                 config,
                 from,
                 chunk,
                 end,
+                deleted,
                 entries,
                 clients,
             } => {
@@ -113,6 +128,7 @@ impl ReplicatedState {
                     from: *from,
                     chunk: *chunk,
                     end,
+                    deleted,
                     entries,
                     clients,
                 };
@@ -162,13 +178,11 @@ impl ReplicatedState {
                 self.execute(entry, *client, *seq, cmds, user.as_deref(), now_ms);
             }
             Op::Expire { keys } => self.expire(keys, now_ms),
-            Op::Evict { keys } => {
-                self.store.evict(keys);
-            }
+            Op::Evict { keys } => self.evict(keys),
             Op::ForgetClients { idle_before_ms } => self.forget_clients(*idle_before_ms),
             op => {
-                let frozen_here = !bugs.has(Bug::MoveStateOnlyOnPrimary);
-                self.apply_shard_op(entry, op, frozen_here);
+                let give_here = !bugs.has(Bug::MoveStateOnlyOnPrimary);
+                self.apply_shard_op(entry, op, give_here);
             }
         }
     }
@@ -246,6 +260,13 @@ impl ReplicatedState {
                 reply
             })
             .collect();
+        // S9: every key a write names may have changed (a failed write too: recording it is
+        // harmless, the delta only sends the key's current entry again).
+        for cmd in cmds.iter().filter(|cmd| cmd.is_write()) {
+            for key in cmd.keys() {
+                self.shard.note_changed(key);
+            }
+        }
         let replies = Arc::new(replies);
         let record = ClientRecord {
             seq,
@@ -260,6 +281,13 @@ impl ReplicatedState {
     /// P5: expiry reaches every replica as this explicit delete, decided by the primary.
     fn expire(&mut self, keys: &[Bytes], now_ms: u64) {
         self.store.purge_expired(keys, now_ms);
+        keys.iter().for_each(|key| self.shard.note_changed(key));
+    }
+
+    /// L12: the primary's eviction victims, deleted on every replica.
+    fn evict(&mut self, keys: &[Bytes]) {
+        self.store.evict(keys);
+        keys.iter().for_each(|key| self.shard.note_changed(key));
     }
 
     /// Drops the at-most-once records of sessions last used before `idle_before_ms` (P8).

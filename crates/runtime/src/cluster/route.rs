@@ -51,7 +51,7 @@ pub fn route_command(state: &FrontState, cmd: &Command) -> Route {
             refuse(TRYAGAIN)
         };
     };
-    match map.config.owner(slot) {
+    match map.serving(slot) {
         None => refuse(CLUSTERDOWN),
         Some(owner) if owner == state.group => {
             if primary_here {
@@ -72,7 +72,7 @@ pub fn refusal_reply(state: &FrontState, error: &RequestError, slot: Option<u16>
     match (error, slot) {
         (RequestError::CrossSlot, _) => Reply::Error(CROSSSLOT.to_owned()),
         (RequestError::WrongGroup { .. }, Some(slot)) => {
-            let owner = state.map.as_ref().and_then(|m| m.config.owner(slot));
+            let owner = state.map.as_ref().and_then(|m| m.serving(slot));
             match owner {
                 Some(owner) if owner != state.group => match redirect_to(state, owner, slot) {
                     Route::Refuse(reply) => reply,
@@ -93,7 +93,7 @@ pub fn refusal_reply(state: &FrontState, error: &RequestError, slot: Option<u16>
 
 /// [`route_command`] for a slot already known.
 fn route_command_slot(state: &FrontState, slot: u16) -> Route {
-    let owner = state.map.as_ref().and_then(|m| m.config.owner(slot));
+    let owner = state.map.as_ref().and_then(|m| m.serving(slot));
     match owner {
         Some(owner) if owner != state.group => redirect_to(state, owner, slot),
         _ if state.role == RoleKind::Primary => Route::Local,
@@ -121,7 +121,7 @@ fn redirect_to(state: &FrontState, owner: GroupId, slot: u16) -> Route {
         return refuse(TRYAGAIN);
     };
     match map.primary_client_addr(slot) {
-        Some(addr) if map.config.owner(slot) == Some(owner) => moved(slot, addr),
+        Some(addr) if map.serving(slot) == Some(owner) => moved(slot, addr),
         _ => refuse(CLUSTERDOWN),
     }
 }
