@@ -172,6 +172,60 @@ pub enum Command {
         field: Bytes,
         delta: i64,
     },
+    // Sets
+    /// `SADD key member [member ...]`.
+    SAdd { key: Bytes, members: Vec<Bytes> },
+    /// `SREM key member [member ...]`.
+    SRem { key: Bytes, members: Vec<Bytes> },
+    /// `SCARD key`.
+    SCard { key: Bytes },
+    /// `SISMEMBER key member`.
+    SIsMember { key: Bytes, member: Bytes },
+    /// `SMISMEMBER key member [member ...]`.
+    SMIsMember { key: Bytes, members: Vec<Bytes> },
+    /// `SMEMBERS key`.
+    SMembers { key: Bytes },
+    /// `SPOP key [count]` (the count checked non-negative at parse).
+    SPop { key: Bytes, count: Option<u64> },
+    /// `SRANDMEMBER key [count]`; a negative count allows repeats (never `i64::MIN`).
+    SRandMember { key: Bytes, count: Option<i64> },
+    /// `SMOVE source destination member`.
+    SMove {
+        source: Bytes,
+        destination: Bytes,
+        member: Bytes,
+    },
+    /// `SINTER key [key ...]`.
+    SInter { keys: Vec<Bytes> },
+    /// `SINTERCARD numkeys key [key ...] [LIMIT limit]`; `limit` 0 means none.
+    SInterCard { keys: Vec<Bytes>, limit: u64 },
+    /// `SINTERSTORE destination key [key ...]`.
+    SInterStore {
+        destination: Bytes,
+        keys: Vec<Bytes>,
+    },
+    /// `SUNION key [key ...]`.
+    SUnion { keys: Vec<Bytes> },
+    /// `SUNIONSTORE destination key [key ...]`.
+    SUnionStore {
+        destination: Bytes,
+        keys: Vec<Bytes>,
+    },
+    /// `SDIFF key [key ...]`.
+    SDiff { keys: Vec<Bytes> },
+    /// `SDIFFSTORE destination key [key ...]`.
+    SDiffStore {
+        destination: Bytes,
+        keys: Vec<Bytes>,
+    },
+    /// `SSCAN key cursor [MATCH pattern] [COUNT count]`. The options are kept as sent and
+    /// checked when the command runs: Redis checks them after the key's type, so a missing key
+    /// answers an empty scan whatever they say.
+    SScan {
+        key: Bytes,
+        cursor: u64,
+        options: Vec<Bytes>,
+    },
     /// `AUTH [user] password` (A2): checks the pair against the table; changes nothing.
     Auth {
         user: Option<Bytes>,
@@ -250,6 +304,24 @@ impl Command {
             HGetAll { .. } => "hgetall",
             HLen { .. } => "hlen",
             HIncrBy { .. } => "hincrby",
+            // Sets
+            SAdd { .. } => "sadd",
+            SRem { .. } => "srem",
+            SCard { .. } => "scard",
+            SIsMember { .. } => "sismember",
+            SMIsMember { .. } => "smismember",
+            SMembers { .. } => "smembers",
+            SPop { .. } => "spop",
+            SRandMember { .. } => "srandmember",
+            SMove { .. } => "smove",
+            SInter { .. } => "sinter",
+            SInterCard { .. } => "sintercard",
+            SInterStore { .. } => "sinterstore",
+            SUnion { .. } => "sunion",
+            SUnionStore { .. } => "sunionstore",
+            SDiff { .. } => "sdiff",
+            SDiffStore { .. } => "sdiffstore",
+            SScan { .. } => "sscan",
             Auth { .. } => "auth",
             AclSetUser { .. }
             | AclDelUser { .. }
@@ -305,6 +377,9 @@ impl Command {
             | LPop { .. }
             | RPop { .. }
             | HIncrBy { .. } => (true, true),
+            // Sets: these return or depend on what they change.
+            SPop { .. } | SMove { .. } => (true, true),
+            SInterStore { .. } | SUnionStore { .. } | SDiffStore { .. } => (true, true),
             Set { get, .. } => (*get, true),
             _ if self.is_write() => (false, true),
             _ => (true, false),
@@ -333,6 +408,17 @@ impl Command {
                 | HGet { .. }
                 | HGetAll { .. }
                 | HLen { .. }
+                // Sets
+                | SCard { .. }
+                | SIsMember { .. }
+                | SMIsMember { .. }
+                | SMembers { .. }
+                | SRandMember { .. }
+                | SInter { .. }
+                | SInterCard { .. }
+                | SUnion { .. }
+                | SDiff { .. }
+                | SScan { .. }
                 | Auth { .. }
                 | AclGetUser { .. }
                 | AclList
@@ -351,6 +437,20 @@ impl Command {
         match self {
             MGet { keys } | Del { keys } | Exists { keys } => keys.iter().collect(),
             MSet { pairs } => pairs.iter().map(|(key, _)| key).collect(),
+            // Sets
+            SInter { keys } | SInterCard { keys, .. } | SUnion { keys } | SDiff { keys } => {
+                keys.iter().collect()
+            }
+            SInterStore { destination, keys }
+            | SUnionStore { destination, keys }
+            | SDiffStore { destination, keys } => {
+                std::iter::once(destination).chain(keys.iter()).collect()
+            }
+            SMove {
+                source,
+                destination,
+                ..
+            } => vec![source, destination],
             DbSize | Keys { .. } | Scan { .. } | RandomKey | FlushDb { .. } | FlushAll { .. } => {
                 Vec::new()
             }
@@ -393,6 +493,16 @@ impl Command {
             | HGetAll { key }
             | HLen { key }
             | HIncrBy { key, .. } => Some(key),
+            // Sets
+            SAdd { key, .. }
+            | SRem { key, .. }
+            | SCard { key }
+            | SIsMember { key, .. }
+            | SMIsMember { key, .. }
+            | SMembers { key }
+            | SPop { key, .. }
+            | SRandMember { key, .. }
+            | SScan { key, .. } => Some(key),
             _ => None,
         }
     }
@@ -474,6 +584,47 @@ impl Command {
             }
             HIncrBy { key, field, delta } => {
                 args.extend([key.clone(), field.clone(), number(*delta)])
+            }
+            // Sets
+            SAdd { key, members } | SRem { key, members } | SMIsMember { key, members } => {
+                args.push(key.clone());
+                args.extend(members.iter().cloned());
+            }
+            SIsMember { key, member } => args.extend([key.clone(), member.clone()]),
+            SPop { key, count } => {
+                args.push(key.clone());
+                args.extend(count.map(number));
+            }
+            SRandMember { key, count } => {
+                args.push(key.clone());
+                args.extend(count.map(number));
+            }
+            SMove {
+                source,
+                destination,
+                member,
+            } => args.extend([source.clone(), destination.clone(), member.clone()]),
+            SInter { keys } | SUnion { keys } | SDiff { keys } => args.extend(keys.iter().cloned()),
+            SInterCard { keys, limit } => {
+                args.push(number(keys.len()));
+                args.extend(keys.iter().cloned());
+                if *limit > 0 {
+                    args.extend([Bytes::from_static(b"LIMIT"), number(*limit)]);
+                }
+            }
+            SInterStore { destination, keys }
+            | SUnionStore { destination, keys }
+            | SDiffStore { destination, keys } => {
+                args.push(destination.clone());
+                args.extend(keys.iter().cloned());
+            }
+            SScan {
+                key,
+                cursor,
+                options,
+            } => {
+                args.extend([key.clone(), number(*cursor)]);
+                args.extend(options.iter().cloned());
             }
             Auth { user, password } => {
                 args.extend(user.iter().cloned());

@@ -120,6 +120,9 @@ pub enum GetKeysError {
     Arity,
     /// The command takes no keys.
     NoKeys,
+    // Sets
+    /// A command with movable keys (SINTERCARD) whose arguments do not parse.
+    Invalid,
 }
 
 impl GetKeysError {
@@ -129,13 +132,14 @@ impl GetKeysError {
             GetKeysError::Unknown => "ERR Invalid command specified",
             GetKeysError::Arity => "ERR Invalid number of arguments specified for command",
             GetKeysError::NoKeys => "ERR The command has no key arguments",
+            GetKeysError::Invalid => "ERR Invalid arguments specified for command",
         }
     }
 }
 
 /// The keys of the command `args` (name first), by the table's first/last/step, as
-/// `COMMAND GETKEYS` reports them. Exact for every command in the table: none has movable
-/// keys.
+/// `COMMAND GETKEYS` reports them; a command with movable keys (SINTERCARD's numkeys) is
+/// parsed and its keys taken from the parsed command.
 pub fn get_keys(args: &[Bytes]) -> Result<Vec<Bytes>, GetKeysError> {
     let name = args.first().ok_or(GetKeysError::Unknown)?;
     let mut info = lookup(name).ok_or(GetKeysError::Unknown)?;
@@ -151,6 +155,10 @@ pub fn get_keys(args: &[Bytes]) -> Result<Vec<Bytes>, GetKeysError> {
     let arity = i64::from(info.arity);
     if (arity > 0 && count != arity) || (arity < 0 && count < -arity) {
         return Err(GetKeysError::Arity);
+    }
+    if info.flags.contains(&"movablekeys") {
+        let cmd = crate::Command::parse(args).map_err(|_| GetKeysError::Invalid)?;
+        return Ok(cmd.keys().into_iter().cloned().collect());
     }
     if info.first_key == 0 {
         return Err(GetKeysError::NoKeys);
@@ -340,6 +348,19 @@ mod tests {
         assert_eq!(
             get_keys(&args(&["del", "a", "b", "c"])),
             Ok(args(&["a", "b", "c"]))
+        );
+        // Sets: movable keys are found by parsing.
+        assert_eq!(
+            get_keys(&args(&["sintercard", "2", "a", "b", "LIMIT", "1"])),
+            Ok(args(&["a", "b"]))
+        );
+        assert_eq!(
+            get_keys(&args(&["sintercard", "3", "a"])),
+            Err(GetKeysError::Invalid)
+        );
+        assert_eq!(
+            get_keys(&args(&["sinterstore", "d", "a", "b"])),
+            Ok(args(&["d", "a", "b"]))
         );
     }
 }

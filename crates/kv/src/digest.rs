@@ -90,6 +90,13 @@ fn write_entry(fnv: &mut Fnv, entry: &Entry) {
                 fnv.write_field(value);
             }
         }
+        // Sets
+        Value::Set(set) => {
+            fnv.write(b"S");
+            fnv.write_u64(set.len() as u64);
+            set.iter()
+                .for_each(|member| fnv.write_field(member.bytes()));
+        }
     }
 }
 

@@ -56,6 +56,21 @@ pub(crate) enum Error {
     /// EXPIRE got an option it does not know; carries the option as written.
     #[error("ERR Unsupported option {0}")]
     UnsupportedOption(String),
+    // Sets
+    /// SINTERCARD's numkeys is not a positive integer.
+    #[error("ERR numkeys should be greater than 0")]
+    NumkeysNotPositive,
+    /// SINTERCARD's numkeys is more than the keys that follow.
+    #[error("ERR Number of keys can't be greater than number of args")]
+    NumkeysTooMany,
+    /// SINTERCARD's LIMIT is not a non-negative integer.
+    #[error("ERR LIMIT can't be negative")]
+    LimitNegative,
+    /// SRANDMEMBER's count is `i64::MIN` (its magnitude does not exist).
+    #[error(
+        "ERR value is out of range, value must between -9223372036854775807 and 9223372036854775807"
+    )]
+    CountOutOfRange,
     /// A subcommand the container command does not have.
     #[error("ERR unknown subcommand '{sub}'. Try {command} HELP.")]
     UnknownSubcommand {

@@ -18,7 +18,7 @@
 //! - `error`: every error a command can give, as Redis text.
 //! - `reply`: the [`Reply`] type.
 //! - `store`: [`Store`], [`Entry`], the expiry index, typed lookups, dispatch.
-//! - `strings`, `lists`, `hashes`: the commands on each value type.
+//! - `strings`, `lists`, `hashes`, `sets`: the commands on each value type.
 //! - `keymap`: [`Store`]'s keyspace, (hash, key)-ordered copy-on-write buckets.
 //! - `keyspace`: DEL, EXISTS, TYPE, DBSIZE, KEYS, SCAN, RANDOMKEY, FLUSH*.
 //! - `expiry`: EXPIRE family, TTL, PERSIST, and the expired-key purge path.
@@ -46,6 +46,7 @@ mod limits;
 mod lists;
 mod parse;
 mod reply;
+mod sets;
 pub mod slots;
 mod store;
 mod strings;
@@ -61,5 +62,6 @@ pub use limits::{
     entry_bytes, reply_bytes, reply_too_large,
 };
 pub use reply::Reply;
+pub use sets::Member;
 pub use store::{Entry, ExecContext, Store, Value};
 pub use transfer::Chunk;

@@ -138,10 +138,12 @@ pub(crate) fn value_bytes(value: &Value) -> usize {
             .iter()
             .map(|(f, v)| element_bytes(f.len() + v.len()))
             .sum(),
+        // Sets
+        Value::Set(set) => set.iter().map(|m| element_bytes(m.bytes().len())).sum(),
     }
 }
 
-/// The size counted for one list element or hash field + value of `len` bytes.
+/// The size counted for one list element, hash field + value or set member of `len` bytes.
 pub(crate) fn element_bytes(len: usize) -> usize {
     len + ITEM_OVERHEAD_BYTES
 }
@@ -189,6 +191,11 @@ impl Command {
                 | RPush { .. }
                 | HSet { .. }
                 | HIncrBy { .. }
+                // Sets
+                | SAdd { .. }
+                | SInterStore { .. }
+                | SUnionStore { .. }
+                | SDiffStore { .. }
         )
     }
 
@@ -212,6 +219,17 @@ impl Command {
             | Append { key, value }
             | SetRange { key, value, .. } => key.len() + value.len() + 2 * WORD,
             HGet { key, field } | HIncrBy { key, field, .. } => key.len() + field.len() + WORD,
+            // Sets
+            SAdd { key, members } | SRem { key, members } | SMIsMember { key, members } => {
+                key.len() + list(members)
+            }
+            SIsMember { key, member } => key.len() + member.len() + WORD,
+            SMove {
+                source,
+                destination,
+                member,
+            } => source.len() + destination.len() + member.len() + WORD,
+            SScan { key, options, .. } => key.len() + list(options) + WORD,
             Keys { pattern } => pattern.len() + 8,
             Scan {
                 pattern, type_name, ..

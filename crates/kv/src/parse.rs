@@ -299,6 +299,139 @@ const SPECS: &[Spec] = &[
         arity: 4,
         parse: parse_hincrby,
     },
+    // Sets
+    Spec {
+        name: "sadd",
+        arity: -3,
+        parse: |a| {
+            Ok(Command::SAdd {
+                key: a[0].clone(),
+                members: a[1..].to_vec(),
+            })
+        },
+    },
+    Spec {
+        name: "srem",
+        arity: -3,
+        parse: |a| {
+            Ok(Command::SRem {
+                key: a[0].clone(),
+                members: a[1..].to_vec(),
+            })
+        },
+    },
+    Spec {
+        name: "scard",
+        arity: 2,
+        parse: |a| Ok(Command::SCard { key: a[0].clone() }),
+    },
+    Spec {
+        name: "sismember",
+        arity: 3,
+        parse: |a| {
+            Ok(Command::SIsMember {
+                key: a[0].clone(),
+                member: a[1].clone(),
+            })
+        },
+    },
+    Spec {
+        name: "smismember",
+        arity: -3,
+        parse: |a| {
+            Ok(Command::SMIsMember {
+                key: a[0].clone(),
+                members: a[1..].to_vec(),
+            })
+        },
+    },
+    Spec {
+        name: "smembers",
+        arity: 2,
+        parse: |a| Ok(Command::SMembers { key: a[0].clone() }),
+    },
+    Spec {
+        name: "spop",
+        arity: -2,
+        parse: parse_spop,
+    },
+    Spec {
+        name: "srandmember",
+        arity: -2,
+        parse: parse_srandmember,
+    },
+    Spec {
+        name: "smove",
+        arity: 4,
+        parse: |a| {
+            Ok(Command::SMove {
+                source: a[0].clone(),
+                destination: a[1].clone(),
+                member: a[2].clone(),
+            })
+        },
+    },
+    Spec {
+        name: "sinter",
+        arity: -2,
+        parse: |a| Ok(Command::SInter { keys: a.to_vec() }),
+    },
+    Spec {
+        name: "sintercard",
+        arity: -3,
+        parse: parse_sintercard,
+    },
+    Spec {
+        name: "sinterstore",
+        arity: -3,
+        parse: |a| {
+            Ok(Command::SInterStore {
+                destination: a[0].clone(),
+                keys: a[1..].to_vec(),
+            })
+        },
+    },
+    Spec {
+        name: "sunion",
+        arity: -2,
+        parse: |a| Ok(Command::SUnion { keys: a.to_vec() }),
+    },
+    Spec {
+        name: "sunionstore",
+        arity: -3,
+        parse: |a| {
+            Ok(Command::SUnionStore {
+                destination: a[0].clone(),
+                keys: a[1..].to_vec(),
+            })
+        },
+    },
+    Spec {
+        name: "sdiff",
+        arity: -2,
+        parse: |a| Ok(Command::SDiff { keys: a.to_vec() }),
+    },
+    Spec {
+        name: "sdiffstore",
+        arity: -3,
+        parse: |a| {
+            Ok(Command::SDiffStore {
+                destination: a[0].clone(),
+                keys: a[1..].to_vec(),
+            })
+        },
+    },
+    Spec {
+        name: "sscan",
+        arity: -3,
+        parse: |a| {
+            Ok(Command::SScan {
+                key: a[0].clone(),
+                cursor: sscan_cursor(&a[1])?,
+                options: a[2..].to_vec(),
+            })
+        },
+    },
     Spec {
         name: "auth",
         arity: -2,
@@ -550,12 +683,13 @@ fn parse_hincrby(args: &[Bytes]) -> Result<Command, Error> {
     })
 }
 
-/// LPOP/RPOP's optional count: an integer, then non-negative.
+/// LPOP/RPOP's optional count: a non-negative integer; anything else is "must be positive"
+/// (Redis's text for a word too, found by the differential test).
 fn pop_count(args: &[Bytes], name: &'static str) -> Result<Option<u64>, Error> {
     match args {
         [_] => Ok(None),
         [_, count] => {
-            let count = integer(count)?;
+            let count = parse_i64(count).ok_or(Error::MustBePositive)?;
             u64::try_from(count)
                 .map(Some)
                 .map_err(|_| Error::MustBePositive)
@@ -772,4 +906,92 @@ fn scan_count(arg: &Bytes) -> Result<u64, Error> {
         return Err(Error::Syntax);
     }
     Ok(count.unsigned_abs())
+}
+
+// Sets
+
+/// SPOP's optional count: anything but a non-negative integer is "must be positive"
+/// (Redis's text for both); more arguments are a syntax error.
+fn parse_spop(args: &[Bytes]) -> Result<Command, Error> {
+    let count = match args {
+        [_] => None,
+        [_, count] => {
+            let count = parse_i64(count).ok_or(Error::MustBePositive)?;
+            Some(u64::try_from(count).map_err(|_| Error::MustBePositive)?)
+        }
+        _ => return Err(Error::Syntax),
+    };
+    Ok(Command::SPop {
+        key: args[0].clone(),
+        count,
+    })
+}
+
+/// SRANDMEMBER's optional count: any integer but `i64::MIN`.
+fn parse_srandmember(args: &[Bytes]) -> Result<Command, Error> {
+    let count = match args {
+        [_] => None,
+        [_, count] => match integer(count)? {
+            i64::MIN => return Err(Error::CountOutOfRange),
+            count => Some(count),
+        },
+        _ => return Err(Error::Syntax),
+    };
+    Ok(Command::SRandMember {
+        key: args[0].clone(),
+        count,
+    })
+}
+
+/// `SINTERCARD numkeys key [key ...] [LIMIT limit]`, with Redis's errors in Redis's order.
+fn parse_sintercard(args: &[Bytes]) -> Result<Command, Error> {
+    let numkeys = parse_i64(&args[0])
+        .filter(|&n| n >= 1)
+        .ok_or(Error::NumkeysNotPositive)?;
+    let rest = &args[1..];
+    let numkeys = usize::try_from(numkeys)
+        .ok()
+        .filter(|&n| n <= rest.len())
+        .ok_or(Error::NumkeysTooMany)?;
+    let (keys, mut options) = rest.split_at(numkeys);
+    let mut limit = 0;
+    while let Some((name, tail)) = options.split_first() {
+        match (word(name).as_slice(), tail.split_first()) {
+            (b"LIMIT", Some((value, tail))) => {
+                let value = parse_i64(value).ok_or(Error::LimitNegative)?;
+                limit = u64::try_from(value).map_err(|_| Error::LimitNegative)?;
+                options = tail;
+            }
+            _ => return Err(Error::Syntax),
+        }
+    }
+    Ok(Command::SInterCard {
+        keys: keys.to_vec(),
+        limit,
+    })
+}
+
+/// An SSCAN cursor as Redis 7.0 reads it (`strtoul`): an optional sign then decimal digits,
+/// a negative number wrapping around, the empty string meaning 0; nothing else, no overflow.
+fn sscan_cursor(arg: &Bytes) -> Result<u64, Error> {
+    let (negative, digits) = match arg.split_first() {
+        None => return Ok(0),
+        Some((b'-', digits)) => (true, digits),
+        Some((b'+', digits)) => (false, digits),
+        Some(_) => (false, &arg[..]),
+    };
+    if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
+        return Err(Error::InvalidCursor);
+    }
+    let magnitude = digits
+        .iter()
+        .try_fold(0u64, |n, d| {
+            n.checked_mul(10)?.checked_add(u64::from(d - b'0'))
+        })
+        .ok_or(Error::InvalidCursor)?;
+    Ok(if negative {
+        magnitude.wrapping_neg()
+    } else {
+        magnitude
+    })
 }

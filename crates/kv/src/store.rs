@@ -10,6 +10,7 @@ use crate::error::Error;
 use crate::keymap::{Keymap, Position};
 use crate::limits::{Limits, entry_bytes, reply_bytes};
 use crate::reply::Reply;
+use crate::sets::Member;
 
 /// The non-deterministic inputs of one command, decided by the primary (P5) and shipped
 /// with the operation, so every replica computes the same result (R1).
@@ -34,6 +35,10 @@ pub enum Value {
     /// A hash from field to value.
     #[serde(deserialize_with = "crate::bounded_serde::boxed_ord_map")]
     Hash(Box<OrdMap<Bytes, Bytes>>),
+    // Sets
+    /// A set, in (member hash, member) order.
+    #[serde(deserialize_with = "crate::sets::deserialize_members")]
+    Set(Box<OrdSet<Member>>),
 }
 
 /// A key's value together with its expiry.
@@ -59,12 +64,13 @@ impl Entry {
         self.expires_at_ms.is_some_and(|at| at <= now_ms)
     }
 
-    /// The Redis type name: "string", "list" or "hash".
+    /// The Redis type name: "string", "list", "hash" or "set".
     pub fn type_name(&self) -> &'static str {
         match self.value {
             Value::Str(_) => "string",
             Value::List(_) => "list",
             Value::Hash(_) => "hash",
+            Value::Set(_) => "set",
         }
     }
 }
@@ -254,6 +260,32 @@ impl Store {
             HGetAll { key } => self.hgetall(key, now),
             HLen { key } => self.hlen(key, now),
             HIncrBy { key, field, delta } => self.hincrby(key, field, *delta, now),
+            // Sets
+            SAdd { key, members } => self.sadd(key, members, now),
+            SRem { key, members } => self.srem(key, members, now),
+            SCard { key } => self.scard(key, now),
+            SIsMember { key, member } => self.sismember(key, member, now),
+            SMIsMember { key, members } => self.smismember(key, members, now),
+            SMembers { key } => self.smembers(key, now),
+            SPop { key, count } => self.spop(key, *count, ctx),
+            SRandMember { key, count } => self.srandmember(key, *count, ctx),
+            SMove {
+                source,
+                destination,
+                member,
+            } => self.smove(source, destination, member, now),
+            SInter { keys } => self.sinter(keys, now),
+            SInterCard { keys, limit } => self.sintercard(keys, *limit, now),
+            SInterStore { destination, keys } => self.sinterstore(destination, keys, now),
+            SUnion { keys } => self.sunion(keys, now),
+            SUnionStore { destination, keys } => self.sunionstore(destination, keys, now),
+            SDiff { keys } => self.sdiff(keys, now),
+            SDiffStore { destination, keys } => self.sdiffstore(destination, keys, now),
+            SScan {
+                key,
+                cursor,
+                options,
+            } => self.sscan(key, *cursor, options, now),
             Auth { user, password } => Ok(self.acl.auth(user.as_ref(), password)),
             AclSetUser { user, rules } => Ok(self.acl.set_user(user, rules)),
             AclDelUser { users } => Ok(self.acl.del_users(users)),
@@ -374,6 +406,20 @@ impl Store {
         match self.live(key, now).map(|e| &e.value) {
             None => Ok(None),
             Some(Value::Hash(hash)) => Ok(Some(hash.as_ref())),
+            Some(_) => Err(Error::WrongType),
+        }
+    }
+
+    // Sets
+    /// The live set at `key`; WRONGTYPE if the key holds another type.
+    pub(crate) fn set_members(
+        &self,
+        key: &Bytes,
+        now: u64,
+    ) -> Result<Option<&OrdSet<Member>>, Error> {
+        match self.live(key, now).map(|e| &e.value) {
+            None => Ok(None),
+            Some(Value::Set(set)) => Ok(Some(set.as_ref())),
             Some(_) => Err(Error::WrongType),
         }
     }

@@ -165,6 +165,8 @@ impl Store {
             }
             (Value::List(list), Value::List(more)) => list.append(*more),
             (Value::Hash(hash), Value::Hash(more)) => hash.extend(*more),
+            // Sets
+            (Value::Set(set), Value::Set(more)) => set.extend(*more),
             (_, value) => {
                 // Not a continuation (no correct primary sends this): replace.
                 self.insert_entry(key, Entry { value, ..entry });
@@ -234,6 +236,15 @@ fn piece(entry: &Entry, skip: usize, budget: usize, must: bool) -> Option<(Entry
                 .map(|(f, v)| (f.clone(), v.clone()))
                 .collect();
             (Value::Hash(Box::new(map)), n, done)
+        }
+        // Sets
+        Value::Set(set) => {
+            let members = set.iter().skip(skip).map(|m| (m.bytes().len(), m));
+            let (items, _) = take_fitting(members, budget, must)?;
+            let done = skip + items.len() >= set.len();
+            let n = items.len();
+            let piece = items.into_iter().cloned().collect();
+            (Value::Set(Box::new(piece)), n, done)
         }
     };
     Some((with_value(entry, value.0), value.1, value.2))

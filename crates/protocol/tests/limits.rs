@@ -150,6 +150,7 @@ fn value_len(value: &tandem_kv::Value) -> usize {
         tandem_kv::Value::Str(s) => s.len(),
         tandem_kv::Value::List(l) => l.iter().map(Bytes::len).sum(),
         tandem_kv::Value::Hash(h) => h.iter().map(|(f, v)| f.len() + v.len()).sum(),
+        tandem_kv::Value::Set(s) => s.iter().map(|m| m.bytes().len()).sum(),
     }
 }
 

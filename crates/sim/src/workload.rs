@@ -15,6 +15,11 @@ pub const LIST_KEYS: [&str; 2] = ["l0", "l1"];
 /// Hash keys.
 pub const HASH_KEYS: [&str; 2] = ["h0", "h1"];
 
+/// Set keys (single-key set commands are checked per key like the others; SPOP and
+/// SRANDMEMBER are left out: their replies depend on the primary's random number, which the
+/// per-key model does not know).
+pub const SET_KEYS: [&str; 2] = ["m0", "m1"];
+
 /// Hash tags of a sharded workload: one per sixth of the slot space, so that after a
 /// rebalance over 2 or 3 groups every group owns some of the workload's keys.
 pub const SHARDED_TAGS: usize = 6;
@@ -33,7 +38,8 @@ pub fn universe_tagged(tags: &[String]) -> Vec<Bytes> {
     let names = STRING_KEYS
         .iter()
         .chain(LIST_KEYS.iter())
-        .chain(HASH_KEYS.iter());
+        .chain(HASH_KEYS.iter())
+        .chain(SET_KEYS.iter());
     tags.iter()
         .flat_map(|t| names.clone().map(move |k| Bytes::from(tagged(t, k))))
         .collect()
@@ -130,6 +136,9 @@ impl RandomWorkload {
         let sharded = self.sharded;
         let v = self.unique(client);
         let f = ["f0", "f1", "f2"][rng.below(3) as usize];
+        if rng.below(8) == 0 {
+            return self.set_line(&v, &any, rng);
+        }
         match rng.below(40) {
             0..=5 => format!("GET {s}"),
             6..=9 => format!("SET {s} {v}"),
@@ -170,6 +179,26 @@ impl RandomWorkload {
                 }
             }
             _ => format!("SETNX {s} {v}"),
+        }
+    }
+}
+
+impl RandomWorkload {
+    /// One random set command; `v` is a unique member, `any` a key of another type.
+    fn set_line(&self, v: &str, any: &str, rng: &mut SplitMix64) -> String {
+        let (m0, m1) = (self.key(SET_KEYS[0]), self.key(SET_KEYS[1]));
+        let m = if rng.below(2) == 0 { &m0 } else { &m1 };
+        let member = ["a", "b", "c"][rng.below(3) as usize];
+        match rng.below(12) {
+            0..=2 => format!("SADD {m} {member} {v}"),
+            3 => format!("SADD {any} {member}"),
+            4 | 5 => format!("SREM {m} {member} {v}"),
+            6 => format!("SISMEMBER {m} {member}"),
+            7 => format!("SCARD {m}"),
+            8 => format!("SMEMBERS {m}"),
+            9 => format!("SMISMEMBER {m} a b c"),
+            10 => format!("SUNION {m0} {m1}"),
+            _ => format!("SINTERCARD 2 {m0} {m1} LIMIT 2"),
         }
     }
 }

@@ -16,6 +16,10 @@ COMMANDS = [
     "incrby", "decr", "decrby", "setrange", "getrange", "substr", "del", "exists", "type", "dbsize", "keys", "scan", "randomkey",
     "flushdb", "flushall", "expire", "pexpire", "ttl", "pttl", "persist", "lpush", "rpush",
     "lpop", "rpop", "lrange", "llen", "hset", "hget", "hdel", "hgetall", "hlen", "hincrby",
+    # Sets
+    "sadd", "srem", "scard", "sismember", "smismember", "smembers", "spop", "srandmember",
+    "smove", "sinter", "sintercard", "sinterstore", "sunion", "sunionstore", "sdiff",
+    "sdiffstore", "sscan",
     "auth", "hello", "ping", "echo", "select", "quit", "reset", "info", "wait",
     "asking", "readonly", "readwrite",
     "acl", "config", "client", "command", "cluster",
