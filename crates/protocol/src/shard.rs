@@ -192,6 +192,14 @@ impl ClusterMap {
         })
     }
 
+    /// Who serves each slot now ([`ClusterMap::serving`]), as a configuration numbered like
+    /// the map's: what `CLUSTER SLOTS`, `NODES` and `SHARDS` show, so a client that loads
+    /// them during a move is sent where the slots are served (S11).
+    pub fn serving_config(&self) -> ShardConfig {
+        let owners: Vec<Option<GroupId>> = (0..SLOT_COUNT).map(|slot| self.serving(slot)).collect();
+        ShardConfig::from_owners(self.config.num, &owners)
+    }
+
     /// The group serving `slot` ([`ClusterMap::serving`]) and its view, if any.
     pub fn route(&self, slot: u16) -> Option<(GroupId, Option<&View>)> {
         let group = self.serving(slot)?;

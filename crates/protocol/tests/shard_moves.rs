@@ -1383,8 +1383,11 @@ fn s11_a_moving_slot_is_routed_to_its_giver_until_the_move_is_reported() {
     );
     assert_eq!(map.route(slot).map(|(g, _)| g), Some(G1));
     assert_eq!(map.serving(kept), Some(G1));
+    // What CLUSTER SLOTS shows: every slot still with the giver.
+    assert_eq!(map.serving_config().slots_of(G1), vec![(0, 16383)]);
     map.groups.get_mut(&G2).expect("G2").config_done = ConfigNum(2);
     assert_eq!(map.serving(slot), Some(G2), "the taker installed it");
+    assert_eq!(map.serving_config(), map.config);
     map.groups.get_mut(&G2).expect("G2").config_done = ConfigNum(1);
     map.groups.get_mut(&G1).expect("G1").config_done = ConfigNum(2);
     assert_eq!(map.serving(slot), Some(G2), "the giver dropped it");

@@ -101,10 +101,10 @@ fn nodes_with_me(state: &FrontState) -> Vec<Node> {
     all
 }
 
-/// The slot ranges a client can be served on: owned by a group whose primary has a client
-/// address.
+/// The slot ranges a client can be served on: served now ([`ClusterMap::serving_config`]) by
+/// a group whose primary has a client address.
 fn served_ranges(map: &ClusterMap, nodes: &[Node]) -> Vec<(u16, u16, GroupId)> {
-    map.config
+    map.serving_config()
         .ranges
         .iter()
         .filter(|r| nodes.iter().any(|n| n.group == r.group && n.primary))
@@ -193,7 +193,7 @@ fn nodes_text(state: &FrontState) -> String {
         if node.primary
             && let Some(map) = &state.map
         {
-            for (start, end) in map.config.slots_of(node.group) {
+            for (start, end) in map.serving_config().slots_of(node.group) {
                 if start == end {
                     let _ = write!(out, " {start}");
                 } else {
@@ -218,7 +218,7 @@ fn shards(state: &FrontState) -> Frame {
             let slots = state
                 .map
                 .as_ref()
-                .map(|m| m.config.slots_of(group))
+                .map(|m| m.serving_config().slots_of(group))
                 .unwrap_or_default()
                 .into_iter()
                 .flat_map(|(start, end)| {
