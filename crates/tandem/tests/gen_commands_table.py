@@ -16,6 +16,12 @@ COMMANDS = [
     "incrby", "decr", "decrby", "setrange", "getrange", "substr", "del", "exists", "type", "dbsize", "keys", "scan", "randomkey",
     "flushdb", "flushall", "expire", "pexpire", "ttl", "pttl", "persist", "lpush", "rpush",
     "lpop", "rpop", "lrange", "llen", "hset", "hget", "hdel", "hgetall", "hlen", "hincrby",
+    # Sorted sets
+    "zadd", "zincrby", "zscore", "zmscore", "zcard", "zcount", "zlexcount", "zrange",
+    "zrevrange", "zrangebyscore", "zrevrangebyscore", "zrangebylex", "zrevrangebylex",
+    "zrangestore", "zrank", "zrevrank", "zrem", "zremrangebyrank", "zremrangebyscore",
+    "zremrangebylex", "zpopmin", "zpopmax", "zmpop", "zunion", "zinter", "zdiff",
+    "zunionstore", "zinterstore", "zdiffstore", "zintercard", "zrandmember", "zscan",
     "auth", "hello", "ping", "echo", "select", "quit", "reset", "info", "wait",
     "asking", "readonly", "readwrite",
     "acl", "config", "client", "command", "cluster",
