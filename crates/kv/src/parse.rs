@@ -1182,19 +1182,16 @@ fn parse_zpop(args: &[Bytes], max: bool) -> Result<Command, Error> {
     })
 }
 
-/// A numkeys of at least 1 with that many keys following, or `numkeys_error`.
-fn numkeys(
-    args: &[Bytes],
-    not_positive: Error,
-    too_many: Error,
-) -> Result<(&[Bytes], &[Bytes]), Error> {
+/// A numkeys of at least 1 (else `not_positive`) with that many keys following (else a
+/// syntax error): the keys, and the arguments after them.
+fn numkeys(args: &[Bytes], not_positive: Error) -> Result<(&[Bytes], &[Bytes]), Error> {
     let n = integer(&args[0])?;
     if n < 1 {
         return Err(not_positive);
     }
     let n = usize::try_from(n).unwrap_or(usize::MAX);
     if n > args.len() - 1 {
-        return Err(too_many);
+        return Err(Error::Syntax);
     }
     Ok((&args[1..=n], &args[n + 1..]))
 }
@@ -1250,7 +1247,7 @@ fn parse_zsetop(
     } else {
         (None, args)
     };
-    let (keys, mut rest) = numkeys(args, Error::NeedOneInputKey(name), Error::Syntax)?;
+    let (keys, mut rest) = numkeys(args, Error::NeedOneInputKey(name))?;
     let (mut weights, mut aggregate, mut withscores) = (None, Aggregate::Sum, false);
     while let Some(option) = rest.first() {
         let combines = op != SetOp::Diff;
@@ -1296,7 +1293,7 @@ fn parse_zsetop(
 
 /// `ZINTERCARD numkeys key [key ...] [LIMIT limit]`.
 fn parse_zintercard(args: &[Bytes]) -> Result<Command, Error> {
-    let (keys, mut rest) = numkeys(args, Error::NeedOneInputKey("zintercard"), Error::Syntax)?;
+    let (keys, mut rest) = numkeys(args, Error::NeedOneInputKey("zintercard"))?;
     let mut limit = 0;
     while let Some(option) = rest.first() {
         match (word(option).as_slice(), rest.get(1)) {

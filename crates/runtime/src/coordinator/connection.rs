@@ -584,6 +584,25 @@ mod tests {
     use super::*;
 
     #[test]
+    fn doubles_and_pairs_are_encoded_for_the_protocol() {
+        let pairs = Reply::Pairs(vec![(Reply::Bulk(Bytes::from("m")), Reply::Double(0.1))]);
+        assert_eq!(
+            reply_frame_in(&pairs, Protocol::Resp2),
+            Frame::Array(vec![
+                Frame::Bulk(Bytes::from("m")),
+                Frame::Bulk(Bytes::from("0.10000000000000001")),
+            ])
+        );
+        assert_eq!(
+            reply_frame_in(&pairs, Protocol::Resp3),
+            Frame::Array(vec![Frame::Array(vec![
+                Frame::Bulk(Bytes::from("m")),
+                Frame::Double(0.1),
+            ])])
+        );
+    }
+
+    #[test]
     fn l7_reply_size_is_measured_up_to_the_bound() {
         let value = Reply::Bulk(Bytes::from(vec![b'v'; 1000]));
         assert!(reply_bytes(&value, 2000).is_some());
