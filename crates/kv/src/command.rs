@@ -6,6 +6,8 @@
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
+use crate::zsets::{Aggregate, Score, SetOp, ZAddFlags, ZRangeSpec};
+
 /// SET's existence condition.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum SetCondition {
@@ -54,6 +56,24 @@ pub enum FlushMode {
     Async,
     /// SYNC.
     Sync,
+}
+
+// Sorted sets
+/// Which command name a ZRANGE-like read was sent as (they share one variant).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ZRangeForm {
+    /// `ZRANGE key min max [BYSCORE|BYLEX] [REV] [LIMIT o c] [WITHSCORES]`.
+    ZRange,
+    /// `ZREVRANGE key start stop [WITHSCORES]`.
+    ZRevRange,
+    /// `ZRANGEBYSCORE key min max [WITHSCORES] [LIMIT o c]`.
+    ZRangeByScore,
+    /// `ZREVRANGEBYSCORE key max min [WITHSCORES] [LIMIT o c]`.
+    ZRevRangeByScore,
+    /// `ZRANGEBYLEX key min max [LIMIT o c]`.
+    ZRangeByLex,
+    /// `ZREVRANGEBYLEX key max min [LIMIT o c]`.
+    ZRevRangeByLex,
 }
 
 /// One command, fully validated, with typed arguments. Built by [`Command::parse`].
@@ -256,6 +276,93 @@ pub enum Command {
     /// Internal: `--requirepass` at a coordinator's start, applied only while the default user
     /// has no password (A9).
     RequirepassIfUnset { password: Bytes },
+    // Sorted sets
+    /// `ZADD key [NX|XX] [GT|LT] [CH] [INCR] score member [score member ...]`.
+    ZAdd {
+        key: Bytes,
+        flags: ZAddFlags,
+        pairs: Vec<(Score, Bytes)>,
+    },
+    /// `ZINCRBY key increment member`.
+    ZIncrBy {
+        key: Bytes,
+        delta: Score,
+        member: Bytes,
+    },
+    /// `ZSCORE key member`.
+    ZScore { key: Bytes, member: Bytes },
+    /// `ZMSCORE key member [member ...]`.
+    ZMScore { key: Bytes, members: Vec<Bytes> },
+    /// `ZCARD key`.
+    ZCard { key: Bytes },
+    /// `ZCOUNT key min max` (a score range).
+    ZCount { key: Bytes, range: ZRangeSpec },
+    /// `ZLEXCOUNT key min max` (a lex range).
+    ZLexCount { key: Bytes, range: ZRangeSpec },
+    /// ZRANGE and the older ZREVRANGE, Z[REV]RANGEBYSCORE, Z[REV]RANGEBYLEX (`form`).
+    ZRange {
+        form: ZRangeForm,
+        key: Bytes,
+        range: ZRangeSpec,
+        rev: bool,
+        limit: Option<(i64, i64)>,
+        withscores: bool,
+    },
+    /// `ZRANGESTORE dst src min max [BYSCORE|BYLEX] [REV] [LIMIT offset count]`.
+    ZRangeStore {
+        dst: Bytes,
+        src: Bytes,
+        range: ZRangeSpec,
+        rev: bool,
+        limit: Option<(i64, i64)>,
+    },
+    /// `ZRANK key member [WITHSCORE]`, `ZREVRANK` when `rev`.
+    ZRank {
+        key: Bytes,
+        member: Bytes,
+        rev: bool,
+        withscore: bool,
+    },
+    /// `ZREM key member [member ...]`.
+    ZRem { key: Bytes, members: Vec<Bytes> },
+    /// ZREMRANGEBYRANK/BYSCORE/BYLEX, named by the kind of `range`.
+    ZRemRange { key: Bytes, range: ZRangeSpec },
+    /// `ZPOPMIN key [count]`, `ZPOPMAX` when `max`.
+    ZPop {
+        key: Bytes,
+        max: bool,
+        count: Option<u64>,
+    },
+    /// `ZMPOP numkeys key [key ...] MIN|MAX [COUNT count]` (count at least 1).
+    ZMPop {
+        keys: Vec<Bytes>,
+        max: bool,
+        count: u64,
+    },
+    /// ZUNION/ZINTER/ZDIFF (`dst` none) and ZUNIONSTORE/ZINTERSTORE/ZDIFFSTORE.
+    ZSetOp {
+        op: SetOp,
+        dst: Option<Bytes>,
+        keys: Vec<Bytes>,
+        weights: Option<Vec<Score>>,
+        aggregate: Aggregate,
+        withscores: bool,
+    },
+    /// `ZINTERCARD numkeys key [key ...] [LIMIT limit]` (0: no limit).
+    ZInterCard { keys: Vec<Bytes>, limit: u64 },
+    /// `ZRANDMEMBER key [count [WITHSCORES]]`.
+    ZRandMember {
+        key: Bytes,
+        count: Option<i64>,
+        withscores: bool,
+    },
+    /// `ZSCAN key cursor [MATCH pattern] [COUNT count]`.
+    ZScan {
+        key: Bytes,
+        cursor: u64,
+        pattern: Option<Bytes>,
+        count: Option<u64>,
+    },
 }
 
 impl Command {
@@ -334,6 +441,45 @@ impl Command {
             ConfigSetRequirepass { .. } => "config",
             AclDefaultState => "tandem.acl-state",
             RequirepassIfUnset { .. } => "tandem.requirepass-if-unset",
+            // Sorted sets
+            ZAdd { .. } => "zadd",
+            ZIncrBy { .. } => "zincrby",
+            ZScore { .. } => "zscore",
+            ZMScore { .. } => "zmscore",
+            ZCard { .. } => "zcard",
+            ZCount { .. } => "zcount",
+            ZLexCount { .. } => "zlexcount",
+            ZRange { form, .. } => match form {
+                ZRangeForm::ZRange => "zrange",
+                ZRangeForm::ZRevRange => "zrevrange",
+                ZRangeForm::ZRangeByScore => "zrangebyscore",
+                ZRangeForm::ZRevRangeByScore => "zrevrangebyscore",
+                ZRangeForm::ZRangeByLex => "zrangebylex",
+                ZRangeForm::ZRevRangeByLex => "zrevrangebylex",
+            },
+            ZRangeStore { .. } => "zrangestore",
+            ZRank { rev: false, .. } => "zrank",
+            ZRank { rev: true, .. } => "zrevrank",
+            ZRem { .. } => "zrem",
+            ZRemRange { range, .. } => match range {
+                ZRangeSpec::Rank { .. } => "zremrangebyrank",
+                ZRangeSpec::Score { .. } => "zremrangebyscore",
+                ZRangeSpec::Lex { .. } => "zremrangebylex",
+            },
+            ZPop { max: false, .. } => "zpopmin",
+            ZPop { max: true, .. } => "zpopmax",
+            ZMPop { .. } => "zmpop",
+            ZSetOp { op, dst, .. } => match (op, dst.is_some()) {
+                (SetOp::Union, false) => "zunion",
+                (SetOp::Inter, false) => "zinter",
+                (SetOp::Diff, false) => "zdiff",
+                (SetOp::Union, true) => "zunionstore",
+                (SetOp::Inter, true) => "zinterstore",
+                (SetOp::Diff, true) => "zdiffstore",
+            },
+            ZInterCard { .. } => "zintercard",
+            ZRandMember { .. } => "zrandmember",
+            ZScan { .. } => "zscan",
         }
     }
 
@@ -380,6 +526,9 @@ impl Command {
             // Sets: these return or depend on what they change.
             SPop { .. } | SMove { .. } => (true, true),
             SInterStore { .. } | SUnionStore { .. } | SDiffStore { .. } => (true, true),
+            // Sorted sets
+            ZIncrBy { .. } | ZPop { .. } | ZMPop { .. } => (true, true),
+            ZAdd { flags, .. } => (flags.incr, true),
             Set { get, .. } => (*get, true),
             _ if self.is_write() => (false, true),
             _ => (true, false),
@@ -427,6 +576,18 @@ impl Command {
                 | AclWhoAmI
                 | AclDryRun { .. }
                 | AclDefaultState
+                // Sorted sets
+                | ZScore { .. }
+                | ZMScore { .. }
+                | ZCard { .. }
+                | ZCount { .. }
+                | ZLexCount { .. }
+                | ZRange { .. }
+                | ZRank { .. }
+                | ZSetOp { dst: None, .. }
+                | ZInterCard { .. }
+                | ZRandMember { .. }
+                | ZScan { .. }
         )
     }
 
@@ -454,6 +615,10 @@ impl Command {
             DbSize | Keys { .. } | Scan { .. } | RandomKey | FlushDb { .. } | FlushAll { .. } => {
                 Vec::new()
             }
+            // Sorted sets
+            ZRangeStore { dst, src, .. } => vec![dst, src],
+            ZMPop { keys, .. } | ZInterCard { keys, .. } => keys.iter().collect(),
+            ZSetOp { dst, keys, .. } => dst.iter().chain(keys.iter()).collect(),
             _ => self.single_key().into_iter().collect(),
         }
     }
@@ -503,6 +668,21 @@ impl Command {
             | SPop { key, .. }
             | SRandMember { key, .. }
             | SScan { key, .. } => Some(key),
+            // Sorted sets
+            ZAdd { key, .. }
+            | ZIncrBy { key, .. }
+            | ZScore { key, .. }
+            | ZMScore { key, .. }
+            | ZCard { key }
+            | ZCount { key, .. }
+            | ZLexCount { key, .. }
+            | ZRange { key, .. }
+            | ZRank { key, .. }
+            | ZRem { key, .. }
+            | ZRemRange { key, .. }
+            | ZPop { key, .. }
+            | ZRandMember { key, .. }
+            | ZScan { key, .. } => Some(key),
             _ => None,
         }
     }
@@ -657,8 +837,215 @@ impl Command {
                     password.clone(),
                 ]);
             }
+            // Sorted sets
+            ZAdd { .. }
+            | ZIncrBy { .. }
+            | ZScore { .. }
+            | ZMScore { .. }
+            | ZCount { .. }
+            | ZLexCount { .. }
+            | ZRange { .. }
+            | ZRangeStore { .. }
+            | ZRank { .. }
+            | ZRem { .. }
+            | ZRemRange { .. }
+            | ZPop { .. }
+            | ZMPop { .. }
+            | ZSetOp { .. }
+            | ZInterCard { .. }
+            | ZRandMember { .. }
+            | ZScan { .. } => self.push_zset_args(args),
             _ => args.extend(self.single_key().cloned()),
         }
+    }
+
+    // Sorted sets
+    /// [`Command::push_args`] for the sorted-set commands.
+    fn push_zset_args(&self, args: &mut Vec<Bytes>) {
+        use Command::*;
+        let word = |w: &'static str| Bytes::from_static(w.as_bytes());
+        let score = |s: Score| Bytes::from(s.get().to_string());
+        match self {
+            ZAdd { key, flags, pairs } => {
+                args.push(key.clone());
+                for (set, name) in [
+                    (flags.nx, "NX"),
+                    (flags.xx, "XX"),
+                    (flags.gt, "GT"),
+                    (flags.lt, "LT"),
+                    (flags.ch, "CH"),
+                    (flags.incr, "INCR"),
+                ] {
+                    if set {
+                        args.push(word(name));
+                    }
+                }
+                args.extend(pairs.iter().flat_map(|(s, m)| [score(*s), m.clone()]));
+            }
+            ZIncrBy { key, delta, member } => {
+                args.extend([key.clone(), score(*delta), member.clone()])
+            }
+            ZScore { key, member } => args.extend([key.clone(), member.clone()]),
+            ZMScore { key, members } | ZRem { key, members } => {
+                args.push(key.clone());
+                args.extend(members.iter().cloned());
+            }
+            ZCount { key, range } | ZLexCount { key, range } | ZRemRange { key, range } => {
+                args.push(key.clone());
+                push_range(args, range, false);
+            }
+            ZRange {
+                form,
+                key,
+                range,
+                rev,
+                limit,
+                withscores,
+            } => {
+                args.push(key.clone());
+                let legacy_rev = matches!(
+                    form,
+                    ZRangeForm::ZRevRange
+                        | ZRangeForm::ZRevRangeByScore
+                        | ZRangeForm::ZRevRangeByLex
+                );
+                push_range(
+                    args,
+                    range,
+                    *rev && !matches!(range, ZRangeSpec::Rank { .. }),
+                );
+                if *form == ZRangeForm::ZRange {
+                    push_range_options(args, range, *rev);
+                }
+                debug_assert!(*form == ZRangeForm::ZRange || legacy_rev == *rev);
+                if *withscores {
+                    args.push(word("WITHSCORES"));
+                }
+                push_limit(args, *limit);
+            }
+            ZRangeStore {
+                dst,
+                src,
+                range,
+                rev,
+                limit,
+            } => {
+                args.extend([dst.clone(), src.clone()]);
+                push_range(
+                    args,
+                    range,
+                    *rev && !matches!(range, ZRangeSpec::Rank { .. }),
+                );
+                push_range_options(args, range, *rev);
+                push_limit(args, *limit);
+            }
+            ZRank {
+                key,
+                member,
+                withscore,
+                ..
+            } => {
+                args.extend([key.clone(), member.clone()]);
+                if *withscore {
+                    args.push(word("WITHSCORE"));
+                }
+            }
+            ZPop { key, count, .. } => {
+                args.push(key.clone());
+                args.extend(count.map(number));
+            }
+            ZMPop { keys, max, count } => {
+                args.push(number(keys.len()));
+                args.extend(keys.iter().cloned());
+                args.extend([word(if *max { "MAX" } else { "MIN" }), word("COUNT")]);
+                args.push(number(*count));
+            }
+            ZSetOp {
+                dst,
+                keys,
+                weights,
+                aggregate,
+                withscores,
+                ..
+            } => {
+                args.extend(dst.iter().cloned());
+                args.push(number(keys.len()));
+                args.extend(keys.iter().cloned());
+                if let Some(weights) = weights {
+                    args.push(word("WEIGHTS"));
+                    args.extend(weights.iter().map(|w| score(*w)));
+                }
+                match aggregate {
+                    Aggregate::Sum => {}
+                    Aggregate::Min => args.extend([word("AGGREGATE"), word("MIN")]),
+                    Aggregate::Max => args.extend([word("AGGREGATE"), word("MAX")]),
+                }
+                if *withscores {
+                    args.push(word("WITHSCORES"));
+                }
+            }
+            ZInterCard { keys, limit } => {
+                args.push(number(keys.len()));
+                args.extend(keys.iter().cloned());
+                if *limit != 0 {
+                    args.extend([word("LIMIT"), number(*limit)]);
+                }
+            }
+            ZRandMember {
+                key,
+                count,
+                withscores,
+            } => {
+                args.push(key.clone());
+                args.extend(count.map(number));
+                if *withscores {
+                    args.push(word("WITHSCORES"));
+                }
+            }
+            ZScan {
+                key,
+                cursor,
+                pattern,
+                count,
+            } => {
+                args.push(key.clone());
+                push_scan_args(args, *cursor, pattern, *count, &None);
+            }
+            _ => {}
+        }
+    }
+}
+
+// Sorted sets
+/// A range's two bounds, in the order the command takes them (`max min` when `swapped`).
+fn push_range(args: &mut Vec<Bytes>, range: &ZRangeSpec, swapped: bool) {
+    let (first, second) = match range {
+        ZRangeSpec::Rank { start, stop } => (number(*start), number(*stop)),
+        ZRangeSpec::Score { min, max } => (min.to_arg(), max.to_arg()),
+        ZRangeSpec::Lex { min, max } => (min.to_arg(), max.to_arg()),
+    };
+    if swapped {
+        args.extend([second, first]);
+    } else {
+        args.extend([first, second]);
+    }
+}
+
+/// ZRANGE's BYSCORE/BYLEX and REV words.
+fn push_range_options(args: &mut Vec<Bytes>, range: &ZRangeSpec, rev: bool) {
+    match range {
+        ZRangeSpec::Rank { .. } => {}
+        ZRangeSpec::Score { .. } => args.push(Bytes::from_static(b"BYSCORE")),
+        ZRangeSpec::Lex { .. } => args.push(Bytes::from_static(b"BYLEX")),
+    }
+    if rev {
+        args.push(Bytes::from_static(b"REV"));
+    }
+}
+
+fn push_limit(args: &mut Vec<Bytes>, limit: Option<(i64, i64)>) {
+    if let Some((offset, count)) = limit {
+        args.extend([Bytes::from_static(b"LIMIT"), number(offset), number(count)]);
     }
 }
 

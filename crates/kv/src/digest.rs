@@ -97,6 +97,15 @@ fn write_entry(fnv: &mut Fnv, entry: &Entry) {
             set.iter()
                 .for_each(|member| fnv.write_field(member.bytes()));
         }
+        // Sorted sets: scores by their bits, so backups match to the last bit.
+        Value::ZSet(zset) => {
+            fnv.write(b"z");
+            fnv.write_u64(zset.len() as u64);
+            for (member, score) in zset.by_member() {
+                fnv.write_field(member);
+                fnv.write_u64(score.get().to_bits());
+            }
+        }
     }
 }
 

@@ -57,13 +57,13 @@ pub(crate) enum Error {
     #[error("ERR Unsupported option {0}")]
     UnsupportedOption(String),
     // Sets
-    /// SINTERCARD's numkeys is not a positive integer.
+    /// numkeys (SINTERCARD, ZMPOP, ZINTERCARD...) is not a positive integer.
     #[error("ERR numkeys should be greater than 0")]
     NumkeysNotPositive,
     /// SINTERCARD's numkeys is more than the keys that follow.
     #[error("ERR Number of keys can't be greater than number of args")]
     NumkeysTooMany,
-    /// SINTERCARD's LIMIT is not a non-negative integer.
+    /// The LIMIT of SINTERCARD or ZINTERCARD is negative.
     #[error("ERR LIMIT can't be negative")]
     LimitNegative,
     /// SRANDMEMBER's count is `i64::MIN` (its magnitude does not exist).
@@ -90,6 +90,51 @@ pub(crate) enum Error {
         /// The first arguments, each quoted and followed by a space.
         args: String,
     },
+    // Sorted sets
+    /// A score argument (ZADD, ZINCRBY) that is not a number.
+    #[error("ERR value is not a valid float")]
+    NotFloat,
+    /// A WEIGHTS value that is not a number.
+    #[error("ERR weight value is not a float")]
+    WeightNotFloat,
+    /// A score range bound that is not a number.
+    #[error("ERR min or max is not a float")]
+    ScoreRangeNotFloat,
+    /// A lex range bound that is not `-`, `+`, `[x` or `(x`.
+    #[error("ERR min or max not valid string range item")]
+    LexRangeInvalid,
+    /// An increment that gives NaN (inf + -inf).
+    #[error("ERR resulting score is not a number (NaN)")]
+    ScoreNan,
+    /// ZADD with both NX and XX.
+    #[error("ERR XX and NX options at the same time are not compatible")]
+    XxWithNx,
+    /// ZADD with GT and LT, or either with NX.
+    #[error("ERR GT, LT, and/or NX options at the same time are not compatible")]
+    GtLtNx,
+    /// ZADD INCR with more than one pair.
+    #[error("ERR INCR option supports a single increment-element pair")]
+    IncrOnePair,
+    /// ZRANGE's LIMIT by rank.
+    #[error(
+        "ERR syntax error, LIMIT is only supported in combination with either BYSCORE or BYLEX"
+    )]
+    LimitNeedsByScoreOrLex,
+    /// ZRANGE's WITHSCORES with BYLEX.
+    #[error("ERR syntax error, WITHSCORES not supported in combination with BYLEX")]
+    WithScoresWithByLex,
+    /// A numkeys of zero or less for ZUNION/ZINTER/ZDIFF (and STORE forms), ZINTERCARD.
+    #[error("ERR at least 1 input key is needed for '{0}' command")]
+    NeedOneInputKey(&'static str),
+    /// ZMPOP's COUNT of zero or less.
+    #[error("ERR count should be greater than 0")]
+    CountNotPositive,
+    /// A plain "value is out of range" (ZRANDMEMBER's count).
+    #[error("ERR value is out of range")]
+    OutOfRange,
+    /// A sorted-set operation over more input elements than tandem allows in one command.
+    #[error("ERR sorted set operation over more than {0} elements (tandem's bound per command)")]
+    ZSetInputTooLarge(usize),
 }
 
 impl From<Error> for Reply {

@@ -25,6 +25,7 @@
 //! - `glob`: Redis glob patterns for KEYS and SCAN MATCH.
 //! - `digest`: FNV-1a, for key order and the store digest.
 //! - `transfer`: chunked state transfer ([`Chunk`]).
+//! - `zsets`: sorted sets ([`ZSet`]) and their commands, ZADD ... ZSCAN.
 //!
 //! **Architecture invariant:** nothing here iterates a `HashMap`/`HashSet` or reads the
 //! clock; every collection is ordered (the bucketed keymap, `imbl::OrdMap`, `imbl::Vector`), so iteration
@@ -51,6 +52,8 @@ pub mod slots;
 mod store;
 mod strings;
 mod transfer;
+// Sorted sets
+mod zsets;
 
 #[cfg(test)]
 mod tests;
@@ -65,3 +68,9 @@ pub use reply::Reply;
 pub use sets::Member;
 pub use store::{Entry, ExecContext, Store, Value};
 pub use transfer::Chunk;
+// Sorted sets
+pub use command::ZRangeForm;
+pub use zsets::{
+    Aggregate, LexBound, MAX_ZSET_OP_ELEMENTS, Score, ScoreBound, SetOp, ZAddFlags, ZRangeSpec,
+    ZSet, format_double,
+};

@@ -140,7 +140,19 @@ pub(crate) fn value_bytes(value: &Value) -> usize {
             .sum(),
         // Sets
         Value::Set(set) => set.iter().map(|m| element_bytes(m.bytes().len())).sum(),
+        // Sorted sets
+        Value::ZSet(zset) => zset
+            .by_member()
+            .map(|(m, _)| zset_member_bytes(m.len()))
+            .sum(),
     }
+}
+
+// Sorted sets
+/// The size counted for one sorted-set member of `len` bytes: the member (shared by both
+/// indexes), its 8-byte score, and a node in each of the two indexes.
+pub(crate) fn zset_member_bytes(len: usize) -> usize {
+    element_bytes(len + 8) + ITEM_OVERHEAD_BYTES
 }
 
 /// The size counted for one list element, hash field + value or set member of `len` bytes.
@@ -161,12 +173,14 @@ pub fn reply_bytes(reply: &Reply) -> usize {
         Reply::Integer(_) | Reply::Nil => 16,
         Reply::Bulk(bytes) => bytes.len() + 16,
         Reply::Array(items) => 16 + items.iter().map(reply_bytes).sum::<usize>(),
-        Reply::Map(pairs) => {
+        Reply::Map(pairs) | Reply::Pairs(pairs) => {
             16 + pairs
                 .iter()
                 .map(|(k, v)| reply_bytes(k) + reply_bytes(v))
                 .sum::<usize>()
         }
+        // Sorted sets
+        Reply::Double(_) => 40,
     }
 }
 
@@ -196,6 +210,11 @@ impl Command {
                 | SInterStore { .. }
                 | SUnionStore { .. }
                 | SDiffStore { .. }
+                // Sorted sets
+                | ZAdd { .. }
+                | ZIncrBy { .. }
+                | ZRangeStore { .. }
+                | ZSetOp { dst: Some(_), .. }
         )
     }
 
@@ -234,6 +253,15 @@ impl Command {
             Scan {
                 pattern, type_name, ..
             } => 2 * WORD + text(pattern) + text(type_name),
+            // Sorted sets
+            ZAdd { key, pairs, .. } => {
+                key.len() + pairs.iter().map(|(_, m)| m.len() + WORD).sum::<usize>()
+            }
+            ZMScore { key, members } | ZRem { key, members } => key.len() + list(members),
+            ZSetOp { weights, .. } => {
+                let keys = self.keys().iter().map(|k| k.len() + 8).sum::<usize>();
+                keys + weights.as_ref().map_or(0, |w| w.len() * WORD) + 2 * WORD
+            }
             _ => self.keys().iter().map(|k| k.len() + 8).sum::<usize>() + 2 * WORD,
         }
     }
@@ -348,7 +376,7 @@ impl Store {
 }
 
 /// The next value of a splitmix64 sequence.
-fn splitmix(state: u64) -> u64 {
+pub(crate) fn splitmix(state: u64) -> u64 {
     let mut z = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);

@@ -5,9 +5,12 @@
 
 use bytes::Bytes;
 
-use crate::command::{Command, ExpireCondition, FlushMode, SetCondition, SetExpiry};
+use crate::command::{Command, ExpireCondition, FlushMode, SetCondition, SetExpiry, ZRangeForm};
 use crate::error::Error;
 use crate::reply::Reply;
+use crate::zsets::{
+    Aggregate, Score, SetOp, ZAddFlags, ZRangeSpec, parse_lex_bound, parse_score, parse_score_bound,
+};
 
 /// A command's name, its Redis arity (negative = at least that many), and its parser.
 struct Spec {
@@ -446,6 +449,210 @@ const SPECS: &[Spec] = &[
         name: "config",
         arity: -2,
         parse: parse_config,
+    },
+    // Sorted sets
+    Spec {
+        name: "zadd",
+        arity: -4,
+        parse: parse_zadd,
+    },
+    Spec {
+        name: "zincrby",
+        arity: 4,
+        parse: parse_zincrby,
+    },
+    Spec {
+        name: "zscore",
+        arity: 3,
+        parse: |a| {
+            Ok(Command::ZScore {
+                key: a[0].clone(),
+                member: a[1].clone(),
+            })
+        },
+    },
+    Spec {
+        name: "zmscore",
+        arity: -3,
+        parse: |a| {
+            Ok(Command::ZMScore {
+                key: a[0].clone(),
+                members: a[1..].to_vec(),
+            })
+        },
+    },
+    Spec {
+        name: "zcard",
+        arity: 2,
+        parse: |a| Ok(Command::ZCard { key: a[0].clone() }),
+    },
+    Spec {
+        name: "zcount",
+        arity: 4,
+        parse: |a| {
+            Ok(Command::ZCount {
+                key: a[0].clone(),
+                range: score_range(&a[1], &a[2])?,
+            })
+        },
+    },
+    Spec {
+        name: "zlexcount",
+        arity: 4,
+        parse: |a| {
+            Ok(Command::ZLexCount {
+                key: a[0].clone(),
+                range: lex_range(&a[1], &a[2])?,
+            })
+        },
+    },
+    Spec {
+        name: "zrange",
+        arity: -4,
+        parse: |a| parse_zrange(a, ZRangeForm::ZRange),
+    },
+    Spec {
+        name: "zrevrange",
+        arity: -4,
+        parse: |a| parse_zrange(a, ZRangeForm::ZRevRange),
+    },
+    Spec {
+        name: "zrangebyscore",
+        arity: -4,
+        parse: |a| parse_zrange(a, ZRangeForm::ZRangeByScore),
+    },
+    Spec {
+        name: "zrevrangebyscore",
+        arity: -4,
+        parse: |a| parse_zrange(a, ZRangeForm::ZRevRangeByScore),
+    },
+    Spec {
+        name: "zrangebylex",
+        arity: -4,
+        parse: |a| parse_zrange(a, ZRangeForm::ZRangeByLex),
+    },
+    Spec {
+        name: "zrevrangebylex",
+        arity: -4,
+        parse: |a| parse_zrange(a, ZRangeForm::ZRevRangeByLex),
+    },
+    Spec {
+        name: "zrangestore",
+        arity: -5,
+        parse: parse_zrangestore,
+    },
+    Spec {
+        name: "zrank",
+        arity: -3,
+        parse: |a| parse_zrank(a, false),
+    },
+    Spec {
+        name: "zrevrank",
+        arity: -3,
+        parse: |a| parse_zrank(a, true),
+    },
+    Spec {
+        name: "zrem",
+        arity: -3,
+        parse: |a| {
+            Ok(Command::ZRem {
+                key: a[0].clone(),
+                members: a[1..].to_vec(),
+            })
+        },
+    },
+    Spec {
+        name: "zremrangebyrank",
+        arity: 4,
+        parse: |a| {
+            Ok(Command::ZRemRange {
+                key: a[0].clone(),
+                range: ZRangeSpec::Rank {
+                    start: integer(&a[1])?,
+                    stop: integer(&a[2])?,
+                },
+            })
+        },
+    },
+    Spec {
+        name: "zremrangebyscore",
+        arity: 4,
+        parse: |a| {
+            Ok(Command::ZRemRange {
+                key: a[0].clone(),
+                range: score_range(&a[1], &a[2])?,
+            })
+        },
+    },
+    Spec {
+        name: "zremrangebylex",
+        arity: 4,
+        parse: |a| {
+            Ok(Command::ZRemRange {
+                key: a[0].clone(),
+                range: lex_range(&a[1], &a[2])?,
+            })
+        },
+    },
+    Spec {
+        name: "zpopmin",
+        arity: -2,
+        parse: |a| parse_zpop(a, false),
+    },
+    Spec {
+        name: "zpopmax",
+        arity: -2,
+        parse: |a| parse_zpop(a, true),
+    },
+    Spec {
+        name: "zmpop",
+        arity: -4,
+        parse: parse_zmpop,
+    },
+    Spec {
+        name: "zunion",
+        arity: -3,
+        parse: |a| parse_zsetop(a, SetOp::Union, false, "zunion"),
+    },
+    Spec {
+        name: "zinter",
+        arity: -3,
+        parse: |a| parse_zsetop(a, SetOp::Inter, false, "zinter"),
+    },
+    Spec {
+        name: "zdiff",
+        arity: -3,
+        parse: |a| parse_zsetop(a, SetOp::Diff, false, "zdiff"),
+    },
+    Spec {
+        name: "zunionstore",
+        arity: -4,
+        parse: |a| parse_zsetop(a, SetOp::Union, true, "zunionstore"),
+    },
+    Spec {
+        name: "zinterstore",
+        arity: -4,
+        parse: |a| parse_zsetop(a, SetOp::Inter, true, "zinterstore"),
+    },
+    Spec {
+        name: "zdiffstore",
+        arity: -4,
+        parse: |a| parse_zsetop(a, SetOp::Diff, true, "zdiffstore"),
+    },
+    Spec {
+        name: "zintercard",
+        arity: -3,
+        parse: parse_zintercard,
+    },
+    Spec {
+        name: "zrandmember",
+        arity: -2,
+        parse: parse_zrandmember,
+    },
+    Spec {
+        name: "zscan",
+        arity: -3,
+        parse: parse_zscan,
     },
 ];
 
@@ -993,5 +1200,381 @@ fn sscan_cursor(arg: &Bytes) -> Result<u64, Error> {
         magnitude.wrapping_neg()
     } else {
         magnitude
+    })
+}
+
+// Sorted sets
+
+/// A score argument (ZADD, ZINCRBY).
+fn score(arg: &Bytes) -> Result<Score, Error> {
+    parse_score(arg).and_then(Score::new).ok_or(Error::NotFloat)
+}
+
+/// A `min max` score range.
+fn score_range(min: &Bytes, max: &Bytes) -> Result<ZRangeSpec, Error> {
+    match (parse_score_bound(min), parse_score_bound(max)) {
+        (Some(min), Some(max)) => Ok(ZRangeSpec::Score { min, max }),
+        _ => Err(Error::ScoreRangeNotFloat),
+    }
+}
+
+/// A `min max` lex range.
+fn lex_range(min: &Bytes, max: &Bytes) -> Result<ZRangeSpec, Error> {
+    match (parse_lex_bound(min), parse_lex_bound(max)) {
+        (Some(min), Some(max)) => Ok(ZRangeSpec::Lex { min, max }),
+        _ => Err(Error::LexRangeInvalid),
+    }
+}
+
+/// `ZADD key [NX|XX] [GT|LT] [CH] [INCR] score member ...`, checked in Redis's order.
+fn parse_zadd(args: &[Bytes]) -> Result<Command, Error> {
+    let mut flags = ZAddFlags::default();
+    let mut at = 1;
+    while let Some(arg) = args.get(at) {
+        match word(arg).as_slice() {
+            b"NX" => flags.nx = true,
+            b"XX" => flags.xx = true,
+            b"GT" => flags.gt = true,
+            b"LT" => flags.lt = true,
+            b"CH" => flags.ch = true,
+            b"INCR" => flags.incr = true,
+            _ => break,
+        }
+        at += 1;
+    }
+    let elements = &args[at..];
+    if elements.is_empty() || elements.len() % 2 != 0 {
+        return Err(Error::Syntax);
+    }
+    if flags.nx && flags.xx {
+        return Err(Error::XxWithNx);
+    }
+    if (flags.nx && (flags.gt || flags.lt)) || (flags.gt && flags.lt) {
+        return Err(Error::GtLtNx);
+    }
+    if flags.incr && elements.len() > 2 {
+        return Err(Error::IncrOnePair);
+    }
+    let pairs = elements
+        .chunks(2)
+        .map(|pair| Ok((score(&pair[0])?, pair[1].clone())))
+        .collect::<Result<_, Error>>()?;
+    Ok(Command::ZAdd {
+        key: args[0].clone(),
+        flags,
+        pairs,
+    })
+}
+
+fn parse_zincrby(args: &[Bytes]) -> Result<Command, Error> {
+    Ok(Command::ZIncrBy {
+        key: args[0].clone(),
+        delta: score(&args[1])?,
+        member: args[2].clone(),
+    })
+}
+
+/// ZRANGE's options after `min max`, as Redis's `zrangeGenericCommand` reads them.
+struct ZRangeOptions {
+    by_score: bool,
+    by_lex: bool,
+    rev: bool,
+    limit: Option<(i64, i64)>,
+    withscores: bool,
+}
+
+/// Reads the options and the range of a ZRANGE-like command; `preset` is a legacy form's
+/// fixed (by_score, by_lex, rev), which then takes no BYSCORE/BYLEX/REV word.
+fn zrange_options(
+    bounds: (&Bytes, &Bytes),
+    options: &[Bytes],
+    preset: Option<(bool, bool, bool)>,
+    store: bool,
+) -> Result<(ZRangeSpec, ZRangeOptions), Error> {
+    let (by_score, by_lex, rev) = preset.unwrap_or((false, false, false));
+    let mut o = ZRangeOptions {
+        by_score,
+        by_lex,
+        rev,
+        limit: None,
+        withscores: false,
+    };
+    let mut at = 0;
+    while let Some(arg) = options.get(at) {
+        let left = options.len() - at - 1;
+        match word(arg).as_slice() {
+            b"WITHSCORES" if !store => o.withscores = true,
+            b"LIMIT" if left >= 2 => {
+                o.limit = Some((integer(&options[at + 1])?, integer(&options[at + 2])?));
+                at += 2;
+            }
+            b"REV" if preset.is_none() && !o.rev => o.rev = true,
+            b"BYLEX" if preset.is_none() && !o.by_score && !o.by_lex => o.by_lex = true,
+            b"BYSCORE" if preset.is_none() && !o.by_score && !o.by_lex => o.by_score = true,
+            _ => return Err(Error::Syntax),
+        }
+        at += 1;
+    }
+    let by_rank = !o.by_score && !o.by_lex;
+    if by_rank && o.limit.is_some_and(|(_, count)| count != -1) {
+        return Err(Error::LimitNeedsByScoreOrLex);
+    }
+    if o.withscores && o.by_lex {
+        return Err(Error::WithScoresWithByLex);
+    }
+    let (min, max) = if o.rev && !by_rank {
+        (bounds.1, bounds.0)
+    } else {
+        bounds
+    };
+    let range = if o.by_score {
+        score_range(min, max)?
+    } else if o.by_lex {
+        lex_range(min, max)?
+    } else {
+        ZRangeSpec::Rank {
+            start: integer(min)?,
+            stop: integer(max)?,
+        }
+    };
+    Ok((range, o))
+}
+
+fn parse_zrange(args: &[Bytes], form: ZRangeForm) -> Result<Command, Error> {
+    let preset = match form {
+        ZRangeForm::ZRange => None,
+        ZRangeForm::ZRevRange => Some((false, false, true)),
+        ZRangeForm::ZRangeByScore => Some((true, false, false)),
+        ZRangeForm::ZRevRangeByScore => Some((true, false, true)),
+        ZRangeForm::ZRangeByLex => Some((false, true, false)),
+        ZRangeForm::ZRevRangeByLex => Some((false, true, true)),
+    };
+    let (range, o) = zrange_options((&args[1], &args[2]), &args[3..], preset, false)?;
+    Ok(Command::ZRange {
+        form,
+        key: args[0].clone(),
+        range,
+        rev: o.rev,
+        limit: o.limit,
+        withscores: o.withscores,
+    })
+}
+
+fn parse_zrangestore(args: &[Bytes]) -> Result<Command, Error> {
+    let (range, o) = zrange_options((&args[2], &args[3]), &args[4..], None, true)?;
+    Ok(Command::ZRangeStore {
+        dst: args[0].clone(),
+        src: args[1].clone(),
+        range,
+        rev: o.rev,
+        limit: o.limit,
+    })
+}
+
+/// `ZRANK key member [WITHSCORE]` (WITHSCORE as in Redis 7.2).
+fn parse_zrank(args: &[Bytes], rev: bool) -> Result<Command, Error> {
+    let withscore = match args {
+        [_, _] => false,
+        [_, _, option] if word(option).as_slice() == b"WITHSCORE" => true,
+        [_, _, _] => return Err(Error::Syntax),
+        _ => return Err(Error::WrongArity(if rev { "zrevrank" } else { "zrank" })),
+    };
+    Ok(Command::ZRank {
+        key: args[0].clone(),
+        member: args[1].clone(),
+        rev,
+        withscore,
+    })
+}
+
+/// `ZPOPMIN key [count]`: the count a non-negative integer (one error for both checks).
+fn parse_zpop(args: &[Bytes], max: bool) -> Result<Command, Error> {
+    let count = match args {
+        [_] => None,
+        [_, count] => {
+            let count = parse_i64(count).ok_or(Error::MustBePositive)?;
+            Some(u64::try_from(count).map_err(|_| Error::MustBePositive)?)
+        }
+        _ => return Err(Error::Syntax),
+    };
+    Ok(Command::ZPop {
+        key: args[0].clone(),
+        max,
+        count,
+    })
+}
+
+/// A numkeys of at least 1 (else `not_positive`) with that many keys following (else a
+/// syntax error): the keys, and the arguments after them.
+fn numkeys(args: &[Bytes], not_positive: Error) -> Result<(&[Bytes], &[Bytes]), Error> {
+    let n = integer(&args[0])?;
+    if n < 1 {
+        return Err(not_positive);
+    }
+    let n = usize::try_from(n).unwrap_or(usize::MAX);
+    if n > args.len() - 1 {
+        return Err(Error::Syntax);
+    }
+    Ok((&args[1..=n], &args[n + 1..]))
+}
+
+/// `ZMPOP numkeys key [key ...] MIN|MAX [COUNT count]`.
+fn parse_zmpop(args: &[Bytes]) -> Result<Command, Error> {
+    // Redis 7.0 reads a bad numkeys as "not positive", and too few arguments as a syntax
+    // error.
+    let n = parse_i64(&args[0])
+        .filter(|&n| n > 0)
+        .ok_or(Error::NumkeysNotPositive)?;
+    let n = usize::try_from(n).unwrap_or(usize::MAX);
+    if n >= args.len() - 1 {
+        return Err(Error::Syntax);
+    }
+    let (keys, rest) = (&args[1..=n], &args[n + 1..]);
+    let (side, mut options) = rest.split_first().ok_or(Error::Syntax)?;
+    let max = match word(side).as_slice() {
+        b"MIN" => false,
+        b"MAX" => true,
+        _ => return Err(Error::Syntax),
+    };
+    let mut count = 1;
+    while let Some((option, tail)) = options.split_first() {
+        match (word(option).as_slice(), tail.first()) {
+            (b"COUNT", Some(value)) => {
+                let n = parse_i64(value).ok_or(Error::CountNotPositive)?;
+                count = u64::try_from(n)
+                    .ok()
+                    .filter(|&n| n > 0)
+                    .ok_or(Error::CountNotPositive)?;
+                options = &tail[1..];
+            }
+            _ => return Err(Error::Syntax),
+        }
+    }
+    Ok(Command::ZMPop {
+        keys: keys.to_vec(),
+        max,
+        count,
+    })
+}
+
+/// ZUNION/ZINTER/ZDIFF and their STORE forms, options as Redis reads them.
+fn parse_zsetop(
+    args: &[Bytes],
+    op: SetOp,
+    store: bool,
+    name: &'static str,
+) -> Result<Command, Error> {
+    let (dst, args) = if store {
+        (Some(args[0].clone()), &args[1..])
+    } else {
+        (None, args)
+    };
+    let (keys, mut rest) = numkeys(args, Error::NeedOneInputKey(name))?;
+    let (mut weights, mut aggregate, mut withscores) = (None, Aggregate::Sum, false);
+    while let Some(option) = rest.first() {
+        let combines = op != SetOp::Diff;
+        match word(option).as_slice() {
+            b"WEIGHTS" if combines && rest.len() > keys.len() => {
+                let values = &rest[1..=keys.len()];
+                let parsed = values
+                    .iter()
+                    .map(|w| {
+                        parse_score(w)
+                            .and_then(Score::new)
+                            .ok_or(Error::WeightNotFloat)
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
+                weights = Some(parsed);
+                rest = &rest[keys.len() + 1..];
+            }
+            b"AGGREGATE" if combines && rest.len() >= 2 => {
+                aggregate = match word(&rest[1]).as_slice() {
+                    b"SUM" => Aggregate::Sum,
+                    b"MIN" => Aggregate::Min,
+                    b"MAX" => Aggregate::Max,
+                    _ => return Err(Error::Syntax),
+                };
+                rest = &rest[2..];
+            }
+            b"WITHSCORES" if !store => {
+                withscores = true;
+                rest = &rest[1..];
+            }
+            _ => return Err(Error::Syntax),
+        }
+    }
+    Ok(Command::ZSetOp {
+        op,
+        dst,
+        keys: keys.to_vec(),
+        weights,
+        aggregate,
+        withscores,
+    })
+}
+
+/// `ZINTERCARD numkeys key [key ...] [LIMIT limit]`.
+fn parse_zintercard(args: &[Bytes]) -> Result<Command, Error> {
+    let (keys, mut rest) = numkeys(args, Error::NeedOneInputKey("zintercard"))?;
+    let mut limit = 0;
+    while let Some(option) = rest.first() {
+        match (word(option).as_slice(), rest.get(1)) {
+            (b"LIMIT", Some(value)) => {
+                let n = parse_i64(value).ok_or(Error::LimitNegative)?;
+                limit = u64::try_from(n).map_err(|_| Error::LimitNegative)?;
+                rest = &rest[2..];
+            }
+            _ => return Err(Error::Syntax),
+        }
+    }
+    Ok(Command::ZInterCard {
+        keys: keys.to_vec(),
+        limit,
+    })
+}
+
+/// `ZRANDMEMBER key [count [WITHSCORES]]`.
+fn parse_zrandmember(args: &[Bytes]) -> Result<Command, Error> {
+    let (count, withscores) = match args {
+        [_] => (None, false),
+        [_, count] => (Some(integer(count)?), false),
+        [_, count, option] => {
+            let count = integer(count)?;
+            if word(option).as_slice() != b"WITHSCORES" {
+                return Err(Error::Syntax);
+            }
+            (Some(count), true)
+        }
+        _ => return Err(Error::Syntax),
+    };
+    if count == Some(i64::MIN) || (withscores && count.is_some_and(|c| c < -(i64::MAX / 2))) {
+        return Err(Error::OutOfRange);
+    }
+    Ok(Command::ZRandMember {
+        key: args[0].clone(),
+        count,
+        withscores,
+    })
+}
+
+/// `ZSCAN key cursor [MATCH pattern] [COUNT count]`.
+fn parse_zscan(args: &[Bytes]) -> Result<Command, Error> {
+    let cursor = parse_cursor(&args[1])?;
+    let (mut pattern, mut count) = (None, None);
+    for option in args[2..].chunks(2) {
+        let [name, value] = option else {
+            return Err(Error::Syntax);
+        };
+        match word(name).as_slice() {
+            b"MATCH" => pattern = Some(value.clone()),
+            b"COUNT" => count = Some(scan_count(value)?),
+            _ => return Err(Error::Syntax),
+        }
+    }
+    Ok(Command::ZScan {
+        key: args[0].clone(),
+        cursor,
+        pattern,
+        count,
     })
 }

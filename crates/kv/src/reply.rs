@@ -4,7 +4,7 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
 /// What a command answers; the RESP codec turns it into bytes on the wire.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum Reply {
     /// A simple string such as `OK` or a type name.
     Simple(String),
@@ -20,7 +20,16 @@ pub enum Reply {
     Array(Vec<Reply>),
     /// A RESP3 map (HGETALL); the RESP2 encoder flattens it into an array.
     Map(Vec<(Reply, Reply)>),
+    /// A double (a sorted-set score, never NaN): RESP3 `,`, in RESP2 a bulk string of Redis
+    /// 7.0's text ([`format_double`](crate::format_double)).
+    Double(f64),
+    /// (element, element) pairs, e.g. ZRANGE WITHSCORES: in RESP3 an array of two-element
+    /// arrays, in RESP2 one flat array.
+    Pairs(Vec<(Reply, Reply)>),
 }
+
+// Equality is total: a `Double` is never NaN (sorted sets refuse NaN scores).
+impl Eq for Reply {}
 
 impl Reply {
     /// The `OK` simple string.

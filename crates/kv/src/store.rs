@@ -11,6 +11,7 @@ use crate::keymap::{Keymap, Position};
 use crate::limits::{Limits, entry_bytes, reply_bytes};
 use crate::reply::Reply;
 use crate::sets::Member;
+use crate::zsets::ZSet;
 
 /// The non-deterministic inputs of one command, decided by the primary (P5) and shipped
 /// with the operation, so every replica computes the same result (R1).
@@ -39,6 +40,9 @@ pub enum Value {
     /// A set, in (member hash, member) order.
     #[serde(deserialize_with = "crate::sets::deserialize_members")]
     Set(Box<OrdSet<Member>>),
+    // Sorted sets
+    /// A sorted set (boxed like the hash; deserialized with bounds, NaN refused).
+    ZSet(Box<ZSet>),
 }
 
 /// A key's value together with its expiry.
@@ -64,13 +68,15 @@ impl Entry {
         self.expires_at_ms.is_some_and(|at| at <= now_ms)
     }
 
-    /// The Redis type name: "string", "list", "hash" or "set".
+    /// The Redis type name: "string", "list", "hash", "set" or "zset".
     pub fn type_name(&self) -> &'static str {
         match self.value {
             Value::Str(_) => "string",
             Value::List(_) => "list",
             Value::Hash(_) => "hash",
             Value::Set(_) => "set",
+            // Sorted sets
+            Value::ZSet(_) => "zset",
         }
     }
 }
@@ -307,6 +313,66 @@ impl Store {
                 self.acl.requirepass_if_unset(password);
                 Ok(Reply::ok())
             }
+            // Sorted sets
+            ZAdd { key, flags, pairs } => self.zadd(key, *flags, pairs, now),
+            ZIncrBy { key, delta, member } => self.zincrby(key, *delta, member, now),
+            ZScore { key, member } => self.zscore(key, member, now),
+            ZMScore { key, members } => self.zmscore(key, members, now),
+            ZCard { key } => self.zcard(key, now),
+            ZCount { key, range } | ZLexCount { key, range } => self.zcount(key, range, now),
+            ZRange {
+                key,
+                range,
+                rev,
+                limit,
+                withscores,
+                ..
+            } => self.zrange(key, range, *rev, *limit, *withscores, now),
+            ZRangeStore {
+                dst,
+                src,
+                range,
+                rev,
+                limit,
+            } => self.zrangestore(dst, src, range, *rev, *limit, now),
+            ZRank {
+                key,
+                member,
+                rev,
+                withscore,
+            } => self.zrank(key, member, *rev, *withscore, now),
+            ZRem { key, members } => self.zrem(key, members, now),
+            ZRemRange { key, range } => self.zremrange(key, range, now),
+            ZPop { key, max, count } => self.zpop(key, *max, *count, now),
+            ZMPop { keys, max, count } => self.zmpop(keys, *max, *count, now),
+            ZSetOp {
+                op,
+                dst,
+                keys,
+                weights,
+                aggregate,
+                withscores,
+            } => self.zsetop_command(
+                *op,
+                dst.as_ref(),
+                keys,
+                weights.as_deref(),
+                *aggregate,
+                *withscores,
+                now,
+            ),
+            ZInterCard { keys, limit } => self.zintercard(keys, *limit, now),
+            ZRandMember {
+                key,
+                count,
+                withscores,
+            } => self.zrandmember(key, *count, *withscores, ctx),
+            ZScan {
+                key,
+                cursor,
+                pattern,
+                count,
+            } => self.zscan(key, *cursor, pattern.as_ref(), *count, now),
         }
     }
 

@@ -167,6 +167,12 @@ impl Store {
             (Value::Hash(hash), Value::Hash(more)) => hash.extend(*more),
             // Sets
             (Value::Set(set), Value::Set(more)) => set.extend(*more),
+            // Sorted sets
+            (Value::ZSet(zset), Value::ZSet(more)) => {
+                for (member, score) in more.by_member() {
+                    zset.insert(member.clone(), score);
+                }
+            }
             (_, value) => {
                 // Not a continuation (no correct primary sends this): replace.
                 self.insert_entry(key, Entry { value, ..entry });
@@ -245,6 +251,21 @@ fn piece(entry: &Entry, skip: usize, budget: usize, must: bool) -> Option<(Entry
             let n = items.len();
             let piece = items.into_iter().cloned().collect();
             (Value::Set(Box::new(piece)), n, done)
+        }
+        // Sorted sets: split in member order like a hash.
+        Value::ZSet(zset) => {
+            let members = zset
+                .by_member()
+                .skip(skip)
+                .map(|(m, s)| (m.len() + 8, (m, s)));
+            let (items, _) = take_fitting(members, budget, must)?;
+            let done = skip + items.len() >= zset.len();
+            let n = items.len();
+            let mut part = crate::zsets::ZSet::default();
+            for (member, score) in items {
+                part.insert(member.clone(), score);
+            }
+            (Value::ZSet(Box::new(part)), n, done)
         }
     };
     Some((with_value(entry, value.0), value.1, value.2))

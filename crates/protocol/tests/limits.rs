@@ -151,6 +151,8 @@ fn value_len(value: &tandem_kv::Value) -> usize {
         tandem_kv::Value::List(l) => l.iter().map(Bytes::len).sum(),
         tandem_kv::Value::Hash(h) => h.iter().map(|(f, v)| f.len() + v.len()).sum(),
         tandem_kv::Value::Set(s) => s.iter().map(|m| m.bytes().len()).sum(),
+        // Sorted sets: members and their 8-byte scores.
+        tandem_kv::Value::ZSet(z) => z.by_member().map(|(m, _)| m.len() + 8).sum(),
     }
 }
 

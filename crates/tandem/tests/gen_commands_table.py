@@ -20,6 +20,12 @@ COMMANDS = [
     "sadd", "srem", "scard", "sismember", "smismember", "smembers", "spop", "srandmember",
     "smove", "sinter", "sintercard", "sinterstore", "sunion", "sunionstore", "sdiff",
     "sdiffstore", "sscan",
+    # Sorted sets
+    "zadd", "zincrby", "zscore", "zmscore", "zcard", "zcount", "zlexcount", "zrange",
+    "zrevrange", "zrangebyscore", "zrevrangebyscore", "zrangebylex", "zrevrangebylex",
+    "zrangestore", "zrank", "zrevrank", "zrem", "zremrangebyrank", "zremrangebyscore",
+    "zremrangebylex", "zpopmin", "zpopmax", "zmpop", "zunion", "zinter", "zdiff",
+    "zunionstore", "zinterstore", "zdiffstore", "zintercard", "zrandmember", "zscan",
     "auth", "hello", "ping", "echo", "select", "quit", "reset", "info", "wait",
     "asking", "readonly", "readwrite",
     "acl", "config", "client", "command", "cluster",

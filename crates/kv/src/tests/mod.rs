@@ -9,6 +9,8 @@ mod parse;
 mod round_trip;
 mod strings;
 mod transfer;
+// Sorted sets
+mod zsets;
 
 use bytes::Bytes;
 

@@ -427,7 +427,7 @@ impl<S: ClientStream> Connection<S> {
                 Slot::Ready(frame) => frame,
                 Slot::Data => match replies.as_mut().map(|r| r.next()) {
                     Some(Some(reply)) => match reply_bytes(reply, max_reply_bytes) {
-                        Some(_) => reply_frame(reply),
+                        Some(_) => reply_frame_in(reply, self.state.proto),
                         None => {
                             self.shared.replies_too_big.fetch_add(1, Ordering::Relaxed);
                             Frame::Error(reply_too_big(max_reply_bytes))
@@ -515,7 +515,8 @@ pub(crate) fn reply_bytes(reply: &Reply, max_bytes: usize) -> Option<usize> {
         Reply::Simple(text) | Reply::Error(text) => Some(text.len()),
         Reply::Bulk(bytes) => Some(bytes.len() + 2),
         Reply::Integer(_) | Reply::Nil => Some(0),
-        Reply::Array(_) | Reply::Map(_) => None,
+        Reply::Double(_) => Some(24),
+        Reply::Array(_) | Reply::Map(_) | Reply::Pairs(_) => None,
     };
     if let Some(len) = single {
         let total = len.saturating_add(HEADER_BYTES);
@@ -529,8 +530,9 @@ pub(crate) fn reply_bytes(reply: &Reply, max_bytes: usize) -> Option<usize> {
             Reply::Simple(text) | Reply::Error(text) => total = total.saturating_add(text.len()),
             Reply::Bulk(bytes) => total = total.saturating_add(bytes.len() + 2),
             Reply::Integer(_) | Reply::Nil => {}
+            Reply::Double(_) => total = total.saturating_add(24),
             Reply::Array(items) => stack.extend(items.iter()),
-            Reply::Map(pairs) => {
+            Reply::Map(pairs) | Reply::Pairs(pairs) => {
                 for (key, value) in pairs.iter() {
                     stack.push(key);
                     stack.push(value);
@@ -544,8 +546,16 @@ pub(crate) fn reply_bytes(reply: &Reply, max_bytes: usize) -> Option<usize> {
     Some(total)
 }
 
-/// A command's reply as a RESP frame.
+/// A reply that holds no double and no pairs (an error, command metadata) as a RESP frame.
 pub(crate) fn reply_frame(reply: &Reply) -> Frame {
+    reply_frame_in(reply, Protocol::Resp3)
+}
+
+/// A command's reply as a RESP frame for a connection speaking `proto`: a double is Redis
+/// 7.0's text in RESP2 and a RESP3 double otherwise; pairs are flat in RESP2 and
+/// two-element arrays in RESP3.
+pub(crate) fn reply_frame_in(reply: &Reply, proto: Protocol) -> Frame {
+    let reply_frame = |reply: &Reply| reply_frame_in(reply, proto);
     match reply {
         Reply::Simple(text) => Frame::Simple(text.clone()),
         Reply::Error(text) => Frame::Error(text.clone()),
@@ -559,12 +569,49 @@ pub(crate) fn reply_frame(reply: &Reply) -> Frame {
                 .map(|(k, v)| (reply_frame(k), reply_frame(v)))
                 .collect(),
         ),
+        Reply::Double(value) => match proto {
+            Protocol::Resp2 => Frame::Bulk(Bytes::from(tandem_kv::format_double(*value))),
+            Protocol::Resp3 => Frame::Double(*value),
+        },
+        Reply::Pairs(pairs) => match proto {
+            Protocol::Resp2 => Frame::Array(
+                pairs
+                    .iter()
+                    .flat_map(|(a, b)| [reply_frame(a), reply_frame(b)])
+                    .collect(),
+            ),
+            Protocol::Resp3 => Frame::Array(
+                pairs
+                    .iter()
+                    .map(|(a, b)| Frame::Array(vec![reply_frame(a), reply_frame(b)]))
+                    .collect(),
+            ),
+        },
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn doubles_and_pairs_are_encoded_for_the_protocol() {
+        let pairs = Reply::Pairs(vec![(Reply::Bulk(Bytes::from("m")), Reply::Double(0.1))]);
+        assert_eq!(
+            reply_frame_in(&pairs, Protocol::Resp2),
+            Frame::Array(vec![
+                Frame::Bulk(Bytes::from("m")),
+                Frame::Bulk(Bytes::from("0.10000000000000001")),
+            ])
+        );
+        assert_eq!(
+            reply_frame_in(&pairs, Protocol::Resp3),
+            Frame::Array(vec![Frame::Array(vec![
+                Frame::Bulk(Bytes::from("m")),
+                Frame::Double(0.1),
+            ])])
+        );
+    }
 
     #[test]
     fn l7_reply_size_is_measured_up_to_the_bound() {
