@@ -272,7 +272,9 @@ fn info_text(state: &FrontState) -> String {
                 .iter()
                 .map(|(s, e, _)| u32::from(e - s) + 1)
                 .sum();
-            let mut owners: Vec<GroupId> = map.config.ranges.iter().map(|r| r.group).collect();
+            // Redis's cluster_size: the primaries serving at least one slot, now.
+            let serving = map.serving_config();
+            let mut owners: Vec<GroupId> = serving.ranges.iter().map(|r| r.group).collect();
             owners.sort();
             owners.dedup();
             (assigned, served, owners.len(), map.epoch, map.config.num.0)
