@@ -9,11 +9,12 @@ use tandem_sim::{CaughtPanic, PanicPrint, catch_panic};
 /// Shorter runs keep the test suite fast; `tandem sim` defaults to 60 simulated seconds.
 const DURATION_MS: u64 = 20_000;
 
-/// Planted bugs of slot moves (S4-S6), hunted with several groups in `tests/shard.rs`.
-const MOVE_BUGS: [Bug; 3] = [
+/// Planted bugs of slot moves (S4-S6, S10), hunted with several groups in `tests/shard.rs`.
+const MOVE_BUGS: [Bug; 4] = [
     Bug::ServeAfterHandoff,
     Bug::ServeBeforeInstall,
     Bug::MoveStateOnlyOnPrimary,
+    Bug::PreCopyWithoutDelta,
 ];
 
 fn options(seed: u64, bugs: Bugs) -> RunOptions {
