@@ -528,6 +528,22 @@ impl Store {
         }
     }
 
+    /// [`Store::zset_input`] of every key, refused with [`Error::ZSetInputTooLarge`] once
+    /// their elements add up to more than [`MAX_ZSET_OP_ELEMENTS`] (L18).
+    fn zset_inputs(&self, keys: &[Bytes], now: u64) -> Result<Vec<Option<Cow<'_, ZSet>>>, Error> {
+        let mut held = Vec::with_capacity(keys.len());
+        let mut total = 0usize;
+        for key in keys {
+            let zset = self.zset_input(key, now)?;
+            total = total.saturating_add(zset.as_ref().map_or(0, |z| z.len()));
+            if total > MAX_ZSET_OP_ELEMENTS {
+                return Err(Error::ZSetInputTooLarge(MAX_ZSET_OP_ELEMENTS));
+            }
+            held.push(zset);
+        }
+        Ok(held)
+    }
+
     /// The live sorted set at `key` for writing, if there is one (after the type check).
     fn zset_mut(&mut self, key: &Bytes, now: u64) -> Result<Option<&mut ZSet>, Error> {
         self.zset(key, now)?;
@@ -862,16 +878,7 @@ impl Store {
         how: Aggregate,
         now: u64,
     ) -> Result<ZSet, Error> {
-        let mut held = Vec::with_capacity(keys.len());
-        let mut total = 0usize;
-        for key in keys {
-            let zset = self.zset_input(key, now)?;
-            total = total.saturating_add(zset.as_ref().map_or(0, |z| z.len()));
-            if total > MAX_ZSET_OP_ELEMENTS {
-                return Err(Error::ZSetInputTooLarge(MAX_ZSET_OP_ELEMENTS));
-            }
-            held.push(zset);
-        }
+        let held = self.zset_inputs(keys, now)?;
         let mut inputs = Vec::with_capacity(keys.len());
         for (i, zset) in held.iter().enumerate() {
             let weight = weights.and_then(|w| w.get(i)).map_or(1.0, |w| w.0);
@@ -958,16 +965,7 @@ impl Store {
 
     /// ZINTERCARD: the size of the intersection, stopping at `limit` (0: no limit).
     pub(crate) fn zintercard(&self, keys: &[Bytes], limit: u64, now: u64) -> Result<Reply, Error> {
-        let mut held = Vec::with_capacity(keys.len());
-        let mut total = 0usize;
-        for key in keys {
-            let zset = self.zset_input(key, now)?;
-            total = total.saturating_add(zset.as_ref().map_or(0, |z| z.len()));
-            if total > MAX_ZSET_OP_ELEMENTS {
-                return Err(Error::ZSetInputTooLarge(MAX_ZSET_OP_ELEMENTS));
-            }
-            held.push(zset);
-        }
+        let held = self.zset_inputs(keys, now)?;
         let sets = held.iter().map(|z| z.as_deref());
         let Some(mut sets) = sets.collect::<Option<Vec<&ZSet>>>() else {
             return Ok(Reply::Integer(0)); // A missing key empties the intersection.
