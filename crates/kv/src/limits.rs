@@ -375,9 +375,13 @@ impl Store {
     }
 }
 
-/// The next value of a splitmix64 sequence.
+/// The step of a splitmix64 sequence's state.
+pub(crate) const SPLITMIX_GAMMA: u64 = 0x9E37_79B9_7F4A_7C15;
+
+/// The value a splitmix64 sequence draws from `state` (its state then moves on by
+/// [`SPLITMIX_GAMMA`]).
 pub(crate) fn splitmix(state: u64) -> u64 {
-    let mut z = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    let mut z = state.wrapping_add(SPLITMIX_GAMMA);
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
     z ^ (z >> 31)
