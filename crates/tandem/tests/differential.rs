@@ -18,6 +18,7 @@ mod support;
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
+use tandem_protocol::rng::SplitMix64;
 
 use bytes::Bytes;
 use support::{Cluster, RedisServer, RespClient};
@@ -47,20 +48,12 @@ const COUNTS: [&str; 14] = [
     "",
 ];
 
-/// A SplitMix64 generator: everything in a sequence follows from its seed.
-struct Rng(u64);
+/// The sequence's generator: everything in a sequence follows from its seed.
+struct Rng(SplitMix64);
 
 impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
     fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
+        self.0.below(n as u64) as usize
     }
 
     fn one<'a>(&mut self, items: &[&'a str]) -> &'a str {
@@ -742,7 +735,7 @@ fn sequence(
     length: usize,
     counts: &mut BTreeMap<&'static str, usize>,
 ) -> Result<(), String> {
-    let mut rng = Rng(seed);
+    let mut rng = Rng(SplitMix64::new(seed));
     let flush = words(&["FLUSHALL"]);
     call(&mut sides.ours, &flush);
     call(&mut sides.theirs, &flush);
