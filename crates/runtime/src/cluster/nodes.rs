@@ -13,7 +13,7 @@ use std::fmt::Write as _;
 
 use bytes::Bytes;
 use tandem_kv::slots::{SLOT_COUNT, key_slot};
-use tandem_protocol::{ClusterMap, GroupId, ServerId};
+use tandem_protocol::{ClusterMap, GroupId, ServerId, ShardConfig};
 use tandem_resp::Frame;
 
 use super::FrontState;
@@ -101,10 +101,10 @@ fn nodes_with_me(state: &FrontState) -> Vec<Node> {
     all
 }
 
-/// The slot ranges a client can be served on: served now ([`ClusterMap::serving_config`]) by
-/// a group whose primary has a client address.
-fn served_ranges(map: &ClusterMap, nodes: &[Node]) -> Vec<(u16, u16, GroupId)> {
-    map.serving_config()
+/// The slot ranges a client can be served on: served now (`serving`, from
+/// [`ClusterMap::serving_config`]) by a group whose primary has a client address.
+fn served_ranges(serving: &ShardConfig, nodes: &[Node]) -> Vec<(u16, u16, GroupId)> {
+    serving
         .ranges
         .iter()
         .filter(|r| nodes.iter().any(|n| n.group == r.group && n.primary))
@@ -152,7 +152,7 @@ fn slots(state: &FrontState) -> Frame {
         return Frame::Array(Vec::new());
     };
     let all = nodes(map);
-    let entries = served_ranges(map, &all)
+    let entries = served_ranges(&map.serving_config(), &all)
         .into_iter()
         .map(|(start, end, group)| {
             let mut entry = vec![
@@ -171,6 +171,7 @@ fn slots(state: &FrontState) -> Frame {
 /// `CLUSTER NODES`: Redis's line layout, every line ending in a newline.
 fn nodes_text(state: &FrontState) -> String {
     let epoch = state.map.as_ref().map_or(0, |m| m.config.num.0);
+    let serving = state.map.as_ref().map(|m| m.serving_config());
     let mut out = String::new();
     for node in nodes_with_me(state) {
         let role = if node.primary { "master" } else { "slave" };
@@ -191,9 +192,9 @@ fn nodes_text(state: &FrontState) -> String {
             epoch
         );
         if node.primary
-            && let Some(map) = &state.map
+            && let Some(serving) = &serving
         {
-            for (start, end) in map.serving_config().slots_of(node.group) {
+            for (start, end) in serving.slots_of(node.group) {
                 if start == end {
                     let _ = write!(out, " {start}");
                 } else {
@@ -212,13 +213,13 @@ fn shards(state: &FrontState) -> Frame {
     let mut groups: Vec<GroupId> = all.iter().map(|n| n.group).collect();
     groups.dedup();
     let bulk = |text: &str| Frame::Bulk(Bytes::copy_from_slice(text.as_bytes()));
+    let serving = state.map.as_ref().map(|m| m.serving_config());
     let shards = groups
         .into_iter()
         .map(|group| {
-            let slots = state
-                .map
+            let slots = serving
                 .as_ref()
-                .map(|m| m.serving_config().slots_of(group))
+                .map(|m| m.slots_of(group))
                 .unwrap_or_default()
                 .into_iter()
                 .flat_map(|(start, end)| {
@@ -267,13 +268,13 @@ fn info_text(state: &FrontState) -> String {
                 .map(|r| u32::from(r.end - r.start) + 1)
                 .sum();
             let mapped = nodes(map);
-            let served_ranges = served_ranges(map, &mapped);
+            let serving = map.serving_config();
+            let served_ranges = served_ranges(&serving, &mapped);
             let served: u32 = served_ranges
                 .iter()
                 .map(|(s, e, _)| u32::from(e - s) + 1)
                 .sum();
             // Redis's cluster_size: the primaries serving at least one slot, now.
-            let serving = map.serving_config();
             let mut owners: Vec<GroupId> = serving.ranges.iter().map(|r| r.group).collect();
             owners.sort();
             owners.dedup();
